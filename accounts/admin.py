@@ -1,0 +1,128 @@
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db.models import Count
+from django.utils.html import format_html
+
+from accounts import services
+from accounts.admin_base import AuditedModelAdmin, ReadOnlyAdmin
+from accounts.models import ApiKey, AuditLog, Invitation, Membership, Organization, User
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    ordering = ["email"]
+    list_display = ["email", "full_name", "is_staff", "is_active", "last_login", "date_joined"]
+    list_filter = ["is_staff", "is_superuser", "is_active", "groups"]
+    search_fields = ["email", "full_name"]
+    fieldsets = [
+        (None, {"fields": ["email", "password", "full_name"]}),
+        ("Access", {"fields": ["is_active", "is_staff", "is_superuser", "groups", "user_permissions"]}),
+        ("Dates", {"fields": ["last_login", "date_joined"]}),
+    ]
+    add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "full_name", "password1", "password2"]})]
+    readonly_fields = ["last_login", "date_joined"]
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ["user"]
+    fields = ["user", "role", "created_at"]
+    readonly_fields = ["created_at"]
+
+
+class ApiKeyInline(admin.TabularInline):
+    model = ApiKey
+    extra = 0
+    fields = ["name", "prefix", "scopes", "last_used_at", "revoked_at"]
+    readonly_fields = fields
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Organization)
+class OrganizationAdmin(AuditedModelAdmin):
+    list_display = ["name", "slug", "billing_mode", "currency", "country", "members", "is_active", "created_at"]
+    list_filter = ["billing_mode", "currency", "country", "is_active", "tax_exempt"]
+    search_fields = ["name", "legal_name", "slug", "billing_email", "vat_id"]
+    prepopulated_fields = {"slug": ["name"]}
+    inlines = [MembershipInline, ApiKeyInline]
+    fieldsets = [
+        (None, {"fields": ["name", "slug", "is_active"]}),
+        ("Billing profile", {"fields": ["legal_name", "billing_email", "address_line1", "address_line2", "city",
+                                        "postal_code", "region", "country", "vat_id"]}),
+        ("Terms", {"fields": ["currency", "billing_mode", "credit_limit", "payment_terms_days", "tax_exempt"]}),
+    ]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(member_count=Count("memberships"))
+
+    @admin.display(ordering="member_count")
+    def members(self, obj):
+        return obj.member_count
+
+
+@admin.register(Membership)
+class MembershipAdmin(AuditedModelAdmin):
+    list_display = ["user", "organization", "role", "created_at"]
+    list_filter = ["role"]
+    search_fields = ["user__email", "organization__name"]
+    autocomplete_fields = ["user", "organization"]
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    list_display = ["email", "organization", "role", "status", "invited_by", "created_at", "expires_at"]
+    list_filter = ["role"]
+    search_fields = ["email", "organization__name"]
+    readonly_fields = ["organization", "email", "role", "invited_by", "created_at", "expires_at", "accepted_at",
+                       "revoked_at"]
+    exclude = ["token_hash"]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind", "organization", "key_prefix", "scope_list", "last_used_at", "status"]
+    list_filter = ["kind", ("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "prefix", "organization__name"]
+    readonly_fields = ["kind", "organization", "prefix", "scopes", "created_by", "created_at", "last_used_at",
+                       "revoked_at"]
+    exclude = ["secret_hash"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        # Keys are created in the portal, the API or with `create_platform_key`, which show the secret once.
+        return False
+
+    @admin.display(description="Key")
+    def key_prefix(self, obj):
+        return format_html("<code>{}</code>", obj.display_prefix)
+
+    @admin.display(description="Scopes")
+    def scope_list(self, obj):
+        return ", ".join(obj.scopes)
+
+    @admin.display(description="Status")
+    def status(self, obj):
+        return "revoked" if obj.revoked_at else "active"
+
+    @admin.action(description="Revoke selected keys", permissions=["change"])
+    def revoke(self, request, queryset):
+        for key in queryset:
+            services.api_key_revoke(api_key=key, actor=request.user)
+        messages.success(request, f"Revoked {queryset.count()} key(s).")
+
+
+@admin.register(AuditLog)
+class AuditLogAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "action", "actor", "actor_api_key", "organization", "object_type", "object_id", "reason"]
+    list_filter = ["action", "object_type"]
+    search_fields = ["action", "actor__email", "organization__name", "object_id", "reason"]
+    date_hierarchy = "created_at"
+    list_select_related = ["actor", "actor_api_key", "organization"]

@@ -1,0 +1,15 @@
+from django.apps import AppConfig
+
+
+class AccountsConfig(AppConfig):
+    name = "accounts"
+    verbose_name = "Customers and access"
+
+    def ready(self) -> None:
+        from django.db.models.signals import post_migrate
+
+        from accounts.staff import sync_staff_groups
+
+        # Staff groups are code: their permissions are re-synced after every migrate,
+        # so a model added by a later app is covered without a data migration.
+        post_migrate.connect(sync_staff_groups, dispatch_uid="accounts.sync_staff_groups")

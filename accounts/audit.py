@@ -1,0 +1,52 @@
+"""The audit trail: call `audit_record` inside the transaction that makes the change."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+
+from accounts.models import ApiKey, AuditLog, Organization, User
+
+
+def audit_record(
+    action: str,
+    *,
+    actor: User | None = None,
+    api_key: ApiKey | None = None,
+    organization: Organization | None = None,
+    obj: models.Model | None = None,
+    reason: str = "",
+    changes: dict[str, Any] | None = None,
+) -> AuditLog:
+    if actor is not None and not getattr(actor, "is_authenticated", False):
+        actor = None
+    return AuditLog.objects.create(
+        action=action,
+        actor=actor,
+        actor_api_key=api_key,
+        organization=organization,
+        object_type=obj._meta.label if obj is not None else "",
+        object_id=str(obj.pk) if obj is not None else "",
+        reason=reason,
+        changes=_jsonable(changes or {}),
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    return str(value)
+
+
+def model_changes(instance: models.Model, fields: dict[str, Any]) -> dict[str, list]:
+    """{field: [old, new]} for the fields whose value differs."""
+    return {
+        name: [_jsonable(getattr(instance, name)), _jsonable(new)]
+        for name, new in fields.items()
+        if getattr(instance, name) != new
+    }

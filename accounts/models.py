@@ -1,0 +1,235 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.scopes import Role
+from core.money import currency_field, money_field
+
+
+class UserManager(BaseUserManager):
+    use_in_migrations = True
+
+    def create_user(self, email: str, password: str | None = None, **extra) -> User:
+        if not email:
+            raise ValueError("Users need an email address.")
+        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, email: str, password: str | None = None, **extra) -> User:
+        extra.update(is_staff=True, is_superuser=True)
+        return self.create_user(email, password, **extra)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """A person: a customer's member, a staff member, or both. Logs in by email."""
+
+    email = models.EmailField(unique=True)
+    full_name = models.CharField(max_length=150, blank=True)
+    is_staff = models.BooleanField(default=False, help_text="May log in to the billing console.")
+    is_active = models.BooleanField(default=True)
+    date_joined = models.DateTimeField(default=timezone.now)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+
+    class Meta:
+        ordering = ["email"]
+
+    def __str__(self) -> str:
+        return self.email
+
+    def get_full_name(self) -> str:
+        return self.full_name or self.email
+
+    def get_short_name(self) -> str:
+        return (self.full_name.split(" ")[0] if self.full_name else self.email.split("@")[0])
+
+
+class BillingMode(models.TextChoices):
+    PREPAID = "prepaid", "Prepaid (credit balance)"
+    POSTPAID = "postpaid", "Postpaid (invoiced, credit limit)"
+
+
+class Organization(models.Model):
+    """The billed customer, with its billing profile.
+
+    The billing profile is snapshotted onto each invoice when it is finalized, so editing
+    it here never changes an issued invoice.
+    """
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=60, unique=True)
+    # Billing profile.
+    legal_name = models.CharField(max_length=200, blank=True)
+    billing_email = models.EmailField(blank=True)
+    address_line1 = models.CharField(max_length=200, blank=True)
+    address_line2 = models.CharField(max_length=200, blank=True)
+    city = models.CharField(max_length=100, blank=True)
+    postal_code = models.CharField(max_length=20, blank=True)
+    region = models.CharField(max_length=100, blank=True)
+    country = models.CharField(
+        max_length=2,
+        blank=True,
+        validators=[RegexValidator(r"^[A-Z]{2}$", "Use a two-letter ISO 3166 country code, e.g. DE.")],
+    )
+    vat_id = models.CharField("VAT id", max_length=30, blank=True)
+    tax_exempt = models.BooleanField(default=False)
+    currency = currency_field(default="USD", help_text="ISO 4217 code all of this customer's money is in.")
+    billing_mode = models.CharField(max_length=10, choices=BillingMode.choices, default=BillingMode.PREPAID)
+    credit_limit = money_field(
+        default=Decimal("0"),
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text="Postpaid only: how much may be owed before service is limited.",
+    )
+    payment_terms_days = models.PositiveSmallIntegerField(default=14, help_text="Net terms for postpaid invoices.")
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        permissions = [
+            ("platform_read", "Read every organisation's data through the API"),
+            ("platform_write", "Act on every organisation's data through the API"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(credit_limit__gte=0), name="organization_credit_limit_nonneg"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_prepaid(self) -> bool:
+        return self.billing_mode == BillingMode.PREPAID
+
+
+class Membership(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["organization__name", "user__email"]
+        constraints = [models.UniqueConstraint(fields=["user", "organization"], name="membership_user_org_uniq")]
+
+    def __str__(self) -> str:
+        return f"{self.user} · {self.organization} ({self.role})"
+
+
+class Invitation(models.Model):
+    """An emailed invitation to join an organisation. Only the token's hash is stored."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER)
+    token_hash = models.CharField(max_length=64, unique=True)
+    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # One live invitation per address and organisation.
+            models.UniqueConstraint(
+                fields=["organization", "email"],
+                condition=Q(accepted_at__isnull=True, revoked_at__isnull=True),
+                name="invitation_one_pending_per_email",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} → {self.organization}"
+
+    @property
+    def status(self) -> str:
+        if self.accepted_at:
+            return "accepted"
+        if self.revoked_at:
+            return "revoked"
+        if self.expires_at <= timezone.now():
+            return "expired"
+        return "pending"
+
+
+class ApiKeyKind(models.TextChoices):
+    ORGANIZATION = "organization", "Organisation key"
+    PLATFORM = "platform", "Platform key (integrator, across organisations)"
+
+
+class ApiKey(models.Model):
+    """A bearer key. The secret is shown once at creation; only its SHA-256 is stored
+    (the secret has 240 bits of entropy, so a slow password hash buys nothing)."""
+
+    kind = models.CharField(max_length=12, choices=ApiKeyKind.choices, default=ApiKeyKind.ORGANIZATION)
+    organization = models.ForeignKey(
+        Organization, null=True, blank=True, on_delete=models.CASCADE, related_name="api_keys"
+    )
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True, help_text="Public part of the key, shown in lists.")
+    secret_hash = models.CharField(max_length=64)
+    scopes = models.JSONField(default=list)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(kind="organization", organization__isnull=False) | Q(kind="platform", organization__isnull=True)),
+                name="api_key_kind_matches_organization",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.display_prefix})"
+
+    @property
+    def display_prefix(self) -> str:
+        return f"cb_{self.prefix}_…"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class AuditLog(models.Model):
+    """Who changed what, when and why. Written in the same transaction as the change;
+    never edited or deleted (the admin offers no way to)."""
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    actor_api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    organization = models.ForeignKey(
+        Organization, null=True, blank=True, on_delete=models.PROTECT, related_name="audit_entries"
+    )
+    action = models.CharField(max_length=80, db_index=True, help_text="e.g. member.role_changed")
+    object_type = models.CharField(max_length=80, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    reason = models.TextField(blank=True)
+    changes = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["organization", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.action}"

@@ -1,0 +1,321 @@
+"""Every write to accounts: keyword-only, one transaction, one audit row."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.text import slugify
+
+from accounts import keys
+from accounts.audit import audit_record, model_changes
+from accounts.models import ApiKey, ApiKeyKind, Invitation, Membership, Organization, User
+from accounts.scopes import ORGANIZATION_SCOPES, PLATFORM_SCOPES, Role
+from core.errors import Conflict, DomainError, NotFound
+
+BILLING_PROFILE_FIELDS = (
+    "name",
+    "legal_name",
+    "billing_email",
+    "address_line1",
+    "address_line2",
+    "city",
+    "postal_code",
+    "region",
+    "country",
+    "vat_id",
+)
+STAFF_ONLY_PROFILE_FIELDS = ("currency", "billing_mode", "credit_limit", "payment_terms_days", "tax_exempt", "is_active")
+
+
+def _unique_slug(name: str) -> str:
+    base = slugify(name)[:50] or "org"
+    slug, n = base, 1
+    while Organization.objects.filter(slug=slug).exists():
+        n += 1
+        slug = f"{base}-{n}"
+    return slug
+
+
+def _full_clean(instance) -> None:
+    try:
+        instance.full_clean()
+    except ValidationError as exc:
+        field, messages = next(iter(exc.message_dict.items()))
+        raise DomainError(messages[0], code="invalid", field=None if field == "__all__" else field) from exc
+
+
+@transaction.atomic
+def organization_create(
+    *, name: str, actor: User | None = None, api_key: ApiKey | None = None, owner: User | None = None, **profile
+) -> Organization:
+    unknown = set(profile) - set(BILLING_PROFILE_FIELDS) - set(STAFF_ONLY_PROFILE_FIELDS) - {"slug"}
+    if unknown:
+        raise DomainError(f"Unknown billing profile fields: {', '.join(sorted(unknown))}.")
+    org = Organization(name=name, **profile)
+    if not org.slug:
+        org.slug = _unique_slug(name)
+    _full_clean(org)
+    org.save()
+    if owner is not None:
+        Membership.objects.create(user=owner, organization=org, role=Role.OWNER)
+    audit_record(
+        "organization.created", actor=actor, api_key=api_key, organization=org, obj=org, changes={"name": name, **profile}
+    )
+    return org
+
+
+@transaction.atomic
+def organization_update(
+    *, organization: Organization, actor: User | None = None, api_key: ApiKey | None = None,
+    staff: bool = False, **fields,
+) -> Organization:
+    allowed = set(BILLING_PROFILE_FIELDS) | (set(STAFF_ONLY_PROFILE_FIELDS) if staff else set())
+    refused = set(fields) - allowed
+    if refused:
+        raise DomainError(f"These fields can only be changed by staff: {', '.join(sorted(refused))}.")
+    org = Organization.objects.select_for_update().get(pk=organization.pk)
+    changes = model_changes(org, fields)
+    for name, value in fields.items():
+        setattr(org, name, value)
+    _full_clean(org)
+    org.save()
+    if changes:
+        audit_record("organization.updated", actor=actor, api_key=api_key, organization=org, obj=org, changes=changes)
+    return org
+
+
+# --- Members ------------------------------------------------------------------
+
+
+def _owner_count(organization: Organization) -> int:
+    return Membership.objects.filter(organization=organization, role=Role.OWNER).count()
+
+
+def _check_may_manage(actor_role: str | None, target_role: str, new_role: str | None = None) -> None:
+    """Admins manage everyone except owners and cannot make owners; owners manage all."""
+    if actor_role is None or actor_role == Role.OWNER:
+        return
+    if actor_role != Role.ADMIN:
+        raise DomainError("Only owners and admins manage members.", code="permission_denied")
+    if target_role == Role.OWNER or new_role == Role.OWNER:
+        raise DomainError("Only an owner can change or remove owners.", code="permission_denied")
+
+
+@transaction.atomic
+def membership_change_role(
+    *, membership: Membership, role: str, actor: User | None, actor_role: str | None = None
+) -> Membership:
+    if role not in Role.values:
+        raise DomainError(f"Unknown role {role!r}.", field="role")
+    m = Membership.objects.select_for_update().get(pk=membership.pk)
+    _check_may_manage(actor_role, m.role, role)
+    if m.role == Role.OWNER and role != Role.OWNER:
+        # Lock every owner row so two demotions cannot both see "two owners left".
+        list(Membership.objects.select_for_update().filter(organization=m.organization, role=Role.OWNER))
+        if _owner_count(m.organization) <= 1:
+            raise Conflict("An organisation needs at least one owner.")
+    old = m.role
+    m.role = role
+    m.save(update_fields=["role"])
+    audit_record(
+        "member.role_changed", actor=actor, organization=m.organization, obj=m,
+        changes={"user": m.user.email, "role": [old, role]},
+    )
+    return m
+
+
+@transaction.atomic
+def membership_remove(*, membership: Membership, actor: User | None, actor_role: str | None = None) -> None:
+    m = Membership.objects.select_for_update().get(pk=membership.pk)
+    _check_may_manage(actor_role, m.role)
+    if m.role == Role.OWNER:
+        list(Membership.objects.select_for_update().filter(organization=m.organization, role=Role.OWNER))
+        if _owner_count(m.organization) <= 1:
+            raise Conflict("An organisation needs at least one owner.")
+    audit_record("member.removed", actor=actor, organization=m.organization, obj=m, changes={"user": m.user.email})
+    m.delete()
+
+
+@transaction.atomic
+def membership_add(*, organization: Organization, user: User, role: str, actor: User | None = None,
+                   api_key: ApiKey | None = None) -> Membership:
+    if role not in Role.values:
+        raise DomainError(f"Unknown role {role!r}.", field="role")
+    try:
+        with transaction.atomic():
+            m = Membership.objects.create(organization=organization, user=user, role=role)
+    except IntegrityError:
+        raise Conflict(f"{user.email} is already a member.", field="email")
+    audit_record("member.added", actor=actor, api_key=api_key, organization=organization, obj=m,
+                 changes={"user": user.email, "role": role})
+    return m
+
+
+# --- Invitations --------------------------------------------------------------
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@transaction.atomic
+def invitation_create(
+    *, organization: Organization, email: str, role: str, invited_by: User | None, actor_role: str | None = None,
+    api_key: ApiKey | None = None, accept_url_builder=None,
+) -> tuple[Invitation, str]:
+    """Returns the invitation and its one-time token (only ever sent by email)."""
+    email = User.objects.normalize_email(email).lower()
+    if role not in Role.values:
+        raise DomainError(f"Unknown role {role!r}.", field="role")
+    _check_may_manage(actor_role, Role.VIEWER, role)
+    if Membership.objects.filter(organization=organization, user__email=email).exists():
+        raise Conflict(f"{email} is already a member.", field="email")
+    # An expired pending invitation is retired so a new one can be sent.
+    Invitation.objects.filter(
+        organization=organization, email=email, accepted_at=None, revoked_at=None, expires_at__lte=timezone.now()
+    ).update(revoked_at=timezone.now())
+    token = secrets.token_urlsafe(32)
+    try:
+        with transaction.atomic():
+            invitation = Invitation.objects.create(
+                organization=organization, email=email, role=role, invited_by=invited_by,
+                token_hash=_token_hash(token), expires_at=timezone.now() + settings.INVITATION_TTL,
+            )
+    except IntegrityError:
+        raise Conflict(f"{email} already has a pending invitation.", field="email")
+    audit_record("invitation.created", actor=invited_by, api_key=api_key, organization=organization,
+                 obj=invitation, changes={"email": email, "role": role})
+    inviter = invited_by.get_full_name() if invited_by else organization.name
+    path = reverse("accept_invitation", args=[token])
+    url = accept_url_builder(path) if accept_url_builder else path
+    transaction.on_commit(lambda: send_mail(
+        subject=f"You are invited to {organization.name} on {settings.PORTAL_BRAND}",
+        message=(
+            f"{inviter} invited you to join {organization.name} as {role}.\n\n"
+            f"Accept within {settings.INVITATION_TTL.days} days: {url}\n"
+        ),
+        from_email=None,
+        recipient_list=[email],
+    ))
+    return invitation, token
+
+
+@transaction.atomic
+def invitation_revoke(*, invitation: Invitation, actor: User) -> None:
+    inv = Invitation.objects.select_for_update().get(pk=invitation.pk)
+    if inv.status != "pending":
+        raise Conflict(f"This invitation is already {inv.status}.")
+    inv.revoked_at = timezone.now()
+    inv.save(update_fields=["revoked_at"])
+    audit_record("invitation.revoked", actor=actor, organization=inv.organization, obj=inv, changes={"email": inv.email})
+
+
+def invitation_for_token(token: str) -> Invitation:
+    try:
+        return Invitation.objects.select_related("organization").get(token_hash=_token_hash(token))
+    except Invitation.DoesNotExist:
+        raise NotFound("This invitation link is not valid.")
+
+
+@transaction.atomic
+def invitation_accept(*, token: str, user: User | None = None, password: str | None = None,
+                      full_name: str = "") -> Membership:
+    """Accept as the signed-in user, or create the account with `password`."""
+    inv = Invitation.objects.select_for_update().get(pk=invitation_for_token(token).pk)
+    if inv.status != "pending":
+        raise Conflict(f"This invitation is {inv.status}.")
+    if user is None:
+        if User.objects.filter(email=inv.email).exists():
+            raise Conflict("An account with this email exists: sign in first, then open the link again.")
+        if not password:
+            raise DomainError("Choose a password.", field="password")
+        user = User.objects.create_user(email=inv.email, password=password, full_name=full_name)
+    elif user.email.lower() != inv.email:
+        raise DomainError(f"This invitation is for {inv.email}; you are signed in as {user.email}.")
+    inv.accepted_at = timezone.now()
+    inv.save(update_fields=["accepted_at"])
+    membership = Membership.objects.create(organization=inv.organization, user=user, role=inv.role)
+    audit_record("invitation.accepted", actor=user, organization=inv.organization, obj=membership,
+                 changes={"email": inv.email, "role": inv.role})
+    return membership
+
+
+# --- API keys -------------------------------------------------------------------
+
+
+@transaction.atomic
+def api_key_create(
+    *, name: str, scopes: list[str], organization: Organization | None, created_by: User | None,
+) -> tuple[ApiKey, str]:
+    """Returns the key row and the full secret, which is never stored nor shown again."""
+    kind = ApiKeyKind.ORGANIZATION if organization is not None else ApiKeyKind.PLATFORM
+    allowed = ORGANIZATION_SCOPES if organization is not None else PLATFORM_SCOPES
+    scopes = sorted(set(scopes))
+    if not scopes:
+        raise DomainError("Choose at least one scope.", field="scopes")
+    refused = [s for s in scopes if s not in allowed]
+    if refused:
+        raise DomainError(f"Not a scope a {kind} key can hold: {', '.join(refused)}.", field="scopes")
+    if not name.strip():
+        raise DomainError("Give the key a name.", field="name")
+    material = keys.generate()
+    key = ApiKey.objects.create(
+        kind=kind, organization=organization, name=name.strip()[:100], prefix=material.prefix,
+        secret_hash=keys.hash_secret(material.secret), scopes=scopes, created_by=created_by,
+    )
+    audit_record("api_key.created", actor=created_by, organization=organization, obj=key,
+                 changes={"name": key.name, "scopes": scopes, "prefix": key.prefix})
+    return key, material.full
+
+
+@transaction.atomic
+def api_key_revoke(*, api_key: ApiKey, actor: User | None) -> ApiKey:
+    key = ApiKey.objects.select_for_update().get(pk=api_key.pk)
+    if key.revoked_at is not None:
+        return key
+    key.revoked_at = timezone.now()
+    key.save(update_fields=["revoked_at"])
+    audit_record("api_key.revoked", actor=actor, organization=key.organization, obj=key, changes={"prefix": key.prefix})
+    return key
+
+
+def api_key_authenticate(raw: str, *, now: datetime | None = None) -> ApiKey | None:
+    """The active key for a raw bearer string, or None. Touches last_used_at at most
+    once a minute per key, so authentication is not a write per request."""
+    material = keys.parse(raw)
+    if material is None:
+        return None
+    key = ApiKey.objects.select_related("organization").filter(prefix=material.prefix).first()
+    if key is None or not keys.secret_matches(material.secret, key.secret_hash) or key.revoked_at is not None:
+        return None
+    if key.organization is not None and not key.organization.is_active:
+        return None
+    now = now or timezone.now()
+    if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        key.last_used_at = now
+    return key
+
+
+def member_add_or_invite(
+    *, organization: Organization, email: str, role: str, actor: User | None = None,
+    api_key: ApiKey | None = None, actor_role: str | None = None,
+) -> Membership | Invitation:
+    """An existing user becomes a member at once; anyone else gets an invitation."""
+    email = User.objects.normalize_email(email).lower()
+    _check_may_manage(actor_role, Role.VIEWER, role)
+    user = User.objects.filter(email=email).first()
+    if user is not None:
+        return membership_add(organization=organization, user=user, role=role, actor=actor, api_key=api_key)
+    invitation, _token = invitation_create(
+        organization=organization, email=email, role=role, invited_by=actor, actor_role=actor_role, api_key=api_key,
+    )
+    return invitation

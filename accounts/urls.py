@@ -1,0 +1,28 @@
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from accounts import views
+
+portal_patterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("switch-organization", views.switch_organization, name="switch_organization"),
+    path("settings/", views.settings_page, name="settings"),
+    path("team/", views.team, name="team"),
+    path("team/members/<int:pk>/role", views.member_role, name="member_role"),
+    path("team/members/<int:pk>/remove", views.member_remove, name="member_remove"),
+    path("team/invitations/<int:pk>/revoke", views.invitation_revoke, name="invitation_revoke"),
+    path("api-keys/", views.api_keys, name="api_keys"),
+    path("api-keys/<int:pk>/revoke", views.api_key_revoke, name="api_key_revoke"),
+]
+
+# Sign-in and password reset keep Django's un-namespaced names (login, logout, password_reset…).
+urlpatterns = [
+    path("", include((portal_patterns, "portal"))),
+    path("login/", views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("password-reset/", auth_views.PasswordResetView.as_view(), name="password_reset"),
+    path("password-reset/sent/", auth_views.PasswordResetDoneView.as_view(), name="password_reset_done"),
+    path("reset/<uidb64>/<token>/", auth_views.PasswordResetConfirmView.as_view(), name="password_reset_confirm"),
+    path("reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
+    path("invitations/<str:token>", views.accept_invitation, name="accept_invitation"),
+]

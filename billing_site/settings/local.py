@@ -1,0 +1,6 @@
+"""`make run`: a laptop demo. SQLite and a filesystem broker unless DATABASE_URL / REDIS_URL say otherwise."""
+
+from .base import *  # noqa: F403
+from .base import env
+
+DEBUG = env.bool("DJANGO_DEBUG", default=True)

@@ -1,0 +1,84 @@
+"""One error format for every 4xx: {"error": {"code", "message", "fields"}}."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+from core.errors import DomainError
+
+
+class IdempotencyConflict(exceptions.APIException):
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    default_code = "idempotency_key_reused"
+    default_detail = "This Idempotency-Key was already used with a different request body."
+
+
+class IdempotencyInProgress(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "idempotency_key_in_progress"
+    default_detail = "A request with this Idempotency-Key is still being processed."
+
+
+def _flatten(detail: Any) -> Any:
+    """ErrorDetail trees → plain strings, keeping the nesting of fields."""
+    if isinstance(detail, dict):
+        return {str(k): _flatten(v) for k, v in detail.items()}
+    if isinstance(detail, list):
+        return [_flatten(v) for v in detail]
+    return str(detail)
+
+
+def error_body(code: str, message: str, fields: dict | None = None) -> dict:
+    return {"error": {"code": code, "message": message, "fields": fields or {}}}
+
+
+def api_exception_handler(exc: Exception, context: dict) -> Response | None:
+    if isinstance(exc, DomainError):
+        fields = {exc.field: [exc.message]} if exc.field else {}
+        return Response(error_body(exc.code, exc.message, fields), status=exc.status_code)
+    if isinstance(exc, DjangoValidationError):
+        if hasattr(exc, "error_dict"):
+            fields = {k: [m for e in v for m in e.messages] for k, v in exc.error_dict.items()}
+            exc = exceptions.ValidationError(fields)
+        else:
+            exc = exceptions.ValidationError({"non_field_errors": exc.messages})
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+
+    if isinstance(exc, exceptions.ValidationError):
+        detail = _flatten(exc.detail)
+        if isinstance(detail, dict):
+            non_field = detail.pop("non_field_errors", [])
+            message = "; ".join(non_field) if non_field else "Invalid input."
+            if detail and not non_field:
+                first = next(iter(detail))
+                first_msg = detail[first][0] if isinstance(detail[first], list) and detail[first] else ""
+                if isinstance(first_msg, str) and first_msg:
+                    message = f"Invalid input: {first}: {first_msg}"
+            fields = detail
+            if non_field:
+                fields = {**detail, "non_field_errors": non_field}
+        else:
+            items = detail if isinstance(detail, list) else [detail]
+            message = "; ".join(str(i) for i in items) or "Invalid input."
+            fields = {}
+        response.data = error_body("validation_error", message, fields)
+    else:
+        detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
+        codes = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
+        code = codes if isinstance(codes, str) else getattr(exc, "default_code", "error")
+        response.data = error_body(code, str(_flatten(detail)))
+    return response

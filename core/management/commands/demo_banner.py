@@ -1,0 +1,28 @@
+import os
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Print where the demo runs and how to sign in (used by `make run`)."
+
+    def handle(self, *args, **options):
+        from accounts.demo import DEMO_PASSWORD
+
+        port = os.environ.get("PORT", "8000")
+        db = settings.DATABASES["default"]
+        engine = "PostgreSQL" if "postgresql" in db["ENGINE"] else f"SQLite ({db['NAME']})"
+        broker = "Redis" if settings.REDIS_URL else "filesystem broker under var/broker"
+        line = "─" * 64
+        self.stdout.write(
+            f"\n{line}\n"
+            f"  cloudbill is starting: http://127.0.0.1:{port}/\n\n"
+            f"  Customer portal   customer@cloudbill.example / {DEMO_PASSWORD}\n"
+            f"  Billing console   http://127.0.0.1:{port}/console/\n"
+            f"                    staff@cloudbill.example / {DEMO_PASSWORD}\n"
+            f"  API reference     http://127.0.0.1:{port}/api/docs/\n\n"
+            f"  Database: {engine}; broker: {broker}.\n"
+            f"  Web server, Celery worker and Celery beat run together. Ctrl-C stops all.\n"
+            f"{line}\n"
+        )

@@ -1,0 +1,103 @@
+"""Money: one representation, one precision, one rounding rule.
+
+Invariants:
+- Amounts are `decimal.Decimal`, never float. A float reaching any function here is a bug
+  and raises `TypeError`.
+- Stored amounts use `AMOUNT_MAX_DIGITS`/`AMOUNT_DECIMAL_PLACES` (see `money_field`).
+  Twelve places keep per-minute charges exact enough: $2.06/hour is $0.034333333333/minute,
+  and a month of such minutes drifts by less than a millionth of a cent.
+- Rounding happens once, at invoice-line level, through `round_money`: half-up to the
+  currency's ISO 4217 minor unit (JPY 0, USD 2, BHD 3). Totals are sums of rounded lines.
+- Minor units (cents) exist only at the payment-provider boundary: `to_minor_units` /
+  `from_minor_units`.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+from functools import cache
+
+from babel.numbers import format_currency, get_currency_precision, list_currencies
+from django.core.exceptions import ValidationError
+from django.db import models
+
+DECIMAL_PRECISION = 38
+AMOUNT_MAX_DIGITS = 30
+AMOUNT_DECIMAL_PLACES = 12
+ZERO = Decimal("0")
+
+
+class CurrencyError(ValueError):
+    pass
+
+
+@cache
+def known_currencies() -> frozenset[str]:
+    return frozenset(list_currencies())
+
+
+def validate_currency(code: str) -> str:
+    if not isinstance(code, str) or code.upper() != code or code not in known_currencies():
+        raise CurrencyError(f"{code!r} is not an ISO 4217 currency code.")
+    return code
+
+
+def validate_currency_field(code: str) -> None:
+    """Django validator form of `validate_currency`."""
+    try:
+        validate_currency(code)
+    except CurrencyError as exc:
+        raise ValidationError(str(exc), code="invalid_currency")
+
+
+@cache
+def minor_unit_exponent(currency: str) -> int:
+    """Digits after the decimal point in the currency's minor unit (ISO 4217 via CLDR)."""
+    validate_currency(currency)
+    return get_currency_precision(currency)
+
+
+def _require_decimal(amount: object) -> Decimal:
+    if isinstance(amount, bool) or not isinstance(amount, Decimal | int):
+        raise TypeError(f"money must be Decimal, got {type(amount).__name__}")
+    return Decimal(amount)
+
+
+def round_money(amount: Decimal, currency: str) -> Decimal:
+    """The one rounding rule: half-up to the currency's minor unit."""
+    amount = _require_decimal(amount)
+    quantum = Decimal(1).scaleb(-minor_unit_exponent(currency))
+    return amount.quantize(quantum, rounding=ROUND_HALF_UP)
+
+
+def to_minor_units(amount: Decimal, currency: str) -> int:
+    """Provider boundary only. The amount must already be rounded to the minor unit."""
+    amount = _require_decimal(amount)
+    rounded = round_money(amount, currency)
+    if rounded != amount:
+        raise ValueError(f"{amount} {currency} is not a whole number of minor units")
+    return int(rounded.scaleb(minor_unit_exponent(currency)))
+
+
+def from_minor_units(units: int, currency: str) -> Decimal:
+    if isinstance(units, bool) or not isinstance(units, int):
+        raise TypeError("minor units must be an int")
+    return Decimal(units).scaleb(-minor_unit_exponent(currency))
+
+
+def format_money(amount: Decimal, currency: str, locale: str = "en_US") -> str:
+    """For people: '$1,234.50', '¥1,235', 'BHD 1.235'. Rounds for display only."""
+    return format_currency(round_money(amount, currency), currency, locale=locale)
+
+
+def money_field(**kwargs) -> models.DecimalField:
+    """A DecimalField with the project-wide precision."""
+    kwargs.setdefault("max_digits", AMOUNT_MAX_DIGITS)
+    kwargs.setdefault("decimal_places", AMOUNT_DECIMAL_PLACES)
+    return models.DecimalField(**kwargs)
+
+
+def currency_field(**kwargs) -> models.CharField:
+    kwargs.setdefault("max_length", 3)
+    kwargs.setdefault("validators", [validate_currency_field])
+    return models.CharField(**kwargs)
