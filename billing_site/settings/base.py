@@ -224,6 +224,9 @@ DEMO_SEEDERS = [
     "accounts.demo.seed",
 ]
 
+# `python manage.py benchmark NAME`: each app registers its benchmarks in its section below.
+BENCHMARKS: dict[str, str] = {}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
