@@ -57,10 +57,29 @@ def minor_unit_exponent(currency: str) -> int:
     return get_currency_precision(currency)
 
 
-def _require_decimal(amount: object) -> Decimal:
+def require_decimal(amount: object) -> Decimal:
+    """The gate every money function passes its inputs through: Decimal or int, never
+    float (nor bool, which is an int to Python but never an amount)."""
     if isinstance(amount, bool) or not isinstance(amount, Decimal | int):
         raise TypeError(f"money must be Decimal, got {type(amount).__name__}")
-    return Decimal(amount)
+    amount = Decimal(amount)
+    if not amount.is_finite():
+        raise ValueError(f"money must be finite, got {amount}")
+    return amount
+
+
+_require_decimal = require_decimal
+
+
+def parse_decimal(text: str | int | Decimal) -> Decimal:
+    """People's and integrators' input ('12.50') to Decimal; floats are refused, so a
+    JSON number parsed as float never becomes money silently."""
+    if isinstance(text, str):
+        try:
+            return require_decimal(Decimal(text.strip()))
+        except ArithmeticError as exc:
+            raise ValueError(f"{text!r} is not a decimal number") from exc
+    return require_decimal(text)
 
 
 def round_money(amount: Decimal, currency: str) -> Decimal:
@@ -83,6 +102,12 @@ def from_minor_units(units: int, currency: str) -> Decimal:
     if isinstance(units, bool) or not isinstance(units, int):
         raise TypeError("minor units must be an int")
     return Decimal(units).scaleb(-minor_unit_exponent(currency))
+
+
+def total_of_lines(amounts, currency: str) -> Decimal:
+    """An invoice total: the sum of its lines, each rounded once. Never round a sum of
+    unrounded lines instead: the customer must be able to add up what they see."""
+    return sum((round_money(a, currency) for a in amounts), ZERO)
 
 
 def format_money(amount: Decimal, currency: str, locale: str = "en_US") -> str:
