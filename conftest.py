@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import pytest
+from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from accounts.models import Organization
-from accounts.scopes import ORGANIZATION_SCOPES, PLATFORM_SCOPES
-from accounts.services import api_key_create
-from accounts.tests.factories import MembershipFactory, OrganizationFactory, UserFactory
+from accounts.tests.factories import MembershipFactory, OrganizationFactory, UserFactory, make_api_key
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Each test starts with an empty cache (login counters, throttles live there)."""
+    cache.clear()
+    yield
 
 
 @pytest.fixture
@@ -39,10 +45,7 @@ def make_key(db):
     """make_key(org, scopes=None) -> raw bearer key. org=None makes a platform key."""
 
     def _make(organization: Organization | None, scopes=None) -> str:
-        if scopes is None:
-            scopes = ORGANIZATION_SCOPES if organization is not None else PLATFORM_SCOPES
-        _key, raw = api_key_create(name="test", scopes=list(scopes), organization=organization, created_by=None)
-        return raw
+        return make_api_key(organization, scopes)[1]
 
     return _make
 

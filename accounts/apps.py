@@ -8,6 +8,7 @@ class AccountsConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
 
+        import accounts.api.schema  # noqa: F401 - registers the OpenAPI auth extensions
         from accounts.staff import sync_staff_groups
 
         # Staff groups are code: their permissions are re-synced after every migrate,

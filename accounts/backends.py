@@ -1,6 +1,8 @@
-"""Login throttling: after LOGIN_MAX_FAILURES failed attempts for one email or from one
-client address, logins are refused for LOGIN_LOCKOUT_SECONDS. Counters live in the cache
-(Redis in production), so every web process shares them."""
+"""Login throttling: after LOGIN_MAX_FAILURES failed attempts for one email, or
+LOGIN_MAX_FAILURES_PER_ADDRESS from one client address, sign-ins are refused for
+LOGIN_LOCKOUT_SECONDS. A success clears the email's counter, not the address's (or an
+attacker could reset it by signing in to an account of their own between guesses).
+Counters live in the cache (Redis in production), so every web process shares them."""
 
 from __future__ import annotations
 
@@ -22,7 +24,8 @@ def _keys(username: str | None, request) -> list[str]:
 
 
 def is_locked_out(username: str | None, request) -> bool:
-    return any((cache.get(k) or 0) >= settings.LOGIN_MAX_FAILURES for k in _keys(username, request))
+    limits = [settings.LOGIN_MAX_FAILURES, settings.LOGIN_MAX_FAILURES_PER_ADDRESS]
+    return any((cache.get(k) or 0) >= limit for k, limit in zip(_keys(username, request), limits, strict=False))
 
 
 def note_failure(username: str | None, request) -> None:

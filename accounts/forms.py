@@ -1,12 +1,28 @@
 from django import forms
+from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
 
+from accounts.backends import is_locked_out
 from accounts.models import Organization
 from accounts.scopes import ORGANIZATION_SCOPES, SCOPES, Role
 
 
 class EmailAuthenticationForm(AuthenticationForm):
     username = forms.EmailField(label="Email", widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"}))
+
+    def clean_username(self):
+        # Emails are stored lower-case (UserManager.create_user).
+        return self.cleaned_data["username"].strip().lower()
+
+    def clean(self):
+        # Said plainly before the password is even checked, so a locked-out person with
+        # the right password is not told it is wrong.
+        if is_locked_out(self.cleaned_data.get("username"), self.request):
+            minutes = max(1, settings.LOGIN_LOCKOUT_SECONDS // 60)
+            raise forms.ValidationError(
+                f"Too many failed sign-ins. Try again in {minutes} minutes, or reset your password.", code="locked"
+            )
+        return super().clean()
 
 
 class BillingProfileForm(forms.ModelForm):

@@ -8,6 +8,7 @@ from functools import wraps
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.db import models
 from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
 from django.utils.module_loading import import_string
@@ -15,11 +16,13 @@ from django.utils.module_loading import import_string
 from accounts.scopes import ROLE_SCOPES
 
 
-def portal_view(scope: str | None = None) -> Callable:
+def portal_view(scope: str | None = None, *, model: type[models.Model] | None = None) -> Callable:
     """A portal page: signed in, acting through a membership, holding `scope`.
 
     Pages fetch objects with `organization=request.membership.organization`, so another
-    organisation's id is a 404."""
+    organisation's id is a 404. A page whose URL carries an object's id names that
+    object's `model`: the tenant-isolation test makes one for another organisation
+    (through accounts.tests.tenancy) and requires the page to answer 404."""
 
     def decorator(view: Callable) -> Callable:
         @login_required
@@ -33,6 +36,7 @@ def portal_view(scope: str | None = None) -> Callable:
             return view(request, *args, **kwargs)
 
         wrapper.portal_scope = scope
+        wrapper.portal_model = model
         return wrapper
 
     return decorator

@@ -18,7 +18,7 @@ from accounts import keys
 from accounts.audit import audit_record, model_changes
 from accounts.models import ApiKey, ApiKeyKind, Invitation, Membership, Organization, User
 from accounts.scopes import ORGANIZATION_SCOPES, PLATFORM_SCOPES, Role
-from core.errors import Conflict, DomainError, NotFound
+from core.errors import Conflict, DomainError, Forbidden, NotFound
 
 BILLING_PROFILE_FIELDS = (
     "name",
@@ -104,9 +104,21 @@ def _check_may_manage(actor_role: str | None, target_role: str, new_role: str | 
     if actor_role is None or actor_role == Role.OWNER:
         return
     if actor_role != Role.ADMIN:
-        raise DomainError("Only owners and admins manage members.", code="permission_denied")
+        raise Forbidden("Only owners and admins manage members.")
     if target_role == Role.OWNER or new_role == Role.OWNER:
-        raise DomainError("Only an owner can change or remove owners.", code="permission_denied")
+        raise Forbidden("Only an owner can make, change or remove owners.")
+
+
+def _lock_membership(membership: Membership) -> Membership:
+    """Lock the organisation row, then the membership. Every change to an organisation's
+    members takes the organisation's lock first, so two owners demoting or removing
+    each other at once run one after the other (and cannot deadlock): the second sees
+    the first's result and the last owner stays."""
+    Organization.objects.select_for_update().filter(pk=membership.organization_id).first()
+    m = Membership.objects.select_for_update().select_related("user", "organization").filter(pk=membership.pk).first()
+    if m is None:
+        raise NotFound("This person is no longer a member.")
+    return m
 
 
 @transaction.atomic
@@ -115,14 +127,13 @@ def membership_change_role(
 ) -> Membership:
     if role not in Role.values:
         raise DomainError(f"Unknown role {role!r}.", field="role")
-    m = Membership.objects.select_for_update().get(pk=membership.pk)
+    m = _lock_membership(membership)
     _check_may_manage(actor_role, m.role, role)
-    if m.role == Role.OWNER and role != Role.OWNER:
-        # Lock every owner row so two demotions cannot both see "two owners left".
-        list(Membership.objects.select_for_update().filter(organization=m.organization, role=Role.OWNER))
-        if _owner_count(m.organization) <= 1:
-            raise Conflict("An organisation needs at least one owner.")
+    if m.role == Role.OWNER and role != Role.OWNER and _owner_count(m.organization) <= 1:
+        raise Conflict("An organisation needs at least one owner.")
     old = m.role
+    if old == role:
+        return m
     m.role = role
     m.save(update_fields=["role"])
     audit_record(
@@ -134,12 +145,10 @@ def membership_change_role(
 
 @transaction.atomic
 def membership_remove(*, membership: Membership, actor: User | None, actor_role: str | None = None) -> None:
-    m = Membership.objects.select_for_update().get(pk=membership.pk)
+    m = _lock_membership(membership)
     _check_may_manage(actor_role, m.role)
-    if m.role == Role.OWNER:
-        list(Membership.objects.select_for_update().filter(organization=m.organization, role=Role.OWNER))
-        if _owner_count(m.organization) <= 1:
-            raise Conflict("An organisation needs at least one owner.")
+    if m.role == Role.OWNER and _owner_count(m.organization) <= 1:
+        raise Conflict("An organisation needs at least one owner.")
     audit_record("member.removed", actor=actor, organization=m.organization, obj=m, changes={"user": m.user.email})
     m.delete()
 

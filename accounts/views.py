@@ -32,10 +32,6 @@ class LoginView(auth_views.LoginView):
     authentication_form = EmailAuthenticationForm
     redirect_authenticated_user = True
 
-    def form_invalid(self, form):
-        # The throttling backend refuses with PermissionDenied; say so plainly.
-        return super().form_invalid(form)
-
 
 def _can(request, scope: str) -> bool:
     return scope in ROLE_SCOPES[request.membership.role]
@@ -111,7 +107,7 @@ def team(request):
     })
 
 
-@portal_view("members:write")
+@portal_view("members:write", model=Membership)
 @require_POST
 def member_role(request, pk: int):
     membership = get_object_or_404(Membership, pk=pk, organization=request.membership.organization)
@@ -128,7 +124,7 @@ def member_role(request, pk: int):
     return redirect("portal:team")
 
 
-@portal_view("members:write")
+@portal_view("members:write", model=Membership)
 @require_POST
 def member_remove(request, pk: int):
     membership = get_object_or_404(Membership, pk=pk, organization=request.membership.organization)
@@ -143,7 +139,7 @@ def member_remove(request, pk: int):
     return redirect("portal:team")
 
 
-@portal_view("members:write")
+@portal_view("members:write", model=Invitation)
 @require_POST
 def invitation_revoke(request, pk: int):
     invitation = get_object_or_404(Invitation, pk=pk, organization=request.membership.organization)
@@ -209,7 +205,7 @@ def api_keys(request):
                                                       "can_manage": can_manage})
 
 
-@portal_view("api_keys:write")
+@portal_view("api_keys:write", model=ApiKey)
 @require_POST
 def api_key_revoke(request, pk: int):
     key = get_object_or_404(ApiKey, pk=pk, organization=request.membership.organization)

@@ -24,6 +24,9 @@ urlpatterns = [
     path("pricing/", include("pricing.urls")),
 ]
 
+handler404 = "core.views.page_not_found"
+handler500 = "core.views.server_error"
+
 if settings.DEBUG:
     from django.conf.urls.static import static
 

@@ -28,3 +28,10 @@ class Conflict(DomainError):
 
     status_code = 409
     code = "conflict"
+
+
+class Forbidden(DomainError):
+    """The caller may reach the object but their role does not allow this change."""
+
+    status_code = 403
+    code = "permission_denied"

@@ -1,9 +1,17 @@
-"""Liveness and readiness probes for load balancers and orchestrators."""
+"""Liveness and readiness probes, and the error pages.
+
+Under /api/ even Django's own 404 and 500 answer in the API's one error format, so an
+integrator never has to parse an HTML page."""
 
 from django.db import connection
 from django.http import JsonResponse
+from django.views import defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+
+from core.api.exceptions import error_body
+
+API_PREFIX = "/api/"
 
 
 @never_cache
@@ -26,9 +34,22 @@ def readyz(request):
         checks["database"] = f"error: {exc.__class__.__name__}"
     try:
         with app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=2)
+            # One attempt, no back-off sleep: a probe must answer within its own timeout.
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=2)
         checks["broker"] = "ok"
     except Exception as exc:  # noqa: BLE001
         checks["broker"] = f"error: {exc.__class__.__name__}"
     ready = all(v == "ok" for v in checks.values())
     return JsonResponse({"status": "ready" if ready else "not ready", "checks": checks}, status=200 if ready else 503)
+
+
+def page_not_found(request, exception):
+    if request.path.startswith(API_PREFIX):
+        return JsonResponse(error_body("not_found", "No such endpoint or object."), status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    if request.path.startswith(API_PREFIX):
+        return JsonResponse(error_body("server_error", "Something went wrong on our side; it was logged."), status=500)
+    return defaults.server_error(request)

@@ -27,6 +27,10 @@ class OrganizationSerializer(StrictModelSerializer):
 class OwnOrganizationSerializer(OrganizationSerializer):
     """What a customer may change of their own organisation: the billing profile."""
 
+    credit_limit = serializers.DecimalField(
+        max_digits=AMOUNT_MAX_DIGITS, decimal_places=AMOUNT_DECIMAL_PLACES, read_only=True
+    )
+
     class Meta(OrganizationSerializer.Meta):
         read_only_fields = ["id", "slug", "created_at", *STAFF_FIELDS]
 
@@ -81,7 +85,10 @@ class ApiKeyCreateSerializer(StrictSerializer):
 
 
 class ApiKeyCreatedSerializer(ApiKeySerializer):
-    key = serializers.CharField(read_only=True, help_text="The full key. Shown once, never again.")
+    key = serializers.CharField(
+        read_only=True, allow_null=True,
+        help_text="The full key. Shown once, never again: an Idempotency-Key replay returns null here.",
+    )
 
     class Meta(ApiKeySerializer.Meta):
         fields = [*ApiKeySerializer.Meta.fields, "key"]

@@ -104,8 +104,9 @@ AUTHENTICATION_BACKENDS = ["accounts.backends.ThrottledModelBackend"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "portal:dashboard"
 LOGOUT_REDIRECT_URL = "login"
-# Failed logins per (email, client) before the login form refuses for LOGIN_LOCKOUT_SECONDS.
+# Failed logins per email (and per client address) before sign-in is refused for LOGIN_LOCKOUT_SECONDS.
 LOGIN_MAX_FAILURES = env.int("LOGIN_MAX_FAILURES", default=5)
+LOGIN_MAX_FAILURES_PER_ADDRESS = env.int("LOGIN_MAX_FAILURES_PER_ADDRESS", default=50)
 LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=900)
 
 LANGUAGE_CODE = "en-us"
@@ -251,6 +252,9 @@ PORTAL_NAV = [
     ("API keys", "portal:api_keys", "account:read", "key"),
     ("Settings", "portal:settings", "account:read", "settings"),
 ]
+# URL names of views that may skip CSRF: only webhooks that verify a provider's signature
+# (payments appends its own). core/tests/test_security.py refuses any other exempt view.
+CSRF_EXEMPT_VIEWS: list[str] = []
 # Dashboard cards, in order: callables (request, organization) -> {"template": ..., **context} | None.
 PORTAL_DASHBOARD_CARDS = [
     "accounts.cards.account_card",

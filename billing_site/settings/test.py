@@ -22,4 +22,8 @@ STORAGES = {
 import tempfile  # noqa: E402
 
 MEDIA_ROOT = tempfile.mkdtemp(prefix="cloudbill-media-")
+# Tests never run collectstatic: WhiteNoise serves from the finders, and STATIC_ROOT is an
+# existing empty directory so the middleware has nothing to warn about.
+STATIC_ROOT = tempfile.mkdtemp(prefix="cloudbill-static-")
+WHITENOISE_USE_FINDERS = True
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405

@@ -52,7 +52,13 @@ def _replay(record: IdempotencyRecord) -> Response:
     return response
 
 
-def idempotent(view_method: Callable) -> Callable:
+def idempotent(view_method: Callable | None = None, *, redact: tuple[str, ...] = ()) -> Callable:
+    """`@idempotent`, or `@idempotent(redact=("key",))` for responses holding a secret
+    that is shown once: the stored copy has those top-level fields set to null, so the
+    secret is never written to the database and a replay does not show it again."""
+    if view_method is None:
+        return lambda method: idempotent(method, redact=redact)
+
     @wraps(view_method)
     def wrapper(self, request: Request, *args, **kwargs):
         key = request.headers.get(HEADER)
@@ -86,8 +92,11 @@ def idempotent(view_method: Callable) -> Callable:
             if response.status_code >= 500:
                 transaction.set_rollback(True)
                 return response
+            body = json.loads(JSONRenderer().render(response.data) or b"null")
+            if redact and isinstance(body, dict):
+                body = {name: (None if name in redact else value) for name, value in body.items()}
             record.status_code = response.status_code
-            record.response_body = json.loads(JSONRenderer().render(response.data) or b"null")
+            record.response_body = body
             record.save(update_fields=["status_code", "response_body"])
             return response
 

@@ -1,0 +1,117 @@
+"""One error format for every 4xx: {"error": {"code", "message", "fields"}}."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.django_db
+
+
+def _error(response) -> dict:
+    body = response.json()
+    assert set(body) == {"error"}, body
+    assert set(body["error"]) == {"code", "message", "fields"}, body
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    assert isinstance(body["error"]["fields"], dict)
+    return body["error"]
+
+
+def test_400_names_every_bad_field(platform_api):
+    response = platform_api.post("/api/v1/organizations", {"name": "", "country": "germany", "credit_limit": "-1",
+                                                           "extra": 1}, format="json")
+    assert response.status_code == 400
+    error = _error(response)
+    assert error["code"] == "validation_error"
+    assert set(error["fields"]) == {"name", "country", "credit_limit", "extra"}
+    assert error["fields"]["extra"] == ["Unknown field."]
+
+
+def test_400_for_a_body_that_is_not_an_object(platform_api):
+    response = platform_api.post("/api/v1/organizations", [1, 2], format="json")
+    assert response.status_code == 400
+    assert _error(response)["code"] == "validation_error"
+
+
+def test_400_for_malformed_json(platform_api):
+    response = platform_api.generic("POST", "/api/v1/organizations", '{"name": ', content_type="application/json")
+    assert response.status_code == 400 and _error(response)["code"] == "parse_error"
+
+
+def test_415_for_a_form_post(platform_api):
+    response = platform_api.post("/api/v1/organizations", {"name": "X"})  # multipart, not JSON
+    assert response.status_code == 415 and _error(response)["code"] == "unsupported_media_type"
+
+
+def test_401_without_credentials(client):
+    response = client.get("/api/v1/organization")
+    assert response.status_code == 401
+    assert _error(response)["code"] == "not_authenticated"
+    assert response["WWW-Authenticate"] == "Bearer"
+
+
+def test_401_for_an_empty_bearer(api):
+    response = api().get("/api/v1/organization", HTTP_AUTHORIZATION="Bearer ")
+    assert response.status_code == 401 and _error(response)["code"] == "authentication_failed"
+
+
+def test_403_without_the_scope(org, make_key, api):
+    response = api(make_key(org, ["usage:read"])).patch("/api/v1/organization", {"city": "X"}, format="json")
+    assert response.status_code == 403
+    assert _error(response) == {"code": "permission_denied", "message": "Your key or role does not allow this.",
+                                "fields": {}}
+
+
+def test_404_for_an_unknown_object(org_api):
+    response = org_api.get("/api/v1/organizations/999999")
+    assert response.status_code == 404 and _error(response)["code"] == "not_found"
+
+
+@pytest.mark.parametrize("path", ["/api/v1/no-such-thing", "/api/v1/organizations/abc/members/1x", "/api/nothing"])
+def test_404_for_an_unknown_endpoint_is_json_too(org_api, path):
+    response = org_api.get(path)
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert _error(response)["code"] == "not_found"
+
+
+def test_404_outside_the_api_is_a_page(client):
+    response = client.get("/no-such-page/")
+    assert response.status_code == 404 and b"Not found" in response.content
+
+
+def test_405_for_a_method_the_endpoint_lacks(org_api):
+    response = org_api.put("/api/v1/organization", {}, format="json")
+    assert response.status_code == 405
+    assert _error(response)["code"] == "method_not_allowed"
+
+
+def test_409_for_a_broken_rule(org, org_api, owner):
+    from accounts.models import Membership
+
+    membership = Membership.objects.get(user=owner)
+    response = org_api.delete(f"/api/v1/organizations/{org.pk}/members/{membership.pk}")
+    assert response.status_code == 409 and _error(response)["code"] == "conflict"
+
+
+def test_422_for_a_reused_idempotency_key(platform_api):
+    platform_api.post("/api/v1/organizations", {"name": "A"}, format="json", HTTP_IDEMPOTENCY_KEY="k")
+    response = platform_api.post("/api/v1/organizations", {"name": "B"}, format="json", HTTP_IDEMPOTENCY_KEY="k")
+    assert response.status_code == 422 and _error(response)["code"] == "idempotency_key_reused"
+
+
+def test_a_bad_idempotency_key_is_a_400_on_the_header(platform_api):
+    response = platform_api.post("/api/v1/organizations", {"name": "A"}, format="json",
+                                 HTTP_IDEMPOTENCY_KEY="x" * 300)
+    assert response.status_code == 400 and "Idempotency-Key" in _error(response)["fields"]
+
+
+def test_unexpected_errors_under_the_api_are_json_500(client, settings):
+    from django.test import RequestFactory
+
+    from core.views import server_error
+
+    response = server_error(RequestFactory().get("/api/v1/organization"))
+    assert response.status_code == 500
+    assert json.loads(response.content)["error"]["code"] == "server_error"
