@@ -261,6 +261,8 @@ PORTAL_DASHBOARD_CARDS = [
 ]
 
 # --- pricing --------------------------------------------------------------
+DEMO_SEEDERS += ["pricing.demo.seed"]
+BENCHMARKS["pricing"] = "pricing.benchmarks.resolve"
 
 # --- usage ----------------------------------------------------------------
 

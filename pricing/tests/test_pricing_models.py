@@ -1,0 +1,84 @@
+from decimal import Decimal as D
+
+import pytest
+
+from core.errors import DomainError
+from pricing.pricing_models import PriceTerms, Tier, price_quantity, validate_tiers
+
+TIERS = (
+    Tier(D("0"), D("100"), D("0.10"), D("5.00")),
+    Tier(D("100"), D("1000"), D("0.08"), D("2.00")),
+    Tier(D("1000"), None, D("0.05")),
+)
+
+
+def test_flat_price_is_the_amount_whatever_the_quantity():
+    assert price_quantity(PriceTerms("flat", D("49.00")), D("7")).amount == D("49.00")
+
+
+def test_per_unit_price_multiplies_exactly():
+    assert price_quantity(PriceTerms("per_unit", D("0.0343333")), D("3")).amount == D("0.1029999")
+
+
+def test_same_tiers_give_different_totals_under_graduated_and_volume():
+    graduated = price_quantity(PriceTerms("graduated", tiers=TIERS), D("150"))
+    volume = price_quantity(PriceTerms("volume", tiers=TIERS), D("150"))
+    # 100 × 0.10 + 5.00 + 50 × 0.08 + 2.00
+    assert graduated.amount == D("21.00")
+    # every unit at the second band's rate, plus its flat fee: 150 × 0.08 + 2.00
+    assert volume.amount == D("14.00")
+
+
+def test_graduated_breakdown_lists_each_band_with_its_flat_fee():
+    result = price_quantity(PriceTerms("graduated", tiers=TIERS), D("1500"))
+    assert [(line.quantity, line.unit_amount, line.flat_amount, line.amount) for line in result.breakdown] == [
+        (D("100"), D("0.10"), D("5.00"), D("15.00")),
+        (D("900"), D("0.08"), D("2.00"), D("74.00")),
+        (D("500"), D("0.05"), D("0"), D("25.00")),
+    ]
+    assert result.amount == D("114.00")
+
+
+def test_quantity_on_a_band_boundary_belongs_to_the_upper_band_under_volume():
+    result = price_quantity(PriceTerms("volume", tiers=TIERS), D("100"))
+    assert result.amount == D("10.00")  # 100 × 0.08 + 2.00
+    assert result.breakdown[0].lower == D("100")
+
+
+def test_zero_units_under_graduated_pay_the_first_flat_fee_as_a_minimum():
+    assert price_quantity(PriceTerms("graduated", tiers=TIERS), D("0")).amount == D("5.00")
+
+
+def test_package_rounds_started_packages_up():
+    terms = PriceTerms("package", D("4.00"), package_size=D("1000"))
+    assert price_quantity(terms, D("1000")).amount == D("4.00")
+    assert price_quantity(terms, D("1000.000001")).amount == D("8.00")
+    assert price_quantity(terms, D("0")).amount == D("0.00")
+    assert price_quantity(terms, D("2500")).breakdown[0].quantity == D("3")
+
+
+@pytest.mark.parametrize(
+    ("tiers", "message"),
+    [
+        ((Tier(D("0"), D("10"), D("1")), Tier(D("20"), None, D("1"))), "leaves a gap"),
+        ((Tier(D("0"), D("10"), D("1")), Tier(D("5"), None, D("1"))), "overlaps"),
+        ((Tier(D("0"), None, D("1")), Tier(D("10"), None, D("1"))), "after an unbounded tier"),
+        ((Tier(D("1"), None, D("1")),), "leaves a gap"),
+        ((Tier(D("0"), D("10"), D("1")),), "leave its upper bound empty"),
+        ((Tier(D("0"), None, D("-1")),), "cannot be negative"),
+        ((), "at least one tier"),
+    ],
+)
+def test_bad_tier_tables_are_refused_with_a_reason(tiers, message):
+    with pytest.raises(DomainError, match=message):
+        validate_tiers(tiers)
+
+
+def test_float_quantities_are_refused():
+    with pytest.raises(TypeError):
+        price_quantity(PriceTerms("per_unit", D("1")), 1.5)
+
+
+def test_negative_quantities_are_refused():
+    with pytest.raises(DomainError):
+        price_quantity(PriceTerms("per_unit", D("1")), D("-1"))
