@@ -111,8 +111,25 @@ def total_of_lines(amounts, currency: str) -> Decimal:
 
 
 def format_money(amount: Decimal, currency: str, locale: str = "en_US") -> str:
-    """For people: '$1,234.50', '¥1,235', 'BHD 1.235'. Rounds for display only."""
-    return format_currency(round_money(amount, currency), currency, locale=locale)
+    """For people: '$1,234.50', '¥1,235', 'BHD 1.235' (no-break space). Rounds for display only."""
+    return _spaced(format_currency(round_money(amount, currency), currency, locale=locale), currency)
+
+
+def format_rate(amount: Decimal, currency: str, locale: str = "en_US") -> str:
+    """For people, a rate that is not money yet: '$0.0298', '$23.92', '0,8602 €'. Never
+    rounded (a per-minute or per-GB rate has more places than the currency); at least
+    the currency's minor digits are shown."""
+    amount = require_decimal(amount)
+    validate_currency(currency)
+    text = format_currency(amount.normalize(), currency, locale=locale, decimal_quantization=False)
+    return _spaced(text, currency)
+
+
+def _spaced(text: str, currency: str) -> str:
+    # CLDR writes codes without a symbol flush against the number ('BHD1.235').
+    if text.startswith(currency) and text[len(currency):len(currency) + 1].isdigit():
+        return f"{currency}\xa0{text[len(currency):]}"
+    return text
 
 
 def money_field(**kwargs) -> models.DecimalField:
