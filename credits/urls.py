@@ -1,2 +1,11 @@
+from django.urls import path
+
+from credits import views
+
 app_name = "credits"
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("top-up", views.topup, name="topup"),
+    path("auto-top-up", views.auto_topup, name="auto_topup"),
+    path("resume", views.resume, name="resume"),
+]

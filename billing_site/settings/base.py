@@ -267,6 +267,44 @@ BENCHMARKS["pricing"] = "pricing.benchmarks.resolve"
 # --- usage ----------------------------------------------------------------
 
 # --- credits --------------------------------------------------------------
+from decimal import Decimal  # noqa: E402
+
+# Top-up handlers (credits/topup.py has the contract): called with a TopUp id after commit.
+# SANDBOX by default: completes top-ups locally, no money moves. Payments switches these.
+CREDITS_TOPUP_HANDLER = env("CREDITS_TOPUP_HANDLER", default="credits.topup.sandbox_handler")
+CREDITS_AUTO_TOPUP_HANDLER = env("CREDITS_AUTO_TOPUP_HANDLER", default="credits.topup.sandbox_handler")
+CREDITS_TOPUP_MAX_AMOUNT = Decimal(env("CREDITS_TOPUP_MAX_AMOUNT", default="100000"))
+# A failed top-up is retried with backoff (5 min, 20 min, 80 min, …) this many attempts in all.
+CREDITS_TOPUP_MAX_ATTEMPTS = env.int("CREDITS_TOPUP_MAX_ATTEMPTS", default=4)
+# Warnings: hours of runway, and a balance amount (in the organisation's currency).
+CREDITS_RUNWAY_WARNING_HOURS = [72, 24, 1]
+CREDITS_LOW_BALANCE_WARNING = Decimal(env("CREDITS_LOW_BALANCE_WARNING", default="10"))
+CREDITS_BURN_WINDOW = timedelta(hours=1)
+CREDITS_PORTAL_URL = env("CREDITS_PORTAL_URL", default="http://127.0.0.1:8000/credits/")
+# Hibernation of prepaid organisations out of credit: how far below zero, and for how long.
+CREDITS_HIBERNATE_GRACE_AMOUNT = Decimal(env("CREDITS_HIBERNATE_GRACE_AMOUNT", default="0"))
+CREDITS_HIBERNATE_GRACE_PERIOD = timedelta(minutes=env.int("CREDITS_HIBERNATE_GRACE_MINUTES", default=0))
+# "automatic": resume as soon as a credit lifts the balance above zero; "manual": a person clicks Resume.
+CREDITS_RESUME_MODE = env("CREDITS_RESUME_MODE", default="automatic")
+# Hibernate/resume requests to the provisioning platform. Without a URL the demo's
+# logging backend only logs them (credits/provisioning.py documents the signature).
+PROVISIONING_URL = env("PROVISIONING_URL", default="")
+PROVISIONING_SECRET = env("PROVISIONING_SECRET", default="")
+PROVISIONING_TIMEOUT = 10
+PROVISIONING_BACKEND = env(
+    "PROVISIONING_BACKEND",
+    default="credits.provisioning.HttpBackend" if PROVISIONING_URL else "credits.provisioning.LoggingBackend",
+)
+PORTAL_DASHBOARD_CARDS += ["credits.cards.credit_card"]
+DEMO_SEEDERS += ["credits.demo.seed"]
+CELERY_BEAT_SCHEDULE["credits-sync-pending"] = {"task": "credits.sync_pending", "schedule": timedelta(minutes=5)}
+CELERY_BEAT_SCHEDULE["credits-runway"] = {"task": "credits.runway", "schedule": timedelta(minutes=5)}
+CELERY_BEAT_SCHEDULE["credits-promo-expiry"] = {"task": "credits.promo_expiry", "schedule": timedelta(minutes=5)}
+CELERY_BEAT_SCHEDULE["credits-topup-retry"] = {"task": "credits.topup_retry", "schedule": timedelta(minutes=1)}
+CELERY_BEAT_SCHEDULE["credits-hibernate"] = {"task": "credits.hibernate_due", "schedule": timedelta(minutes=1)}
+CELERY_BEAT_SCHEDULE["credits-provisioning-retry"] = {
+    "task": "credits.provisioning_retry", "schedule": timedelta(seconds=30),
+}
 
 # --- invoices -------------------------------------------------------------
 

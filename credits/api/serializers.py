@@ -1,0 +1,91 @@
+from decimal import Decimal
+
+from rest_framework import serializers
+
+from core.api.serializers import StrictSerializer
+from credits.models import AutoTopUpSettings, CreditEvent, LedgerEntry, PromoGrant, TopUp
+
+AMOUNT = {"max_digits": 20, "decimal_places": 6}
+
+
+class BalanceSerializer(serializers.Serializer):
+    organization = serializers.IntegerField(source="organization.pk")
+    currency = serializers.CharField()
+    balance = serializers.DecimalField(max_digits=30, decimal_places=12)
+    paid = serializers.DecimalField(max_digits=30, decimal_places=12)
+    promotional = serializers.DecimalField(max_digits=30, decimal_places=12, source="promo")
+    burn_rate_per_hour = serializers.DecimalField(max_digits=30, decimal_places=12)
+    runway_hours = serializers.DecimalField(max_digits=20, decimal_places=4, allow_null=True)
+    runway_text = serializers.CharField()
+    hibernated = serializers.BooleanField()
+    prepaid = serializers.BooleanField()
+
+
+class LedgerEntrySerializer(serializers.ModelSerializer):
+    actor = serializers.SerializerMethodField()
+
+    class Meta:
+        model = LedgerEntry
+        fields = ["id", "organization", "currency", "kind", "amount", "promo_amount", "balance_after", "reason",
+                  "reference", "actor", "metering_run_id", "usage_first_id", "usage_last_id", "usage_rows",
+                  "period_start", "period_end", "promo_grant", "reverses", "created_at"]
+
+    def get_actor(self, obj) -> dict:
+        if obj.actor_id:
+            return {"type": "user", "id": obj.actor_id, "email": obj.actor.email}
+        if obj.actor_api_key_id:
+            return {"type": "api_key", "id": obj.actor_api_key_id, "prefix": obj.actor_api_key.display_prefix}
+        return {"type": "system"}
+
+
+class AdjustmentCreateSerializer(StrictSerializer):
+    organization = serializers.IntegerField(required=False)
+    amount = serializers.DecimalField(**AMOUNT)
+    reason = serializers.CharField(max_length=2000)
+    reference = serializers.CharField(max_length=200, required=False, default="")
+
+
+class PromoGrantCreateSerializer(StrictSerializer):
+    organization = serializers.IntegerField(required=False)
+    amount = serializers.DecimalField(**AMOUNT, min_value=Decimal("0.000001"))
+    reason = serializers.CharField(max_length=2000)
+    expires_at = serializers.DateTimeField()
+
+
+class PromoGrantSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = PromoGrant
+        fields = ["id", "organization", "currency", "amount", "remaining", "expires_at", "reason", "created_at",
+                  "expired_at"]
+
+
+class TopUpCreateSerializer(StrictSerializer):
+    organization = serializers.IntegerField(required=False)
+    amount = serializers.DecimalField(max_digits=20, decimal_places=2, min_value=Decimal("0.01"))
+
+
+class TopUpSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = TopUp
+        fields = ["id", "organization", "source", "status", "amount", "currency", "attempts", "next_attempt_at",
+                  "last_error", "ledger_entry", "created_at", "completed_at"]
+
+
+class AutoTopUpSerializer(StrictSerializer):
+    enabled = serializers.BooleanField()
+    threshold = serializers.DecimalField(**AMOUNT, min_value=Decimal("0"))
+    amount = serializers.DecimalField(**AMOUNT, min_value=Decimal("0"))
+    monthly_cap = serializers.DecimalField(**AMOUNT, min_value=Decimal("0"), allow_null=True, required=False,
+                                           default=None)
+
+
+class AutoTopUpSettingsSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AutoTopUpSettings
+        fields = ["organization", "enabled", "threshold", "amount", "monthly_cap", "updated_at"]
+
+
+class CreditEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = CreditEvent
+        fields = ["id", "organization", "kind", "message", "data", "created_at"]

@@ -1,0 +1,58 @@
+from decimal import Decimal
+
+import pytest
+
+from credits.models import TopUp
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def member_client(client, org, make_member):
+    def _client(role="owner"):
+        client.force_login(make_member(org, role).user)
+        return client
+
+    return _client
+
+
+def test_dashboard_card_shows_balance_burn_and_runway(member_client, org, credit):
+    from credits.models import Balance
+
+    credit("72.00")
+    Balance.objects.filter(organization=org).update(burn_rate_per_hour=Decimal("1"))
+    page = member_client().get("/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "$72.00" in html and "$1.00 / hour" in html
+    assert "About 3 days left at your current usage" in html
+
+
+def test_credits_page_lists_the_ledger_and_filters_it(member_client, org, credit):
+    credit("10.00", reason="goodwill credit")
+    page = member_client("viewer").get("/credits/?kind=topup")
+    assert page.status_code == 200
+    assert "goodwill credit" not in page.content.decode()
+    assert "goodwill credit" in member_client("viewer").get("/credits/").content.decode()
+
+
+def test_a_viewer_cannot_buy_credit(member_client):
+    response = member_client("viewer").post("/credits/top-up", {"amount": "10", "request_key": "k"})
+    assert response.status_code == 403
+    assert not TopUp.objects.exists()
+
+
+def test_topping_up_from_the_portal_twice_with_one_form_buys_once(member_client, org,
+                                                                   django_capture_on_commit_callbacks):
+    c = member_client("billing")
+    with django_capture_on_commit_callbacks(execute=True):
+        c.post("/credits/top-up", {"amount": "25.00", "request_key": "form-1"})
+        c.post("/credits/top-up", {"amount": "25.00", "request_key": "form-1"})
+    assert TopUp.objects.get().status == "succeeded"
+    assert "$25.00" in c.get("/credits/").content.decode()
+
+
+def test_auto_top_up_settings_are_saved_from_the_portal(member_client, org):
+    c = member_client("billing")
+    c.post("/credits/auto-top-up", {"enabled": "on", "threshold": "20", "amount": "100", "monthly_cap": ""})
+    assert org.auto_topup.enabled and org.auto_topup.amount == Decimal("100")

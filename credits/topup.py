@@ -1,0 +1,40 @@
+"""The top-up handler contract, and the sandbox handler the demo uses until payments
+switches `CREDITS_AUTO_TOPUP_HANDLER` / `CREDITS_TOPUP_HANDLER` to its gateways.
+
+Contract (see docs/ARCHITECTURE.md, "credits → payments"):
+
+    handler(topup_id: int) -> None
+
+- Called by `credits_topup_dispatch_task` after the `TopUp` row committed and after
+  `topup_begin_attempt` counted the attempt (`TopUp.attempts`). Never inside a transaction
+  that could still roll back.
+- Charges `TopUp.amount` in `TopUp.currency` for `TopUp.organization`, using an
+  idempotency key built from our ids, `f"credits-topup:{topup.id}:{topup.attempts}"`, so
+  a redelivered task never charges twice for one attempt.
+- On success (now or later, e.g. from a provider webhook) calls
+  `credits.services.credit_topup(organization=…, amount=topup.amount,
+  currency=topup.currency, reference=topup.ledger_reference, topup_id=topup.id,
+  provider_reference=<the provider's charge id>)`; it is idempotent, so a webhook and
+  the synchronous path may both call it.
+- On failure calls `credits.services.auto_topup_failed(topup_id=…, error=<readable>,
+  retryable=<bool>)`; credits schedules the retry with backoff and tells the customer.
+- Raising an exception counts as a retryable failure (the task records it).
+"""
+
+from __future__ import annotations
+
+from credits import services
+from credits.models import TopUp
+
+SANDBOX_REFERENCE_PREFIX = "sandbox:"
+
+
+def sandbox_handler(topup_id: int) -> None:
+    """SANDBOX: completes the top-up locally without moving any money. Demo only."""
+    topup = TopUp.objects.select_related("organization").get(pk=topup_id)
+    services.credit_topup(
+        organization=topup.organization, amount=topup.amount, currency=topup.currency,
+        reference=topup.ledger_reference, topup_id=topup.pk,
+        provider_reference=f"{SANDBOX_REFERENCE_PREFIX}{topup.pk}:{topup.attempts}",
+        reason=f"{'Auto top-up' if topup.source == 'auto' else 'Top-up'} (sandbox gateway: no money moved)",
+    )

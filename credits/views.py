@@ -1,0 +1,103 @@
+"""Portal pages: the Credits page (balance, ledger, top-up, auto top-up, events)."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from accounts.portal import portal_view
+from accounts.scopes import ROLE_SCOPES
+from core.errors import DomainError
+from credits import hibernation, services
+from credits.forms import AutoTopUpForm, LedgerFilterForm, TopUpForm
+from credits.models import CreditEvent, TopUp
+from credits.selectors import credit_summary, ledger_for
+
+LEDGER_PAGE_SIZE = 25
+
+
+def _can_write(request) -> bool:
+    return "billing:write" in ROLE_SCOPES[request.membership.role]
+
+
+@portal_view("billing:read")
+def index(request):
+    org = request.membership.organization
+    summary = credit_summary(organization=org)
+    filters = LedgerFilterForm(request.GET or None)
+    entries = ledger_for(organization=org)
+    if filters.is_valid() and filters.cleaned_data["kind"]:
+        entries = entries.filter(kind=filters.cleaned_data["kind"])
+    page = Paginator(entries, LEDGER_PAGE_SIZE).get_page(request.GET.get("page"))
+    cfg = summary.auto_topup
+    auto_form = AutoTopUpForm(initial={
+        "enabled": cfg.enabled if cfg else False, "threshold": cfg.threshold if cfg else None,
+        "amount": cfg.amount if cfg else None, "monthly_cap": cfg.monthly_cap if cfg else None,
+    })
+    return render(request, "credits/index.html", {
+        "summary": summary,
+        "page": page,
+        "filters": filters,
+        "topup_form": TopUpForm(initial={"request_key": secrets.token_hex(16)}),
+        "auto_form": auto_form,
+        "can_write": _can_write(request),
+        "topups": TopUp.objects.filter(organization=org)[:5],
+        "events": CreditEvent.objects.filter(organization=org)[:10],
+        "manual_resume": summary.hibernated and settings.CREDITS_RESUME_MODE == "manual",
+        "sandbox": settings.CREDITS_TOPUP_HANDLER == "credits.topup.sandbox_handler",
+    })
+
+
+@portal_view("billing:write")
+@require_POST
+def topup(request):
+    form = TopUpForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Enter an amount of at least 1.")
+        return redirect("credits:index")
+    try:
+        t = services.topup_request(organization=request.membership.organization, amount=form.cleaned_data["amount"],
+                                   actor=request.user, request_key=form.cleaned_data["request_key"])
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Top-up of {t.amount:.2f} {t.currency} requested.")
+    return redirect("credits:index")
+
+
+@portal_view("billing:write")
+@require_POST
+def auto_topup(request):
+    form = AutoTopUpForm(request.POST)
+    if not form.is_valid():
+        for field, errors in form.errors.items():
+            messages.error(request, f"{field}: {errors[0]}")
+        return redirect("credits:index")
+    try:
+        services.auto_topup_configure(organization=request.membership.organization, actor=request.user,
+                                      **form.cleaned_data)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Auto top-up saved.")
+    return redirect("credits:index")
+
+
+@portal_view("billing:write")
+@require_POST
+def resume(request):
+    if not _can_write(request):
+        raise PermissionDenied
+    try:
+        hibernation.resume(organization_id=request.membership.organization_id, actor=request.user)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Your resources are resuming.")
+    return redirect("credits:index")
