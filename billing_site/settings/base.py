@@ -295,6 +295,13 @@ PROVISIONING_BACKEND = env(
     "PROVISIONING_BACKEND",
     default="credits.provisioning.HttpBackend" if PROVISIONING_URL else "credits.provisioning.LoggingBackend",
 )
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update({
+    "LedgerEntryKindEnum": "credits.models.EntryKind",
+    "CreditEventKindEnum": "credits.models.EventKind",
+    "TopUpStatusEnum": "credits.models.TopUpStatus",
+    # accounts never needed a name for its key kind until another "kind" appeared in the API.
+    "ApiKeyKindEnum": "accounts.models.ApiKeyKind",
+})
 PORTAL_DASHBOARD_CARDS += ["credits.cards.credit_card"]
 DEMO_SEEDERS += ["credits.demo.seed"]
 CELERY_BEAT_SCHEDULE["credits-sync-pending"] = {"task": "credits.sync_pending", "schedule": timedelta(minutes=5)}
