@@ -263,6 +263,12 @@ PORTAL_DASHBOARD_CARDS = [
 # --- pricing --------------------------------------------------------------
 DEMO_SEEDERS += ["pricing.demo.seed"]
 BENCHMARKS["pricing"] = "pricing.benchmarks.resolve"
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update({
+    "ProductKindEnum": "pricing.models.ProductKind",
+    "OverrideKindEnum": "pricing.models.OverrideKind",
+    "ResourceStateEnum": "pricing.models.ResourceState",
+    "ApiKeyKindEnum": "accounts.models.ApiKeyKind",  # named here because ours collided with it
+})
 
 # --- usage ----------------------------------------------------------------
 
