@@ -271,6 +271,33 @@ SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update({
 })
 
 # --- usage ----------------------------------------------------------------
+# Metering rates every minute up to now − grace, so events a little late still land
+# before their minute is rated; later ones are corrected (README: Usage and metering).
+USAGE_METERING_GRACE = timedelta(minutes=env.int("USAGE_METERING_GRACE_MINUTES", default=2))
+# Organisations per chunk = organisations / chunks; chunks are rated in parallel. Change
+# only while every chunk's watermark is the same (`manage.py meter` first).
+USAGE_METERING_CHUNKS = env.int("USAGE_METERING_CHUNKS", default=16)
+# One metering task walks at most this many one-hour slices of a chunk before handing
+# over to the next tick: a 24-hour outage is caught up in one tick per chunk.
+USAGE_METERING_MAX_SLICES_PER_TASK = 24
+# Events: how far ahead of our clock a timestamp may be, and how late an event may come.
+USAGE_FUTURE_TOLERANCE = timedelta(minutes=5)
+USAGE_MAX_EVENT_AGE = timedelta(days=7)
+# Per-minute rated rows are kept this many days (daily partitions on PostgreSQL, dropped
+# whole); longer than USAGE_MAX_EVENT_AGE so a late event always finds what it corrects.
+USAGE_DETAIL_RETENTION_DAYS = 10
+# Hourly rollups are kept ~13 months for charts; daily rollups for ever.
+USAGE_HOURLY_RETENTION_DAYS = 400
+# Called with the run id after each committed metering run (credits syncs the ledger).
+USAGE_AFTER_METERING: list[str] = []
+CELERY_BEAT_SCHEDULE["usage-meter"] = {
+    "task": "usage.meter",
+    "schedule": 60.0,
+    # A tick that waited out an outage in the queue is pointless: the next one catches up.
+    "options": {"expires": 50},
+}
+CELERY_BEAT_SCHEDULE["usage-rollup"] = {"task": "usage.rollup", "schedule": 60.0, "options": {"expires": 50}}
+CELERY_BEAT_SCHEDULE["usage-retention"] = {"task": "usage.retention", "schedule": crontab(minute=7)}
 
 # --- credits --------------------------------------------------------------
 from decimal import Decimal  # noqa: E402

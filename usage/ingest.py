@@ -1,0 +1,368 @@
+"""`events_ingest`: a batch of up to 1,000 platform events in one transaction and a
+handful of statements, whatever the batch holds.
+
+Each item gets its own result: `accepted`, `duplicate` (its id was seen before, in this
+batch or any earlier one) or `rejected` with the reason. A bad item never drops a good
+one. Per-event Python is kept to parsing and checking; the database work is set-based:
+one lookup of known ids, one of resources, one insert of events (`ON CONFLICT DO NOTHING
+RETURNING` decides accepted vs duplicate even against a concurrent batch), then the
+change points of the accepted lifecycle events in bulk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from accounts.models import Organization
+from pricing.models import Product
+from usage import services
+from usage.models import (
+    EVENT_STATE,
+    EventType,
+    Metric,
+    Resource,
+    ResourceKind,
+    ResourceState,
+    StateSource,
+    UsageEvent,
+)
+
+MAX_BATCH = 1000
+MAX_ID_LENGTH = 200
+_TYPES = frozenset(EventType.values)
+_KINDS = frozenset(ResourceKind.values)
+_COMMON = {"id", "type", "resource", "timestamp"}
+_FIELDS: dict[str, frozenset[str]] = {
+    EventType.CREATED: frozenset(_COMMON | {"organization", "product", "kind", "name"}),
+    EventType.RESIZED: frozenset(_COMMON | {"product"}),
+    EventType.ADDON_ATTACHED: frozenset(_COMMON | {"product"}),
+    EventType.ADDON_DETACHED: frozenset(_COMMON | {"product"}),
+    EventType.METERED: frozenset(_COMMON | {"metric", "quantity"}),
+}
+_DEFAULT_FIELDS = frozenset(_COMMON)
+_NEEDS_PRODUCT = frozenset({EventType.CREATED, EventType.RESIZED, EventType.ADDON_ATTACHED, EventType.ADDON_DETACHED})
+ACCEPTED, DUPLICATE, REJECTED = "accepted", "duplicate", "rejected"
+
+
+class Rejected(Exception):
+    pass
+
+
+@dataclass(slots=True)
+class Item:
+    index: int
+    event_id: str
+    type: str
+    external_id: str
+    at: datetime
+    minute: int
+    product_code: str | None = None
+    organization_id: int | None = None
+    kind: str = ResourceKind.SERVER
+    name: str = ""
+    metric: str = ""
+    quantity: Decimal | None = None
+    resource: tuple | None = None  # (id, organization_id, product_id, deleted_at)
+    product_id: int | None = None
+    pk: int | None = None
+
+
+@dataclass
+class IngestResult:
+    results: list[dict] = field(default_factory=list)
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+
+    def as_dict(self) -> dict:
+        return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected,
+                "results": self.results}
+
+
+def _text(raw: dict, name: str, *, required: bool = True, max_length: int = MAX_ID_LENGTH) -> str | None:
+    value = raw.get(name)
+    if value is None:
+        if required:
+            raise Rejected(f"{name}: this field is required.")
+        return None
+    if not isinstance(value, str) or not value or len(value) > max_length:
+        raise Rejected(f"{name}: must be a string of 1 to {max_length} characters.")
+    return value
+
+
+def _parse(index: int, raw: object, now: datetime) -> Item:
+    if not isinstance(raw, dict):
+        raise Rejected("each event must be an object.")
+    type_ = raw.get("type")
+    if type_ not in _TYPES:
+        raise Rejected(f"type: must be one of {', '.join(sorted(_TYPES))}.")
+    unknown = raw.keys() - _FIELDS.get(type_, _DEFAULT_FIELDS)
+    if unknown:
+        raise Rejected(f"{', '.join(sorted(unknown))}: unknown field for a {type_} event.")
+    external_id = _text(raw, "resource")
+    stamp = raw.get("timestamp")
+    if not isinstance(stamp, str):
+        raise Rejected("timestamp: this field is required (ISO 8601 with a time zone).")
+    try:
+        at = datetime.fromisoformat(stamp)
+    except ValueError:
+        raise Rejected("timestamp: not an ISO 8601 date and time.")
+    if at.tzinfo is None:
+        raise Rejected("timestamp: give a time zone (e.g. 2026-03-01T10:17:00Z).")
+    if at > now + settings.USAGE_FUTURE_TOLERANCE:
+        raise Rejected("timestamp: more than 5 minutes in the future.")
+    if at < now - settings.USAGE_MAX_EVENT_AGE:
+        raise Rejected(f"timestamp: older than {settings.USAGE_MAX_EVENT_AGE.days} days; ask billing staff for an adjustment.")
+    item = Item(index, "", type_, external_id, at, int(at.timestamp()) // 60)
+    if type_ in _NEEDS_PRODUCT:
+        item.product_code = _text(raw, "product", max_length=60)
+    if type_ == EventType.CREATED:
+        org = raw.get("organization")
+        if isinstance(org, bool) or not isinstance(org, int):
+            raise Rejected("organization: must be the organisation's id (an integer).")
+        item.organization_id = org
+        kind = raw.get("kind", ResourceKind.SERVER)
+        if kind not in _KINDS:
+            raise Rejected(f"kind: must be one of {', '.join(sorted(_KINDS))}.")
+        item.kind = kind
+        item.name = _text(raw, "name", required=False) or ""
+    elif type_ == EventType.METERED:
+        item.metric = _text(raw, "metric", max_length=60)
+        quantity = raw.get("quantity")
+        if isinstance(quantity, bool) or not isinstance(quantity, str | int):
+            raise Rejected("quantity: must be a decimal string such as \"12.5\" or an integer.")
+        try:
+            value = Decimal(quantity)
+        except InvalidOperation:
+            raise Rejected("quantity: not a number.")
+        if not value.is_finite() or value < 0 or value.as_tuple().exponent < -12 or abs(value) >= Decimal(10) ** 18:
+            raise Rejected("quantity: must be between 0 and 10^18 with at most 12 decimal places.")
+        item.quantity = value
+    return item
+
+
+@transaction.atomic
+def events_ingest(*, items: list, now: datetime | None = None) -> IngestResult:
+    now = now or timezone.now()
+    out: list[dict | None] = [None] * len(items)
+    parsed: list[Item] = []
+    seen: set[str] = set()
+    for index, raw in enumerate(items):
+        event_id = raw.get("id") if isinstance(raw, dict) else None
+        if not isinstance(event_id, str) or not event_id or len(event_id) > MAX_ID_LENGTH:
+            out[index] = {"id": event_id if isinstance(event_id, str) else None, "status": REJECTED,
+                          "reason": f"id: must be a string of 1 to {MAX_ID_LENGTH} characters."}
+            continue
+        if event_id in seen:
+            out[index] = {"id": event_id, "status": DUPLICATE}
+            continue
+        seen.add(event_id)
+        try:
+            item = _parse(index, raw, now)
+        except Rejected as exc:
+            out[index] = {"id": event_id, "status": REJECTED, "reason": str(exc)}
+            continue
+        item.event_id = event_id
+        parsed.append(item)
+
+    # Ids already stored are duplicates before anything else is checked about them.
+    known = _existing_event_ids([i.event_id for i in parsed])
+    fresh = []
+    for item in parsed:
+        if item.event_id in known:
+            out[item.index] = {"id": item.event_id, "status": DUPLICATE}
+        else:
+            fresh.append(item)
+
+    fresh = _resolve(fresh, out)
+    inserted = _insert_events(fresh, now)
+    accepted = []
+    for item in fresh:
+        pk = inserted.get(item.event_id)
+        if pk is None:  # a concurrent batch stored it first
+            out[item.index] = {"id": item.event_id, "status": DUPLICATE}
+        else:
+            item.pk = pk
+            accepted.append(item)
+            out[item.index] = {"id": item.event_id, "status": ACCEPTED}
+    _apply_lifecycle([i for i in accepted if i.type != EventType.METERED])
+
+    result = IngestResult(results=out)  # type: ignore[arg-type]
+    for r in out:
+        status = r["status"]  # type: ignore[index]
+        if status == ACCEPTED:
+            result.accepted += 1
+        elif status == DUPLICATE:
+            result.duplicates += 1
+        else:
+            result.rejected += 1
+    return result
+
+
+def _existing_event_ids(ids: list[str]) -> set[str]:
+    if not ids:
+        return set()
+    return set(UsageEvent.objects.filter(event_id__in=ids).values_list("event_id", flat=True))
+
+
+def _reject(out: list, item: Item, reason: str) -> None:
+    out[item.index] = {"id": item.event_id, "status": REJECTED, "reason": reason}
+
+
+def _resolve(items: list[Item], out: list) -> list[Item]:
+    """Attach resources, products and metrics (three or four queries for the batch);
+    create the resources of `created` events; lock those with lifecycle events."""
+    if not items:
+        return []
+    codes = {i.product_code for i in items if i.product_code}
+    products = dict(Product.objects.filter(code__in=codes).values_list("code", "id")) if codes else {}
+    metric_codes = {i.metric for i in items if i.metric}
+    metrics = set(Metric.objects.filter(code__in=metric_codes).values_list("code", flat=True)) if metric_codes else set()
+    externals = {i.external_id for i in items}
+    resources = {
+        row[0]: row[1:]
+        for row in Resource.objects.filter(external_id__in=externals).values_list(
+            "external_id", "id", "organization_id", "product_id", "deleted_at"
+        )
+    }
+
+    creations = [i for i in items if i.type == EventType.CREATED]
+    if creations:
+        org_ids = set(Organization.objects.filter(
+            pk__in={i.organization_id for i in creations}, is_active=True).values_list("pk", flat=True))
+        new: dict[str, Item] = {}
+        for item in creations:
+            if item.external_id in resources or item.external_id in new:
+                _reject(out, item, f"resource: {item.external_id} already exists.")
+            elif item.organization_id not in org_ids:
+                _reject(out, item, "organization: no such active organisation.")
+            elif item.product_code not in products:
+                _reject(out, item, f"product: no product with code {item.product_code!r}.")
+            else:
+                new[item.external_id] = item
+        if new:
+            created = Resource.objects.bulk_create(
+                [Resource(organization_id=i.organization_id, external_id=i.external_id, kind=i.kind,
+                          name=i.name or i.external_id, product_id=products[i.product_code],
+                          state=ResourceState.PROVISIONING, state_since=i.at) for i in new.values()],
+                ignore_conflicts=True,
+            )
+            del created  # ids are not returned with ignore_conflicts: read them back
+            for row in Resource.objects.filter(external_id__in=new.keys()).values_list(
+                "external_id", "id", "organization_id", "product_id", "deleted_at"
+            ):
+                resources[row[0]] = row[1:]
+
+    lifecycle_ids = set()
+    good = []
+    for item in items:
+        if out[item.index] is not None:
+            continue
+        resource = resources.get(item.external_id)
+        if resource is None:
+            _reject(out, item, f"resource: unknown resource {item.external_id}; send its created event first.")
+            continue
+        deleted_at = resource[3]
+        if deleted_at is not None and item.at > deleted_at and item.type != EventType.METERED:
+            _reject(out, item, f"resource: {item.external_id} was deleted at {deleted_at.isoformat()}.")
+            continue
+        if item.product_code is not None:
+            item.product_id = products.get(item.product_code)
+            if item.product_id is None:
+                _reject(out, item, f"product: no product with code {item.product_code!r}.")
+                continue
+        if item.metric and item.metric not in metrics:
+            _reject(out, item, f"metric: no metric with code {item.metric!r}.")
+            continue
+        item.resource = resource
+        good.append(item)
+        if item.type != EventType.METERED:
+            lifecycle_ids.add(resource[0])
+    services.lock_resources(lifecycle_ids)
+    return good
+
+
+_INSERT_PG = """
+INSERT INTO usage_usageevent
+    (event_id, type, organization_id, resource_id, occurred_at, minute, received_at, metric, quantity, product_id)
+SELECT e.event_id, e.type, e.organization_id, e.resource_id, e.occurred_at, e.minute, %s, e.metric, e.quantity,
+       e.product_id
+FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::bigint[], %s::timestamptz[], %s::bigint[], %s::text[],
+            %s::numeric[], %s::bigint[])
+     AS e(event_id, type, organization_id, resource_id, occurred_at, minute, metric, quantity, product_id)
+ON CONFLICT (event_id) DO NOTHING
+RETURNING event_id, id
+"""
+
+_INSERT_ONE = """
+INSERT INTO usage_usageevent
+    (event_id, type, organization_id, resource_id, occurred_at, minute, received_at, metric, quantity, product_id)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (event_id) DO NOTHING
+RETURNING event_id, id
+"""
+
+
+def _insert_events(items: list[Item], now: datetime) -> dict[str, int]:
+    if not items:
+        return {}
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(_INSERT_PG, [
+                now,
+                [i.event_id for i in items],
+                [i.type for i in items],
+                [i.resource[1] for i in items],
+                [i.resource[0] for i in items],
+                [i.at for i in items],
+                [i.minute for i in items],
+                [i.metric for i in items],
+                [i.quantity for i in items],
+                [i.product_id for i in items],
+            ])
+            return dict(cursor.fetchall())
+        # SQLite (the demo): one statement per event, same semantics.
+        stored = {}
+        ops = connection.ops
+        for i in items:
+            cursor.execute(_INSERT_ONE, [
+                i.event_id, i.type, i.resource[1], i.resource[0], ops.adapt_datetimefield_value(i.at), i.minute,
+                ops.adapt_datetimefield_value(now), i.metric,
+                None if i.quantity is None else str(i.quantity), i.product_id,
+            ])
+            row = cursor.fetchone()
+            if row:
+                stored[row[0]] = row[1]
+        return stored
+
+
+def _apply_lifecycle(items: list[Item]) -> None:
+    """Change points for state and product events; attachments for add-on events.
+    Events are applied in time order, so a batch may hold a resource's whole story."""
+    if not items:
+        return
+    items.sort(key=lambda i: (i.at, i.index))
+    points = []
+    for item in items:
+        resource_id, organization_id, product_id, _deleted = item.resource
+        if item.type in (EventType.ADDON_ATTACHED, EventType.ADDON_DETACHED):
+            fn = services.addon_attach_points if item.type == EventType.ADDON_ATTACHED else services.addon_detach_points
+            fn(resource_id=resource_id, organization_id=organization_id, product_id=item.product_id, at=item.at)
+            continue
+        points.append(services.ChangePoint(
+            resource_id=resource_id,
+            organization_id=organization_id,
+            at=item.at,
+            state=EVENT_STATE[item.type],
+            product_id=item.product_id if item.type in (EventType.CREATED, EventType.RESIZED) else None,
+            current_product_id=product_id,
+            event_id=item.pk,
+            source=StateSource.EVENT,
+        ))
+    services.record_change_points(points)

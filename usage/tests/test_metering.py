@@ -1,0 +1,183 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from pricing.models import ResourceState
+from usage import metering, services
+from usage.models import MeteringChunk, RatedKind, RatedUsage, StateSource, UsageDaily, UsageHourly
+from usage.rollups import rollup_pending
+from usage.tests.conftest import at, billed, ledger
+from usage.tests.factories import ProductFactory, add_price
+
+pytestmark = pytest.mark.django_db
+
+
+def start_server(org, product, *, created, started, external_id="srv-1"):
+    resource = services.resource_create(organization=org, external_id=external_id, product=product, at=created,
+                                        source=StateSource.EVENT)
+    return services.resource_change_state(resource=resource, state=ResourceState.RUNNING, at=started,
+                                          source=StateSource.EVENT)
+
+
+def stop(resource, when, state=ResourceState.STOPPED):
+    return services.resource_change_state(resource=resource, state=state, at=when, source=StateSource.EVENT)
+
+
+@pytest.fixture
+def flavour(db):
+    product = ProductFactory(code="cpu-4")
+    add_price(product, "1.20", valid_from=at(0, 0, day=(2026, 1, 1)))
+    return product
+
+
+def test_server_started_1017_and_stopped_1342_is_billed_exactly_those_minutes(org, flavour, clock):
+    server = start_server(org, flavour, created=at(10, 15), started=at(10, 17, 40))
+    stop(server, at(13, 42, 5))
+
+    metering.meter_pass(until=at(14, 0))
+
+    # 10:17 → 13:42 is 205 minutes at $1.20/hour ($0.02 a minute).
+    assert billed(resource=server) == (Decimal("4.10"), 205)
+    first = RatedUsage.objects.filter(resource=server).order_by("start_minute").first()
+    assert first.start == at(10, 17) and first.state == ResourceState.RUNNING
+    last = RatedUsage.objects.filter(resource=server).order_by("start_minute").last()
+    assert last.end == at(13, 42)
+    # Rows never cross a clock hour: 10:17-11, 11-12, 12-13, 13-13:42.
+    assert [r.minutes for r in RatedUsage.objects.filter(resource=server).order_by("start_minute")] == [43, 60, 60, 42]
+
+
+def test_a_price_change_at_noon_splits_the_charge(org, clock):
+    product = ProductFactory()
+    old = add_price(product, "1.20", valid_from=at(0, 0, day=(2026, 1, 1)), valid_to=at(12, 0))
+    new = add_price(product, "2.40", valid_from=at(12, 0))
+    server = start_server(org, product, created=at(10, 15), started=at(10, 17))
+    stop(server, at(13, 42))
+
+    metering.meter_pass(until=at(14, 0))
+
+    assert billed(resource=server, price_id=old.pk) == (Decimal("2.06"), 103)  # 10:17-12:00 at 0.02
+    assert billed(resource=server, price_id=new.pk) == (Decimal("4.08"), 102)  # 12:00-13:42 at 0.04
+    assert billed(resource=server) == (Decimal("6.14"), 205)
+
+
+def test_hibernated_resources_pay_their_hibernated_rate(org, flavour, clock):
+    add_price(flavour, "0.30", state=ResourceState.HIBERNATED, valid_from=at(0, 0, day=(2026, 1, 1)))
+    server = start_server(org, flavour, created=at(9, 0), started=at(9, 0))
+    stop(server, at(10, 0), state=ResourceState.HIBERNATED)
+    stop(server, at(12, 0), state=ResourceState.RUNNING)
+    stop(server, at(12, 30))  # stopped has no price: free
+
+    metering.meter_pass(until=at(14, 0))
+
+    assert billed(resource=server, state=ResourceState.HIBERNATED) == (Decimal("0.60"), 120)
+    assert billed(resource=server, state=ResourceState.RUNNING) == (Decimal("1.80"), 90)
+    assert billed(resource=server, state=ResourceState.STOPPED) == (Decimal("0"), 0)
+
+
+def test_the_monthly_cap_holds_however_the_month_is_metered(org, clock, settings):
+    product = ProductFactory()
+    add_price(product, "1.20", valid_from=at(0, 0, day=(2026, 1, 1)), monthly_cap="5.00")
+    server = start_server(org, product, created=at(8, 0), started=at(8, 0))
+
+    # 8:00 → 13:00 minute by minute for the first hour, then one catch-up.
+    for minute in range(1, 61):
+        metering.meter_pass(until=at(8, 0) + minute * (at(8, 1) - at(8, 0)))
+    metering.meter_pass(until=at(13, 0))
+
+    # Five hours at $1.20 would be $6.00; the month is capped at $5.00.
+    assert billed(resource=server) == (Decimal("5.00"), 300)
+    # The cap is reached at 12:10 (5.00 / 0.02 = 250 minutes): the 12:00 hour costs 10 minutes' worth.
+    assert billed(resource=server, start_minute__gte=metering.to_minute(at(12, 0))) == (Decimal("0.20"), 60)
+
+
+def test_an_outage_of_six_hours_then_meter_equals_metering_every_minute(org, other_org, clock, settings):
+    odd = ProductFactory()
+    add_price(odd, "2.06", valid_from=at(0, 0, day=(2026, 1, 1)), valid_to=at(12, 0))
+    add_price(odd, "2.17", valid_from=at(12, 0))
+    add_price(odd, "0.31", state=ResourceState.HIBERNATED, valid_from=at(0, 0, day=(2026, 1, 1)))
+    a = start_server(org, odd, created=at(9, 58), started=at(10, 3), external_id="a")
+    b = start_server(other_org, odd, created=at(9, 0), started=at(9, 0), external_id="b")
+    stop(a, at(11, 11), state=ResourceState.HIBERNATED)
+    stop(a, at(13, 37), state=ResourceState.RUNNING)
+    stop(b, at(15, 59, 59))
+
+    metering.meter_pass(until=at(10, 0))
+    for minute in range(1, 6 * 60 + 1):
+        metering.meter_pass(until=at(10, 0) + minute * (at(10, 1) - at(10, 0)))
+    every_minute = ledger()
+    totals_every_minute = billed()
+
+    RatedUsage.objects.all().delete()
+    MeteringChunk.objects.all().delete()
+    metering.meter_pass(until=at(10, 0))
+    metering.meter_pass(until=at(16, 0))  # six hours at once, in one-hour slices
+
+    assert ledger() == every_minute
+    assert billed() == totals_every_minute
+    # a: running 10:03-11:11, hibernated to 13:37, running to 16:00; b: running 9:00-15:59.
+    assert totals_every_minute[1] == (68 + 146 + 143) + 419
+    assert RatedUsage.objects.filter(kind=RatedKind.CHARGE).count() < 30
+
+
+def test_a_crash_after_the_first_chunk_then_a_rerun_gives_the_same_charges(org, other_org, flavour, clock,
+                                                                             monkeypatch):
+    assert org.pk % 2 != other_org.pk % 2
+    start_server(org, flavour, created=at(9, 0), started=at(9, 30), external_id="a")
+    start_server(other_org, flavour, created=at(9, 0), started=at(9, 45), external_id="b")
+    metering.meter_pass(until=at(9, 0))
+    expected_minutes = (16 * 60 - 9 * 60 - 30) + (16 * 60 - 9 * 60 - 45)
+
+    real_rate = metering._rate
+    calls = []
+
+    def crash_on_second_chunk(**kwargs):
+        rows = real_rate(**kwargs)
+        calls.append(kwargs["chunk"])
+        if len(set(calls)) == 2:
+            raise RuntimeError("worker killed")
+        return rows
+
+    monkeypatch.setattr(metering, "_rate", crash_on_second_chunk)
+    with pytest.raises(RuntimeError):
+        metering.meter_pass(until=at(16, 0))
+    first_chunk = calls[0]
+    assert set(RatedUsage.objects.values_list("organization_id", flat=True)) == {
+        o.pk for o in (org, other_org) if o.pk % 2 == first_chunk}
+    monkeypatch.setattr(metering, "_rate", real_rate)
+
+    metering.meter_pass(until=at(16, 0))
+
+    assert billed() == (Decimal("0.02") * expected_minutes, expected_minutes)
+    assert set(MeteringChunk.objects.values_list("watermark_minute", flat=True)) == {metering.to_minute(at(16, 0))}
+
+
+def test_a_late_stop_is_corrected_with_a_reversal_and_never_a_silent_loss(org, flavour, clock):
+    server = start_server(org, flavour, created=at(9, 0), started=at(10, 0))
+    metering.meter_pass(until=at(14, 0))
+    assert billed(resource=server) == (Decimal("4.80"), 240)
+
+    stop(server, at(11, 30))  # arrives at 14:00+ but happened at 11:30
+    metering.meter_pass(until=at(14, 1))
+
+    assert billed(resource=server) == (Decimal("1.80"), 90)
+    reversals = RatedUsage.objects.filter(resource=server, kind=RatedKind.REVERSAL)
+    assert reversals.exists() and all(r.corrects_id and r.amount < 0 for r in reversals)
+    # Running it again changes nothing: the corrections were made once.
+    metering.meter_pass(until=at(14, 1))
+    assert billed(resource=server) == (Decimal("1.80"), 90)
+
+
+def test_rollups_add_each_run_once(org, flavour, clock):
+    server = start_server(org, flavour, created=at(9, 0), started=at(10, 17))
+    metering.meter_pass(until=at(12, 0))
+    stop(server, at(11, 0))
+    metering.meter_pass(until=at(12, 1))
+
+    assert rollup_pending() > 0
+    assert rollup_pending() == 0
+    hourly = {h.hour: (h.amount, h.minutes) for h in UsageHourly.objects.filter(resource=server)}
+    assert hourly == {at(10, 0): (Decimal("0.86"), 43), at(11, 0): (Decimal("0"), 0)}
+    assert [(d.day, d.amount, d.minutes) for d in UsageDaily.objects.filter(resource=server)] == [
+        (at(0, 0).date(), Decimal("0.86"), 43)]
