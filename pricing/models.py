@@ -135,6 +135,7 @@ class Product(models.Model):
             models.CheckConstraint(
                 condition=Q(billing_model="addon", kind="addon") | ~Q(billing_model="addon"),
                 name="product_addon_billing_only_for_addons",
+                violation_error_message="Only add-on products use the add-on billing model, and add-ons always do.",
             ),
         ]
 
@@ -177,13 +178,17 @@ class Price(models.Model):
         ordering = ["product__code", "currency", "state", "valid_from"]
         indexes = [models.Index(fields=["product", "currency", "state", "valid_from"])]
         constraints = [
-            models.CheckConstraint(condition=Q(amount__gte=0), name="price_amount_nonneg"),
+            models.CheckConstraint(condition=Q(amount__gte=0), name="price_amount_nonneg",
+                violation_error_message="Prices cannot be negative."),
             models.CheckConstraint(condition=Q(valid_to__isnull=True) | Q(valid_to__gt=models.F("valid_from")),
-                                   name="price_valid_range"),
+                                   name="price_valid_range",
+                violation_error_message="A price must end after it starts."),
             models.CheckConstraint(condition=Q(monthly_cap__isnull=True) | Q(monthly_cap__gte=models.F("amount")),
-                                   name="price_cap_at_least_rate"),
+                                   name="price_cap_at_least_rate",
+                violation_error_message="The monthly cap cannot be below the hourly rate."),
             models.CheckConstraint(condition=~Q(pricing_model="package") | Q(package_size__gt=0),
-                                   name="price_package_size_positive"),
+                                   name="price_package_size_positive",
+                violation_error_message="Package pricing needs a package size above 0."),
             # PostgreSQL also has `price_no_overlap` (EXCLUDE USING gist), see migration 0002.
         ]
 
@@ -206,10 +211,13 @@ class PriceTier(models.Model):
     class Meta:
         ordering = ["price", "lower"]
         constraints = [
-            models.UniqueConstraint(fields=["price", "lower"], name="price_tier_unique_lower"),
+            models.UniqueConstraint(fields=["price", "lower"], name="price_tier_unique_lower",
+                                    violation_error_message="Two tiers start at the same quantity."),
             models.CheckConstraint(condition=Q(upper__isnull=True) | Q(upper__gt=models.F("lower")),
-                                   name="price_tier_range"),
-            models.CheckConstraint(condition=Q(unit_amount__gte=0, flat_amount__gte=0), name="price_tier_nonneg"),
+                                   name="price_tier_range",
+                violation_error_message="A tier's upper bound must be above its lower bound."),
+            models.CheckConstraint(condition=Q(unit_amount__gte=0, flat_amount__gte=0), name="price_tier_nonneg",
+                violation_error_message="Tier amounts cannot be negative."),
         ]
 
     def __str__(self) -> str:
@@ -236,8 +244,10 @@ class Contract(models.Model):
         ordering = ["organization__name", "-valid_from"]
         constraints = [
             models.CheckConstraint(condition=Q(valid_to__isnull=True) | Q(valid_to__gt=models.F("valid_from")),
-                                   name="contract_valid_range"),
-            models.CheckConstraint(condition=Q(committed_monthly_minimum__gte=0), name="contract_minimum_nonneg"),
+                                   name="contract_valid_range",
+                violation_error_message="A contract must end after it starts."),
+            models.CheckConstraint(condition=Q(committed_monthly_minimum__gte=0), name="contract_minimum_nonneg",
+                violation_error_message="The committed minimum cannot be negative."),
             # PostgreSQL also has `contract_no_overlap` (EXCLUDE USING gist), see migration 0002.
         ]
 
@@ -272,12 +282,14 @@ class ContractPrice(models.Model):
     class Meta:
         ordering = ["contract", "product__code", "state"]
         constraints = [
-            models.UniqueConstraint(fields=["contract", "product", "state"], name="contract_price_unique"),
+            models.UniqueConstraint(fields=["contract", "product", "state"], name="contract_price_unique",
+                                    violation_error_message="This product is already overridden for this state."),
             models.CheckConstraint(
                 condition=(Q(kind="absolute", amount__isnull=False, amount__gte=0, discount_percent__isnull=True)
                            | Q(kind="discount", amount__isnull=True, discount_percent__gte=0,
                                discount_percent__lte=100)),
                 name="contract_price_kind_fields",
+                violation_error_message="An absolute override needs an amount (and no discount); a discount needs a percentage from 0 to 100 (and no amount).",
             ),
         ]
 

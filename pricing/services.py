@@ -108,7 +108,8 @@ def _overlapping(qs, valid_from: datetime, valid_to: datetime | None):
 
 # --- products ---------------------------------------------------------------
 
-def _check_product(product: Product) -> None:
+def product_check(product: Product) -> None:
+    """The rules of a product's attributes, as DomainErrors. No writes."""
     if product.billing_model == BillingModel.ADDON and product.kind != ProductKind.ADDON:
         raise DomainError("Only add-on products use the add-on billing model.", field="billing_model")
     if product.kind == ProductKind.SERVER and not product.vcpus:
@@ -126,7 +127,7 @@ def product_create(*, code: str, name: str, group: ProductGroup, kind: str, bill
     if Product.objects.filter(code=code).exists():
         raise DomainError(f"A product with code {code!r} already exists.", field="code")
     product = Product(code=code, name=name, group=group, kind=kind, billing_model=billing_model, **attributes)
-    _check_product(product)
+    product_check(product)
     product.save()
     _audit("product.created", actor=actor, api_key=api_key, obj=product,
            changes={"code": code, "name": name, "kind": kind, "billing_model": billing_model, **attributes})
@@ -147,7 +148,7 @@ def product_update(*, product: Product, actor: User | None = None, api_key: ApiK
     changes = {k: [str(getattr(product, k)), str(v)] for k, v in fields.items() if getattr(product, k) != v}
     for key, value in fields.items():
         setattr(product, key, value)
-    _check_product(product)
+    product_check(product)
     product.save()
     if changes:
         _audit("product.changed", actor=actor, api_key=api_key, obj=product, changes=changes)
@@ -297,12 +298,10 @@ def price_create(*, spec: PriceSpec, actor: User | None = None, api_key: ApiKey 
     return price
 
 
-@transaction.atomic
-def price_end(*, price: Price, at: datetime, actor: User | None = None, api_key: ApiKey | None = None,
-              now: datetime | None = None) -> Price:
-    """Stop a price at `at` (now or later). The past stays as it was."""
+def price_end_check(*, price: Price, at: datetime, now: datetime | None = None) -> None:
+    """May `price` end at `at`? DomainError if not. Ending earlier than planned is allowed,
+    later only where no other price starts (the overlap check)."""
     now = _now(now)
-    price = Price.objects.select_for_update().get(pk=price.pk)
     _whole_minute(at, "valid_to")
     if at < now.replace(second=0, microsecond=0):
         raise DomainError("A price cannot be ended in the past: it was already charged.", field="valid_to")
@@ -310,7 +309,16 @@ def price_end(*, price: Price, at: datetime, actor: User | None = None, api_key:
         raise DomainError("A price must end after it starts; cancel a price that has not started instead.",
                           field="valid_to")
     if price.valid_to is not None and price.valid_to <= at:
-        raise DomainError(f"This price already ends at {price.valid_to:%Y-%m-%d %H:%M} UTC.", field="valid_to")
+        raise DomainError(f"This price already ends at {price.valid_to:%Y-%m-%d %H:%M} UTC; it can only end "
+                          f"earlier.", field="valid_to")
+
+
+@transaction.atomic
+def price_end(*, price: Price, at: datetime, actor: User | None = None, api_key: ApiKey | None = None,
+              now: datetime | None = None) -> Price:
+    """Stop a price at `at` (now or later). The past stays as it was."""
+    price = Price.objects.select_for_update().get(pk=price.pk)
+    price_end_check(price=price, at=at, now=now)
     old = price.valid_to
     price.valid_to = at
     price.save(update_fields=["valid_to"])
@@ -451,21 +459,38 @@ def contract_create(*, organization: Organization, name: str, valid_from: dateti
     return contract
 
 
-@transaction.atomic
-def contract_end(*, contract: Contract, at: datetime, actor: User | None = None, api_key: ApiKey | None = None,
-                 now: datetime | None = None, reason: str = "") -> Contract:
+def contract_end_check(*, contract: Contract, at: datetime, now: datetime | None = None) -> None:
     now = _now(now)
-    contract = Contract.objects.select_for_update().get(pk=contract.pk)
     _whole_minute(at, "valid_to")
     if at < now.replace(second=0, microsecond=0):
         raise DomainError("A contract cannot be ended in the past.", field="valid_to")
     if at <= contract.valid_from:
         raise DomainError("A contract must end after it starts; cancel one that has not started.", field="valid_to")
     if contract.valid_to is not None and contract.valid_to <= at:
-        raise DomainError(f"This contract already ends at {contract.valid_to:%Y-%m-%d %H:%M} UTC.", field="valid_to")
+        raise DomainError(f"This contract already ends at {contract.valid_to:%Y-%m-%d %H:%M} UTC; it can only "
+                          f"end earlier.", field="valid_to")
+
+
+@transaction.atomic
+def contract_end(*, contract: Contract, at: datetime, actor: User | None = None, api_key: ApiKey | None = None,
+                 now: datetime | None = None, reason: str = "") -> Contract:
+    contract = Contract.objects.select_for_update().get(pk=contract.pk)
+    contract_end_check(contract=contract, at=at, now=now)
     old = contract.valid_to
     contract.valid_to = at
     contract.save(update_fields=["valid_to"])
     _audit("contract.ended", actor=actor, api_key=api_key, obj=contract, organization=contract.organization,
            changes={"valid_to": [old, at]}, reason=reason)
     return contract
+
+
+@transaction.atomic
+def contract_cancel(*, contract: Contract, actor: User | None = None, api_key: ApiKey | None = None,
+                    now: datetime | None = None) -> None:
+    """Delete a contract that has not started yet."""
+    contract = Contract.objects.select_for_update().get(pk=contract.pk)
+    if contract.valid_from <= _now(now):
+        raise Conflict("This contract is already in force; end it instead of deleting it.")
+    _audit("contract.cancelled", actor=actor, api_key=api_key, obj=contract, organization=contract.organization,
+           changes={"contract": str(contract)})
+    contract.delete()

@@ -267,7 +267,6 @@ SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update({
     "ProductKindEnum": "pricing.models.ProductKind",
     "OverrideKindEnum": "pricing.models.OverrideKind",
     "ResourceStateEnum": "pricing.models.ResourceState",
-    "ApiKeyKindEnum": "accounts.models.ApiKeyKind",  # named here because ours collided with it
 })
 
 # --- usage ----------------------------------------------------------------
