@@ -346,6 +346,49 @@ CELERY_BEAT_SCHEDULE["credits-provisioning-retry"] = {
 }
 
 # --- invoices -------------------------------------------------------------
+# The billing pipeline (see invoices/pipeline.py and README "Invoices"): each entry is
+# one handler over the shared context. The on-demand (interim) engine runs the same
+# steps but stops before finalize and notify, so its figures are the scheduled ones.
+_INVOICE_FINAL_STEPS = ["invoices.handlers.finalize.Finalize", "invoices.handlers.notify.Notify"]
+BILLING_PIPELINES = {
+    "scheduled": [
+        "invoices.handlers.gather.GatherCharges",
+        "invoices.handlers.recurring.RecurringFees",
+        "invoices.handlers.usage.HourlyUsage",
+        "invoices.handlers.usage.MeteredOverage",
+        "invoices.handlers.minimum.ContractMinimum",
+        "invoices.handlers.discounts.Coupons",
+        "invoices.handlers.taxes.Taxes",
+        "invoices.handlers.totals.Totals",
+        "invoices.handlers.balance.CreditsAndBalance",
+        *_INVOICE_FINAL_STEPS,
+    ],
+}
+BILLING_PIPELINES["on_demand"] = [h for h in BILLING_PIPELINES["scheduled"] if h not in _INVOICE_FINAL_STEPS]
+# Who issues the invoices (snapshotted onto each at finalization).
+INVOICE_SELLER = {
+    "name": env("INVOICE_SELLER_NAME", default="cloudbill Europe B.V."),
+    "address": env.list("INVOICE_SELLER_ADDRESS", default=["Keizersgracht 123", "1015 CJ Amsterdam", "Netherlands"]),
+    "country": env("INVOICE_SELLER_COUNTRY", default="NL"),
+    "vat_id": env("INVOICE_SELLER_VAT_ID", default="NL859876543B01"),
+    "registration": env("INVOICE_SELLER_REGISTRATION", default="KvK 87654321"),
+    "email": env("INVOICE_SELLER_EMAIL", default="billing@cloudbill.example"),
+}
+INVOICE_PAYMENT_INSTRUCTIONS = {
+    "bank": env("INVOICE_BANK_NAME", default="ING Bank N.V."),
+    "iban": env("INVOICE_BANK_IBAN", default="NL91 INGB 0001 2345 67"),
+    "bic": env("INVOICE_BANK_BIC", default="INGBNL2A"),
+}
+PORTAL_BASE_URL = env("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
+# Two hours after each month closes (UTC), so metering's grace and catch-up are done.
+CELERY_BEAT_SCHEDULE["invoices-monthly-run"] = {
+    "task": "invoices.monthly_run",
+    "schedule": crontab(minute=0, hour=2, day_of_month=1),
+}
+PORTAL_DASHBOARD_CARDS += ["invoices.cards.interim_invoice_card"]
+DEMO_SEEDERS += ["invoices.demo.seed"]
+BENCHMARKS["invoicing"] = "invoices.benchmarks.invoicing"
+BENCHMARKS["pdf"] = "invoices.benchmarks.pdf"
 
 # --- payments -------------------------------------------------------------
 

@@ -1,0 +1,168 @@
+"""The two engines over one pipeline.
+
+- Scheduled: after a calendar month closes, `invoice_run_start` records an `InvoiceRun`
+  for it, pre-filters (set-based) the organisations with anything to bill, and fans out
+  one `invoice_organization_task` per organisation. Each organisation is computed and
+  stored in its own transaction and numbered in a short second one; a failure is
+  recorded on its `InvoiceRunItem` and retried, and never stops the others.
+- On demand: `interim_bill` runs the same handlers over [month start, until) and stops
+  before finalize and notify: nothing is stored, numbered or sent.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from accounts.models import Organization
+from core.errors import DomainError
+from invoices import selectors, sources
+from invoices.models import Invoice, InvoiceRun, InvoiceRunItem, InvoiceStatus, RunItemStatus, RunStatus
+from invoices.pipeline import (
+    ON_DEMAND,
+    SCHEDULED,
+    Bill,
+    BillingContext,
+    month_containing,
+    previous_month,
+    run_pipeline,
+)
+
+log = logging.getLogger(__name__)
+ONE_MICROSECOND = timedelta(microseconds=1)
+
+
+def period_for(label: str) -> tuple[datetime, datetime]:
+    """'2026-10' → the month [2026-10-01, 2026-11-01) UTC."""
+    try:
+        year, month = (int(x) for x in label.split("-"))
+        from invoices.pipeline import month_bounds
+
+        return month_bounds(year, month)
+    except (ValueError, TypeError):
+        raise DomainError(f"{label!r} is not a month such as 2026-10.", field="period") from None
+
+
+def candidates(org_ids: list[int] | None, start: datetime, end: datetime) -> set[int]:
+    """Organisations with anything to bill for the month, found set-based: usage,
+    subscriptions, metered quantities or a contract minimum, or an unpaid invoice."""
+    found = sources.organizations_with_charges(org_ids, start, end)
+    unpaid = Invoice.objects.filter(
+        status__in=(InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE), carried_to__isnull=True, period_start__lt=start
+    )
+    if org_ids is not None:
+        unpaid = unpaid.filter(organization_id__in=org_ids)
+    found |= set(unpaid.values_list("organization_id", flat=True).distinct())
+    return found
+
+
+def invoice_run_start(
+    *, period: tuple[datetime, datetime] | None = None, org_ids: list[int] | None = None,
+    now: datetime | None = None, dispatch: bool = True,
+) -> tuple[InvoiceRun, list[int]]:
+    """Record the run of a closed month and fan out its organisations. Safe to run again
+    and late: the period is the month given (default: the last closed one), and only
+    organisations without an issued invoice for it are dispatched."""
+    now = now or timezone.now()
+    start, end = period or previous_month(now)
+    if end > now:
+        raise DomainError(f"{start:%Y-%m} has not closed yet; it can be billed from {end:%Y-%m-%d %H:%M} UTC.",
+                          field="period")
+    todo = candidates(org_ids, start, end)
+    done = set(
+        Invoice.objects.filter(period_start=start).exclude(status=InvoiceStatus.DRAFT)
+        .values_list("organization_id", flat=True)
+    )
+    todo = sorted(todo - done)
+    with transaction.atomic():
+        run, _ = InvoiceRun.objects.get_or_create(
+            period_start=start, defaults={"period_end": end, "started_at": now}
+        )
+        InvoiceRunItem.objects.bulk_create(
+            [InvoiceRunItem(run=run, organization_id=i) for i in todo], ignore_conflicts=True, batch_size=2000
+        )
+        InvoiceRunItem.objects.filter(run=run, organization_id__in=todo).exclude(
+            status=RunItemStatus.PENDING
+        ).update(status=RunItemStatus.PENDING)
+        InvoiceRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, finished_at=None)
+        if dispatch:
+            from invoices.tasks import invoice_organization_task
+
+            def fan_out() -> None:
+                for org_id in todo:
+                    invoice_organization_task.delay(run.pk, org_id)
+
+            transaction.on_commit(fan_out)
+    _maybe_close(run.pk)
+    return run, todo
+
+
+def invoice_organization(*, run_id: int, organization_id: int, render_pdf: bool = True,
+                         now: datetime | None = None) -> str:
+    """Bill one organisation for the run's month. Idempotent: an issued invoice for the
+    period is left alone; a draft left by a crash is rebuilt and issued."""
+    run = InvoiceRun.objects.get(pk=run_id)
+    ctx = BillingContext(
+        mode=SCHEDULED, period_start=run.period_start, period_end=run.period_end,
+        span_start=run.period_start, span_end=run.period_end, organization_ids=[organization_id],
+        now=now or timezone.now(), render_pdf=render_pdf, run_id=run.pk,
+    )
+    try:
+        run_pipeline(SCHEDULED, ctx)
+    except Exception as exc:
+        InvoiceRunItem.objects.filter(run=run, organization_id=organization_id).update(
+            status=RunItemStatus.FAILED, attempts=F("attempts") + 1, last_error=f"{type(exc).__name__}: {exc}"[:2000],
+            updated_at=timezone.now(),
+        )
+        InvoiceRun.objects.filter(pk=run.pk).update(status=RunStatus.FAILED)
+        raise
+    bill = ctx.bills.get(organization_id)
+    invoice_id = bill.invoice_id if bill else None
+    if invoice_id is None:
+        invoice_id = (
+            Invoice.objects.filter(organization_id=organization_id, period_start=run.period_start)
+            .exclude(status=InvoiceStatus.DRAFT).values_list("pk", flat=True).first()
+        )
+    status = RunItemStatus.INVOICED if invoice_id else RunItemStatus.SKIPPED
+    InvoiceRunItem.objects.filter(run=run, organization_id=organization_id).update(
+        status=status, attempts=F("attempts") + 1, last_error="", invoice_id=invoice_id, updated_at=timezone.now()
+    )
+    _maybe_close(run.pk)
+    return status
+
+
+def _maybe_close(run_id: int) -> None:
+    items = InvoiceRunItem.objects.filter(run_id=run_id)
+    if items.filter(status=RunItemStatus.PENDING).exists():
+        return
+    failed = items.filter(status=RunItemStatus.FAILED).exists()
+    InvoiceRun.objects.filter(pk=run_id, finished_at__isnull=True).update(
+        status=RunStatus.FAILED if failed else RunStatus.DONE, finished_at=timezone.now()
+    )
+
+
+def interim_bill(
+    *, organization: Organization, until: datetime | None = None, since: datetime | None = None,
+    now: datetime | None = None,
+) -> tuple[BillingContext, Bill | None]:
+    """The interim invoice of the month containing `until` (default now), over
+    [since or month start, until). Computed, never stored."""
+    now = now or timezone.now()
+    until = until or now
+    start, end = month_containing(until - ONE_MICROSECOND)
+    since = since or start
+    if not (start <= since < until <= end):
+        raise DomainError("The span must lie inside one calendar month.", field="until")
+    ctx = BillingContext(
+        mode=ON_DEMAND, period_start=start, period_end=end, span_start=since, span_end=until,
+        organization_ids=[organization.pk], now=now, render_pdf=False,
+    )
+    run_pipeline(ON_DEMAND, ctx)
+    return ctx, ctx.bills.get(organization.pk)
+
+
+__all__ = ["interim_bill", "invoice_organization", "invoice_run_start", "period_for", "candidates", "selectors"]

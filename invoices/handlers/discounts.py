@@ -1,0 +1,46 @@
+"""Coupons: a percentage of the charges, or a fixed amount, for a number of periods."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from core.money import ZERO, round_money
+from invoices import selectors
+from invoices.models import CouponKind, LineKind
+from invoices.pipeline import BillingContext, Line
+
+HUNDRED = Decimal(100)
+
+
+class Coupons:
+    def __call__(self, ctx: BillingContext) -> None:
+        redemptions = selectors.active_redemptions(list(ctx.bills), ctx.period_start, ctx.period_end)
+        for org_id, bill in ctx.bills.items():
+            charges = sum((ln.amount for ln in bill.charge_lines), ZERO)
+            for redemption in redemptions.get(org_id, []):
+                coupon = redemption.coupon
+                if charges <= ZERO:
+                    break
+                if coupon.kind == CouponKind.PERCENT:
+                    amount = charges * coupon.percent_off / HUNDRED
+                    label = f"{coupon.percent_off.normalize():f}% off"
+                else:
+                    # A fixed amount is per period: it belongs to the span closing the month.
+                    if not ctx.closes_period or coupon.currency != bill.currency:
+                        continue
+                    amount = min(coupon.amount_off, charges)
+                    label = f"{coupon.amount_off.normalize():f} {coupon.currency} off"
+                amount = round_money(amount, bill.currency)
+                if amount <= ZERO:
+                    continue
+                charges -= amount
+                bill.add(Line(
+                    kind=LineKind.DISCOUNT,
+                    group="Discounts",
+                    description=f"{coupon.name} ({coupon.code}): {label}",
+                    quantity=Decimal(1),
+                    unit="",
+                    unit_price=-amount,
+                    amount=-amount,
+                    coupon_redemption_id=redemption.pk,
+                ))

@@ -1,0 +1,19 @@
+"""Notify: email each finalized invoice with its PDF, after commit, from a worker."""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from invoices.pipeline import BillingContext
+
+
+class Notify:
+    def __call__(self, ctx: BillingContext) -> None:
+        if not ctx.render_pdf:
+            return
+        from invoices.tasks import invoice_email_task
+
+        for bill in ctx.bills.values():
+            if bill.invoice_id is not None:
+                invoice_id = bill.invoice_id
+                transaction.on_commit(lambda i=invoice_id: invoice_email_task.delay(i))

@@ -1,0 +1,23 @@
+"""Tax per line (see README, "Invoices"): rate of the organisation's country from the
+TaxRate table, zero with a note for EU reverse charge and for tax-exempt customers."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from core.money import round_money
+from invoices import taxes
+from invoices.pipeline import BillingContext
+
+HUNDRED = Decimal(100)
+
+
+class Taxes:
+    def __call__(self, ctx: BillingContext) -> None:
+        rates = taxes.rates_on(ctx.period_start.date())
+        for bill in ctx.bills.values():
+            treatment = taxes.treatment_for(bill.organization, rates)
+            bill.tax_note = treatment.note
+            for line in bill.lines:
+                line.tax_rate = treatment.rate
+                line.tax_amount = round_money(line.amount * treatment.rate / HUNDRED, bill.currency)

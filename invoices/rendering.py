@@ -1,0 +1,98 @@
+"""The invoice PDF (WeasyPrint) and the email that carries it. Both run in a worker after
+the finalizing transaction committed; both are safe to run twice."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.mail import EmailMessage
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from core.money import ZERO, format_money
+from invoices.models import Invoice, InvoiceLine, LineKind
+
+
+def line_groups(lines: list[InvoiceLine]) -> list[dict]:
+    """Lines grouped by resource (or product), discounts last, with subtotals."""
+    groups: OrderedDict[str, list[InvoiceLine]] = OrderedDict()
+    for ln in sorted(lines, key=lambda x: (x.kind == LineKind.DISCOUNT, x.position)):
+        groups.setdefault(ln.group or ln.get_kind_display(), []).append(ln)
+    return [{"name": name, "lines": rows, "subtotal": sum((r.amount for r in rows), ZERO)} for name, rows in groups.items()]
+
+
+def tax_summary(lines: list[InvoiceLine]) -> list[dict]:
+    by_rate: OrderedDict[Decimal, dict] = OrderedDict()
+    for ln in lines:
+        row = by_rate.setdefault(ln.tax_rate, {"rate": ln.tax_rate, "base": ZERO, "tax": ZERO})
+        row["base"] += ln.amount
+        row["tax"] += ln.tax_amount
+    return list(by_rate.values())
+
+
+def invoice_context(invoice: Invoice, lines: list[InvoiceLine] | None = None, *, interim: bool = False) -> dict:
+    lines = lines if lines is not None else list(invoice.lines.all())
+    return {
+        "invoice": invoice,
+        "interim": interim,
+        "seller": invoice.seller_details or dict(settings.INVOICE_SELLER),
+        "buyer": invoice.billing_details,
+        "groups": line_groups(lines),
+        "taxes": tax_summary(lines),
+        "payment": settings.INVOICE_PAYMENT_INSTRUCTIONS,
+    }
+
+
+def render_invoice_pdf(invoice: Invoice, lines: list[InvoiceLine] | None = None) -> bytes:
+    from weasyprint import HTML
+
+    ctx = invoice_context(invoice, lines)
+    html = render_to_string("invoices/pdf/invoice.html", ctx)
+    return HTML(string=html, base_url=str(settings.BASE_DIR)).write_pdf()
+
+
+def pdf_filename(invoice: Invoice) -> str:
+    return f"{invoice.number or f'draft-{invoice.pk}'}.pdf"
+
+
+def invoice_ensure_pdf(*, invoice_id: int) -> Invoice:
+    """Render and store the PDF of an issued invoice once. The row lock serialises a
+    render started by finalization with one started by the email."""
+    with transaction.atomic():
+        invoice = Invoice.objects.select_for_update().select_related("organization").get(pk=invoice_id)
+        if invoice.pdf or invoice.number is None:
+            return invoice
+        data = render_invoice_pdf(invoice)
+        invoice.pdf.save(pdf_filename(invoice), ContentFile(data), save=False)
+        invoice.pdf_rendered_at = timezone.now()
+        invoice.save(update_fields=["pdf", "pdf_rendered_at", "updated_at"])
+    return invoice
+
+
+def invoice_send_email(*, invoice_id: int, force: bool = False) -> bool:
+    invoice = invoice_ensure_pdf(invoice_id=invoice_id)
+    if invoice.emailed_at and not force:
+        return False
+    to = invoice.billing_details.get("billing_email") or invoice.organization.billing_email
+    if not to:
+        return False
+    kind = "statement" if invoice.is_statement else "invoice"
+    context = {"invoice": invoice, "kind": kind, "amount_due": format_money(invoice.amount_due, invoice.currency),
+               "total": format_money(invoice.total, invoice.currency), "portal_url": settings.PORTAL_BASE_URL}
+    message = EmailMessage(
+        subject=f"Your {settings.PORTAL_BRAND} {kind} {invoice.number} for {invoice.period_label}",
+        body=render_to_string("invoices/email/invoice.txt", context),
+        to=[to],
+    )
+    invoice.pdf.open("rb")
+    try:
+        message.attach(pdf_filename(invoice), invoice.pdf.read(), "application/pdf")
+    finally:
+        invoice.pdf.close()
+    message.send()
+    Invoice.objects.filter(pk=invoice.pk).update(emailed_at=timezone.now())
+    return True

@@ -1,0 +1,61 @@
+"""Reads of the invoices app that are more than a one-liner."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from decimal import Decimal
+
+from django.db.models import Count, F, Q, Sum
+
+from core.money import ZERO
+from invoices.models import FINALIZED_STATUSES, CouponRedemption, Invoice, InvoiceStatus
+
+
+def active_redemptions(org_ids: list[int], period_start: datetime, period_end: datetime) -> dict[int, list[CouponRedemption]]:
+    """Coupons that still have periods left for `period_start`. Periods used are counted
+    from finalized invoices of earlier periods that carry the coupon's discount line."""
+    qs = (
+        CouponRedemption.objects.filter(
+            organization_id__in=org_ids, coupon__is_active=True, starts_at__lt=period_end
+        )
+        .select_related("coupon")
+        .annotate(
+            used=Count(
+                "lines__invoice",
+                filter=Q(lines__invoice__status__in=FINALIZED_STATUSES, lines__invoice__period_start__lt=period_start),
+                distinct=True,
+            )
+        )
+        .order_by("created_at", "id")
+    )
+    out: dict[int, list[CouponRedemption]] = defaultdict(list)
+    for r in qs:
+        if r.coupon.duration_periods is None or r.used < r.coupon.duration_periods:
+            out[r.organization_id].append(r)
+    return out
+
+
+def unpaid_before(org_ids: list[int], period_start: datetime) -> dict[int, list[tuple[int, Decimal]]]:
+    """Open invoices of earlier periods, not yet carried to a later one: (id, remaining)."""
+    rows = (
+        Invoice.objects.filter(
+            organization_id__in=org_ids,
+            status__in=(InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE),
+            period_start__lt=period_start,
+            carried_to__isnull=True,
+        )
+        .annotate(credited=Sum("credit_notes__total", default=ZERO))
+        .annotate(remaining=F("amount_due") - F("amount_paid") - F("credited"))
+        .filter(remaining__gt=0)
+        .values_list("organization_id", "id", "remaining")
+        .order_by("period_start")
+    )
+    out: dict[int, list[tuple[int, Decimal]]] = defaultdict(list)
+    for org_id, inv_id, remaining in rows:
+        out[org_id].append((inv_id, remaining))
+    return out
+
+
+def credited_total(invoice: Invoice) -> Decimal:
+    return invoice.credit_notes.aggregate(t=Sum("total", default=ZERO))["t"]

@@ -1,0 +1,40 @@
+"""Thin tasks: ids in, one service call, bounded retries, safe to run twice."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.utils import timezone
+
+from invoices import engine, rendering
+
+
+@shared_task(name="invoices.monthly_run")
+def invoice_monthly_run_task() -> int:
+    """Beat, shortly after each calendar month closes (UTC): bill the month that closed."""
+    _run, todo = engine.invoice_run_start(now=timezone.now())
+    return len(todo)
+
+
+@shared_task(
+    name="invoices.invoice_organization", bind=True, max_retries=5, retry_backoff=60, retry_backoff_max=3600,
+    retry_jitter=True,
+)
+def invoice_organization_task(self, run_id: int, organization_id: int) -> str:
+    try:
+        return engine.invoice_organization(run_id=run_id, organization_id=organization_id)
+    except Exception as exc:
+        # The failure is on the run item already; try again later, the others go on.
+        raise self.retry(exc=exc) from exc
+
+
+@shared_task(name="invoices.render_pdf", bind=True, max_retries=5, default_retry_delay=60)
+def invoice_render_pdf_task(self, invoice_id: int) -> None:
+    rendering.invoice_ensure_pdf(invoice_id=invoice_id)
+
+
+@shared_task(name="invoices.email", bind=True, max_retries=5, default_retry_delay=120)
+def invoice_email_task(self, invoice_id: int, force: bool = False) -> None:
+    try:
+        rendering.invoice_send_email(invoice_id=invoice_id, force=force)
+    except OSError as exc:  # SMTP and network trouble are transient
+        raise self.retry(exc=exc) from exc

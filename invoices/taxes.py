@@ -1,0 +1,74 @@
+"""Which tax applies to an organisation.
+
+- Tax-exempt customers: 0 %, with an exemption note.
+- EU reverse charge: seller and customer in different EU member states and the customer
+  has a VAT id in the form of its country: 0 %, with the Article 196 note. (The form is
+  checked offline; a VIES lookup belongs in the billing profile's validation.)
+- Otherwise: the staff-kept `TaxRate` of the customer's country in force on the first
+  day of the period, or 0 % where none is kept (outside our tax registrations).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from django.conf import settings
+from django.db.models import Q
+
+from accounts.models import Organization
+from invoices.models import TaxRate
+
+EU_COUNTRIES = frozenset(
+    "AT BE BG CY CZ DE DK EE ES FI FR GR HR HU IE IT LT LU LV MT NL PL PT RO SE SI SK".split()
+)
+# Greece's VAT ids start with EL.
+VAT_PREFIX = {"GR": "EL"}
+VAT_ID_RE = re.compile(r"^[A-Z]{2}[0-9A-Z+*]{2,13}$")
+
+REVERSE_CHARGE_NOTE = "Reverse charge: VAT to be accounted for by the recipient (Article 196, Directive 2006/112/EC)."
+EXEMPT_NOTE = "Tax exempt customer: no tax charged."
+ZERO_RATE = Decimal("0")
+
+
+@dataclass(frozen=True)
+class TaxTreatment:
+    rate: Decimal
+    name: str = ""
+    note: str = ""
+    reverse_charge: bool = False
+
+
+def seller_country() -> str:
+    return settings.INVOICE_SELLER["country"]
+
+
+def vat_id_looks_valid(vat_id: str, country: str) -> bool:
+    vat_id = vat_id.replace(" ", "").upper()
+    return bool(VAT_ID_RE.match(vat_id)) and vat_id[:2] == VAT_PREFIX.get(country, country)
+
+
+def rates_on(day: date) -> dict[str, TaxRate]:
+    qs = TaxRate.objects.filter(Q(valid_to__isnull=True) | Q(valid_to__gt=day), valid_from__lte=day)
+    # Ascending, so the latest rate in force wins for each country.
+    return {r.country: r for r in qs.order_by("country", "valid_from")}
+
+
+def treatment_for(org: Organization, rates: dict[str, TaxRate]) -> TaxTreatment:
+    if org.tax_exempt:
+        return TaxTreatment(ZERO_RATE, note=EXEMPT_NOTE)
+    country = org.country
+    if (
+        country in EU_COUNTRIES
+        and seller_country() in EU_COUNTRIES
+        and country != seller_country()
+        and org.vat_id
+        and vat_id_looks_valid(org.vat_id, country)
+    ):
+        return TaxTreatment(ZERO_RATE, note=REVERSE_CHARGE_NOTE, reverse_charge=True)
+    rate = rates.get(country)
+    if rate is None:
+        return TaxTreatment(ZERO_RATE)
+    return TaxTreatment(rate.rate, name=f"{rate.name} {rate.rate.normalize():f}%")
