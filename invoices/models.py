@@ -207,6 +207,9 @@ class CreditNoteLine(models.Model):
     class Meta:
         ordering = ["credit_note", "id"]
 
+    def __str__(self) -> str:
+        return self.description
+
 
 class InvoicePayment(models.Model):
     """A payment recorded against an invoice (by payments, or staff). `reference` makes

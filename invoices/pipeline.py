@@ -170,7 +170,8 @@ def handlers(name: str) -> list[Handler]:
 
 def run_pipeline(name: str, ctx: BillingContext) -> BillingContext:
     for handler in handlers(name):
+        had_bills = bool(ctx.bills)
         handler(ctx)
-        if not ctx.bills:
-            break
+        if had_bills and not ctx.bills:
+            break  # every organisation turned out to have nothing to bill
     return ctx

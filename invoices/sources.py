@@ -1,16 +1,17 @@
 """What invoices read from pricing, usage and credits, in one place and set-based.
 
 Each function takes many organisations at once and returns rows grouped per
-organisation, so a run over 10,000 organisations costs a handful of queries per chunk,
-never one per charge. These are the only lines of the invoices app that know the other
-apps' schemas (docs/ARCHITECTURE.md, "Contracts between apps").
+organisation, so a run costs a handful of queries per call, never one per charge. These
+are the only lines of the invoices app that know the other apps' schemas
+(docs/ARCHITECTURE.md, "Contracts between apps").
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import Max, Min, Q, Sum
@@ -18,10 +19,23 @@ from django.db.models import Max, Min, Q, Sum
 from accounts.models import Organization
 from core.money import ZERO
 
+HOUR = timedelta(hours=1)
+
+
+def _model(app_label: str, name: str):
+    """Another app's model, or None while that app does not provide it: a source with
+    nothing to read contributes no charges (and the run skips everyone quickly)."""
+    from django.apps import apps
+
+    try:
+        return apps.get_model(app_label, name)
+    except LookupError:
+        return None
+
 
 @dataclass(frozen=True)
 class UsageRow:
-    """Rated usage of one resource, product, state and price over a span."""
+    """Rated usage of one resource, product, state and price over [start, end)."""
 
     resource_id: int | None
     group: str
@@ -31,7 +45,6 @@ class UsageRow:
     billing_model: str
     state: str
     price_id: int | None
-    unit_rate: Decimal
     minutes: int
     amount: Decimal
     start: datetime
@@ -39,24 +52,9 @@ class UsageRow:
 
 
 @dataclass(frozen=True)
-class SubscriptionSpan:
-    """A monthly-billed product held over [start, end)."""
-
-    resource_id: int | None
-    group: str
-    product_id: int
-    product_code: str
-    product_name: str
-    price_id: int | None
-    monthly_amount: Decimal
-    start: datetime
-    end: datetime
-
-
-@dataclass(frozen=True)
 class MeteredQuantity:
-    """A metered quantity (bandwidth GB…) in a span, with what the period had used before
-    the span, its monthly allowance and the price of the overage."""
+    """A metered quantity (bandwidth GB…) in a span, what the month had used before the
+    span, the monthly allowance and the terms of the overage price."""
 
     resource_id: int | None
     group: str
@@ -82,79 +80,140 @@ def organizations(ids: list[int]) -> dict[int, Organization]:
     return Organization.objects.in_bulk(ids)
 
 
-def usage_rows(org_ids: list[int], start: datetime, end: datetime) -> dict[int, list[UsageRow]]:
-    from usage.models import UsageHourly
+def aggregate_usage(rows: Iterable[UsageRow]) -> list[UsageRow]:
+    """Hourly rows → one row per resource, product, state and price, spanning from the
+    first to the last hour that had usage. Amounts stay unrounded."""
+    merged: dict[tuple, UsageRow] = {}
+    for r in rows:
+        key = (r.resource_id, r.product_id, r.state, r.price_id)
+        m = merged.get(key)
+        merged[key] = r if m is None else replace(
+            m, minutes=m.minutes + r.minutes, amount=m.amount + r.amount, start=min(m.start, r.start),
+            end=max(m.end, r.end),
+        )
+    return sorted((r for r in merged.values() if r.minutes or r.amount),
+                  key=lambda r: (r.group, r.start, r.product_code, r.state, r.price_id or 0))
 
+
+def usage_rows(org_ids: list[int], start: datetime, end: datetime) -> dict[int, list[UsageRow]]:
+    """The rolled-up hourly history (usage.UsageHourly) of [start, end), grouped in SQL
+    by organisation, resource, product, state and price."""
+    UsageHourly = _model("usage", "UsageHourly")  # noqa: N806
+    if UsageHourly is None:
+        return {}
     rows = (
         UsageHourly.objects.filter(organization_id__in=org_ids, hour__gte=start, hour__lt=end)
-        .values(
-            "organization_id", "resource_id", "resource__name", "product_id", "product__code", "product__name",
-            "product__billing_model", "state", "price_id", "unit_rate",
-        )
-        .annotate(minutes=Sum("minutes"), amount=Sum("amount"), first=Min("hour"), last=Max("hour"))
-        .order_by("organization_id", "resource_id", "first", "product_id", "state", "price_id")
+        .values("organization_id", "resource_id", "resource__name", "product_id", "product__code", "product__name",
+                "product__billing_model", "state", "price_id")
+        .annotate(minutes_sum=Sum("minutes"), amount_sum=Sum("amount"), first_hour=Min("hour"), last=Max("hour"))
     )
     out: dict[int, list[UsageRow]] = defaultdict(list)
     for r in rows:
         out[r["organization_id"]].append(UsageRow(
             resource_id=r["resource_id"], group=r["resource__name"] or r["product__name"],
             product_id=r["product_id"], product_code=r["product__code"], product_name=r["product__name"],
-            billing_model=r["product__billing_model"], state=r["state"], price_id=r["price_id"],
-            unit_rate=r["unit_rate"], minutes=r["minutes"], amount=r["amount"], start=max(r["first"], start),
-            end=min(r["last"] + (end - end.replace(minute=0, second=0, microsecond=0) or _HOUR), end),
+            billing_model=r["product__billing_model"], state=r["state"], price_id=r["price_id"] or None,
+            minutes=r["minutes_sum"], amount=r["amount_sum"], start=max(r["first_hour"], start),
+            end=min(r["last"] + HOUR, end),
         ))
-    return out
-
-
-def monthly_subscriptions(org_ids: list[int], start: datetime, end: datetime) -> dict[int, list[SubscriptionSpan]]:
-    return {}
+    return {org: aggregate_usage(rs) for org, rs in out.items()}
 
 
 def metered_quantities(
     org_ids: list[int], period_start: datetime, start: datetime, end: datetime
 ) -> dict[int, list[MeteredQuantity]]:
-    return {}
+    """Summed metered quantities (usage.UsageEvent with a metric) of overage-billed
+    products, before the span and within it, with their allowance and price terms."""
+    from pricing.pricing_models import PriceTerms
+    from pricing.resolver import resolve_price
 
+    UsageEvent = _model("usage", "UsageEvent")  # noqa: N806
+    if UsageEvent is None:
+        return {}
 
-def contract_minimums(org_ids: list[int], period_start: datetime, period_end: datetime) -> dict[int, Minimum]:
-    from pricing.models import Contract
+    def totals(lo: datetime, hi: datetime) -> dict[tuple, Decimal]:
+        qs = (
+            UsageEvent.objects.filter(organization_id__in=org_ids, occurred_at__gte=lo, occurred_at__lt=hi,
+                                      quantity__isnull=False, product__billing_model="overage")
+            .values_list("organization_id", "product_id").annotate(q=Sum("quantity"))
+        )
+        return {(o, p): q for o, p, q in qs}
 
-    out: dict[int, Minimum] = {}
-    qs = Contract.objects.filter(
-        Q(valid_to__isnull=True) | Q(valid_to__gt=period_start),
-        organization_id__in=org_ids, valid_from__lt=period_end, minimum_monthly_spend__gt=0,
-    )
-    for c in qs:
-        out[c.organization_id] = Minimum(amount=c.minimum_monthly_spend, currency=c.currency, contract_id=c.pk)
+    before = totals(period_start, start) if start > period_start else {}
+    within = totals(start, end)
+    if not within:
+        return {}
+    from pricing.models import Product
+
+    products = Product.objects.in_bulk({p for _, p in within})
+    orgs = organizations(list({o for o, _ in within}))
+    out: dict[int, list[MeteredQuantity]] = defaultdict(list)
+    for (org_id, product_id), quantity in sorted(within.items()):
+        product = products[product_id]
+        price = resolve_price(organization=orgs[org_id], product=product, state="running", at=period_start)
+        terms = PriceTerms(pricing_model=price.pricing_model, amount=price.amount, tiers=price.tiers,
+                           package_size=price.package_size)
+        out[org_id].append(MeteredQuantity(
+            resource_id=None, group=product.name, product_id=product_id, product_code=product.code,
+            product_name=product.name, unit=product.unit_label or price.unit,
+            quantity_before=before.get((org_id, product_id), ZERO), quantity=quantity,
+            included=price.included_quantity, price=terms, price_id=price.price_id,
+        ))
     return out
 
 
+def contract_minimums(org_ids: list[int], period_start: datetime, period_end: datetime) -> dict[int, Minimum]:
+    """Committed monthly minimums of contracts in force during the month."""
+    from pricing.models import Contract
+
+    qs = Contract.objects.filter(
+        Q(valid_to__isnull=True) | Q(valid_to__gt=period_start),
+        organization_id__in=org_ids, valid_from__lt=period_end, committed_monthly_minimum__gt=0,
+    ).values_list("organization_id", "committed_monthly_minimum", "currency", "pk")
+    return {org: Minimum(amount=amount, currency=cur, contract_id=pk) for org, amount, cur, pk in qs}
+
+
 def credit_balances(org_ids: list[int]) -> dict[int, Decimal]:
-    from credits.models import CreditBalance
+    """Credit balances (credits.Balance) in each organisation's own currency."""
+    Balance = _model("credits", "Balance")  # noqa: N806
+    if Balance is None:
+        return {}
+    rows = Balance.objects.filter(organization_id__in=org_ids).values_list("organization_id", "currency", "amount")
+    currencies = dict(Organization.objects.filter(pk__in=org_ids).values_list("pk", "currency"))
+    return {org: amount for org, cur, amount in rows if currencies.get(org) == cur}
 
-    return dict(CreditBalance.objects.filter(organization_id__in=org_ids).values_list("organization_id", "balance"))
 
-
-def price_quantity(price: object, quantity: Decimal) -> Decimal:
+def price_quantity(terms: object, quantity: Decimal) -> Decimal:
     from pricing.pricing_models import price_quantity as _price_quantity
 
-    return _price_quantity(price, quantity).amount
+    return _price_quantity(terms, quantity).amount
 
 
 def ledger_post(*, organization: Organization, amount: Decimal, kind: str, reason: str, reference: str) -> None:
+    """Post to the credit ledger (idempotent on `reference`, see credits.services)."""
     from credits.services import ledger_post as _ledger_post
 
     _ledger_post(organization=organization, amount=amount, kind=kind, reason=reason, reference=reference)
 
 
 def organizations_with_charges(org_ids: list[int] | None, start: datetime, end: datetime) -> set[int]:
-    """Set-based pre-filter: organisations with anything billable in [start, end)."""
-    from usage.models import UsageHourly
+    """Set-based pre-filter: organisations with rolled-up usage, metered quantities or a
+    contract minimum in [start, end). Everyone else is skipped without aggregation."""
+    from pricing.models import Contract
 
-    qs = UsageHourly.objects.filter(hour__gte=start, hour__lt=end)
-    if org_ids is not None:
-        qs = qs.filter(organization_id__in=org_ids)
-    return set(qs.values_list("organization_id", flat=True).distinct()) | {ZERO and 0} - {0}
+    UsageEvent, UsageHourly = _model("usage", "UsageEvent"), _model("usage", "UsageHourly")  # noqa: N806
 
+    def ids(qs) -> set[int]:
+        if qs is None:
+            return set()
+        if org_ids is not None:
+            qs = qs.filter(organization_id__in=org_ids)
+        return set(qs.values_list("organization_id", flat=True).distinct())
 
-_HOUR = None
+    return (
+        ids(UsageHourly and UsageHourly.objects.filter(hour__gte=start, hour__lt=end))
+        | ids(UsageEvent and UsageEvent.objects.filter(occurred_at__gte=start, occurred_at__lt=end,
+                                                       quantity__isnull=False, product__billing_model="overage"))
+        | ids(Contract.objects.filter(Q(valid_to__isnull=True) | Q(valid_to__gt=start), valid_from__lt=end,
+                                      committed_monthly_minimum__gt=0))
+    )

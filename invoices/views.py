@@ -20,7 +20,7 @@ def index(request):
     return render(request, "invoices/index.html", {"invoices": invoices})
 
 
-@portal_view("billing:read")
+@portal_view("billing:read", model=Invoice)
 def detail(request, pk: int):
     invoice = get_object_or_404(_own(request).select_related("organization"), pk=pk)
     ctx = rendering.invoice_context(invoice)
@@ -29,7 +29,7 @@ def detail(request, pk: int):
     return render(request, "invoices/detail.html", ctx)
 
 
-@portal_view("billing:read")
+@portal_view("billing:read", model=Invoice)
 def pdf(request, pk: int):
     invoice = get_object_or_404(_own(request), pk=pk)
     invoice = rendering.invoice_ensure_pdf(invoice_id=invoice.pk)

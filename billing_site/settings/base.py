@@ -380,6 +380,10 @@ INVOICE_PAYMENT_INSTRUCTIONS = {
     "bic": env("INVOICE_BANK_BIC", default="INGBNL2A"),
 }
 PORTAL_BASE_URL = env("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update({
+    "InvoiceLineKindEnum": "invoices.models.LineKind",
+    "InvoiceStatusEnum": "invoices.models.InvoiceStatus",
+})
 # Two hours after each month closes (UTC), so metering's grace and catch-up are done.
 CELERY_BEAT_SCHEDULE["invoices-monthly-run"] = {
     "task": "invoices.monthly_run",

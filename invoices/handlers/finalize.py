@@ -12,5 +12,5 @@ class Finalize:
             invoice = services.invoice_store_draft(bill=bill, ctx=ctx)
             if invoice is None:
                 continue
-            invoice = services.invoice_finalize(invoice=invoice, render_pdf=ctx.render_pdf)
+            invoice = services.invoice_finalize(invoice=invoice, render_pdf=ctx.render_pdf, now=ctx.now)
             bill.invoice_id = invoice.pk

@@ -12,7 +12,6 @@ class GatherCharges:
         ids = ctx.organization_ids
         orgs = sources.organizations(ids)
         usage = sources.usage_rows(ids, ctx.span_start, ctx.span_end)
-        subscriptions = sources.monthly_subscriptions(ids, ctx.span_start, ctx.span_end)
         metered = sources.metered_quantities(ids, ctx.period_start, ctx.span_start, ctx.span_end)
         minimums = sources.contract_minimums(ids, ctx.period_start, ctx.period_end) if ctx.closes_period else {}
         for org_id, org in orgs.items():
@@ -21,7 +20,6 @@ class GatherCharges:
                 currency=org.currency,
                 inputs={
                     "usage": usage.get(org_id, []),
-                    "subscriptions": subscriptions.get(org_id, []),
                     "metered": metered.get(org_id, []),
                     "minimum": minimums.get(org_id),
                 },

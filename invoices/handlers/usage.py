@@ -9,6 +9,12 @@ from invoices.models import LineKind
 from invoices.pipeline import BillingContext, Line
 
 MINUTES_PER_HOUR = Decimal(60)
+RATE_PLACES = Decimal("0.000001")
+
+
+def rate(amount: Decimal, quantity: Decimal) -> Decimal:
+    """The rate a line shows, to six places; the line's amount is the metered sum."""
+    return (amount / quantity).quantize(RATE_PLACES) if quantity else Decimal(0)
 
 
 class HourlyUsage:
@@ -18,6 +24,8 @@ class HourlyUsage:
     def __call__(self, ctx: BillingContext) -> None:
         for bill in ctx.bills.values():
             for row in bill.inputs["usage"]:
+                if row.billing_model == "monthly":
+                    continue  # RecurringFees
                 kind = LineKind.ADDON if row.billing_model == "addon" else LineKind.USAGE
                 state = "" if row.state in ("", "running") else f" ({row.state})"
                 bill.add(Line(
@@ -26,7 +34,7 @@ class HourlyUsage:
                     description=f"{row.product_name}{state}",
                     quantity=Decimal(row.minutes) / MINUTES_PER_HOUR,
                     unit="hour",
-                    unit_price=row.unit_rate,
+                    unit_price=rate(row.amount, Decimal(row.minutes) / MINUTES_PER_HOUR),
                     # The metered amounts are unrounded; the sum is rounded once, here.
                     amount=row.amount,
                     product_code=row.product_code,

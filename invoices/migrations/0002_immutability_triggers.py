@@ -115,7 +115,7 @@ SQLITE_TRIGGERS = [
 
 def forward(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(PG_FORWARD)
+        schema_editor.execute(PG_FORWARD, params=None)
     elif schema_editor.connection.vendor == "sqlite":
         for sql in SQLITE_FORWARD:
             schema_editor.execute(sql)
@@ -123,7 +123,7 @@ def forward(apps, schema_editor):
 
 def reverse(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(PG_REVERSE)
+        schema_editor.execute(PG_REVERSE, params=None)
     elif schema_editor.connection.vendor == "sqlite":
         for name in SQLITE_TRIGGERS:
             schema_editor.execute(f"DROP TRIGGER IF EXISTS {name}")

@@ -1,0 +1,67 @@
+"""Invoices through the API and the portal: scoped, read-only, staff actions audited."""
+
+from decimal import Decimal
+
+import pytest
+
+from accounts.models import BillingMode
+from invoices.models import Invoice
+from invoices.tests.factories import make_invoice
+from invoices.tests.helpers import hourly_rows, utc
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def issued(org):
+    org.billing_mode = BillingMode.POSTPAID
+    org.save()
+    return make_invoice(org, amounts=("40.00", "2.50"))
+
+
+def test_customers_list_and_read_their_own_invoices(issued, org_api, other_org):
+    make_invoice(other_org, amounts=("9.99",))
+    listing = org_api.get("/api/v1/invoices").json()
+    assert [row["number"] for row in listing["results"]] == [issued.number]
+    detail = org_api.get(f"/api/v1/invoices/{issued.pk}").json()
+    assert (detail["total"], len(detail["lines"])) == ("42.500000000000", 2)
+
+
+def test_customers_cannot_void_or_credit(issued, org_api):
+    assert org_api.post(f"/api/v1/invoices/{issued.pk}/void", {"reason": "x"}, format="json").status_code == 403
+    body = {"reason": "x", "amount": "1.00"}
+    assert org_api.post(f"/api/v1/invoices/{issued.pk}/credit-notes", body, format="json").status_code == 403
+
+
+def test_staff_void_needs_a_reason(issued, platform_api):
+    response = platform_api.post(f"/api/v1/invoices/{issued.pk}/void", {}, format="json")
+    assert response.status_code == 400
+    assert "reason" in response.json()["error"]["fields"]
+    response = platform_api.post(f"/api/v1/invoices/{issued.pk}/void", {"reason": "duplicate"}, format="json")
+    assert (response.status_code, response.json()["status"]) == (200, "void")
+
+
+def test_staff_issue_a_credit_note(issued, platform_api):
+    response = platform_api.post(f"/api/v1/invoices/{issued.pk}/credit-notes",
+                                 {"reason": "goodwill", "amount": "2.50"}, format="json")
+    assert response.status_code == 201
+    assert (response.json()["number"], response.json()["total"]) == ("CN-2026-000001", "2.500000000000")
+
+
+def test_the_interim_preview_is_computed_not_stored(org, org_api, fixture_pipeline, ledger, time_machine):
+    time_machine.move_to(utc(2026, 10, 10, 12), tick=False)
+    fixture_pipeline[org.pk] = {"usage": hourly_rows(start=utc(2026, 10, 1), end=utc(2026, 10, 10), rate="1.00")}
+    body = org_api.get("/api/v1/invoices/interim").json()
+    assert (body["total"], body["until"]) == ("216.000000000000", "2026-10-10T12:00:00Z")
+    assert Invoice.objects.count() == 0
+
+
+def test_the_portal_lists_shows_and_downloads_an_invoice(issued, org, make_member, client):
+    client.force_login(make_member(org, "billing").user)
+    assert issued.number in client.get("/invoices/").content.decode()
+    assert "Server 0" in client.get(f"/invoices/{issued.pk}/").content.decode()
+    pdf = client.get(f"/invoices/{issued.pk}/pdf")
+    assert pdf.status_code == 200 and b"".join(pdf.streaming_content).startswith(b"%PDF")
+    issued.refresh_from_db()
+    assert issued.pdf.name.endswith(f"{issued.number}.pdf")
+    assert Decimal(issued.total) == Decimal("42.50")

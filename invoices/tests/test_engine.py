@@ -1,0 +1,109 @@
+"""The scheduled engine: idempotent, late-safe, and one failure never stops the others."""
+
+from decimal import Decimal
+
+import pytest
+
+from accounts.models import BillingMode
+from accounts.tests.factories import OrganizationFactory
+from core.errors import DomainError
+from invoices import engine
+from invoices.models import Invoice, InvoiceRun, InvoiceRunItem
+from invoices.tests.helpers import hourly_rows, utc
+
+pytestmark = pytest.mark.django_db
+OCT = engine.period_for("2026-10")
+
+
+@pytest.fixture
+def three_orgs(fixture_pipeline, ledger):
+    orgs = [OrganizationFactory(billing_mode=BillingMode.POSTPAID) for _ in range(3)]
+    for org in orgs:
+        fixture_pipeline[org.pk] = {"usage": hourly_rows(start=utc(2026, 10, 5), end=utc(2026, 10, 6), rate="1.00")}
+    OrganizationFactory()  # nothing to bill: never examined
+    return orgs
+
+
+def run(now=None, org_ids=None):
+    now = now or utc(2026, 11, 1, 2)
+    the_run, todo = engine.invoice_run_start(now=now, org_ids=org_ids, dispatch=False)
+    for org_id in todo:
+        try:
+            engine.invoice_organization(run_id=the_run.pk, organization_id=org_id, render_pdf=False, now=now)
+        except RuntimeError as exc:
+            print("FAILED", org_id, exc)
+    return the_run, todo
+
+
+def test_running_the_month_twice_gives_one_invoice_per_organisation(three_orgs):
+    run()
+    numbers = set(Invoice.objects.values_list("number", flat=True))
+    _, todo = run()
+    assert todo == []
+    assert Invoice.objects.count() == 3
+    assert set(Invoice.objects.values_list("number", flat=True)) == numbers
+    assert InvoiceRun.objects.get().status == "done"
+
+
+def test_a_run_days_late_bills_the_month_that_closed(three_orgs):
+    the_run, _ = run(now=utc(2026, 11, 9, 17))
+    assert (the_run.period_start, the_run.period_end) == OCT
+    assert set(Invoice.objects.values_list("period_start", flat=True)) == {OCT[0]}
+
+
+def test_a_month_that_has_not_closed_is_refused(three_orgs):
+    with pytest.raises(DomainError):
+        engine.invoice_run_start(period=engine.period_for("2026-11"), now=utc(2026, 11, 20), dispatch=False)
+
+
+def test_a_failing_organisation_is_recorded_and_retried_without_stopping_the_others(three_orgs, settings):
+    bad = three_orgs[1]
+    settings.BILLING_PIPELINES = {
+        **settings.BILLING_PIPELINES,
+        "scheduled": ["invoices.tests.test_engine.explode_for_marked", *settings.BILLING_PIPELINES["scheduled"]],
+    }
+    FAILING.add(bad.pk)
+    the_run, _ = run()
+    item = InvoiceRunItem.objects.get(run=the_run, organization=bad)
+    assert (item.status, item.attempts) == ("failed", 1)
+    assert "disk on fire" in item.last_error
+    assert set(Invoice.objects.values_list("organization_id", flat=True)) == {three_orgs[0].pk, three_orgs[2].pk}
+    assert InvoiceRun.objects.get().status == "failed"
+
+    FAILING.clear()
+    _, todo = run()
+    assert todo == [bad.pk]
+    item.refresh_from_db()
+    assert (item.status, item.attempts) == ("invoiced", 2)
+    assert Invoice.objects.count() == 3
+    assert InvoiceRun.objects.get().status == "done"
+
+
+def test_a_crash_between_storing_and_numbering_is_finished_by_the_rerun(three_orgs, monkeypatch):
+    from invoices import services
+
+    real = services.invoice_finalize
+    calls = {"n": 0}
+
+    def crash_on_second(**kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("worker killed")
+        return real(**kwargs)
+
+    monkeypatch.setattr(services, "invoice_finalize", crash_on_second)
+    run()
+    assert sorted(Invoice.objects.values_list("status", flat=True)) == ["draft", "open", "open"]
+    monkeypatch.setattr(services, "invoice_finalize", real)
+    run()
+    assert sorted(Invoice.objects.values_list("status", flat=True)) == ["open", "open", "open"]
+    assert sorted(Invoice.objects.values_list("number", flat=True)) == [f"INV-2026-00000{n}" for n in (1, 2, 3)]
+    assert {inv.total for inv in Invoice.objects.all()} == {Decimal("24.00")}
+
+
+FAILING: set[int] = set()
+
+
+def explode_for_marked(ctx):
+    if set(ctx.organization_ids) & FAILING:
+        raise RuntimeError("disk on fire")

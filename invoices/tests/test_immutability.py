@@ -1,0 +1,78 @@
+"""An issued invoice cannot be changed through the API, the console or the ORM."""
+
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import Group
+from django.db import IntegrityError, transaction
+
+from accounts.models import BillingMode
+from accounts.staff import BILLING_ADMIN
+from accounts.tests.factories import OrganizationFactory, UserFactory
+from invoices.models import InvoiceLine
+from invoices.tests.factories import make_invoice
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def issued():
+    return make_invoice(OrganizationFactory(billing_mode=BillingMode.POSTPAID), amounts=("40.00", "2.50"))
+
+
+def test_the_database_refuses_to_change_an_issued_total(issued):
+    issued.total = Decimal("1.00")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        issued.save()
+
+
+def test_the_database_refuses_a_bulk_update_of_issued_amounts(issued):
+    from invoices.models import Invoice
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Invoice.objects.filter(pk=issued.pk).update(amount_due=Decimal("0"))
+
+
+def test_the_database_refuses_new_changed_or_deleted_lines_on_an_issued_invoice(issued):
+    line = issued.lines.first()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        InvoiceLine.objects.filter(pk=line.pk).update(amount=Decimal("0"))
+    with pytest.raises(IntegrityError), transaction.atomic():
+        line.delete()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        InvoiceLine.objects.create(invoice=issued, position=99, kind="usage", description="sneaky", amount=Decimal("1"))
+
+
+def test_the_database_refuses_to_delete_an_issued_invoice(issued):
+    with pytest.raises(IntegrityError), transaction.atomic():
+        issued.delete()
+
+
+def test_status_and_payment_progress_may_still_move(issued):
+    from invoices.models import Invoice
+
+    Invoice.objects.filter(pk=issued.pk).update(amount_paid=Decimal("10.00"))
+    issued.refresh_from_db()
+    assert issued.amount_paid == Decimal("10.00")
+
+
+def test_the_api_offers_no_way_to_edit_an_invoice(issued, platform_api):
+    url = f"/api/v1/invoices/{issued.pk}"
+    assert platform_api.patch(url, {"total": "1.00"}, format="json").status_code == 405
+    assert platform_api.put(url, {"total": "1.00"}, format="json").status_code == 405
+    assert platform_api.delete(url).status_code == 405
+    issued.refresh_from_db()
+    assert issued.total == Decimal("42.50")
+
+
+def test_the_console_shows_an_issued_invoice_read_only(issued, client):
+    staff = UserFactory(is_staff=True)
+    staff.groups.add(Group.objects.get(name=BILLING_ADMIN))
+    client.force_login(staff)
+    url = f"/console/invoices/invoice/{issued.pk}/change/"
+    page = client.get(url)
+    assert page.status_code == 200
+    assert b'name="total"' not in page.content
+    assert client.post(url, {"total": "1.00"}).status_code == 403
+    issued.refresh_from_db()
+    assert issued.total == Decimal("42.50")

@@ -1,0 +1,106 @@
+"""Payments, carry-forward, statements, voids and credit notes."""
+
+from decimal import Decimal
+
+import pytest
+
+from accounts.models import AuditLog, BillingMode
+from accounts.tests.factories import OrganizationFactory
+from core.errors import Conflict
+from invoices import engine, services
+from invoices.tests.helpers import hourly_rows, utc
+from invoices.tests.test_pipeline import run_month
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def postpaid(fixture_pipeline, ledger):
+    org = OrganizationFactory(billing_mode=BillingMode.POSTPAID, payment_terms_days=14)
+    fixture_pipeline[org.pk] = {"usage": hourly_rows(start=utc(2026, 10, 1), end=utc(2026, 12, 1), rate="0.25")}
+    return org
+
+
+def test_partial_payments_add_up_and_the_last_one_marks_the_invoice_paid(postpaid):
+    invoice = run_month(postpaid)
+    assert invoice.amount_due == Decimal("186.00")
+    services.invoice_record_payment(invoice=invoice, amount=Decimal("100.00"), reference="pay_1")
+    invoice.refresh_from_db()
+    assert (invoice.status, invoice.amount_paid) == ("open", Decimal("100.00"))
+    services.invoice_record_payment(invoice=invoice, amount=Decimal("86.00"), reference="pay_2")
+    invoice.refresh_from_db()
+    assert (invoice.status, invoice.amount_paid) == ("paid", Decimal("186.00"))
+
+
+def test_recording_the_same_payment_reference_twice_counts_once(postpaid):
+    invoice = run_month(postpaid)
+    first = services.invoice_record_payment(invoice=invoice, amount=Decimal("50.00"), reference="pi_123")
+    again = services.invoice_record_payment(invoice=invoice, amount=Decimal("50.00"), reference="pi_123")
+    invoice.refresh_from_db()
+    assert first.pk == again.pk and invoice.amount_paid == Decimal("50.00")
+    with pytest.raises(Conflict):
+        services.invoice_record_payment(invoice=invoice, amount=Decimal("60.00"), reference="pi_123")
+
+
+def test_overpaying_an_invoice_is_refused(postpaid):
+    invoice = run_month(postpaid)
+    with pytest.raises(Conflict):
+        services.invoice_record_payment(invoice=invoice, amount=Decimal("186.01"), reference="too_much")
+
+
+def test_an_unpaid_balance_is_carried_to_the_next_invoice_and_settled_with_it(postpaid):
+    october = run_month(postpaid)
+    services.invoice_record_payment(invoice=october, amount=Decimal("86.00"), reference="part")
+    november = run_month(postpaid, period=engine.period_for("2026-11"), now=utc(2026, 12, 1, 2))
+    assert (november.total, november.balance_forward, november.amount_due) == (
+        Decimal("180.00"), Decimal("100.00"), Decimal("280.00"))
+    october.refresh_from_db()
+    assert october.carried_to_id == november.pk
+    with pytest.raises(Conflict):
+        services.invoice_record_payment(invoice=october, amount=Decimal("100.00"), reference="late")
+    services.invoice_record_payment(invoice=november, amount=Decimal("280.00"), reference="all")
+    october.refresh_from_db()
+    assert october.status == "paid"
+
+
+def test_a_prepaid_statement_owes_nothing_while_credit_covers_it(fixture_pipeline, ledger):
+    org = OrganizationFactory(billing_mode=BillingMode.PREPAID)
+    fixture_pipeline[org.pk] = {"usage": hourly_rows(start=utc(2026, 10, 1), end=utc(2026, 10, 3), rate="1.00")}
+    ledger["balances"][org.pk] = Decimal("500.00")
+    statement = run_month(org)
+    assert statement.is_statement
+    assert (statement.total, statement.credit_applied, statement.amount_due) == (
+        Decimal("48.00"), Decimal("48.00"), Decimal(0))
+    assert statement.status == "paid"
+    assert ledger["posts"] == []  # metering drew the usage already; nothing else to draw
+
+
+def test_a_prepaid_statement_is_due_when_the_balance_went_negative(fixture_pipeline, ledger):
+    org = OrganizationFactory(billing_mode=BillingMode.PREPAID)
+    fixture_pipeline[org.pk] = {"usage": hourly_rows(start=utc(2026, 10, 1), end=utc(2026, 10, 3), rate="1.00")}
+    ledger["balances"][org.pk] = Decimal("-12.00")
+    statement = run_month(org)
+    assert (statement.credit_applied, statement.amount_due, statement.status) == (
+        Decimal("36.00"), Decimal("12.00"), "open")
+    services.invoice_record_payment(invoice=statement, amount=Decimal("12.00"), reference="pay")
+    assert ledger["balances"][org.pk] == Decimal(0)  # paying the statement restores the balance
+
+
+def test_voiding_needs_a_reason_and_refuses_an_invoice_with_payments(postpaid, admin_user):
+    invoice = run_month(postpaid)
+    with pytest.raises(Exception):
+        services.invoice_void(invoice=invoice, reason=" ")
+    voided = services.invoice_void(invoice=invoice, reason="Billed the wrong customer", actor=admin_user)
+    assert voided.status == "void" and voided.number is not None
+    assert AuditLog.objects.filter(action="invoice.voided", reason="Billed the wrong customer").exists()
+
+
+def test_a_credit_note_reduces_what_is_owed_and_gets_its_own_number(postpaid):
+    invoice = run_month(postpaid)
+    note = services.credit_note_create(invoice=invoice, reason="Outage on 3 October", amount=Decimal("36.00"))
+    assert (note.number, note.total) == ("CN-2026-000001", Decimal("36.00"))
+    services.invoice_record_payment(invoice=invoice, amount=Decimal("150.00"), reference="rest")
+    invoice.refresh_from_db()
+    assert invoice.status == "paid"
+    with pytest.raises(Conflict):
+        services.credit_note_create(invoice=invoice, reason="again", amount=Decimal("150.01"))
