@@ -43,6 +43,7 @@ class UsageRow:
     product_code: str
     product_name: str
     billing_model: str
+    unit: str  # what the price's rate buys: "hour" or "month"
     state: str
     price_id: int | None
     minutes: int
@@ -107,16 +108,25 @@ def usage_rows(org_ids: list[int], start: datetime, end: datetime) -> dict[int, 
                 "product__billing_model", "state", "price_id")
         .annotate(minutes_sum=Sum("minutes"), amount_sum=Sum("amount"), first_hour=Min("hour"), last=Max("hour"))
     )
+    rows = list(rows)
+    units = _price_units({r["price_id"] for r in rows})
     out: dict[int, list[UsageRow]] = defaultdict(list)
     for r in rows:
+        unit = units.get(r["price_id"]) or ("month" if r["product__billing_model"] == "monthly" else "hour")
         out[r["organization_id"]].append(UsageRow(
             resource_id=r["resource_id"], group=r["resource__name"] or r["product__name"],
             product_id=r["product_id"], product_code=r["product__code"], product_name=r["product__name"],
-            billing_model=r["product__billing_model"], state=r["state"], price_id=r["price_id"] or None,
+            billing_model=r["product__billing_model"], unit=unit, state=r["state"], price_id=r["price_id"] or None,
             minutes=r["minutes_sum"], amount=r["amount_sum"], start=max(r["first_hour"], start),
             end=min(r["last"] + HOUR, end),
         ))
     return {org: aggregate_usage(rs) for org, rs in out.items()}
+
+
+def _price_units(price_ids: set[int]) -> dict[int, str]:
+    from pricing.models import Price
+
+    return dict(Price.objects.filter(pk__in=[p for p in price_ids if p]).values_list("pk", "unit"))
 
 
 def metered_quantities(

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from invoices.handlers.usage import rate
+from invoices.handlers.usage import usage_line
 from invoices.models import LineKind
-from invoices.pipeline import BillingContext, Line, minutes_between
-
-MONTHLY = "monthly"
+from invoices.pipeline import BillingContext, minutes_between
 
 
 class RecurringFees:
@@ -20,24 +18,9 @@ class RecurringFees:
         month_minutes = Decimal(minutes_between(ctx.period_start, ctx.period_end))
         for bill in ctx.bills.values():
             for row in bill.inputs["usage"]:
-                if row.billing_model != MONTHLY:
+                if row.unit != "month":
                     continue
-                months = Decimal(row.minutes) / month_minutes
                 partial = "" if row.minutes == month_minutes else f", {row.start:%-d %b %H:%M}–{row.end:%-d %b %H:%M}"
-                bill.add(Line(
-                    kind=LineKind.RECURRING,
-                    group=row.group,
-                    description=f"{row.product_name} monthly fee{partial}",
-                    quantity=months,
-                    unit="month",
-                    unit_price=rate(row.amount, months),
-                    amount=row.amount,
-                    product_code=row.product_code,
-                    product_id=row.product_id,
-                    resource_id=row.resource_id,
-                    price_id=row.price_id,
-                    state=row.state,
-                    service_start=row.start,
-                    service_end=row.end,
-                    settled_by_metering=True,
-                ))
+                kind = LineKind.ADDON if row.billing_model == "addon" else LineKind.RECURRING
+                bill.add(usage_line(row, kind=kind, description=f"{row.product_name} monthly fee{partial}",
+                                    quantity=Decimal(row.minutes) / month_minutes, unit="month"))

@@ -17,6 +17,22 @@ def rate(amount: Decimal, quantity: Decimal) -> Decimal:
     return (amount / quantity).quantize(RATE_PLACES) if quantity else Decimal(0)
 
 
+def usage_line(row: sources.UsageRow, *, kind: str, description: str, quantity: Decimal, unit: str) -> Line:
+    """A line from rolled-up, already metered usage: its amount is the unrounded metered
+    sum (rounded once by `Bill.add`), and for prepaid organisations it was already drawn
+    from the credit balance minute by minute."""
+    return Line(
+        kind=kind, group=row.group, description=description, quantity=quantity, unit=unit,
+        unit_price=rate(row.amount, quantity), amount=row.amount, product_code=row.product_code,
+        product_id=row.product_id, resource_id=row.resource_id, price_id=row.price_id, state=row.state,
+        service_start=row.start, service_end=row.end, settled_by_metering=True,
+    )
+
+
+def state_label(state: str) -> str:
+    return "" if state in ("", "running") else f" ({state})"
+
+
 class HourlyUsage:
     """One line per resource, product, state and price: a price change or a state change
     (hibernation) splits a resource's usage into lines; a resize changes its product."""
@@ -24,28 +40,11 @@ class HourlyUsage:
     def __call__(self, ctx: BillingContext) -> None:
         for bill in ctx.bills.values():
             for row in bill.inputs["usage"]:
-                if row.billing_model == "monthly":
+                if row.unit == "month":
                     continue  # RecurringFees
                 kind = LineKind.ADDON if row.billing_model == "addon" else LineKind.USAGE
-                state = "" if row.state in ("", "running") else f" ({row.state})"
-                bill.add(Line(
-                    kind=kind,
-                    group=row.group,
-                    description=f"{row.product_name}{state}",
-                    quantity=Decimal(row.minutes) / MINUTES_PER_HOUR,
-                    unit="hour",
-                    unit_price=rate(row.amount, Decimal(row.minutes) / MINUTES_PER_HOUR),
-                    # The metered amounts are unrounded; the sum is rounded once, here.
-                    amount=row.amount,
-                    product_code=row.product_code,
-                    product_id=row.product_id,
-                    resource_id=row.resource_id,
-                    price_id=row.price_id,
-                    state=row.state,
-                    service_start=row.start,
-                    service_end=row.end,
-                    settled_by_metering=True,
-                ))
+                bill.add(usage_line(row, kind=kind, description=f"{row.product_name}{state_label(row.state)}",
+                                    quantity=Decimal(row.minutes) / MINUTES_PER_HOUR, unit="hour"))
 
 
 class MeteredOverage:

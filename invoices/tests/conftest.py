@@ -26,24 +26,28 @@ def fixture_pipeline(settings, monkeypatch):
 
 
 @pytest.fixture
-def ledger(monkeypatch):
-    """The credit ledger as the credits contract describes it (balance per organisation,
-    `ledger_post` idempotent on reference), in memory, until credits lands on main."""
-    from decimal import Decimal
+def ledger(db):
+    """The real credit ledger: `ledger.set(org, amount)` posts what takes the balance
+    there; `ledger.balance(org)` and `ledger.entries(org)` read it back."""
+    return Ledger()
 
-    from invoices import sources
 
-    state = {"balances": {}, "posts": []}
+class Ledger:
+    def set(self, org, amount):
+        from credits.services import ledger_post
 
-    def balances(ids):
-        return {i: state["balances"][i] for i in ids if i in state["balances"]}
+        ledger_post(organization=org, amount=amount - self.balance(org), kind="adjustment",
+                    reason="test set-up", reference=f"test:set:{org.pk}:{amount}")
 
-    def post(*, organization, amount, kind, reason, reference):
-        if any(p["reference"] == reference for p in state["posts"]):
-            return
-        state["posts"].append({"org": organization.pk, "amount": amount, "kind": kind, "reference": reference})
-        state["balances"][organization.pk] = state["balances"].get(organization.pk, Decimal(0)) + amount
+    def balance(self, org):
+        from decimal import Decimal
 
-    monkeypatch.setattr(sources, "credit_balances", balances)
-    monkeypatch.setattr(sources, "ledger_post", post)
-    return state
+        from credits.models import Balance
+
+        return Balance.objects.filter(organization=org).values_list("amount", flat=True).first() or Decimal(0)
+
+    def entries(self, org):
+        from credits.models import LedgerEntry
+
+        return list(LedgerEntry.objects.filter(organization=org).exclude(reason="test set-up")
+                    .order_by("id").values_list("kind", "amount", "reference"))

@@ -29,6 +29,7 @@ def hourly_rows(*, start: datetime, end: datetime, rate: str, product: str = "cp
             amount = hourly_amount(Decimal(rate), minutes)
         rows.append(UsageRow(resource_id=resource, group=group, product_id=hash(product) % 10_000,
                              product_code=product, product_name=product.upper(), billing_model=billing_model,
+                             unit="month" if billing_model == "monthly" else "hour",
                              state=state, price_id=price_id, minutes=minutes, amount=amount, start=t, end=stop))
         t = stop
     return rows

@@ -66,24 +66,24 @@ def test_an_unpaid_balance_is_carried_to_the_next_invoice_and_settled_with_it(po
 def test_a_prepaid_statement_owes_nothing_while_credit_covers_it(fixture_pipeline, ledger):
     org = OrganizationFactory(billing_mode=BillingMode.PREPAID)
     fixture_pipeline[org.pk] = {"usage": hourly_rows(start=utc(2026, 10, 1), end=utc(2026, 10, 3), rate="1.00")}
-    ledger["balances"][org.pk] = Decimal("500.00")
+    ledger.set(org, Decimal("500.00"))
     statement = run_month(org)
     assert statement.is_statement
     assert (statement.total, statement.credit_applied, statement.amount_due) == (
         Decimal("48.00"), Decimal("48.00"), Decimal(0))
     assert statement.status == "paid"
-    assert ledger["posts"] == []  # metering drew the usage already; nothing else to draw
+    assert ledger.entries(org) == []  # metering drew the usage already; nothing else to draw
 
 
 def test_a_prepaid_statement_is_due_when_the_balance_went_negative(fixture_pipeline, ledger):
     org = OrganizationFactory(billing_mode=BillingMode.PREPAID)
     fixture_pipeline[org.pk] = {"usage": hourly_rows(start=utc(2026, 10, 1), end=utc(2026, 10, 3), rate="1.00")}
-    ledger["balances"][org.pk] = Decimal("-12.00")
+    ledger.set(org, Decimal("-12.00"))
     statement = run_month(org)
     assert (statement.credit_applied, statement.amount_due, statement.status) == (
         Decimal("36.00"), Decimal("12.00"), "open")
     services.invoice_record_payment(invoice=statement, amount=Decimal("12.00"), reference="pay")
-    assert ledger["balances"][org.pk] == Decimal(0)  # paying the statement restores the balance
+    assert ledger.balance(org) == Decimal(0)  # paying the statement restores the balance
 
 
 def test_voiding_needs_a_reason_and_refuses_an_invoice_with_payments(postpaid, admin_user):
@@ -104,3 +104,28 @@ def test_a_credit_note_reduces_what_is_owed_and_gets_its_own_number(postpaid):
     assert invoice.status == "paid"
     with pytest.raises(Conflict):
         services.credit_note_create(invoice=invoice, reason="again", amount=Decimal("150.01"))
+
+
+def test_a_prepaid_statements_tax_is_drawn_from_credit_at_finalization(fixture_pipeline, ledger):
+    from invoices.models import TaxRate
+
+    TaxRate.objects.create(country="NL", rate=Decimal("21"), valid_from=utc(2020, 1, 1).date())
+    org = OrganizationFactory(billing_mode=BillingMode.PREPAID, country="NL", currency="EUR")
+    fixture_pipeline[org.pk] = {"usage": hourly_rows(start=utc(2026, 10, 1), end=utc(2026, 10, 2), rate="1.00")}
+    ledger.set(org, Decimal("100.00"))
+    statement = run_month(org)
+    # 24.00 of usage was drawn by metering; the 5.04 of VAT is drawn now.
+    assert (statement.total, statement.amount_due) == (Decimal("29.04"), Decimal(0))
+    assert ledger.entries(org) == [("invoice_settlement", Decimal("-5.04"), f"invoice:{statement.pk}")]
+    # A settled statement is corrected by a credit note, which goes back to credit.
+    note = services.credit_note_create(invoice=statement, reason="Outage credit")
+    assert note.total == Decimal("29.04")
+    assert ledger.entries(org)[-1] == ("adjustment", Decimal("29.04"), f"credit_note:{note.pk}")
+
+
+def test_a_postpaid_invoice_uses_promotional_credit_first(postpaid, ledger):
+    ledger.set(postpaid, Decimal("50.00"))
+    invoice = run_month(postpaid)
+    assert (invoice.total, invoice.credit_applied, invoice.amount_due) == (
+        Decimal("186.00"), Decimal("50.00"), Decimal("136.00"))
+    assert ledger.balance(postpaid) == Decimal(0)
