@@ -203,10 +203,10 @@ class PriceAdmin(admin.ModelAdmin):
     def status(self, obj):
         now = timezone.now()
         if obj.valid_from > now:
-            return format_html('<span style="color:#2563eb">scheduled</span>')
+            return format_html('<span style="color:{}">{}</span>', "#2563eb", "scheduled")
         if obj.valid_to is not None and obj.valid_to <= now:
-            return format_html('<span style="color:#6b7280">ended</span>')
-        return format_html('<strong style="color:#15803d">in force</strong>')
+            return format_html('<span style="color:{}">{}</span>', "#6b7280", "ended")
+        return format_html('<strong style="color:{}">{}</strong>', "#15803d", "in force")
 
     def construct_change_message(self, request, form, formsets, add):
         # The inline rows were written by the service, not by the formsets.

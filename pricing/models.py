@@ -90,6 +90,9 @@ class ResourceState(models.TextChoices):
 
 BILLABLE_STATES = frozenset({ResourceState.RUNNING, ResourceState.STOPPED, ResourceState.HIBERNATED})
 FREE_BY_DEFAULT_STATES = frozenset(set(ResourceState) - BILLABLE_STATES)
+# Billable states in the order people read them, with their labels.
+STATE_ORDER_LABELS = [(s.value, s.label) for s in (ResourceState.RUNNING, ResourceState.STOPPED,
+                                                   ResourceState.HIBERNATED)]
 
 
 class ProductGroup(models.Model):

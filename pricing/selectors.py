@@ -42,3 +42,43 @@ def effective_price_list(*, organization: Organization, at: datetime) -> list[Ef
 def contract_in_force(*, organization: Organization, at: datetime) -> Contract | None:
     return (Contract.objects.filter(organization=organization, valid_from__lte=at)
             .exclude(valid_to__lte=at).prefetch_related("prices__product").first())
+
+
+@dataclass
+class SheetRow:
+    """One line of the portal's price sheet: a product (an add-on once per parent model)."""
+
+    product: Product
+    unit: str
+    cells: dict[str, ResolvedPrice]  # state -> price
+    parent_billing_model: str | None = None
+
+    @property
+    def by_state(self) -> list[ResolvedPrice | None]:
+        return [self.cells.get(state) for state in STATE_ORDER]
+
+    @property
+    def first(self) -> ResolvedPrice:
+        return next(p for p in self.by_state if p is not None)
+
+    @property
+    def has_contract_price(self) -> bool:
+        return any(p.source == "contract" for p in self.cells.values())
+
+
+def price_sheet(*, organization: Organization, at: datetime) -> list[tuple[object, list[SheetRow]]]:
+    """`effective_price_list` grouped for people: [(group, rows)] in catalogue order."""
+    rows: dict[tuple, SheetRow] = {}
+    for entry in effective_price_list(organization=organization, at=at):
+        key = (entry.product.pk, entry.price.unit)
+        row = rows.get(key)
+        if row is None:
+            parent = None
+            if entry.product.billing_model == "addon":
+                parent = "monthly" if entry.price.unit == "month" else "hourly"
+            row = rows[key] = SheetRow(entry.product, entry.price.unit, {}, parent)
+        row.cells[entry.state] = entry.price
+    groups: dict[int, tuple[object, list[SheetRow]]] = {}
+    for row in rows.values():
+        groups.setdefault(row.product.group_id, (row.product.group, []))[1].append(row)
+    return list(groups.values())

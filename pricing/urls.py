@@ -1,2 +1,8 @@
+from django.urls import path
+
+from pricing import views
+
 app_name = "pricing"
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.index, name="index"),
+]
