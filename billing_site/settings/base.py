@@ -297,6 +297,10 @@ CELERY_BEAT_SCHEDULE["usage-meter"] = {
 }
 CELERY_BEAT_SCHEDULE["usage-rollup"] = {"task": "usage.rollup", "schedule": 60.0, "options": {"expires": 50}}
 CELERY_BEAT_SCHEDULE["usage-retention"] = {"task": "usage.retention", "schedule": crontab(minute=7)}
+DEMO_SEEDERS += ["usage.demo.seed"]
+PORTAL_DASHBOARD_CARDS += ["usage.cards.month_to_date_card"]
+
+
 
 # --- credits --------------------------------------------------------------
 from decimal import Decimal  # noqa: E402

@@ -1,0 +1,101 @@
+from rest_framework import serializers
+
+from core.api.serializers import StrictSerializer
+from core.money import AMOUNT_DECIMAL_PLACES, AMOUNT_MAX_DIGITS
+from usage.ingest import MAX_BATCH
+from usage.models import Resource, StateInterval
+from usage.selectors import GRANULARITIES
+
+
+def _money(**kwargs):
+    return serializers.DecimalField(max_digits=AMOUNT_MAX_DIGITS, decimal_places=AMOUNT_DECIMAL_PLACES, **kwargs)
+
+
+class EventBatchSerializer(StrictSerializer):
+    """Only the envelope is checked here: each event is checked on its own by
+    `usage.ingest`, so one bad event is rejected alone instead of failing the batch."""
+
+    events = serializers.ListField(
+        child=serializers.JSONField(), min_length=1, max_length=MAX_BATCH,
+        help_text=("Lifecycle events {id, type, resource, timestamp, …} and metered quantities "
+                   "{id, type: 'metered', resource, timestamp, metric, quantity}."),
+    )
+
+
+class EventResultSerializer(serializers.Serializer):
+    id = serializers.CharField(allow_null=True)
+    status = serializers.ChoiceField(choices=["accepted", "duplicate", "rejected"])
+    reason = serializers.CharField(required=False)
+
+
+class EventBatchResultSerializer(serializers.Serializer):
+    accepted = serializers.IntegerField()
+    duplicates = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+    results = EventResultSerializer(many=True)
+
+
+class ResourceSerializer(serializers.ModelSerializer):
+    product = serializers.SlugRelatedField(slug_field="code", read_only=True)
+
+    class Meta:
+        model = Resource
+        fields = ["id", "organization", "external_id", "kind", "name", "product", "state", "state_since",
+                  "created_at", "deleted_at"]
+        read_only_fields = fields
+
+
+class StateIntervalSerializer(serializers.ModelSerializer):
+    state = serializers.CharField(source="eff_state")
+    product = serializers.SlugRelatedField(source="eff_product", slug_field="code", read_only=True)
+    start = serializers.DateTimeField(source="started_at")
+    end = serializers.SerializerMethodField()
+
+    class Meta:
+        model = StateInterval
+        fields = ["id", "start", "end", "state", "product", "source", "reason"]
+        read_only_fields = fields
+
+    def get_end(self, obj) -> str | None:
+        from usage.models import from_minute
+
+        return None if obj.end_minute is None else from_minute(obj.end_minute).isoformat().replace("+00:00", "Z")
+
+
+class UsageQuerySerializer(StrictSerializer):
+    start = serializers.DateTimeField(help_text="Inclusive, ISO 8601.")
+    end = serializers.DateTimeField(help_text="Exclusive, ISO 8601.")
+    granularity = serializers.ChoiceField(choices=GRANULARITIES, default="day")
+    resource = serializers.IntegerField(required=False, min_value=1)
+    product = serializers.SlugField(required=False)
+    organization = serializers.IntegerField(required=False, min_value=1)
+
+    def validate(self, attrs):
+        if attrs["end"] <= attrs["start"]:
+            raise serializers.ValidationError({"end": ["Must be after start."]})
+        from usage.selectors import MAX_POINTS
+
+        span = attrs["end"] - attrs["start"]
+        unit = {"minute": 60, "hour": 3600, "day": 86400}[attrs["granularity"]]
+        if span.total_seconds() / unit > MAX_POINTS[attrs["granularity"]]:
+            raise serializers.ValidationError(
+                {"granularity": [f"At most {MAX_POINTS[attrs['granularity']]} periods; pick a coarser granularity."]})
+        return attrs
+
+
+class UsagePointSerializer(serializers.Serializer):
+    period = serializers.DateTimeField()
+    resource = serializers.IntegerField()
+    product = serializers.IntegerField()
+    state = serializers.CharField()
+    minutes = serializers.IntegerField()
+    amount = _money()
+    currency = serializers.CharField()
+
+
+class MonthToDateSerializer(serializers.Serializer):
+    month = serializers.DateField()
+    amount = _money()
+    currency = serializers.CharField()
+    metered_until = serializers.DateTimeField(allow_null=True)
+    by_product = serializers.DictField(child=_money())

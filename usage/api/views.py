@@ -1,0 +1,115 @@
+"""Usage API: event ingestion for the platform, resources and their history, usage
+series and month to date for customers."""
+
+from __future__ import annotations
+
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.api.permissions import OrganizationScopedMixin, get_caller
+from core.errors import NotFound
+from pricing.models import Product
+from usage.api.serializers import (
+    EventBatchResultSerializer,
+    EventBatchSerializer,
+    MonthToDateSerializer,
+    ResourceSerializer,
+    StateIntervalSerializer,
+    UsagePointSerializer,
+    UsageQuerySerializer,
+)
+from usage.ingest import MAX_BATCH, events_ingest
+from usage.models import Resource
+from usage.selectors import month_to_date, usage_series
+
+ORG_PARAM = OpenApiParameter("organization", int, description="Platform keys and staff: the organisation.")
+
+
+class EventsView(APIView):
+    """POST a batch of up to 1,000 events. Every event gets its own result; the batch is
+    200 even when some are rejected. Re-sending an event id is safe: it is `duplicate`."""
+
+    required_scopes = {"POST": "events:write"}
+
+    @extend_schema(request=EventBatchSerializer, responses=EventBatchResultSerializer)
+    def post(self, request):
+        # The envelope is checked by hand: EventBatchSerializer documents it, but running it
+        # would re-serialise every event (DRF's JSONField), a third of the cost of a batch.
+        data = request.data
+        if not isinstance(data, dict):
+            raise ValidationError({"non_field_errors": ["Send an object: {\"events\": [...]}."]})
+        unknown = sorted(set(data) - {"events"})
+        if unknown:
+            raise ValidationError({name: ["Unknown field."] for name in unknown})
+        events = data.get("events")
+        if not isinstance(events, list) or not 1 <= len(events) <= MAX_BATCH:
+            raise ValidationError({"events": [f"A list of 1 to {MAX_BATCH} events."]})
+        return Response(events_ingest(items=events).as_dict())
+
+
+class ResourceViewSet(OrganizationScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                      viewsets.GenericViewSet):
+    queryset = Resource.objects.select_related("product").order_by("id")
+    serializer_class = ResourceSerializer
+    required_scopes = {"list": "usage:read", "retrieve": "usage:read", "history": "usage:read"}
+    filterset_fields = ["state", "kind", "external_id"]
+
+    @extend_schema(responses=StateIntervalSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def history(self, request, pk=None):
+        """The resource's state intervals, oldest first: `[start, end)`, end null while current."""
+        resource = self.get_object()
+        qs = resource.intervals.select_related("eff_product").order_by("started_at", "id")
+        page = self.paginate_queryset(qs)
+        return self.get_paginated_response(StateIntervalSerializer(page, many=True).data)
+
+
+def _organization(request, organization_id):
+    return get_caller(request).target_organization(organization_id)
+
+
+class UsageView(APIView):
+    """Net minutes and amount per period, resource, product and state over `[start, end)`.
+    Minute granularity reads the per-minute detail (kept for a limited time, see README)."""
+
+    required_scopes = {"GET": "usage:read"}
+
+    @extend_schema(parameters=[UsageQuerySerializer], responses=UsagePointSerializer(many=True))
+    def get(self, request):
+        query = UsageQuerySerializer(data=request.query_params.dict())
+        query.is_valid(raise_exception=True)
+        q = query.validated_data
+        org = _organization(request, q.get("organization"))
+        resource_id = q.get("resource")
+        if resource_id is not None and not Resource.objects.filter(pk=resource_id, organization=org).exists():
+            raise NotFound("No such resource.", field="resource")
+        product_id = None
+        if q.get("product"):
+            product_id = Product.objects.filter(code=q["product"]).values_list("id", flat=True).first()
+            if product_id is None:
+                raise NotFound("No such product.", field="product")
+        points = usage_series(organization=org, start=q["start"], end=q["end"], granularity=q["granularity"],
+                              resource_id=resource_id, product_id=product_id)
+        return Response({"granularity": q["granularity"], "currency": org.currency,
+                         "results": UsagePointSerializer(points, many=True).data})
+
+
+class MonthToDateView(APIView):
+    """This calendar month's usage cost so far, live to the last metered minute."""
+
+    required_scopes = {"GET": "usage:read"}
+
+    @extend_schema(parameters=[ORG_PARAM], responses=MonthToDateSerializer)
+    def get(self, request):
+        org = _organization(request, request.query_params.get("organization"))
+        mtd = month_to_date(organization=org, now=timezone.now())
+        codes = dict(Product.objects.filter(pk__in=mtd.by_product).values_list("id", "code"))
+        data = {"month": mtd.month, "amount": mtd.amount, "currency": mtd.currency,
+                "metered_until": mtd.metered_until,
+                "by_product": {codes[pid]: amount for pid, amount in mtd.by_product.items()}}
+        return Response(MonthToDateSerializer(data).data)

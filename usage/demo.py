@@ -1,0 +1,92 @@
+"""Demo fleet for `make run`: servers for the demo organisations with six days of
+history (starts, stops, a hibernation, a resize, an add-on), metered up to now so the
+Usage page, the dashboard and credits show real numbers. Idempotent: resources that
+exist are left alone; metering from the watermarks adds only what is new."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Organization
+from pricing.models import Product, ResourceState
+from usage import metering, rollups, services
+from usage.models import Aggregation, Metric, Resource, StateSource, UsageEvent, to_minute
+
+R, S, H = ResourceState.RUNNING, ResourceState.STOPPED, ResourceState.HIBERNATED
+# org slug: [(external id, name, product, [(hours ago, state or product code)], add-ons)]
+FLEET = {
+    "acme-ai": [
+        ("acme-h100-01", "training-h100-01", "gpu-h100-8x", [(140, R)], ["addon-backup"]),
+        ("acme-a100-02", "finetune-a100", "gpu-a100-1x", [(130, R), (80, H), (30, R)], []),
+        ("acme-cpu-web", "web-frontend", "cpu-4-16", [(143, R), (60, "cpu-16-64")], ["addon-dedicated-ip"]),
+        ("acme-cpu-ci", "ci-runner", "cpu-2-4", [(120, R), (20, S)], []),
+    ],
+    "nordlicht": [
+        ("nl-render-01", "render-a100-node", "gpu-a100-8x", [(110, R)], ["addon-ssd-upgrade"]),
+        ("nl-l40s-01", "preview-l40s", "gpu-l40s-1x", [(100, R), (48, S), (24, R)], []),
+    ],
+    "tinyml": [
+        ("tiny-cpu-01", "notebook", "cpu-4-16", [(90, R)], []),
+        ("tiny-l40s-01", "inference-l40s", "gpu-l40s-1x", [(70, R), (10, H)], []),
+    ],
+}
+
+
+def seed(stdout=None) -> None:
+    now = timezone.now().replace(second=0, microsecond=0)
+    products = {p.code: p for p in Product.objects.all()}
+    if not products:
+        return
+    bandwidth = products.get("bandwidth-egress")
+    if bandwidth is not None:
+        Metric.objects.get_or_create(code="bandwidth_gb", defaults={
+            "name": "Outbound bandwidth", "unit": "GB", "aggregation": Aggregation.SUM, "product": bandwidth})
+    created = 0
+    for slug, fleet in FLEET.items():
+        org = Organization.objects.filter(slug=slug).first()
+        if org is None:
+            continue
+        for external_id, name, code, history, addons in fleet:
+            if Resource.objects.filter(external_id=external_id).exists():
+                continue
+            _build(org, external_id, name, products[code], history, [products[a] for a in addons], products, now)
+            created += 1
+    result = metering.meter_pass()
+    rollups.rollup_pending()
+    if stdout:
+        stdout.write(f"usage: {created} new resources, {result.rows} rated rows")
+
+
+@transaction.atomic
+def _build(org, external_id, name, product, history, addons, products, now) -> None:
+    born = now - timedelta(hours=history[0][0], minutes=7)
+    resource = Resource.objects.create(organization=org, external_id=external_id, name=name, product=product,
+                                       state=ResourceState.PROVISIONING, state_since=born)
+    points = [services.ChangePoint(resource_id=resource.pk, organization_id=org.pk, at=born,
+                                   state=ResourceState.PROVISIONING, product_id=product.pk,
+                                   current_product_id=product.pk, source=StateSource.EVENT)]
+    for hours_ago, change in history:
+        at = now - timedelta(hours=hours_ago)
+        if change in products:
+            points.append(services.ChangePoint(resource_id=resource.pk, organization_id=org.pk, at=at,
+                                               product_id=products[change].pk, current_product_id=product.pk))
+        else:
+            points.append(services.ChangePoint(resource_id=resource.pk, organization_id=org.pk, at=at, state=change,
+                                               current_product_id=product.pk))
+    services.lock_resources([resource.pk])
+    # History older than the events API accepts: written as change points directly.
+    services.record_change_points(points)
+    for addon in addons:
+        services.addon_attach_points(resource_id=resource.pk, organization_id=org.pk, product_id=addon.pk,
+                                     at=now - timedelta(hours=history[0][0] - 1))
+    if Metric.objects.filter(code="bandwidth_gb").exists():
+        UsageEvent.objects.bulk_create([
+            UsageEvent(event_id=f"demo-{external_id}-bw-{h}", type="metered", organization=org, resource=resource,
+                       occurred_at=now - timedelta(hours=h), minute=to_minute(now - timedelta(hours=h)),
+                       received_at=now, metric="bandwidth_gb", quantity=Decimal(17 + (h * 7) % 23))
+            for h in range(1, history[0][0], 6)
+        ], ignore_conflicts=True)

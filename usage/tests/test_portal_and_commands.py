@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import csv
+import io
+from decimal import Decimal
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from usage import metering, rollups
+from usage.ingest import events_ingest
+from usage.models import RatedKind, RatedUsage, Resource, UsageDaily
+from usage.tests.conftest import at, billed
+from usage.tests.factories import ProductFactory, add_price
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def running(org, clock):
+    product = ProductFactory(code="cpu-4", name="CPU 4")
+    add_price(product, "1.20", valid_from=at(0, 0, day=(2026, 1, 1)))
+    events_ingest(items=[
+        {"id": "e1", "type": "created", "resource": "srv-1", "timestamp": at(10, 0).isoformat(),
+         "organization": org.pk, "product": "cpu-4", "name": "web-1"},
+        {"id": "e2", "type": "started", "resource": "srv-1", "timestamp": at(10, 17).isoformat()},
+    ])
+    metering.meter_pass(until=at(12, 0))
+    rollups.rollup_pending()
+    return product
+
+
+def test_usage_page_shows_running_resources_their_rate_and_the_month_to_date(org, owner, client, running):
+    client.force_login(owner)
+    page = client.get("/usage/").content.decode()
+    assert "web-1" in page and "$1.20/h" in page
+    assert "$2.06" in page  # 103 minutes at $0.02
+    assert "<svg" in page and "cpu-4" in page
+
+
+def test_usage_csv_export_has_one_row_per_day_resource_product_and_state(org, owner, client, running):
+    client.force_login(owner)
+    response = client.get("/usage/export.csv", {"start": "2026-03-01", "end": "2026-03-31"})
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert rows[0][:5] == ["day", "resource", "resource_name", "product", "state"]
+    assert rows[1:] == [["2026-03-10", "srv-1", "web-1", "cpu-4", "running", "103", "2.060000000000", "USD"]]
+
+
+def test_dashboard_card_shows_the_month_to_date(org, owner, client, running):
+    client.force_login(owner)
+    assert "Usage this month" in client.get("/").content.decode()
+
+
+def test_meter_command_catches_up_to_the_given_time_and_refuses_the_future(org, running, clock):
+    out = io.StringIO()
+    call_command("meter", "--until", "2026-03-10T14:00:00Z", stdout=out)
+    assert "metered to 2026-03-10 14:00 UTC" in out.getvalue()
+    assert billed() == (Decimal("4.46"), 223)
+    with pytest.raises(CommandError, match="later than now"):
+        call_command("meter", "--until", "2026-03-10T22:59:00Z")
+    with pytest.raises(CommandError, match="time zone"):
+        call_command("meter", "--until", "2026-03-10T14:00:00")
+
+
+def test_import_usage_is_idempotent_and_names_each_bad_row(org, clock, tmp_path):
+    ProductFactory(code="cpu-4")
+    path = tmp_path / "legacy.csv"
+    path.write_text(
+        "id,organization,resource,product,state,start,end,amount,currency\n"
+        f"L1,{org.slug},old-7,cpu-4,running,2025-12-31T23:30:00Z,2026-01-01T01:00:00Z,1.80,USD\n"
+        f"L2,{org.slug},old-7,nope,running,2026-01-02T00:00:00Z,2026-01-02T01:00:00Z,1,USD\n"
+        f"L3,{org.slug},old-7,cpu-4,running,2026-01-02T00:00:00Z,2026-01-01T01:00:00Z,1,USD\n"
+        f"L4,{org.slug},old-7,cpu-4,running,2026-01-02T00:00:00Z,2026-01-02T01:00:00Z,1,EUR\n"
+    )
+    err = io.StringIO()
+    with pytest.raises(CommandError, match="3 rows were refused"):
+        call_command("import_usage", str(path), stdout=io.StringIO(), stderr=err)
+    assert err.getvalue().splitlines() == [
+        "line 3: product: no product with code 'nope'.",
+        "line 4: end: must be after start.",
+        "line 5: currency: the organisation is billed in USD, not EUR.",
+    ]
+    assert billed(kind=RatedKind.IMPORT) == (Decimal("1.80"), 90)
+    # Split at the hours (and so at the year's end) with shares adding up to 1.80 exactly.
+    assert sorted(UsageDaily.objects.values_list("day", "amount")) == [
+        (at(0, 0, day=(2025, 12, 31)).date(), Decimal("0.60")), (at(0, 0, day=(2026, 1, 1)).date(), Decimal("1.20"))]
+    assert Resource.objects.get(external_id="old-7").state == "deleted"
+
+    with pytest.raises(CommandError):
+        call_command("import_usage", str(path), stdout=(out := io.StringIO()), stderr=io.StringIO())
+    assert "0 rows imported, 1 already there" in out.getvalue()
+    assert RatedUsage.objects.count() == 2
