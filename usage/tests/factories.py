@@ -34,6 +34,7 @@ class ResourceFactory(factory.django.DjangoModelFactory):
 
     class Meta:
         model = Resource
+        skip_postgeneration_save = True
 
     organization = factory.SubFactory(OrganizationFactory)
     external_id = factory.Sequence(lambda n: f"srv-{n}")
