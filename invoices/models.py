@@ -12,6 +12,7 @@ Invariants:
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -106,6 +107,11 @@ class Invoice(models.Model):
     @property
     def amount_remaining(self) -> Decimal:
         return self.amount_due - self.amount_paid
+
+    @property
+    def period_last_day(self):
+        """The last day of the half-open period, for people ("1–31 Oct")."""
+        return (self.period_end - timedelta(microseconds=1)).date()
 
     @property
     def period_label(self) -> str:

@@ -132,41 +132,56 @@ def _price_units(price_ids: set[int]) -> dict[int, str]:
 def metered_quantities(
     org_ids: list[int], period_start: datetime, start: datetime, end: datetime
 ) -> dict[int, list[MeteredQuantity]]:
-    """Summed metered quantities (usage.UsageEvent with a metric) of overage-billed
-    products, before the span and within it, with their allowance and price terms."""
+    """Metered quantities (usage.UsageEvent with a metric) of overage-billed products,
+    aggregated over the month as each metric says (sum, max or last): what the month had
+    reached before the span, and what the span added. The overage price comes from the
+    resolver (list or contract) with its monthly allowance."""
+    from pricing.models import Product
     from pricing.pricing_models import PriceTerms
     from pricing.resolver import resolve_price
 
-    UsageEvent = _model("usage", "UsageEvent")  # noqa: N806
-    if UsageEvent is None:
+    UsageEvent, Metric = _model("usage", "UsageEvent"), _model("usage", "Metric")  # noqa: N806
+    if UsageEvent is None or Metric is None:
+        return {}
+    metrics = {m.code: m for m in Metric.objects.filter(product__billing_model="overage")}
+    if not metrics:
         return {}
 
-    def totals(lo: datetime, hi: datetime) -> dict[tuple, Decimal]:
-        qs = (
-            UsageEvent.objects.filter(organization_id__in=org_ids, occurred_at__gte=lo, occurred_at__lt=hi,
-                                      quantity__isnull=False, product__billing_model="overage")
-            .values_list("organization_id", "product_id").annotate(q=Sum("quantity"))
-        )
-        return {(o, p): q for o, p, q in qs}
+    def reached(hi: datetime) -> dict[tuple, Decimal]:
+        """(organisation, metric) → the month's quantity over [period_start, hi)."""
+        if hi <= period_start:
+            return {}
+        qs = UsageEvent.objects.filter(organization_id__in=org_ids, metric__in=list(metrics),
+                                       occurred_at__gte=period_start, occurred_at__lt=hi, quantity__isnull=False)
+        out: dict[tuple, Decimal] = {}
+        for agg, fn in (("sum", Sum), ("max", Max)):
+            codes = [c for c, m in metrics.items() if m.aggregation == agg]
+            if codes:
+                rows = qs.filter(metric__in=codes).values_list("organization_id", "metric").annotate(q=fn("quantity"))
+                out.update({(o, c): q for o, c, q in rows})
+        last = [c for c, m in metrics.items() if m.aggregation not in ("sum", "max")]
+        if last:
+            rows = qs.filter(metric__in=last).order_by("organization_id", "metric", "occurred_at", "id")
+            out.update({(o, c): q for o, c, q in rows.values_list("organization_id", "metric", "quantity")})
+        return out
 
-    before = totals(period_start, start) if start > period_start else {}
-    within = totals(start, end)
-    if not within:
+    before, total = reached(start), reached(end)
+    if not total:
         return {}
-    from pricing.models import Product
-
-    products = Product.objects.in_bulk({p for _, p in within})
-    orgs = organizations(list({o for o, _ in within}))
+    products = Product.objects.in_bulk({m.product_id for m in metrics.values()})
+    orgs = organizations(list({o for o, _ in total}))
     out: dict[int, list[MeteredQuantity]] = defaultdict(list)
-    for (org_id, product_id), quantity in sorted(within.items()):
-        product = products[product_id]
+    for (org_id, code), reached_total in sorted(total.items()):
+        metric = metrics[code]
+        product = products[metric.product_id]
         price = resolve_price(organization=orgs[org_id], product=product, state="running", at=period_start)
         terms = PriceTerms(pricing_model=price.pricing_model, amount=price.amount, tiers=price.tiers,
                            package_size=price.package_size)
+        already = before.get((org_id, code), ZERO)
         out[org_id].append(MeteredQuantity(
-            resource_id=None, group=product.name, product_id=product_id, product_code=product.code,
-            product_name=product.name, unit=product.unit_label or price.unit,
-            quantity_before=before.get((org_id, product_id), ZERO), quantity=quantity,
+            resource_id=None, group=product.name, product_id=product.pk, product_code=product.code,
+            product_name=product.name, unit=metric.unit or product.unit_label or price.unit,
+            quantity_before=already, quantity=reached_total - already,
             included=price.included_quantity, price=terms, price_id=price.price_id,
         ))
     return out
@@ -223,7 +238,7 @@ def organizations_with_charges(org_ids: list[int] | None, start: datetime, end: 
     return (
         ids(UsageHourly and UsageHourly.objects.filter(hour__gte=start, hour__lt=end))
         | ids(UsageEvent and UsageEvent.objects.filter(occurred_at__gte=start, occurred_at__lt=end,
-                                                       quantity__isnull=False, product__billing_model="overage"))
+                                                       quantity__isnull=False, metric__gt=""))
         | ids(Contract.objects.filter(Q(valid_to__isnull=True) | Q(valid_to__gt=start), valid_from__lt=end,
                                       committed_monthly_minimum__gt=0))
     )
