@@ -299,3 +299,36 @@ class ContractPrice(models.Model):
     def __str__(self) -> str:
         what = f"{self.amount}" if self.kind == OverrideKind.ABSOLUTE else f"-{self.discount_percent}%"
         return f"{self.product.code} {self.state or 'all states'} {what}"
+
+
+class EffectiveRate(models.Model):
+    """Read-only rows of the view `pricing_effective_rate` (see `pricing.sql`), so Python
+    code reads it with the ORM's type conversions on every database. Not a table: the
+    view is created by migration 0002. `price_id` is not unique across organisations:
+    read with `.values()` / `.values_list()`, never by primary key."""
+
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.DO_NOTHING, related_name="+")
+    product = models.ForeignKey(Product, on_delete=models.DO_NOTHING, related_name="+")
+    state = models.CharField(max_length=12, choices=ResourceState.choices)
+    currency = models.CharField(max_length=3)
+    unit = models.CharField(max_length=10, choices=PriceUnit.choices)
+    billing_model = models.CharField(max_length=10, choices=BillingModel.choices)
+    rate = money_field()
+    hourly_rate = money_field(null=True)
+    monthly_cap = money_field(null=True)
+    min_billable_minutes = models.IntegerField()
+    valid_from = models.DateTimeField()
+    valid_to = models.DateTimeField(null=True)
+    source = models.CharField(max_length=8)
+    # Declared the primary key only because Django needs one; see the docstring.
+    price_id = models.BigIntegerField(primary_key=True)
+    contract = models.ForeignKey(Contract, on_delete=models.DO_NOTHING, null=True, related_name="+")
+    contract_price = models.ForeignKey(ContractPrice, on_delete=models.DO_NOTHING, null=True, related_name="+")
+
+    class Meta:
+        managed = False
+        db_table = "pricing_effective_rate"
+        ordering = ["organization_id", "product_id", "state", "unit", "valid_from"]
+
+    def __str__(self) -> str:
+        return f"org {self.organization_id} product {self.product_id} {self.state} {self.rate}/{self.unit} ({self.source})"

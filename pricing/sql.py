@@ -67,9 +67,9 @@ WITH lp AS (
 cr AS (
     SELECT c.organization_id, lp.price_id, c.id AS contract_id, cp.id AS contract_price_id,
            CASE WHEN cp.kind = 'absolute' THEN cp.amount
-                ELSE lp.amount * (100 - cp.discount_percent) / 100 END AS rate,
+                ELSE lp.amount * (100 - cp.discount_percent) / 100.0 END AS rate,
            CASE WHEN cp.kind = 'absolute' THEN COALESCE(cp.monthly_cap, lp.monthly_cap)
-                ELSE lp.monthly_cap * (100 - cp.discount_percent) / 100 END AS monthly_cap,
+                ELSE lp.monthly_cap * (100 - cp.discount_percent) / 100.0 END AS monthly_cap,
            {greatest}(lp.valid_from, c.valid_from) AS valid_from,
            {least}(lp.valid_to, COALESCE(c.valid_to, {inf})) AS valid_to
     FROM pricing_contract c

@@ -5,7 +5,7 @@ import pytest
 from django.db import connection
 
 from pricing import services
-from pricing.models import Price
+from pricing.models import EffectiveRate, Price
 from pricing.resolver import NoPrice, PriceIndex, resolve_many, resolve_price
 from pricing.services import OverrideSpec
 from pricing.sql import EFFECTIVE_RATE_VIEW
@@ -122,11 +122,8 @@ def test_bulk_index_is_built_by_a_fixed_number_of_queries(org, server, contract,
 
 
 def _view_rows(org, product):
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT state, unit, rate, monthly_cap, valid_from, valid_to, source FROM {EFFECTIVE_RATE_VIEW} "
-            "WHERE organization_id = %s AND product_id = %s ORDER BY state, valid_from", [org.id, product.id])
-        return cursor.fetchall()
+    return list(EffectiveRate.objects.filter(organization=org, product=product).order_by("state", "valid_from")
+                .values_list("state", "unit", "rate", "monthly_cap", "valid_from", "valid_to", "source"))
 
 
 def test_effective_rate_view_splits_the_list_price_around_the_contract(org, server, contract):
@@ -153,12 +150,9 @@ def test_effective_rate_view_agrees_with_the_resolver_at_every_boundary(org, ser
     make_price(server, "1.80", valid_from=T0 + timedelta(days=15), now=T0)
     for day in (0, 9, 10, 14, 15, 19, 20, 30):
         at = T0 + timedelta(days=day)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT rate, source FROM {EFFECTIVE_RATE_VIEW} WHERE organization_id = %s AND product_id = %s "
-                "AND state = 'running' AND valid_from <= %s AND (valid_to IS NULL OR valid_to > %s)",
-                [org.id, server.id, at, at])
-            rows = cursor.fetchall()
+        rows = list(EffectiveRate.objects.filter(organization=org, product=server, state="running",
+                                                 valid_from__lte=at).exclude(valid_to__lte=at)
+                    .values_list("rate", "source"))
         resolved = resolve_price(organization=org, product=server, state="running", at=at)
         assert rows == [(resolved.amount, resolved.source)], day
 
@@ -178,3 +172,17 @@ def test_addon_is_priced_like_its_parent(org, make_price):
     monthly = resolve_price(organization=org, product=addon, state="running", at=at, parent_billing_model="monthly")
     assert (hourly.amount, hourly.unit, monthly.amount, monthly.unit) == (D("0.02"), "hour", D("12.00"), "month")
 
+
+
+def test_metering_can_join_the_view_in_one_statement(org, server, contract):
+    """The join the view exists for: (organization, product, state) at one instant, in SQL."""
+    at = T0 + timedelta(days=15)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT er.hourly_rate, er.source, er.contract_id FROM {EFFECTIVE_RATE_VIEW} er "
+            "JOIN accounts_organization o ON o.id = er.organization_id "
+            "WHERE o.id = %s AND er.product_id = %s AND er.state = %s AND er.unit = 'hour' "
+            "AND er.valid_from <= %s AND (er.valid_to IS NULL OR er.valid_to > %s)",
+            [org.id, server.id, "running", at, at])
+        (rate, source, contract_id), = cursor.fetchall()
+    assert (D(str(rate)), source, contract_id) == (D("1.50"), "contract", contract.id)
