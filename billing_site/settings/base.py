@@ -399,5 +399,43 @@ BENCHMARKS["invoicing"] = "invoices.benchmarks.invoicing"
 BENCHMARKS["pdf"] = "invoices.benchmarks.pdf"
 
 # --- payments -------------------------------------------------------------
+# With keys in the environment the real providers are used; without any, the SANDBOX
+# provider (labelled as such in the portal; no money moves) completes payments locally.
+from decimal import Decimal  # noqa: E402
+
+STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", default="")
+STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="")
+STRIPE_API_BASE = env("STRIPE_API_BASE", default="https://api.stripe.com")
+# Seconds a Stripe-Signature timestamp may be old (replay protection; Stripe's default).
+STRIPE_WEBHOOK_TOLERANCE = env.int("STRIPE_WEBHOOK_TOLERANCE", default=300)
+PAYPAL_CLIENT_ID = env("PAYPAL_CLIENT_ID", default="")
+PAYPAL_CLIENT_SECRET = env("PAYPAL_CLIENT_SECRET", default="")
+PAYPAL_WEBHOOK_ID = env("PAYPAL_WEBHOOK_ID", default="")
+PAYPAL_ENVIRONMENT = env("PAYPAL_ENVIRONMENT", default="sandbox")  # "sandbox" or "production"
+PAYPAL_API_BASE = env("PAYPAL_API_BASE", default="")  # empty: PayPal's URL for PAYPAL_ENVIRONMENT
+PAYPAL_WEBHOOK_TOLERANCE = env.int("PAYPAL_WEBHOOK_TOLERANCE", default=300)
+# Provider calls: seconds before giving up on an answer, and the SDK's own retries (each
+# retry carries the same idempotency key, so an unanswered call is never doubled).
+PAYMENTS_PROVIDER_TIMEOUT = env.float("PAYMENTS_PROVIDER_TIMEOUT", default=20.0)
+PAYMENTS_PROVIDER_MAX_RETRIES = env.int("PAYMENTS_PROVIDER_MAX_RETRIES", default=2)
+PAYMENTS_TOPUP_PRESETS = [Decimal("25"), Decimal("50"), Decimal("100"), Decimal("250")]
+PAYMENTS_TOPUP_MIN = Decimal(env("PAYMENTS_TOPUP_MIN", default="5"))
+PAYMENTS_TOPUP_MAX = Decimal(env("PAYMENTS_TOPUP_MAX", default="10000"))
+# Dunning: a failed automatic invoice charge is retried this many days after the first
+# failure; after the last one fails, FINAL_ACTION: "mark_uncollectible" or "suspend".
+PAYMENTS_DUNNING_RETRY_DAYS = [int(d) for d in env.list("PAYMENTS_DUNNING_RETRY_DAYS", default=["1", "3", "5", "7"])]
+PAYMENTS_DUNNING_FINAL_ACTION = env("PAYMENTS_DUNNING_FINAL_ACTION", default="mark_uncollectible")
+# Checkouts nobody finished are canceled after this long (reconciliation).
+PAYMENTS_CHECKOUT_EXPIRY = timedelta(hours=24)
+PAYMENTS_RECONCILE_WINDOW = timedelta(days=3)
+CREDITS_TOPUP_HANDLER = "payments.topups.charge_topup"
+CREDITS_AUTO_TOPUP_HANDLER = "payments.topups.charge_topup"
+PORTAL_DASHBOARD_CARDS += ["payments.cards.payments_card"]
+DEMO_SEEDERS += ["payments.demo.seed"]
+# The only CSRF-exempt views: each verifies its provider's signature on the raw body.
+CSRF_EXEMPT_VIEWS += ["payments:stripe_webhook", "payments:paypal_webhook"]
+CELERY_BEAT_SCHEDULE["payments-reconcile"] = {"task": "payments.reconcile", "schedule": timedelta(minutes=15)}
+CELERY_BEAT_SCHEDULE["payments-autopay"] = {"task": "payments.autopay_due", "schedule": crontab(minute=7)}
+CELERY_BEAT_SCHEDULE["payments-dunning"] = {"task": "payments.dunning_due", "schedule": crontab(minute=37)}
 
 _ = crontab  # imported for the app sections above that schedule periodic jobs

@@ -1,0 +1,43 @@
+"""Portal forms. None of them has a card field: cards are entered on the provider's
+hosted pages (or, in the sandbox, picked from labelled test cards)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django import forms
+
+from payments.models import Provider
+
+PROVIDER_LABELS = {Provider.STRIPE: "Card (Stripe)", Provider.PAYPAL: "PayPal",
+                   Provider.SANDBOX: "Sandbox — no real money"}
+
+
+def _provider_field(providers: list[str]) -> forms.ChoiceField:
+    return forms.ChoiceField(choices=[(p, PROVIDER_LABELS[p]) for p in providers], initial=providers[0],
+                             widget=forms.RadioSelect, label="Pay with")
+
+
+class TopUpForm(forms.Form):
+    amount = forms.DecimalField(min_value=Decimal("0.01"), max_digits=14, decimal_places=2, label="Amount")
+
+    def __init__(self, *args, providers: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["provider"] = _provider_field(providers)
+
+
+class InvoicePaymentForm(forms.Form):
+    amount = forms.DecimalField(min_value=Decimal("0.01"), max_digits=14, decimal_places=2,
+                                help_text="Pay all that is open, or part of it.")
+
+    def __init__(self, *args, providers: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["provider"] = _provider_field(providers)
+
+
+class SandboxCardForm(forms.Form):
+    card = forms.ChoiceField(
+        choices=[("ok", "Sandbox Visa ····4242 (always succeeds)"),
+                 ("declining", "Sandbox Visa ····0341 (always declines)")],
+        widget=forms.RadioSelect, initial="ok", label="Test card",
+    )

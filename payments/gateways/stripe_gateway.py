@@ -1,0 +1,253 @@
+"""Stripe through the official `stripe` library (StripeClient, the v1 namespace).
+
+Hosted pages only: Checkout Sessions for payments and for saving a card (setup mode), so
+card numbers never reach us. Off-session PaymentIntents charge a saved card. Every
+creating call carries an idempotency key built from our row id.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import stripe
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from core.money import from_minor_units, to_minor_units
+from payments.gateways.base import (
+    CheckoutStarted,
+    GatewayDeclined,
+    GatewayUnavailable,
+    PaymentSnapshot,
+    RefundSnapshot,
+    SavedMethod,
+)
+from payments.models import (
+    Payment,
+    PaymentMethod,
+    PaymentStatus,
+    Provider,
+    ProviderCustomer,
+    Refund,
+    RefundStatus,
+)
+
+PI_STATUS = {
+    "succeeded": PaymentStatus.SUCCEEDED,
+    "processing": PaymentStatus.PROCESSING,
+    "requires_action": PaymentStatus.REQUIRES_ACTION,
+    "requires_confirmation": PaymentStatus.REQUIRES_ACTION,
+    "requires_payment_method": PaymentStatus.REQUIRES_ACTION,
+    "requires_capture": PaymentStatus.PROCESSING,
+    "canceled": PaymentStatus.CANCELED,
+}
+REFUND_STATUS = {
+    "succeeded": RefundStatus.SUCCEEDED,
+    "pending": RefundStatus.PENDING,
+    "requires_action": RefundStatus.PENDING,
+    "failed": RefundStatus.FAILED,
+    "canceled": RefundStatus.FAILED,
+}
+
+
+@lru_cache(maxsize=4)
+def _client(api_key: str, api_base: str, timeout: float, retries: int) -> stripe.StripeClient:
+    return stripe.StripeClient(
+        api_key,
+        base_addresses={"api": api_base},
+        max_network_retries=retries,
+        http_client=stripe.RequestsClient(timeout=timeout),
+    )
+
+
+def client() -> stripe.StripeClient:
+    return _client(
+        settings.STRIPE_SECRET_KEY, settings.STRIPE_API_BASE,
+        float(settings.PAYMENTS_PROVIDER_TIMEOUT), int(settings.PAYMENTS_PROVIDER_MAX_RETRIES),
+    )
+
+
+def _call(fn, *args, **kwargs):
+    """Provider errors → our two kinds. A card error is a decline; anything that leaves
+    the outcome unknown is `GatewayUnavailable`."""
+    try:
+        return fn(*args, **kwargs)
+    except stripe.CardError as exc:
+        raise GatewayDeclined(exc.user_message or "The card was declined.", code=exc.code or "card_declined")
+    except (stripe.APIConnectionError, stripe.RateLimitError) as exc:
+        raise GatewayUnavailable(f"Stripe did not answer: {exc.user_message or type(exc).__name__}")
+    except stripe.APIError as exc:
+        raise GatewayUnavailable(f"Stripe failed: {exc.user_message or 'server error'}")
+    except stripe.StripeError as exc:
+        raise GatewayDeclined(exc.user_message or "Stripe refused the request.", code=exc.code or "stripe_error")
+
+
+def _plain(obj) -> dict:
+    """Stripe's objects are not dicts in v16; webhooks give dicts. Work on dicts."""
+    return obj.to_dict() if hasattr(obj, "to_dict") else obj
+
+
+def _metadata(payment: Payment) -> dict[str, str]:
+    return {"payment_id": str(payment.pk), "organization_id": str(payment.organization_id), "purpose": payment.purpose}
+
+
+class StripeGateway:
+    provider = Provider.STRIPE
+
+    # --- customers and saved cards -----------------------------------------------
+
+    def customer_id(self, organization) -> str:
+        existing = ProviderCustomer.objects.filter(organization=organization, provider=self.provider).first()
+        if existing:
+            return existing.customer_id
+        customer = _call(
+            client().v1.customers.create,
+            {"name": organization.legal_name or organization.name, "email": organization.billing_email or None,
+             "metadata": {"organization_id": str(organization.pk)}},
+            {"idempotency_key": f"customer:organization:{organization.pk}"},
+        )
+        try:
+            with transaction.atomic():
+                ProviderCustomer.objects.create(organization=organization, provider=self.provider, customer_id=customer.id)
+        except IntegrityError:
+            pass  # a concurrent request saved it; the idempotency key made it the same customer
+        return ProviderCustomer.objects.get(organization=organization, provider=self.provider).customer_id
+
+    def start_setup(self, organization, *, success_url: str, cancel_url: str) -> CheckoutStarted:
+        session = _call(client().v1.checkout.sessions.create, {
+            "mode": "setup",
+            "currency": organization.currency.lower(),
+            "customer": self.customer_id(organization),
+            "metadata": {"organization_id": str(organization.pk)},
+            "setup_intent_data": {"metadata": {"organization_id": str(organization.pk)}},
+            "success_url": success_url,
+            "cancel_url": cancel_url,
+        })
+        return CheckoutStarted(checkout_id=session.id, redirect_url=session.url)
+
+    def saved_method_from_setup_intent(self, setup_intent_id: str) -> SavedMethod:
+        si = _plain(_call(client().v1.setup_intents.retrieve, setup_intent_id, {"expand": ["payment_method"]}))
+        return self._method(si["payment_method"], si.get("customer"))
+
+    def saved_method(self, method_id: str) -> SavedMethod:
+        return self._method(_call(client().v1.payment_methods.retrieve, method_id), None)
+
+    @staticmethod
+    def _method(pm, customer) -> SavedMethod:
+        pm = _plain(pm)
+        card = pm.get("card") or {}
+        return SavedMethod(
+            provider_method_id=pm["id"], provider_customer_id=pm.get("customer") or customer or "",
+            brand=card.get("brand", ""), last4=card.get("last4", ""),
+            exp_month=card.get("exp_month"), exp_year=card.get("exp_year"),
+        )
+
+    def detach(self, method: PaymentMethod) -> None:
+        _call(client().v1.payment_methods.detach, method.provider_method_id)
+
+    # --- payments -----------------------------------------------------------------
+
+    def start_checkout(self, payment: Payment, *, description: str, success_url: str, cancel_url: str) -> CheckoutStarted:
+        session = _call(client().v1.checkout.sessions.create, {
+            "mode": "payment",
+            "customer": self.customer_id(payment.organization),
+            "client_reference_id": str(payment.pk),
+            "line_items": [{
+                "quantity": 1,
+                "price_data": {
+                    "currency": payment.currency.lower(),
+                    "unit_amount": to_minor_units(payment.amount, payment.currency),
+                    "product_data": {"name": description},
+                },
+            }],
+            "metadata": _metadata(payment),
+            "payment_intent_data": {"metadata": _metadata(payment)},
+            "success_url": success_url,
+            "cancel_url": cancel_url,
+        }, {"idempotency_key": payment.idempotency_key})
+        return CheckoutStarted(checkout_id=session.id, redirect_url=session.url)
+
+    def charge_saved_method(self, payment: Payment) -> PaymentSnapshot:
+        """Off-session: the customer is not present. A decline is a failed snapshot, not
+        an exception; only an unknown outcome raises (retry with the same key)."""
+        method = payment.payment_method
+        try:
+            pi = _call(client().v1.payment_intents.create, {
+                "amount": to_minor_units(payment.amount, payment.currency),
+                "currency": payment.currency.lower(),
+                "customer": method.provider_customer_id or self.customer_id(payment.organization),
+                "payment_method": method.provider_method_id,
+                "off_session": True,
+                "confirm": True,
+                "metadata": _metadata(payment),
+            }, {"idempotency_key": payment.idempotency_key})
+        except GatewayDeclined as exc:
+            return PaymentSnapshot(status=PaymentStatus.FAILED, failure_code=exc.code, failure_message=exc.message,
+                                   provider_payment_id=self._declined_intent_id(exc))
+        return self.snapshot_from_intent(pi)
+
+    @staticmethod
+    def _declined_intent_id(exc: GatewayDeclined) -> str:
+        cause = exc.__context__
+        body = getattr(cause, "json_body", None) or {}
+        return ((body.get("error") or {}).get("payment_intent") or {}).get("id", "")
+
+    @staticmethod
+    def snapshot_from_intent(pi) -> PaymentSnapshot:
+        pi = _plain(pi)
+        error = pi.get("last_payment_error") or {}
+        status = PI_STATUS.get(pi["status"], PaymentStatus.PROCESSING)
+        if status == PaymentStatus.REQUIRES_ACTION and error:
+            status = PaymentStatus.FAILED
+        return PaymentSnapshot(
+            status=status, provider_payment_id=pi["id"], provider_charge_id=pi.get("latest_charge") or "",
+            failure_code=error.get("decline_code") or error.get("code") or "",
+            failure_message=error.get("message") or "",
+            amount=from_minor_units(int(pi["amount"]), pi["currency"].upper()), currency=pi["currency"].upper(),
+        )
+
+    def snapshot(self, payment: Payment) -> PaymentSnapshot | None:
+        """Ask Stripe where a payment stands (return pages and reconciliation)."""
+        pi_id = payment.provider_payment_id
+        if not pi_id and payment.provider_checkout_id:
+            session = _plain(_call(client().v1.checkout.sessions.retrieve, payment.provider_checkout_id))
+            if session.get("status") == "expired":
+                return PaymentSnapshot(status=PaymentStatus.CANCELED)
+            pi_id = session.get("payment_intent") or ""
+        if not pi_id:
+            return None
+        return self.snapshot_from_intent(_call(client().v1.payment_intents.retrieve, pi_id))
+
+    # --- refunds ----------------------------------------------------------------------
+
+    def refund(self, refund: Refund) -> RefundSnapshot:
+        payment = refund.payment
+        created = _call(client().v1.refunds.create, {
+            "payment_intent": payment.provider_payment_id,
+            "amount": to_minor_units(refund.amount, refund.currency),
+            "metadata": {"refund_id": str(refund.pk), "payment_id": str(payment.pk)},
+        }, {"idempotency_key": refund.idempotency_key})
+        return self.refund_snapshot(created)
+
+    def refunds_of_charge(self, charge_id: str) -> list[RefundSnapshot]:
+        page = _call(client().v1.refunds.list, {"charge": charge_id, "limit": 100})
+        return [self.refund_snapshot(r) for r in page.auto_paging_iter()]
+
+    @staticmethod
+    def refund_snapshot(r) -> RefundSnapshot:
+        r = _plain(r)
+        ours = (r.get("metadata") or {}).get("refund_id")
+        return RefundSnapshot(
+            provider_refund_id=r["id"], status=REFUND_STATUS.get(r["status"], RefundStatus.PENDING),
+            amount=from_minor_units(int(r["amount"]), r["currency"].upper()), currency=r["currency"].upper(),
+            our_refund_id=int(ours) if ours and str(ours).isdigit() else None,
+            failure_message=r.get("failure_reason") or "",
+        )
+
+    # --- reconciliation --------------------------------------------------------------
+
+    def recent_events(self, *, since_epoch: int, types: list[str]):
+        """Events since a moment, oldest first (Stripe lists newest first)."""
+        page = _call(client().v1.events.list, {"created": {"gte": since_epoch}, "types": types, "limit": 100})
+        events = list(page.auto_paging_iter())
+        return list(reversed(events))

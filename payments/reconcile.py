@@ -1,0 +1,119 @@
+"""Repair what missed or failed webhooks left behind.
+
+1. Stripe's recent events of the types we handle are fetched and fed through the same
+   store-once, process-once path as webhooks: events we already processed change nothing.
+2. Stored events whose processing failed are processed again.
+3. Payments still open after a grace period are compared with the provider (PaymentIntent,
+   Checkout Session, PayPal order) and moved to what it says; checkouts nobody finished
+   are canceled after `PAYMENTS_CHECKOUT_EXPIRY`.
+4. Refunds still pending are submitted again with their own idempotency key.
+Safe to run at any time, as often as wanted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from core.errors import DomainError
+from payments import services, webhooks
+from payments.gateways import gateway_for, stripe_configured
+from payments.models import Payment, PaymentStatus, Provider, Refund, RefundStatus, WebhookEvent
+from payments.models import WebhookStatus as WS
+
+logger = logging.getLogger(__name__)
+GRACE = timedelta(minutes=5)  # leave fresh payments to their webhooks
+BATCH = 500
+
+
+@dataclass
+class ReconcileReport:
+    events_fetched: int = 0
+    events_processed: int = 0
+    payments_checked: int = 0
+    payments_changed: int = 0
+    payments_canceled: int = 0
+    refunds_resubmitted: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (f"events fetched={self.events_fetched} processed={self.events_processed}; "
+                f"payments checked={self.payments_checked} changed={self.payments_changed} "
+                f"canceled={self.payments_canceled}; refunds resubmitted={self.refunds_resubmitted}; "
+                f"errors={len(self.errors)}")
+
+
+def reconcile(*, now: datetime | None = None, since: datetime | None = None) -> ReconcileReport:
+    now = now or timezone.now()
+    since = since or now - settings.PAYMENTS_RECONCILE_WINDOW
+    report = ReconcileReport()
+    if stripe_configured():
+        _stripe_events(report, since)
+    _failed_events(report)
+    _open_payments(report, now)
+    _pending_refunds(report, now)
+    return report
+
+
+def _stripe_events(report: ReconcileReport, since: datetime) -> None:
+    from payments.gateways.stripe_gateway import StripeGateway
+
+    try:
+        events = StripeGateway().recent_events(since_epoch=int(since.timestamp()), types=webhooks.STRIPE_EVENT_TYPES)
+    except DomainError as exc:
+        report.errors.append(f"stripe events: {exc.message}")
+        return
+    for event in events:
+        payload = json.loads(json.dumps(event.to_dict(for_json=True)))
+        report.events_fetched += 1
+        stored = webhooks.webhook_event_store(provider=Provider.STRIPE, event_id=payload["id"],
+                                              event_type=payload["type"], payload=payload)
+        if stored.processed_at is None:
+            _process(report, stored.pk)
+
+
+def _process(report: ReconcileReport, event_pk: int) -> None:
+    try:
+        event = webhooks.webhook_event_process(event_pk=event_pk)
+    except Exception as exc:  # recorded on the event row; the next run tries again
+        report.errors.append(f"event {event_pk}: {type(exc).__name__}: {exc}")
+        return
+    report.events_processed += event.processed_at is not None
+
+
+def _failed_events(report: ReconcileReport) -> None:
+    for pk in WebhookEvent.objects.filter(processed_at__isnull=True, status__in=[WS.FAILED, WS.RECEIVED]).order_by(
+            "received_at").values_list("pk", flat=True)[:BATCH]:
+        _process(report, pk)
+
+
+def _open_payments(report: ReconcileReport, now: datetime) -> None:
+    open_statuses = [PaymentStatus.PENDING, PaymentStatus.REQUIRES_ACTION, PaymentStatus.PROCESSING]
+    for payment in Payment.objects.filter(status__in=open_statuses, created_at__lt=now - GRACE).exclude(
+            provider=Provider.MANUAL).order_by("created_at")[:BATCH]:
+        report.payments_checked += 1
+        try:
+            snapshot = None if payment.provider == Provider.SANDBOX else gateway_for(payment.provider).snapshot(payment)
+            if snapshot is not None and snapshot.status != payment.status:
+                after = services.payment_apply_snapshot(payment_id=payment.pk, snapshot=snapshot)
+                report.payments_changed += after.status != payment.status
+            elif payment.created_at < now - settings.PAYMENTS_CHECKOUT_EXPIRY and payment.flow == "checkout":
+                after = services.payment_cancel(payment=payment, reason="Checkout not completed in time.")
+                report.payments_canceled += after.status == PaymentStatus.CANCELED
+        except DomainError as exc:
+            report.errors.append(f"payment {payment.pk}: {exc.message}")
+
+
+def _pending_refunds(report: ReconcileReport, now: datetime) -> None:
+    for refund_id in Refund.objects.filter(status=RefundStatus.PENDING, created_at__lt=now - GRACE).values_list(
+            "pk", flat=True)[:BATCH]:
+        try:
+            services.refund_submit(refund_id=refund_id)
+            report.refunds_resubmitted += 1
+        except DomainError as exc:
+            report.errors.append(f"refund {refund_id}: {exc.message}")

@@ -1,0 +1,80 @@
+"""The payment state machine, keys and amounts."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from core.errors import DomainError
+from payments import services
+from payments.models import PAYMENT_TRANSITIONS, InvalidTransition, PaymentStatus, Provider, Purpose
+from payments.tests.factories import PaymentFactory
+
+pytestmark = pytest.mark.django_db
+S = PaymentStatus
+
+
+def test_the_idempotency_key_is_built_from_our_row_id(org):
+    payment = PaymentFactory(organization=org)
+    assert payment.idempotency_key == f"payment:{payment.pk}"
+
+
+@pytest.mark.parametrize("start,to", [(S.SUCCEEDED, S.FAILED), (S.REFUNDED, S.SUCCEEDED), (S.CANCELED, S.SUCCEEDED),
+                                      (S.SUCCEEDED, S.PENDING), (S.FAILED, S.CANCELED)])
+def test_a_bad_transition_raises_a_domain_error(org, start, to):
+    payment = PaymentFactory(organization=org, status=start)
+    with pytest.raises(InvalidTransition):
+        payment.check_transition(to)
+    assert issubclass(InvalidTransition, DomainError)
+
+
+def test_every_status_has_its_row_in_the_transition_table():
+    assert set(PAYMENT_TRANSITIONS) == set(S.values)
+    assert PAYMENT_TRANSITIONS[S.REFUNDED] == frozenset() and PAYMENT_TRANSITIONS[S.CANCELED] == frozenset()
+
+
+def test_cancelling_a_succeeded_payment_changes_nothing(org):
+    payment = PaymentFactory(organization=org, status=S.SUCCEEDED)
+    assert services.payment_cancel(payment=payment).status == S.SUCCEEDED
+
+
+@pytest.mark.parametrize("amount,currency,message", [
+    ("10.005", "USD", "minor-unit"), ("0", "USD", "greater than zero"), ("4.99", "USD", "Top up between"),
+    ("10.5", "JPY", "minor-unit"),
+])
+def test_top_up_amounts_are_whole_minor_units_within_limits(org, amount, currency, message):
+    org.currency = currency
+    org.save()
+    with pytest.raises(DomainError, match=message):
+        services.payment_create(organization=org, purpose=Purpose.TOPUP, provider=Provider.SANDBOX,
+                                amount=Decimal(amount))
+
+
+def test_a_float_never_becomes_money(org):
+    with pytest.raises(TypeError):
+        services.payment_create(organization=org, purpose=Purpose.TOPUP, provider=Provider.SANDBOX, amount=10.5)
+
+
+def test_a_provider_reporting_another_amount_is_refused(org, balance):
+    from core.errors import Conflict
+    from payments.gateways.base import PaymentSnapshot
+
+    payment = PaymentFactory(organization=org, amount=Decimal("50.00"))
+    with pytest.raises(Conflict):
+        services.payment_apply_snapshot(payment_id=payment.pk, snapshot=PaymentSnapshot(
+            status=S.SUCCEEDED, amount=Decimal("5.00"), currency="USD"))
+    payment.refresh_from_db()
+    assert payment.status == S.REQUIRES_ACTION and balance(org) == Decimal("0")
+
+
+def test_the_demo_seed_is_idempotent(db):
+    from accounts.demo import seed as seed_accounts
+    from payments.demo import seed
+    from payments.models import Payment, PaymentMethod
+
+    seed_accounts()
+    seed()
+    seed()
+    assert PaymentMethod.objects.filter(provider="sandbox").count() == 2
+    assert Payment.objects.get().status == S.SUCCEEDED

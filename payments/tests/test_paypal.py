@@ -1,0 +1,138 @@
+"""PayPal Orders v2 through paypal-server-sdk against the fake PayPal, and webhooks
+verified through verify-webhook-signature."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from credits.models import LedgerEntry
+from payments import services
+from payments.gateways.base import GatewayUnavailable
+from payments.gateways.paypal_gateway import PayPalGateway
+from payments.models import Payment, PaymentStatus, Provider, Purpose, Refund, RefundStatus, WebhookEvent
+from payments.tasks import paypal_capture_task
+from payments.tests.conftest import return_urls
+
+pytestmark = pytest.mark.django_db
+
+
+
+def _checkout(org, amount="50.00") -> Payment:
+    return services.payment_start_checkout(organization=org, purpose=Purpose.TOPUP, provider=Provider.PAYPAL,
+                                           amount=Decimal(amount), urls=return_urls)
+
+
+def _event(fake, type_):
+    return [e for e in fake.events if e["event_type"] == type_][-1]
+
+
+def test_an_order_carries_the_amount_our_id_and_the_request_id(org, fake_paypal):
+    payment = _checkout(org, "50.00")
+    order = fake_paypal.orders[payment.provider_checkout_id]
+    assert order["purchase_units"][0]["amount"] == {"currency_code": "USD", "value": "50.00"}
+    assert order["purchase_units"][0]["custom_id"] == str(payment.pk)
+    assert f"payment:{payment.pk}" in fake_paypal._idempotent
+    assert payment.checkout_url.startswith("https://www.sandbox.paypal.com/checkoutnow?token=")
+    assert payment.status == PaymentStatus.REQUIRES_ACTION
+
+
+def test_yen_are_sent_without_decimals(org, fake_paypal):
+    org.currency = "JPY"
+    org.save()
+    payment = _checkout(org, "5000")
+    assert fake_paypal.orders[payment.provider_checkout_id]["purchase_units"][0]["amount"]["value"] == "5000"
+
+
+def test_the_return_page_captures_the_approved_order_and_the_webhook_changes_nothing(
+        org, owner, client, fake_paypal, deliver_paypal, balance):
+    payment = _checkout(org)
+    fake_paypal.approve(payment.provider_checkout_id)
+    client.force_login(owner)
+    response = client.get(f"/payments/{payment.pk}/return")
+    assert response.status_code == 302
+    payment.refresh_from_db()
+    assert payment.status == PaymentStatus.SUCCEEDED and payment.provider_payment_id in fake_paypal.captures
+    assert balance(org) == Decimal("50.00")
+    for type_ in ("CHECKOUT.ORDER.APPROVED", "PAYMENT.CAPTURE.COMPLETED"):
+        assert deliver_paypal(_event(fake_paypal, type_)).status_code == 200
+    assert balance(org) == Decimal("50.00") and len(fake_paypal.captures) == 1
+
+
+def test_an_approval_webhook_alone_captures_the_order(org, fake_paypal, deliver_paypal, balance,
+                                                      django_capture_on_commit_callbacks):
+    payment = _checkout(org)
+    approved = fake_paypal.approve(payment.provider_checkout_id)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert deliver_paypal(approved).status_code == 200
+    payment.refresh_from_db()
+    assert payment.status == PaymentStatus.SUCCEEDED
+    assert balance(org) == Decimal("50.00")
+
+
+@pytest.mark.parametrize("tamper", ["tampered body", "re-serialized JSON", "wrong webhook id", "stale", "unsigned"])
+def test_an_unauthentic_paypal_delivery_is_refused(tamper, org, fake_paypal, deliver_paypal, balance):
+    payment = _checkout(org)
+    fake_paypal.approve(payment.provider_checkout_id)
+    PayPalGateway().capture(payment)
+    event = _event(fake_paypal, "PAYMENT.CAPTURE.COMPLETED")
+    body = json.dumps(event).encode()
+    if tamper == "tampered body":
+        response = deliver_paypal(event, body=body.replace(b'"50.00"', b'"5000.00"'), headers=fake_paypal.sign(body))
+    elif tamper == "re-serialized JSON":
+        response = deliver_paypal(event, body=json.dumps(event, indent=1).encode(), headers=fake_paypal.sign(body))
+    elif tamper == "wrong webhook id":
+        response = deliver_paypal(event, webhook_id="WH-SOMEONE-ELSE")
+    elif tamper == "stale":
+        old = (datetime.now(UTC) - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        response = deliver_paypal(event, transmission_time=old)
+    else:
+        response = deliver_paypal(event, headers={})
+    assert response.status_code == 400
+    assert WebhookEvent.objects.count() == 0
+    assert balance(org) == Decimal("0")
+
+
+def test_a_duplicate_paypal_delivery_is_processed_once(org, fake_paypal, deliver_paypal, balance):
+    payment = _checkout(org)
+    fake_paypal.approve(payment.provider_checkout_id)
+    fake_paypal._capture(fake_paypal.orders[payment.provider_checkout_id])  # captured, our side never heard
+    event = _event(fake_paypal, "PAYMENT.CAPTURE.COMPLETED")
+    assert deliver_paypal(event).status_code == 200
+    assert deliver_paypal(event).status_code == 200
+    assert WebhookEvent.objects.get().deliveries == 2
+    assert balance(org) == Decimal("50.00")
+
+
+def test_a_capture_timeout_then_a_retry_captures_once(org, fake_paypal, settings, balance):
+    settings.PAYMENTS_PROVIDER_TIMEOUT = 0.5
+    payment = _checkout(org)
+    fake_paypal.approve(payment.provider_checkout_id)
+    fake_paypal.stall_next(f"/v2/checkout/orders/{payment.provider_checkout_id}/capture", 1.5)
+    with pytest.raises(GatewayUnavailable):
+        paypal_capture_task(payment.pk)
+    assert len(fake_paypal.captures) == 1 and balance(org) == Decimal("0")
+    paypal_capture_task(payment.pk)  # the same PayPal-Request-Id: PayPal replays its answer
+    payment.refresh_from_db()
+    assert payment.status == PaymentStatus.SUCCEEDED
+    assert len(fake_paypal.captures) == 1 and balance(org) == Decimal("50.00")
+
+
+def test_a_refund_reverses_the_ledger_once_and_its_webhook_changes_nothing(
+        org, fake_paypal, deliver_paypal, balance, django_capture_on_commit_callbacks):
+    payment = _checkout(org)
+    fake_paypal.approve(payment.provider_checkout_id)
+    services.payment_apply_snapshot(payment_id=payment.pk, snapshot=PayPalGateway().capture(payment))
+    payment.refresh_from_db()
+    with django_capture_on_commit_callbacks(execute=True):
+        refund = services.refund_request(payment=payment, amount=Decimal("20.00"), reason="customer asked")
+    refund.refresh_from_db()
+    assert refund.status == RefundStatus.SUCCEEDED and refund.provider_refund_id in fake_paypal.refunds
+    assert fake_paypal.refunds[refund.provider_refund_id]["amount"] == {"currency_code": "USD", "value": "20.00"}
+    assert deliver_paypal(_event(fake_paypal, "PAYMENT.CAPTURE.REFUNDED")).status_code == 200
+    assert Refund.objects.count() == 1
+    assert balance(org) == Decimal("30.00")
+    assert LedgerEntry.objects.get(kind="refund").reference == f"refund:{refund.pk}"

@@ -1,0 +1,225 @@
+"""Stripe webhooks signed with Stripe's real scheme, against the fake Stripe API."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test import Client
+
+from payments import services
+from payments.models import (
+    Payment,
+    PaymentMethod,
+    PaymentStatus,
+    Provider,
+    ProviderCustomer,
+    Purpose,
+    Refund,
+    RefundStatus,
+    WebhookEvent,
+    WebhookStatus,
+)
+from payments.tests.conftest import return_urls, stripe_body, stripe_signature
+
+pytestmark = pytest.mark.django_db
+
+
+
+def _topup(org, amount="50.00") -> Payment:
+    return services.payment_start_checkout(organization=org, purpose=Purpose.TOPUP, provider=Provider.STRIPE,
+                                           amount=Decimal(amount), urls=return_urls)
+
+
+def _event(events, type_):
+    return next(e for e in events if e["type"] == type_)
+
+
+def test_checkout_session_carries_the_amount_in_minor_units_and_our_key(org, fake_stripe):
+    payment = _topup(org, "50.00")
+    session = fake_stripe.objects[payment.provider_checkout_id]
+    assert session["amount_total"] == 5000 and session["currency"] == "usd"
+    assert session["metadata"]["payment_id"] == str(payment.pk)
+    assert payment.status == PaymentStatus.REQUIRES_ACTION
+    assert payment.checkout_url == session["url"]
+
+
+def test_a_valid_delivery_credits_the_top_up_once(org, fake_stripe, deliver_stripe, balance):
+    payment = _topup(org)
+    events = fake_stripe.complete_checkout(payment.provider_checkout_id)
+    for event in events:
+        assert deliver_stripe(event).status_code == 200
+    payment.refresh_from_db()
+    assert payment.status == PaymentStatus.SUCCEEDED
+    assert payment.provider_payment_id.startswith("pi_")
+    assert balance(org) == Decimal("50.00")
+    assert WebhookEvent.objects.get(event_id=_event(events, "payment_intent.succeeded")["id"]).status == (
+        WebhookStatus.PROCESSED)
+    assert WebhookEvent.objects.get(event_id=_event(events, "charge.succeeded")["id"]).status == WebhookStatus.IGNORED
+
+
+@pytest.mark.parametrize("tamper", ["tampered body", "stale timestamp", "wrong secret", "re-serialized JSON",
+                                    "no signature"])
+def test_an_unauthentic_delivery_is_refused_and_changes_nothing(tamper, org, fake_stripe, deliver_stripe, balance):
+    payment = _topup(org)
+    event = _event(fake_stripe.complete_checkout(payment.provider_checkout_id), "checkout.session.completed")
+    body = stripe_body(event)
+    if tamper == "tampered body":
+        response = deliver_stripe(event, body=body.replace(b'"amount_total":5000', b'"amount_total":500000'),
+                                  signature=stripe_signature(body))
+    elif tamper == "stale timestamp":
+        response = deliver_stripe(event, signature=stripe_signature(body, timestamp=int(time.time()) - 301))
+    elif tamper == "wrong secret":
+        response = deliver_stripe(event, signature=stripe_signature(body, secret="whsec_someone_else"))
+    elif tamper == "re-serialized JSON":
+        # Same content, other bytes (as a framework that parses and re-dumps would send).
+        response = deliver_stripe(event, body=json.dumps(event, indent=2).encode(), signature=stripe_signature(body))
+    else:
+        response = deliver_stripe(event, signature="")
+    assert response.status_code == 400
+    assert WebhookEvent.objects.count() == 0
+    payment.refresh_from_db()
+    assert payment.status == PaymentStatus.REQUIRES_ACTION
+    assert balance(org) == Decimal("0")
+
+
+def test_a_duplicate_delivery_is_stored_once_and_credits_once(org, fake_stripe, deliver_stripe, balance):
+    payment = _topup(org)
+    event = _event(fake_stripe.complete_checkout(payment.provider_checkout_id), "checkout.session.completed")
+    for _ in range(3):
+        assert deliver_stripe(event).status_code == 200
+    stored = WebhookEvent.objects.get()
+    assert (stored.deliveries, stored.attempts, stored.status) == (3, 1, WebhookStatus.PROCESSED)
+    assert balance(org) == Decimal("50.00")
+
+
+def test_the_same_success_told_by_three_events_credits_once(org, fake_stripe, deliver_stripe, balance):
+    payment = _topup(org)
+    events = fake_stripe.complete_checkout(payment.provider_checkout_id)
+    for event in reversed(events):
+        deliver_stripe(event)
+    assert balance(org) == Decimal("50.00")
+    assert Payment.objects.get().status == PaymentStatus.SUCCEEDED
+
+
+def test_a_refund_arriving_before_the_success_it_follows_ends_refunded_with_both_entries_once(
+        org, fake_stripe, deliver_stripe, balance):
+    from credits.models import LedgerEntry
+
+    payment = _topup(org, "80.00")
+    events = fake_stripe.complete_checkout(payment.provider_checkout_id)
+    pi = fake_stripe.objects[_event(events, "payment_intent.succeeded")["data"]["object"]["id"]]
+    fake_stripe._create_refund({"payment_intent": pi["id"], "amount": "3000"})  # refunded in Stripe's dashboard
+    refunded = _event(fake_stripe.events, "charge.refunded")
+
+    assert deliver_stripe(refunded).status_code == 200
+    payment.refresh_from_db()
+    assert payment.status == PaymentStatus.SUCCEEDED and payment.amount_refunded == Decimal("30.00")
+    for event in [*events, refunded]:
+        deliver_stripe(event)
+    assert balance(org) == Decimal("50.00")
+    kinds = sorted(LedgerEntry.objects.filter(organization=org).values_list("kind", "amount"))
+    assert kinds == [("refund", Decimal("-30.000000000000")), ("topup", Decimal("80.000000000000"))]
+    refund = Refund.objects.get()
+    assert (refund.status, refund.reason) == (RefundStatus.SUCCEEDED, "Refunded at the provider")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_duplicate_deliveries_process_once(org, fake_stripe, balance):
+    payment = _topup(org)
+    event = _event(fake_stripe.complete_checkout(payment.provider_checkout_id), "checkout.session.completed")
+    body = stripe_body(event)
+    barrier = threading.Barrier(6)
+    statuses = []
+
+    def deliver():
+        try:
+            barrier.wait()
+            response = Client().post("/payments/webhooks/stripe", data=body, content_type="application/json",
+                                     HTTP_STRIPE_SIGNATURE=stripe_signature(body))
+            statuses.append(response.status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=deliver) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert statuses == [200] * 6
+    stored = WebhookEvent.objects.get()
+    assert (stored.deliveries, stored.attempts) == (6, 1)
+    assert balance(org) == Decimal("50.00")
+
+
+def test_a_failed_payment_intent_marks_an_off_session_payment_failed(org, fake_stripe, deliver_stripe, stripe_card):
+    method = stripe_card(org, declines=True)
+    payment = services.payment_create(organization=org, purpose=Purpose.TOPUP, provider=Provider.STRIPE,
+                                      flow="off_session", amount=Decimal("20.00"), payment_method=method)
+    services.payment_charge_saved_method(payment_id=payment.pk)
+    payment.refresh_from_db()
+    assert (payment.status, payment.failure_code) == (PaymentStatus.FAILED, "card_declined")
+    failed = _event(fake_stripe.events, "payment_intent.payment_failed")
+    assert deliver_stripe(failed).status_code == 200
+    payment.refresh_from_db()
+    assert payment.status == PaymentStatus.FAILED and payment.provider_payment_id == failed["data"]["object"]["id"]
+
+
+def test_setup_through_hosted_checkout_saves_the_card_once_as_default(org, fake_stripe, deliver_stripe):
+    from payments.gateways.stripe_gateway import StripeGateway
+
+    started = StripeGateway().start_setup(org, success_url="https://x/ok", cancel_url="https://x/no")
+    events = fake_stripe.complete_checkout(started.checkout_id)
+    assert [e["type"] for e in events] == ["setup_intent.succeeded", "checkout.session.completed"]
+    for event in events + events:
+        assert deliver_stripe(event).status_code == 200
+    method = PaymentMethod.objects.get()
+    assert (method.organization, method.brand, method.last4, method.is_default) == (org, "visa", "4242", True)
+    assert method.provider_customer_id == ProviderCustomer.objects.get(organization=org).customer_id
+
+
+def test_a_card_detached_at_stripe_is_removed_and_the_next_becomes_default(org, fake_stripe, deliver_stripe,
+                                                                           stripe_card):
+    first = stripe_card(org)
+    second = stripe_card(org)
+    fake_stripe.objects[first.provider_method_id]["customer"] = None
+    detached = fake_stripe._event("payment_method.detached", fake_stripe.objects[first.provider_method_id])
+    assert deliver_stripe(detached).status_code == 200
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.detached_at is not None and not first.is_default
+    assert second.is_default
+
+
+def test_a_dispute_marks_the_payment_and_tells_staff(org, fake_stripe, deliver_stripe, mailoutbox, settings,
+                                                     django_capture_on_commit_callbacks):
+    settings.ADMINS = [("Billing", "billing-staff@cloudbill.example")]
+    payment = _topup(org)
+    events = fake_stripe.complete_checkout(payment.provider_checkout_id)
+    for event in events:
+        deliver_stripe(event)
+    charge_id = _event(events, "charge.succeeded")["data"]["object"]["id"]
+    with_dispute = fake_stripe.dispute(charge_id)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert deliver_stripe(with_dispute).status_code == 200
+        assert deliver_stripe(with_dispute).status_code == 200
+    payment.refresh_from_db()
+    assert payment.disputed_at is not None and payment.dispute_reason == "fraudulent"
+    assert [m.subject for m in mailoutbox] == [f"[Django] Dispute on payment {payment.pk}"]
+
+
+def test_an_event_for_a_payment_that_is_not_ours_is_recorded_and_ignored(fake_stripe, deliver_stripe):
+    pi = fake_stripe._new_payment_intent(amount=100, currency="usd", customer=None, metadata={})
+    event = fake_stripe._event("payment_intent.succeeded", pi)
+    assert deliver_stripe(event).status_code == 200
+    assert WebhookEvent.objects.get().status == WebhookStatus.PROCESSED
+    assert Payment.objects.count() == 0
+
+
+def test_a_webhook_without_a_configured_secret_is_not_served(settings, deliver_stripe):
+    settings.STRIPE_WEBHOOK_SECRET = ""
+    assert deliver_stripe({"id": "evt_x", "type": "x"}).status_code == 404

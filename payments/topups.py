@@ -1,0 +1,51 @@
+"""Credits' top-up handler (`settings.CREDITS_TOPUP_HANDLER` / `CREDITS_AUTO_TOPUP_HANDLER`;
+the contract is in credits/topup.py): charge the organisation's saved card off-session.
+
+Without provider keys the SANDBOX gateway charges (no money moves), with the saved
+sandbox card if there is one, else standing in for one.
+
+One payment per top-up while its outcome is open: a call that timed out is retried on
+the same payment, hence with the same idempotency key (`payment:{id}`), so the provider
+charges once however often credits retries. Only after a payment definitely failed does
+a later attempt start a new one.
+"""
+
+from __future__ import annotations
+
+from django.db import IntegrityError
+
+from payments import services
+from payments.gateways import card_provider
+from payments.models import SETTLED_STATUSES, Flow, Payment, PaymentStatus, Provider, Purpose
+
+
+def _live_payment(topup_id: int) -> Payment | None:
+    return (Payment.objects.filter(credits_topup_id=topup_id)
+            .exclude(status__in=[PaymentStatus.FAILED, PaymentStatus.CANCELED]).first())
+
+
+def charge_topup(topup_id: int) -> None:
+    from credits.models import TopUp
+    from credits.services import auto_topup_failed
+
+    topup = TopUp.objects.select_related("organization").get(pk=topup_id)
+    payment = _live_payment(topup.pk)
+    if payment is None:
+        provider = card_provider()
+        method = services.default_method(topup.organization, provider)
+        if method is None and provider != Provider.SANDBOX:
+            auto_topup_failed(topup_id=topup.pk, retryable=False,
+                              error="No saved card to charge: add one on the Payments page.")
+            return
+        try:
+            payment = services.payment_create(
+                organization=topup.organization, purpose=Purpose.TOPUP, provider=provider, flow=Flow.OFF_SESSION,
+                amount=topup.amount, payment_method=method, credits_topup_id=topup.pk,
+            )
+        except IntegrityError:  # a concurrent call created it first
+            payment = _live_payment(topup.pk)
+    if payment.status in SETTLED_STATUSES:
+        return
+    # Raises GatewayUnavailable when the outcome is unknown: credits records a retryable
+    # failure and calls again later, and we retry this same payment.
+    services.payment_charge_saved_method(payment_id=payment.pk)

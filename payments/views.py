@@ -1,0 +1,286 @@
+"""Portal pages for payments, the sandbox's hosted pages, and the provider webhooks.
+
+Views parse, call one service and render. Every object is fetched with the member's
+organisation, so another organisation's id is a 404. The two webhook endpoints are the
+only CSRF-exempt views: they are authenticated by the provider's signature instead.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from datetime import UTC, datetime
+
+import stripe
+from django.conf import settings
+from django.contrib import messages
+from django.http import Http404, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from accounts.portal import portal_view
+from accounts.scopes import ROLE_SCOPES
+from core.errors import DomainError
+from invoices.models import Invoice
+from payments import selectors, services, webhooks
+from payments.forms import InvoicePaymentForm, SandboxCardForm, TopUpForm
+from payments.gateways import card_provider, checkout_providers, gateway_for
+from payments.gateways.base import SavedMethod
+from payments.gateways.sandbox import DECLINING_PREFIX
+from payments.models import Payment, PaymentMethod, PaymentStatus, Provider, Purpose
+
+logger = logging.getLogger(__name__)
+
+
+def _urls(request, payment: Payment) -> tuple[str, str]:
+    back = request.build_absolute_uri(reverse("payments:return", args=[payment.pk]))
+    cancel = request.build_absolute_uri(reverse("payments:detail", args=[payment.pk])) + "?canceled=1"
+    return back, cancel
+
+
+def _can_pay(request) -> bool:
+    return "billing:write" in ROLE_SCOPES[request.membership.role]
+
+
+@portal_view("billing:read")
+def index(request):
+    org = request.membership.organization
+    providers = checkout_providers()
+    topup_form = TopUpForm(providers=providers, initial={"amount": settings.PAYMENTS_TOPUP_PRESETS[1]})
+    return render(request, "payments/index.html", {
+        "org": org,
+        "providers": providers,
+        "sandbox": Provider.SANDBOX in providers,
+        "can_pay": _can_pay(request),
+        "presets": settings.PAYMENTS_TOPUP_PRESETS,
+        "topup_form": topup_form,
+        "open_invoices": selectors.open_invoices(org),
+        "methods": PaymentMethod.objects.filter(organization=org, detached_at=None),
+        "card_provider": card_provider(),
+        "payments": selectors.payment_history(org)[:50],
+        "dunning": selectors.active_dunning(org),
+    })
+
+
+def _start(request, **kwargs):
+    try:
+        payment = services.payment_start_checkout(
+            organization=request.membership.organization, actor=request.user,
+            urls=lambda p: _urls(request, p), **kwargs)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return redirect("payments:index")
+    return redirect(payment.checkout_url)
+
+
+@portal_view("billing:write")
+@require_POST
+def topup(request):
+    form = TopUpForm(request.POST, providers=checkout_providers())
+    if not form.is_valid():
+        messages.error(request, "Choose an amount and how to pay.")
+        return redirect("payments:index")
+    return _start(request, purpose=Purpose.TOPUP, provider=form.cleaned_data["provider"],
+                  amount=form.cleaned_data["amount"])
+
+
+@portal_view("billing:write", model=Invoice)
+@require_POST
+def pay_invoice(request, invoice_id: int):
+    invoice = get_object_or_404(selectors.invoices_of(request.membership.organization), pk=invoice_id)
+    form = InvoicePaymentForm(request.POST, providers=checkout_providers())
+    if not form.is_valid():
+        messages.error(request, "Enter an amount and choose how to pay.")
+        return redirect("payments:index")
+    return _start(request, purpose=Purpose.INVOICE, provider=form.cleaned_data["provider"],
+                  amount=form.cleaned_data["amount"], invoice=invoice)
+
+
+@portal_view("billing:read", model=Payment)
+def detail(request, pk: int):
+    payment = get_object_or_404(Payment.objects.select_related("invoice", "payment_method"),
+                                pk=pk, organization=request.membership.organization)
+    if request.GET.get("canceled") and payment.status in (PaymentStatus.PENDING, PaymentStatus.REQUIRES_ACTION):
+        messages.info(request, "Checkout was left without paying. You can start again at any time.")
+    return render(request, "payments/detail.html", {"payment": payment, "refunds": payment.refunds.all()})
+
+
+@portal_view("billing:read", model=Payment)
+def provider_return(request, pk: int):
+    """Back from the provider's page: ask the provider where the payment stands rather
+    than wait for the webhook (both paths apply the result once)."""
+    payment = get_object_or_404(Payment, pk=pk, organization=request.membership.organization)
+    if payment.status not in (PaymentStatus.SUCCEEDED, PaymentStatus.REFUNDED) and payment.provider in (
+            Provider.STRIPE, Provider.PAYPAL):
+        try:
+            gateway = gateway_for(payment.provider)
+            snapshot = gateway.capture(payment) if payment.provider == Provider.PAYPAL else gateway.snapshot(payment)
+            if snapshot is not None:
+                payment = services.payment_apply_snapshot(payment_id=payment.pk, snapshot=snapshot)
+        except DomainError as exc:
+            logger.warning("payments: return sync of payment %s failed: %s", payment.pk, exc.message)
+    if payment.status == PaymentStatus.SUCCEEDED:
+        messages.success(request, "Payment received. Thank you.")
+    elif payment.status == PaymentStatus.FAILED:
+        messages.error(request, f"The payment failed: {payment.failure_message or 'declined'}.")
+    else:
+        messages.info(request, "We are waiting for the provider to confirm the payment.")
+    return redirect("payments:detail", pk=payment.pk)
+
+
+# --- saved cards ------------------------------------------------------------------------
+
+
+@portal_view("billing:write")
+@require_POST
+def method_add(request):
+    org = request.membership.organization
+    provider = card_provider()
+    back = request.build_absolute_uri(reverse("payments:method_added")) + "?session_id={CHECKOUT_SESSION_ID}"
+    try:
+        started = gateway_for(provider).start_setup(org, success_url=back,
+                                                    cancel_url=request.build_absolute_uri(reverse("payments:index")))
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return redirect("payments:index")
+    return redirect(started.redirect_url)
+
+
+@portal_view("billing:write")
+def method_added(request):
+    """Back from Stripe's hosted card form: save the card now (the webhook saves it too; once)."""
+    from payments.gateways.stripe_gateway import client
+
+    session_id = request.GET.get("session_id", "")
+    org = request.membership.organization
+    try:
+        session = client().v1.checkout.sessions.retrieve(session_id).to_dict()
+        if session.get("mode") != "setup" or (session.get("metadata") or {}).get("organization_id") != str(org.pk):
+            raise Http404
+        if session.get("setup_intent"):
+            from payments.gateways.stripe_gateway import StripeGateway
+
+            saved = StripeGateway().saved_method_from_setup_intent(session["setup_intent"])
+            services.payment_method_save_safely(organization=org, provider=Provider.STRIPE, saved=saved,
+                                                actor=request.user)
+            messages.success(request, "Card saved.")
+    except stripe.StripeError:
+        messages.info(request, "Your card will appear here as soon as Stripe confirms it.")
+    return redirect("payments:index")
+
+
+@portal_view("billing:write", model=PaymentMethod)
+@require_POST
+def method_default(request, pk: int):
+    method = get_object_or_404(PaymentMethod, pk=pk, organization=request.membership.organization, detached_at=None)
+    services.payment_method_set_default(method=method, actor=request.user)
+    messages.success(request, f"{method} is now the default.")
+    return redirect("payments:index")
+
+
+@portal_view("billing:write", model=PaymentMethod)
+@require_POST
+def method_remove(request, pk: int):
+    method = get_object_or_404(PaymentMethod, pk=pk, organization=request.membership.organization, detached_at=None)
+    services.payment_method_detach(method=method, actor=request.user)
+    messages.success(request, f"{method} removed.")
+    return redirect("payments:index")
+
+
+# --- the sandbox's hosted pages ---------------------------------------------------------
+
+
+def _require_sandbox() -> None:
+    if Provider.SANDBOX not in checkout_providers():
+        raise Http404("The sandbox is off: real payment providers are configured.")
+
+
+@portal_view("billing:write", model=Payment)
+def sandbox_checkout(request, pk: int):
+    """SANDBOX stand-in for a provider's hosted checkout. No money moves."""
+    _require_sandbox()
+    payment = get_object_or_404(Payment, pk=pk, organization=request.membership.organization,
+                                provider=Provider.SANDBOX)
+    if request.method == "POST" and payment.status in (PaymentStatus.REQUIRES_ACTION, PaymentStatus.FAILED):
+        outcome = "succeeded" if request.POST.get("outcome") == "pay" else "failed"
+        event_id = f"sbx_evt_{payment.pk}_{outcome}" if outcome == "succeeded" else f"sbx_evt_{secrets.token_hex(8)}"
+        webhooks.webhook_receive(provider=Provider.SANDBOX, event_id=event_id, event_type="sandbox.checkout.completed",
+                                 payload={"payment_id": payment.pk, "outcome": outcome, "amount": str(payment.amount),
+                                          "currency": payment.currency})
+        return redirect("payments:return", pk=payment.pk)
+    return render(request, "payments/sandbox_checkout.html", {"payment": payment})
+
+
+@portal_view("billing:write")
+def sandbox_add_card(request):
+    """SANDBOX stand-in for a provider's hosted card form: pick a labelled test card."""
+    _require_sandbox()
+    form = SandboxCardForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        declining = form.cleaned_data["card"] == "declining"
+        saved = SavedMethod(
+            provider_method_id=f"{DECLINING_PREFIX if declining else 'sbx_pm_'}{secrets.token_hex(8)}",
+            brand="Sandbox Visa", last4="0341" if declining else "4242", exp_month=12, exp_year=timezone.now().year + 3,
+        )
+        services.payment_method_save(organization=request.membership.organization, provider=Provider.SANDBOX,
+                                     saved=saved, actor=request.user)
+        messages.success(request, "Sandbox card saved.")
+        return redirect("payments:index")
+    return render(request, "payments/sandbox_add_card.html", {"form": form})
+
+
+# --- provider webhooks ----------------------------------------------------------------
+
+
+def _receive(provider: str, payload: dict, event_id: str, event_type: str) -> HttpResponse:
+    try:
+        webhooks.webhook_receive(provider=provider, event_id=event_id, event_type=event_type, payload=payload)
+    except Exception:
+        logger.exception("payments: %s event %s failed; the provider will deliver it again", provider, event_id)
+        return JsonResponse({"received": False}, status=500)
+    return JsonResponse({"received": True})
+
+
+@csrf_exempt
+@require_POST
+def stripe_webhook(request):
+    if not settings.STRIPE_WEBHOOK_SECRET:
+        raise Http404
+    try:
+        # Verified on the raw bytes: HMAC-SHA256 over "timestamp.body", within the tolerance.
+        stripe.Webhook.construct_event(request.body, request.headers.get("Stripe-Signature"),
+                                       settings.STRIPE_WEBHOOK_SECRET, tolerance=settings.STRIPE_WEBHOOK_TOLERANCE)
+    except (ValueError, stripe.SignatureVerificationError):
+        return JsonResponse({"error": "invalid signature"}, status=400)
+    payload = json.loads(request.body)
+    return _receive(Provider.STRIPE, payload, payload["id"], payload["type"])
+
+
+@csrf_exempt
+@require_POST
+def paypal_webhook(request):
+    from payments.gateways import paypal_configured
+    from payments.gateways.paypal_gateway import PayPalGateway
+
+    if not (paypal_configured() and settings.PAYPAL_WEBHOOK_ID):
+        raise Http404
+    try:
+        sent = datetime.fromisoformat(request.headers.get("PAYPAL-TRANSMISSION-TIME", "").replace("Z", "+00:00"))
+        age = abs((timezone.now() - sent.astimezone(UTC)).total_seconds())
+    except ValueError:
+        return JsonResponse({"error": "invalid transmission time"}, status=400)
+    if age > settings.PAYPAL_WEBHOOK_TOLERANCE:
+        return JsonResponse({"error": "stale delivery"}, status=400)
+    try:
+        verified = PayPalGateway().verify_webhook(headers=request.headers, raw_body=request.body)
+    except DomainError:
+        return JsonResponse({"error": "verification unavailable"}, status=503)
+    if not verified:
+        return JsonResponse({"error": "invalid signature"}, status=400)
+    payload = json.loads(request.body)
+    return _receive(Provider.PAYPAL, payload, payload["id"], payload["event_type"])
+

@@ -1,0 +1,284 @@
+"""Provider events: verified by the views, stored once, processed exactly once.
+
+Exactly once, in any order, any number of times:
+- the event row is inserted under a unique (provider, event id) index; a duplicate
+  delivery, even a concurrent one, finds the existing row;
+- processing locks that row, does nothing if `processed_at` is set, and sets it in the
+  same transaction as the event's effects; a concurrent duplicate waits on the lock and
+  then sees it processed;
+- each handler moves the payment toward what the event says under the payment's own row
+  lock (`payment_apply_snapshot`), so events about one payment serialize, and an older
+  event arriving after a newer one changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from core.money import from_minor_units
+from payments import services
+from payments.gateways.base import PaymentSnapshot
+from payments.models import (
+    SETTLED_STATUSES,
+    Payment,
+    PaymentMethod,
+    PaymentStatus,
+    Provider,
+    ProviderCustomer,
+    WebhookEvent,
+    WebhookStatus,
+)
+
+logger = logging.getLogger(__name__)
+
+STRIPE_EVENT_TYPES = [
+    "checkout.session.completed",
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
+    "charge.refunded",
+    "charge.dispute.created",
+    "setup_intent.succeeded",
+    "payment_method.detached",
+]
+
+
+def webhook_event_store(*, provider: str, event_id: str, event_type: str, payload: dict) -> WebhookEvent:
+    try:
+        with transaction.atomic():
+            return WebhookEvent.objects.create(provider=provider, event_id=event_id, event_type=event_type,
+                                               payload=payload)
+    except IntegrityError:
+        WebhookEvent.objects.filter(provider=provider, event_id=event_id).update(deliveries=F("deliveries") + 1)
+        return WebhookEvent.objects.get(provider=provider, event_id=event_id)
+
+
+def webhook_event_process(*, event_pk: int) -> WebhookEvent:
+    """Run the event's handler once. A failing handler rolls back its effects, marks the
+    event failed and re-raises (the view answers 500, so the provider delivers again)."""
+    try:
+        with transaction.atomic():
+            event = WebhookEvent.objects.select_for_update().get(pk=event_pk)
+            if event.processed_at is not None:
+                return event
+            handler = HANDLERS.get(event.provider, {}).get(event.event_type)
+            if handler is not None:
+                handler(event.payload)
+            event.status = WebhookStatus.PROCESSED if handler else WebhookStatus.IGNORED
+            event.attempts += 1
+            event.processed_at = timezone.now()
+            event.last_error = ""
+            event.save(update_fields=["status", "attempts", "processed_at", "last_error"])
+            return event
+    except Exception as exc:
+        WebhookEvent.objects.filter(pk=event_pk, processed_at__isnull=True).update(
+            status=WebhookStatus.FAILED, attempts=F("attempts") + 1, last_error=f"{type(exc).__name__}: {exc}"[:2000])
+        raise
+
+
+def webhook_receive(*, provider: str, event_id: str, event_type: str, payload: dict) -> WebhookEvent:
+    event = webhook_event_store(provider=provider, event_id=event_id, event_type=event_type, payload=payload)
+    return webhook_event_process(event_pk=event.pk)
+
+
+# --- finding our payment --------------------------------------------------------------
+
+
+def _payment(provider: str, *, our_id=None, **provider_ids) -> Payment | None:
+    """Our payment for an event: by the id we put in metadata, else by a provider id."""
+    qs = Payment.objects.filter(provider=provider)
+    if our_id and str(our_id).isdigit():
+        found = qs.filter(pk=int(our_id)).first()
+        if found:
+            return found
+    query = Q()
+    for name, value in provider_ids.items():
+        if value:
+            query |= Q(**{name: value})
+    return qs.filter(query).first() if query else None
+
+
+def _unknown(kind: str, ident) -> None:
+    # Events for payments that are not ours (another system on the same account) change nothing.
+    logger.info("payments: %s %s matches no payment here; ignored", kind, ident)
+
+
+# --- Stripe ------------------------------------------------------------------------------
+
+
+def _stripe_checkout_completed(event: dict) -> None:
+    session = event["data"]["object"]
+    if session.get("mode") == "setup":
+        _stripe_save_setup(session.get("setup_intent"), session.get("metadata") or {}, session.get("customer"))
+        return
+    meta = session.get("metadata") or {}
+    payment = _payment(Provider.STRIPE, our_id=meta.get("payment_id") or session.get("client_reference_id"),
+                       provider_checkout_id=session["id"])
+    if payment is None:
+        return _unknown("checkout session", session["id"])
+    paid = session.get("payment_status") == "paid"
+    amount = session.get("amount_total")
+    currency = (session.get("currency") or "").upper()
+    services.payment_apply_snapshot(payment_id=payment.pk, snapshot=PaymentSnapshot(
+        status=PaymentStatus.SUCCEEDED if paid else PaymentStatus.PROCESSING,
+        provider_payment_id=session.get("payment_intent") or "",
+        amount=from_minor_units(int(amount), currency) if paid and amount is not None else None, currency=currency,
+    ))
+
+
+def _stripe_payment_intent(event: dict) -> None:
+    from payments.gateways.stripe_gateway import StripeGateway
+
+    pi = event["data"]["object"]
+    payment = _payment(Provider.STRIPE, our_id=(pi.get("metadata") or {}).get("payment_id"),
+                       provider_payment_id=pi["id"])
+    if payment is None:
+        return _unknown("payment intent", pi["id"])
+    services.payment_apply_snapshot(payment_id=payment.pk, snapshot=StripeGateway.snapshot_from_intent(pi))
+
+
+def _stripe_charge_refunded(event: dict) -> None:
+    from payments.gateways.stripe_gateway import StripeGateway
+
+    charge = event["data"]["object"]
+    payment = _payment(Provider.STRIPE, our_id=(charge.get("metadata") or {}).get("payment_id"),
+                       provider_payment_id=charge.get("payment_intent"), provider_charge_id=charge["id"])
+    if payment is None:
+        return _unknown("charge", charge["id"])
+    currency = charge["currency"].upper()
+    if payment.status not in SETTLED_STATUSES and charge.get("paid"):
+        # A refund can arrive before the success it follows: the charge says it was paid.
+        services.payment_apply_snapshot(payment_id=payment.pk, snapshot=PaymentSnapshot(
+            status=PaymentStatus.SUCCEEDED, provider_payment_id=charge.get("payment_intent") or "",
+            provider_charge_id=charge["id"], amount=from_minor_units(int(charge["amount"]), currency),
+            currency=currency,
+        ))
+    # Current API versions do not embed the refunds in the charge: list them.
+    for snapshot in StripeGateway().refunds_of_charge(charge["id"]):
+        services.refund_apply_snapshot(payment_id=payment.pk, snapshot=snapshot)
+
+
+def _stripe_dispute(event: dict) -> None:
+    dispute = event["data"]["object"]
+    payment = _payment(Provider.STRIPE, provider_payment_id=dispute.get("payment_intent"),
+                       provider_charge_id=dispute.get("charge"))
+    if payment is None:
+        return _unknown("dispute", dispute["id"])
+    services.payment_mark_disputed(payment_id=payment.pk, reason=dispute.get("reason") or "dispute")
+
+
+def _stripe_setup_succeeded(event: dict) -> None:
+    si = event["data"]["object"]
+    _stripe_save_setup(si["id"], si.get("metadata") or {}, si.get("customer"))
+
+
+def _stripe_save_setup(setup_intent_id: str | None, metadata: dict, customer: str | None) -> None:
+    from accounts.models import Organization
+    from payments.gateways.stripe_gateway import StripeGateway
+
+    if not setup_intent_id:
+        return
+    org_id = metadata.get("organization_id")
+    if not org_id and customer:
+        org_id = ProviderCustomer.objects.filter(provider=Provider.STRIPE, customer_id=customer).values_list(
+            "organization_id", flat=True).first()
+    organization = Organization.objects.filter(pk=org_id).first() if org_id else None
+    if organization is None:
+        return _unknown("setup intent", setup_intent_id)
+    saved = StripeGateway().saved_method_from_setup_intent(setup_intent_id)
+    services.payment_method_save(organization=organization, provider=Provider.STRIPE, saved=saved)
+
+
+def _stripe_method_detached(event: dict) -> None:
+    pm = event["data"]["object"]
+    method = PaymentMethod.objects.filter(provider=Provider.STRIPE, provider_method_id=pm["id"]).first()
+    if method is not None:
+        services.payment_method_detach(method=method, at_provider=False)
+
+
+# --- PayPal ------------------------------------------------------------------------------
+
+
+def _paypal_order_approved(event: dict) -> None:
+    order = event["resource"]
+    unit = (order.get("purchase_units") or [{}])[0]
+    payment = _payment(Provider.PAYPAL, our_id=unit.get("custom_id"), provider_checkout_id=order["id"])
+    if payment is None:
+        return _unknown("order", order["id"])
+    payment = services.payment_apply_snapshot(payment_id=payment.pk,
+                                              snapshot=PaymentSnapshot(status=PaymentStatus.PROCESSING))
+    if payment.status == PaymentStatus.PROCESSING:
+        services._after_commit("payments.tasks.paypal_capture_task", payment.pk)
+
+
+def _capture_payment(capture: dict) -> Payment | None:
+    order_id = ((capture.get("supplementary_data") or {}).get("related_ids") or {}).get("order_id")
+    return _payment(Provider.PAYPAL, our_id=capture.get("custom_id"), provider_payment_id=capture["id"],
+                    provider_checkout_id=order_id)
+
+
+def _paypal_capture(event: dict) -> None:
+    from payments.gateways.paypal_gateway import PayPalGateway
+
+    capture = event["resource"]
+    payment = _capture_payment(capture)
+    if payment is None:
+        return _unknown("capture", capture["id"])
+    services.payment_apply_snapshot(payment_id=payment.pk, snapshot=PayPalGateway.snapshot_from_capture(capture))
+
+
+def _paypal_refunded(event: dict) -> None:
+    from payments.gateways.paypal_gateway import PayPalGateway
+
+    refund = event["resource"]
+    up = next((lk["href"] for lk in refund.get("links", []) if lk.get("rel") == "up"), "")
+    capture_id = up.rstrip("/").rsplit("/", 1)[-1] if "/captures/" in up else ""
+    payment = _payment(Provider.PAYPAL, provider_payment_id=capture_id)
+    if payment is None:
+        return _unknown("refund", refund["id"])
+    if payment.status not in SETTLED_STATUSES:
+        # The refund of a capture proves the capture completed.
+        services.payment_apply_snapshot(payment_id=payment.pk, snapshot=PaymentSnapshot(
+            status=PaymentStatus.SUCCEEDED, provider_payment_id=capture_id))
+    snapshot = PayPalGateway.refund_snapshot(refund, fallback_currency=payment.currency)
+    services.refund_apply_snapshot(payment_id=payment.pk, snapshot=snapshot)
+
+
+# --- Sandbox --------------------------------------------------------------------------------
+
+
+def _sandbox_checkout(event: dict) -> None:
+    payment = Payment.objects.get(pk=event["payment_id"], provider=Provider.SANDBOX)
+    if event["outcome"] == "succeeded":
+        snapshot = PaymentSnapshot(status=PaymentStatus.SUCCEEDED, provider_payment_id=f"sbx_pay_{payment.pk}",
+                                   amount=Decimal(event["amount"]), currency=event["currency"])
+    else:
+        snapshot = PaymentSnapshot(status=PaymentStatus.FAILED, failure_code="card_declined",
+                                   failure_message="The sandbox card declined.")
+    services.payment_apply_snapshot(payment_id=payment.pk, snapshot=snapshot)
+
+
+HANDLERS: dict[str, dict[str, Callable[[dict], None]]] = {
+    Provider.STRIPE: {
+        "checkout.session.completed": _stripe_checkout_completed,
+        "payment_intent.succeeded": _stripe_payment_intent,
+        "payment_intent.payment_failed": _stripe_payment_intent,
+        "charge.refunded": _stripe_charge_refunded,
+        "charge.dispute.created": _stripe_dispute,
+        "setup_intent.succeeded": _stripe_setup_succeeded,
+        "payment_method.detached": _stripe_method_detached,
+    },
+    Provider.PAYPAL: {
+        "CHECKOUT.ORDER.APPROVED": _paypal_order_approved,
+        "PAYMENT.CAPTURE.COMPLETED": _paypal_capture,
+        "PAYMENT.CAPTURE.DENIED": _paypal_capture,
+        "PAYMENT.CAPTURE.DECLINED": _paypal_capture,
+        "PAYMENT.CAPTURE.REFUNDED": _paypal_refunded,
+    },
+    Provider.SANDBOX: {"sandbox.checkout.completed": _sandbox_checkout},
+}
