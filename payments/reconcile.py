@@ -4,8 +4,9 @@
    store-once, process-once path as webhooks: events we already processed change nothing.
 2. Stored events whose processing failed are processed again.
 3. Payments still open after a grace period are compared with the provider (PaymentIntent,
-   Checkout Session, PayPal order) and moved to what it says; checkouts nobody finished
-   are canceled after `PAYMENTS_CHECKOUT_EXPIRY`.
+   Checkout Session, PayPal order) and moved to what it says; an off-session charge whose
+   answer was lost is sent again with its own key; checkouts nobody finished are
+   canceled after `PAYMENTS_CHECKOUT_EXPIRY`.
 4. Refunds still pending are submitted again with their own idempotency key.
 Safe to run at any time, as often as wanted.
 """
@@ -23,11 +24,14 @@ from django.utils import timezone
 from core.errors import DomainError
 from payments import services, webhooks
 from payments.gateways import gateway_for, stripe_configured
-from payments.models import Payment, PaymentStatus, Provider, Refund, RefundStatus, WebhookEvent
+from payments.models import Flow, Payment, PaymentStatus, Provider, Refund, RefundStatus, WebhookEvent
 from payments.models import WebhookStatus as WS
 
 logger = logging.getLogger(__name__)
 GRACE = timedelta(minutes=5)  # leave fresh payments to their webhooks
+# Stripe keeps idempotency keys for 24 hours (PayPal request ids for 6 by default, but
+# PayPal off-session charges are not made here); stay well inside.
+KEY_LIFETIME = timedelta(hours=23)
 BATCH = 500
 
 
@@ -95,18 +99,33 @@ def _failed_events(report: ReconcileReport) -> None:
 def _open_payments(report: ReconcileReport, now: datetime) -> None:
     open_statuses = [PaymentStatus.PENDING, PaymentStatus.REQUIRES_ACTION, PaymentStatus.PROCESSING]
     for payment in Payment.objects.filter(status__in=open_statuses, created_at__lt=now - GRACE).exclude(
-            provider=Provider.MANUAL).order_by("created_at")[:BATCH]:
+            provider=Provider.MANUAL).select_related("payment_method").order_by("created_at")[:BATCH]:
         report.payments_checked += 1
         try:
             snapshot = None if payment.provider == Provider.SANDBOX else gateway_for(payment.provider).snapshot(payment)
             if snapshot is not None and snapshot.status != payment.status:
                 after = services.payment_apply_snapshot(payment_id=payment.pk, snapshot=snapshot)
                 report.payments_changed += after.status != payment.status
-            elif payment.created_at < now - settings.PAYMENTS_CHECKOUT_EXPIRY and payment.flow == "checkout":
+            elif snapshot is None and payment.flow == Flow.OFF_SESSION and payment.status == PaymentStatus.PENDING:
+                _redrive_charge(report, payment, now)
+            elif payment.created_at < now - settings.PAYMENTS_CHECKOUT_EXPIRY and payment.flow == Flow.CHECKOUT:
                 after = services.payment_cancel(payment=payment, reason="Checkout not completed in time.")
                 report.payments_canceled += after.status == PaymentStatus.CANCELED
         except DomainError as exc:
             report.errors.append(f"payment {payment.pk}: {exc.message}")
+
+
+def _redrive_charge(report: ReconcileReport, payment: Payment, now: datetime) -> None:
+    """An off-session charge whose answer was lost. Within the provider's key lifetime
+    the same call with the same key is safe (it replays or charges once); after it, a
+    repeat could charge again, so a person decides (the succeeded-event feed above has
+    already caught the charges that went through)."""
+    if payment.created_at < now - KEY_LIFETIME:
+        report.errors.append(f"payment {payment.pk}: charge outcome unknown past the idempotency key's lifetime; "
+                             f"check it at {payment.get_provider_display()} and cancel or settle it by hand")
+        return
+    after = services.payment_charge_saved_method(payment_id=payment.pk)
+    report.payments_changed += after.status != payment.status
 
 
 def _pending_refunds(report: ReconcileReport, now: datetime) -> None:

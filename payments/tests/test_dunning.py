@@ -117,3 +117,19 @@ def test_paying_by_hand_during_dunning_closes_the_case(postpaid, run, staff_user
             DUE + timedelta(hours=5))
     assert DunningCase.objects.get().status == DunningStatus.RECOVERED
     assert run(dunning_due_task, DUE + timedelta(days=1)) == 0
+
+
+def test_with_stripe_a_declined_autopay_opens_dunning_and_a_new_card_recovers_it(postpaid, run, fake_stripe,
+                                                                                stripe_card, mailoutbox):
+    stripe_card(postpaid, declines=True)
+    invoice = make_open_invoice(postpaid, amount_due=Decimal("310.50"), due_at=DUE)
+    run(autopay_due_task, DUE)
+    first = Payment.objects.get(dunning_attempt=0)
+    assert (first.status, first.failure_code) == (PaymentStatus.FAILED, "card_declined")
+    assert fake_stripe.objects[first.provider_payment_id]["amount"] == 31050
+    good = stripe_card(postpaid)
+    services.payment_method_set_default(method=good)
+    run(dunning_due_task, DUE + timedelta(days=1))
+    invoice.refresh_from_db()
+    assert invoice.status == "paid" and DunningCase.objects.get().status == DunningStatus.RECOVERED
+    assert len(mailoutbox) == 1

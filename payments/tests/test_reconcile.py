@@ -75,3 +75,37 @@ def test_a_failed_event_is_processed_again(org, fake_stripe, deliver_stripe, bal
 
 def _boom(event):
     raise RuntimeError("database went away")
+
+
+def test_an_autopay_charge_whose_answer_was_lost_is_sent_again_with_its_key(org, fake_stripe, stripe_card, settings):
+    from payments.dunning import autopay_charge
+    from payments.gateways.base import GatewayUnavailable
+    from payments.tests.factories import make_open_invoice
+
+    org.billing_mode = "postpaid"
+    org.save()
+    stripe_card(org)
+    invoice = make_open_invoice(org, amount_due=Decimal("75.00"))
+    settings.PAYMENTS_PROVIDER_TIMEOUT = 0.5
+    fake_stripe.stall_next("/v1/payment_intents", 1.5)
+    with pytest.raises(GatewayUnavailable):
+        autopay_charge(invoice_id=invoice.pk)
+    assert Payment.objects.get().status == PaymentStatus.PENDING
+    fake_stripe.events.clear()  # the webhooks were lost too
+    with time_machine.travel(timezone.now() + timedelta(minutes=10)):
+        call_command("reconcile_payments")
+    invoice.refresh_from_db()
+    assert invoice.status == "paid" and Payment.objects.get().status == PaymentStatus.SUCCEEDED
+    assert len([o for o in fake_stripe.objects.values() if o["object"] == "payment_intent"]) == 1
+
+
+def test_a_lost_charge_older_than_the_key_lifetime_is_left_for_staff(org, capsys):
+    from payments.tests.factories import PaymentMethodFactory
+
+    payment = PaymentFactory(organization=org, flow="off_session", status=PaymentStatus.PENDING,
+                             payment_method=PaymentMethodFactory(organization=org))
+    with time_machine.travel(timezone.now() + timedelta(hours=30)):
+        call_command("reconcile_payments")
+    payment.refresh_from_db()
+    assert payment.status == PaymentStatus.PENDING
+    assert "outcome unknown past the idempotency key's lifetime" in capsys.readouterr().err
