@@ -171,8 +171,9 @@ def events_ingest(*, items: list, now: datetime | None = None) -> IngestResult:
         item.event_id = event_id
         parsed.append(item)
 
-    # Ids already stored are duplicates before anything else is checked about them.
-    known = _existing_event_ids([i.event_id for i in parsed])
+    # A `created` event already stored is a duplicate, not a second resource with that id:
+    # look those up first. Every other duplicate is found by the insert itself.
+    known = _existing_event_ids([i.event_id for i in parsed if i.type == EventType.CREATED])
     fresh = []
     for item in parsed:
         if item.event_id in known:
@@ -296,6 +297,8 @@ SELECT e.event_id, e.type, e.organization_id, e.resource_id, e.occurred_at, e.mi
 FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::bigint[], %s::timestamptz[], %s::bigint[], %s::text[],
             %s::numeric[], %s::bigint[])
      AS e(event_id, type, organization_id, resource_id, occurred_at, minute, metric, quantity, product_id)
+-- Sorted: two batches racing on the same new ids wait for each other in one order, never in a cycle.
+ORDER BY e.event_id
 ON CONFLICT (event_id) DO NOTHING
 RETURNING event_id, id
 """

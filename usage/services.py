@@ -122,6 +122,9 @@ SET end_minute = filled.next_minute,
     eff_product_id = COALESCE(filled.eff_product, usage_stateinterval.eff_product_id)
 FROM filled
 WHERE usage_stateinterval.id = filled.id
+  AND (usage_stateinterval.end_minute {distinct} filled.next_minute
+       OR usage_stateinterval.eff_state {distinct} COALESCE(filled.eff_state, 'provisioning')
+       OR usage_stateinterval.eff_product_id {distinct} COALESCE(filled.eff_product, usage_stateinterval.eff_product_id))
 """
 
 _REFRESH_RESOURCES_SQL = """
@@ -143,7 +146,9 @@ def intervals_recompute(*, resource_ids: Iterable[int]) -> None:
         return
     placeholders = ",".join(["%s"] * len(ids))
     with connection.cursor() as cursor:
-        cursor.execute(_RECOMPUTE_SQL.format(ids=placeholders), ids)
+        # Only rows whose derived values change are written (most of a history does not).
+        distinct = "IS DISTINCT FROM" if connection.vendor == "postgresql" else "IS NOT"
+        cursor.execute(_RECOMPUTE_SQL.format(ids=placeholders, distinct=distinct), ids)
         cursor.execute(_REFRESH_RESOURCES_SQL.format(ids=placeholders), ids)
 
 

@@ -299,6 +299,8 @@ CELERY_BEAT_SCHEDULE["usage-rollup"] = {"task": "usage.rollup", "schedule": 60.0
 CELERY_BEAT_SCHEDULE["usage-retention"] = {"task": "usage.retention", "schedule": crontab(minute=7)}
 DEMO_SEEDERS += ["usage.demo.seed"]
 PORTAL_DASHBOARD_CARDS += ["usage.cards.month_to_date_card"]
+BENCHMARKS["metering"] = "usage.benchmarks.metering"
+BENCHMARKS["ingest"] = "usage.benchmarks.ingest"
 
 
 
