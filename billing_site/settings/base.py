@@ -430,8 +430,9 @@ PAYMENTS_DUNNING_FINAL_ACTION = env("PAYMENTS_DUNNING_FINAL_ACTION", default="ma
 # Checkouts nobody finished are canceled after this long (reconciliation).
 PAYMENTS_CHECKOUT_EXPIRY = timedelta(hours=24)
 PAYMENTS_RECONCILE_WINDOW = timedelta(days=3)
-CREDITS_TOPUP_HANDLER = "payments.topups.charge_topup"
-CREDITS_AUTO_TOPUP_HANDLER = "payments.topups.charge_topup"
+# Credits' top-up requests and auto top-ups charge the saved card (sandbox without keys).
+CREDITS_TOPUP_HANDLER = env("CREDITS_TOPUP_HANDLER", default="payments.topups.charge_topup")
+CREDITS_AUTO_TOPUP_HANDLER = env("CREDITS_AUTO_TOPUP_HANDLER", default="payments.topups.charge_topup")
 PORTAL_DASHBOARD_CARDS += ["payments.cards.payments_card"]
 DEMO_SEEDERS += ["payments.demo.seed"]
 # The only CSRF-exempt views: each verifies its provider's signature on the raw body.

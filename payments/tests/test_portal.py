@@ -120,3 +120,24 @@ def test_the_dashboard_card_shows_the_default_card_and_the_sandbox(org, rf):
     card = payments_card(rf.get("/"), org)
     html = render_to_string(card["template"], {"card": card})
     assert "····4242" in html and "Sandbox — no real money" in html
+
+
+def test_a_card_is_saved_through_stripes_hosted_page_on_return(portal, org, fake_stripe):
+    response = portal.post("/payments/methods/add")
+    session_id = response["Location"].rsplit("/", 1)[1]
+    session = fake_stripe.objects[session_id]
+    assert session["mode"] == "setup" and session["success_url"].endswith("?session_id={CHECKOUT_SESSION_ID}")
+    fake_stripe.complete_checkout(session_id)
+    page = portal.get(f"/payments/methods/added?session_id={session_id}", follow=True).content.decode()
+    assert "Card saved." in page
+    method = PaymentMethod.objects.get()
+    assert (method.organization, method.provider, method.last4, method.is_default) == (org, "stripe", "4242", True)
+
+
+def test_another_organisations_setup_session_saves_nothing(portal, other_org, fake_stripe):
+    from payments.gateways.stripe_gateway import StripeGateway
+
+    started = StripeGateway().start_setup(other_org, success_url="https://x/ok", cancel_url="https://x/no")
+    fake_stripe.complete_checkout(started.checkout_id)
+    assert portal.get(f"/payments/methods/added?session_id={started.checkout_id}").status_code == 404
+    assert PaymentMethod.objects.count() == 0
