@@ -1,6 +1,7 @@
-"""Demo credit for `make run`: opening top-ups, a promotional grant, auto top-up for Acme AI,
-and a nearly empty TinyML Studio, so warnings and hibernation show once metering runs.
-Idempotent: every entry carries a reference, so a second run adds nothing."""
+"""Demo credit for `make run`: opening top-ups (before usage's demo history is metered), a
+promotional grant, auto top-up for Acme AI, and a nearly empty TinyML Studio, so warnings
+show at once and hibernation follows if the demo keeps running. Idempotent: every entry
+carries a reference, so a second run adds nothing."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ from credits import services
 from credits.models import PromoGrant
 
 OPENING = [
-    # (org slug, amount, reference)
-    ("acme-ai", Decimal("1500.00"), "demo:opening-topup"),
-    ("tinyml", Decimal("25.00"), "demo:opening-topup"),
+    # (org slug, amount, reference): enough for usage's demo history, TinyML left low.
+    ("acme-ai", Decimal("5000.00"), "demo:opening-topup"),
+    ("tinyml", Decimal("90.00"), "demo:opening-topup"),
 ]
 
 
@@ -31,7 +32,19 @@ def seed(stdout=None) -> None:
         if not PromoGrant.objects.filter(organization=acme, reason="Launch promotion (demo data)").exists():
             services.promo_grant(organization=acme, amount=Decimal("100.00"), reason="Launch promotion (demo data)",
                                  expires_at=timezone.now() + timedelta(days=30))
-        services.auto_topup_configure(organization=acme, enabled=True, threshold=Decimal("200.00"),
-                                      amount=Decimal("500.00"), monthly_cap=Decimal("2000.00"))
     if stdout:
         stdout.write(f"credits: opening balances for {len(orgs)} organisations")
+
+
+def seed_runway(stdout=None) -> None:
+    """After usage's demo history: burn rates, runway and the warnings they call for."""
+    from credits import runway
+
+    acme = Organization.objects.filter(slug="acme-ai").first()
+    if acme is not None:
+        services.auto_topup_configure(organization=acme, enabled=True, threshold=Decimal("200.00"),
+                                      amount=Decimal("500.00"), monthly_cap=Decimal("2000.00"))
+    runway.compute_burn_rates()
+    sent = runway.send_warnings()
+    if stdout:
+        stdout.write(f"credits: burn rates computed, {sent} warning(s)")

@@ -37,7 +37,7 @@ from credits.models import (
 from credits.provisioning import DeliveryError, backend
 
 logger = logging.getLogger(__name__)
-SOURCE = "credits"
+SOURCE = "service"  # usage.models.StateSource.SERVICE: "Service (credits, staff)"
 # Requests delivered per `deliver_due` pass; each holds its row lock only while sending.
 DELIVERY_BATCH = 100
 

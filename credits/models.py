@@ -288,3 +288,15 @@ class ProvisioningRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.organization_id} ({self.status})"
+
+
+class SettledRun(models.Model):
+    """A metering run whose rated usage is deducted. Inserted first in the settling
+    transaction: a second settlement of the same run (a rerun, the sweeper, a concurrent
+    worker) finds the row and does nothing."""
+
+    run_id = models.BigIntegerField(primary_key=True)
+    settled_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} settled"

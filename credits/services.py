@@ -86,11 +86,13 @@ def ledger_post(
     promo_grant: PromoGrant | None = None,
     reverses: LedgerEntry | None = None,
     at: datetime | None = None,
+    usage: dict | None = None,
 ) -> LedgerEntry:
     """Append one transaction and move the cached balance with it, under the row lock.
 
     A non-empty `reference` names the external cause; posting the same reference again
-    returns the first entry and changes nothing."""
+    returns the first entry and changes nothing. `usage` carries a usage entry's
+    metering fields (run, rated-usage ids, period)."""
     amount = _require_amount(amount)
     reason = _require_reason(reason)
     if kind not in EntryKind.values:
@@ -118,7 +120,7 @@ def ledger_post(
     entry = LedgerEntry.objects.create(
         organization_id=organization.pk, currency=currency, kind=kind, amount=amount, promo_amount=promo_delta,
         balance_after=balance.amount, reason=reason, reference=reference, actor=actor, actor_api_key=api_key,
-        promo_grant=promo_grant, reverses=reverses, created_at=now,
+        promo_grant=promo_grant, reverses=reverses, created_at=now, **(usage or {}),
     )
     _balance_moved(balance, entry_id=entry.pk, credited=amount > 0, now=now)
     balance.save()

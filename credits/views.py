@@ -22,6 +22,11 @@ from credits.selectors import credit_summary, ledger_for
 LEDGER_PAGE_SIZE = 25
 
 
+def _plain(amount):
+    """200.000000000000 → '200.00' for a form field (the stored value is exact)."""
+    return None if amount is None else f"{amount:.2f}"
+
+
 def _can_write(request) -> bool:
     return "billing:write" in ROLE_SCOPES[request.membership.role]
 
@@ -37,8 +42,8 @@ def index(request):
     page = Paginator(entries, LEDGER_PAGE_SIZE).get_page(request.GET.get("page"))
     cfg = summary.auto_topup
     auto_form = AutoTopUpForm(initial={
-        "enabled": cfg.enabled if cfg else False, "threshold": cfg.threshold if cfg else None,
-        "amount": cfg.amount if cfg else None, "monthly_cap": cfg.monthly_cap if cfg else None,
+        "enabled": cfg.enabled if cfg else False,
+        **{name: _plain(getattr(cfg, name) if cfg else None) for name in ("threshold", "amount", "monthly_cap")},
     })
     return render(request, "credits/index.html", {
         "summary": summary,

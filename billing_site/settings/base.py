@@ -340,8 +340,14 @@ SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update({
     # accounts never needed a name for its key kind until another "kind" appeared in the API.
     "ApiKeyKindEnum": "accounts.models.ApiKeyKind",
 })
+# Deduct every metering run's rated usage right after it commits (credits/sync.py).
+USAGE_AFTER_METERING += ["credits.sync.after_metering"]
 PORTAL_DASHBOARD_CARDS += ["credits.cards.credit_card"]
-DEMO_SEEDERS += ["credits.demo.seed"]
+BENCHMARKS["credit-sync"] = "credits.benchmarks.credit_sync"
+# Opening credit goes in before usage's demo history is metered (and deducted by the
+# sync); runway and warnings are computed once that history is in.
+DEMO_SEEDERS.insert(DEMO_SEEDERS.index("usage.demo.seed"), "credits.demo.seed")
+DEMO_SEEDERS += ["credits.demo.seed_runway"]
 CELERY_BEAT_SCHEDULE["credits-sync-pending"] = {"task": "credits.sync_pending", "schedule": timedelta(minutes=5)}
 CELERY_BEAT_SCHEDULE["credits-runway"] = {"task": "credits.runway", "schedule": timedelta(minutes=5)}
 CELERY_BEAT_SCHEDULE["credits-promo-expiry"] = {"task": "credits.promo_expiry", "schedule": timedelta(minutes=5)}

@@ -1,0 +1,250 @@
+"""Credit sync: deduct each metering run's rated usage from the balances, exactly once.
+
+Usage calls `after_metering(run_id)` after each metering slice commits (hooks are in
+`settings.USAGE_AFTER_METERING`); `sync_pending` sweeps up runs whose hook never ran (a
+crash between metering and sync, a worker killed). Exactly once rests on two keys, both
+written in the settling transaction: `SettledRun(run_id)` (inserted first; a second
+settlement blocks on it and then does nothing) and the ledger's unique
+`(organization, "usage-run:<run id>")` reference.
+
+On PostgreSQL a run is settled set-based, whatever the number of organisations:
+1. one aggregate over the run's rated rows (by the `run_id` index) gives the charge per
+   (organisation, currency); it travels back to the database as arrays;
+2. `SELECT … ORDER BY id FOR UPDATE` locks those balance rows in id order (the same
+   discipline as `services._lock_balance`, so the sync and single posts never deadlock
+   in a cycle and never lose an update); missing balances are created first;
+3. one statement: `INSERT … SELECT` of one usage entry per (organisation, currency),
+   with `balance_after` and the promotional part, then `UPDATE` of the balances from the
+   inserted rows, and the promotional grants consumed earliest-expiry-first with a
+   window function.
+SQLite (the demo) settles the same run with one `ledger_post` per organisation.
+
+Afterwards, outside the settling transaction: organisations that fell below their auto
+top-up threshold get one attempt, and prepaid organisations out of credit are hibernated.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
+from accounts.models import Organization
+from credits import hibernation, services
+from credits.models import AutoTopUpSettings, Balance, EntryKind, SettledRun
+
+logger = logging.getLogger(__name__)
+# The sweeper looks this far back for runs nobody settled, this many runs per pass.
+SWEEP_WINDOW = timedelta(days=2)
+SWEEP_BATCH = 500
+
+
+@dataclass
+class SyncResult:
+    run_id: int
+    settled: bool
+    # (organization_id, currency, balance after) of every balance the run moved.
+    balances: list[tuple[int, str, Decimal]] = field(default_factory=list)
+
+
+def after_metering(run_id: int) -> SyncResult:
+    """The `USAGE_AFTER_METERING` hook."""
+    result = settle_run(run_id=run_id)
+    if result.settled:
+        follow_up(result)
+    return result
+
+
+def settle_run(*, run_id: int, now: datetime | None = None) -> SyncResult:
+    from usage.models import MeteringRun, RunKind
+
+    now = now or timezone.now()
+    run = MeteringRun.objects.filter(pk=run_id).only("id", "kind").first()
+    if run is None:
+        return SyncResult(run_id=run_id, settled=False)
+    with transaction.atomic():
+        if not _claim(run_id, now):
+            return SyncResult(run_id=run_id, settled=False)
+        if run.kind != RunKind.METER:
+            return SyncResult(run_id=run_id, settled=True)  # imported history was billed by the old system
+        if connection.vendor == "postgresql":
+            balances = _settle_postgresql(run_id, now)
+        else:
+            balances = _settle_portable(run_id, now)
+    return SyncResult(run_id=run_id, settled=True, balances=balances)
+
+
+def _claim(run_id: int, now: datetime) -> bool:
+    """Insert the run's SettledRun row; False if it was already there. A concurrent
+    settler of the same run waits on the primary key until this transaction ends."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO credits_settledrun (run_id, settled_at) VALUES (%s, %s) "
+            "ON CONFLICT (run_id) DO NOTHING RETURNING run_id",
+            [run_id, now],
+        )
+        return cursor.fetchone() is not None
+
+
+CHARGES_SQL = """
+SELECT organization_id, currency, SUM(amount), MIN(id), MAX(id), COUNT(*), MIN(start_minute), MAX(end_minute)
+FROM usage_ratedusage WHERE run_id = %(run)s
+GROUP BY organization_id, currency
+HAVING SUM(amount) <> 0
+ORDER BY organization_id, currency
+"""
+
+ENSURE_BALANCES_SQL = """
+INSERT INTO credits_balance (organization_id, currency, amount, promo_amount, burn_rate_per_hour,
+                             warnings_sent, hibernated_resources, updated_at)
+SELECT o, c, 0, 0, 0, '[]'::jsonb, '[]'::jsonb, %(now)s FROM unnest(%(orgs)s::bigint[], %(currencies)s::text[]) AS t(o, c)
+ON CONFLICT (organization_id, currency) DO NOTHING
+"""
+
+LOCK_BALANCES_SQL = """
+SELECT b.id FROM credits_balance b
+JOIN unnest(%(orgs)s::bigint[], %(currencies)s::text[]) AS t(o, c) ON b.organization_id = t.o AND b.currency = t.c
+ORDER BY b.id
+FOR UPDATE OF b
+"""
+
+# One statement: the usage entries, the balances moved by them, the promotional grants
+# consumed. Amounts are exact NUMERIC; a net credit (reversals of a late stop) is paid
+# credit, a deduction takes promotional credit first.
+SETTLE_SQL = """
+WITH charges AS (
+    -- The charges travel back as arrays: the rated rows are scanned once per run.
+    SELECT * FROM unnest(%(orgs)s::bigint[], %(currencies)s::text[], %(totals)s::numeric[], %(firsts)s::bigint[],
+                         %(lasts)s::bigint[], %(counts)s::int[], %(starts)s::bigint[], %(ends)s::bigint[])
+        AS c(organization_id, currency, total, first_id, last_id, n, start_minute, end_minute)
+),
+ins AS (
+    INSERT INTO credits_ledgerentry (
+        organization_id, currency, kind, amount, promo_amount, balance_after, reason, reference,
+        metering_run_id, usage_first_id, usage_last_id, usage_rows, period_start, period_end, created_at)
+    SELECT c.organization_id, c.currency, 'usage', -c.total,
+           -LEAST(b.promo_amount, GREATEST(c.total, 0)),
+           b.amount - c.total,
+           'Metered usage ' || to_char(to_timestamp(c.start_minute * 60) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI')
+               || '–' || to_char(to_timestamp(c.end_minute * 60) AT TIME ZONE 'UTC', 'HH24:MI') || ' UTC',
+           'usage-run:' || %(run)s::text,
+           %(run)s, c.first_id, c.last_id, c.n,
+           to_timestamp(c.start_minute * 60), to_timestamp(c.end_minute * 60), %(now)s
+    FROM charges c
+    JOIN credits_balance b ON b.organization_id = c.organization_id AND b.currency = c.currency
+    ON CONFLICT (organization_id, reference) WHERE reference <> '' DO NOTHING
+    RETURNING organization_id, currency, amount, promo_amount
+),
+balances AS (
+    UPDATE credits_balance b
+    SET amount = b.amount + i.amount,
+        promo_amount = b.promo_amount + i.promo_amount,
+        updated_at = %(now)s,
+        depleted_at = CASE WHEN b.amount + i.amount <= 0 THEN COALESCE(b.depleted_at, %(now)s) END
+    FROM ins i
+    WHERE b.organization_id = i.organization_id AND b.currency = i.currency
+    RETURNING b.organization_id, b.currency, b.amount
+),
+grants AS (
+    SELECT g.id, g.remaining, -i.promo_amount AS take,
+           COALESCE(SUM(g.remaining) OVER (
+               PARTITION BY g.organization_id, g.currency ORDER BY g.expires_at, g.id
+               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
+    FROM credits_promogrant g
+    JOIN ins i ON i.organization_id = g.organization_id AND i.currency = g.currency AND i.promo_amount < 0
+    WHERE g.expired_at IS NULL AND g.remaining > 0
+),
+consumed AS (
+    UPDATE credits_promogrant p
+    SET remaining = p.remaining - LEAST(gr.remaining, gr.take - gr.before)
+    FROM grants gr
+    WHERE p.id = gr.id AND gr.take > gr.before
+    RETURNING p.id
+)
+SELECT organization_id, currency, amount, (SELECT COUNT(*) FROM consumed) FROM balances
+"""
+
+
+def _settle_postgresql(run_id: int, now: datetime) -> list[tuple[int, str, Decimal]]:
+    with connection.cursor() as cursor:
+        cursor.execute(CHARGES_SQL, {"run": run_id})
+        charges = cursor.fetchall()
+        if not charges:
+            return []
+        columns = list(zip(*charges, strict=True))
+        params = {"run": run_id, "now": now, "orgs": list(columns[0]), "currencies": list(columns[1]),
+                  "totals": list(columns[2]), "firsts": list(columns[3]), "lasts": list(columns[4]),
+                  "counts": list(columns[5]), "starts": list(columns[6]), "ends": list(columns[7])}
+        cursor.execute(LOCK_BALANCES_SQL, params)
+        if cursor.rowcount < len(charges):  # first charge of some organisation: create its balance, lock again
+            cursor.execute(ENSURE_BALANCES_SQL, params)
+            cursor.execute(LOCK_BALANCES_SQL, params)
+        cursor.execute(SETTLE_SQL, params)
+        return [(org, cur, amount) for org, cur, amount, _ in cursor.fetchall()]
+
+
+def _settle_portable(run_id: int, now: datetime) -> list[tuple[int, str, Decimal]]:
+    """SQLite: the same entries through `ledger_post`, one per organisation (the demo has a
+    handful), sums taken in Python Decimals because SQLite has no exact numeric type."""
+    from usage.models import RatedUsage, from_minute
+
+    groups: dict[tuple[int, str], list] = {}
+    for row in RatedUsage.objects.filter(run_id=run_id).order_by("id").values_list(
+            "organization_id", "currency", "id", "amount", "start_minute", "end_minute"):
+        groups.setdefault((row[0], row[1]), []).append(row[2:])
+    orgs = Organization.objects.in_bulk({org for org, _ in groups})
+    moved = []
+    for (org_id, currency), rows in sorted(groups.items()):
+        total = sum((Decimal(r[1]) for r in rows), Decimal(0))
+        if total == 0:
+            continue
+        start, end = from_minute(min(r[2] for r in rows)), from_minute(max(r[3] for r in rows))
+        entry = services.ledger_post(
+            organization=orgs[org_id], amount=-total, kind=EntryKind.USAGE, currency=currency,
+            reason=f"Metered usage {start:%Y-%m-%d %H:%M}–{end:%H:%M} UTC", reference=f"usage-run:{run_id}", at=now,
+            usage={"metering_run_id": run_id, "usage_first_id": rows[0][0], "usage_last_id": rows[-1][0],
+                   "usage_rows": len(rows), "period_start": start, "period_end": end},
+        )
+        moved.append((org_id, currency, entry.balance_after))
+    return moved
+
+
+def follow_up(result: SyncResult) -> None:
+    """After the settling transaction: auto top-up for balances now below their
+    threshold, hibernation for prepaid organisations out of credit. Each action is its
+    own short transaction under the balance lock (the services re-check everything)."""
+    if not result.balances:
+        return
+    amounts = {(org, cur): amount for org, cur, amount in result.balances}
+    for cfg in AutoTopUpSettings.objects.filter(enabled=True, organization_id__in={o for o, _ in amounts}) \
+            .select_related("organization"):
+        amount = amounts.get((cfg.organization_id, cfg.organization.currency))
+        if amount is not None and amount < cfg.threshold:
+            services.auto_topup_check(organization_id=cfg.organization_id, currency=cfg.organization.currency)
+    grace = settings.CREDITS_HIBERNATE_GRACE_AMOUNT
+    out = [org for (org, _), amount in amounts.items() if amount <= -grace]
+    if out:
+        for balance_id in Balance.objects.filter(organization_id__in=out, hibernated_at__isnull=True) \
+                .order_by("id").values_list("id", flat=True):
+            hibernation.hibernate(balance_id=balance_id)
+
+
+def sync_pending(*, now: datetime | None = None) -> int:
+    """Settle metering runs whose hook never ran. Safe beside the hook: SettledRun decides."""
+    from usage.models import MeteringRun, RunKind
+
+    now = now or timezone.now()
+    ids = list(
+        MeteringRun.objects.filter(kind=RunKind.METER, created_at__gte=now - SWEEP_WINDOW)
+        .filter(~Exists(SettledRun.objects.filter(run_id=OuterRef("pk"))))
+        .order_by("id").values_list("id", flat=True)[:SWEEP_BATCH]
+    )
+    for run_id in ids:
+        after_metering(run_id)
+    return len(ids)

@@ -1,0 +1,210 @@
+"""Credit sync after metering, and hibernate/resume, on real metering runs."""
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+import time_machine
+
+from credits import services, sync
+from credits.models import Balance, CreditEvent, LedgerEntry, ProvisioningRequest, SettledRun
+from credits.selectors import ledger_differences
+from pricing.models import ResourceState
+from pricing.tests.factories import ProductFactory
+from usage import metering
+from usage import services as usage_services
+from usage.models import MeteringRun, RatedUsage, Resource, StateSource
+from usage.tests.factories import add_price
+
+pytestmark = pytest.mark.django_db
+
+
+def at(hour, minute=0, day=10):
+    return datetime(2026, 3, day, hour, minute, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def hooks(settings):
+    settings.USAGE_METERING_CHUNKS = 2
+    settings.USAGE_AFTER_METERING = ["credits.sync.after_metering"]
+    settings.CREDITS_RESUME_MODE = "automatic"
+
+
+@pytest.fixture
+def flavour(db):
+    product = ProductFactory(code="gpu-1")
+    add_price(product, "1.20", valid_from=at(0, day=1))  # 0.02 a minute running
+    add_price(product, "0.30", state=ResourceState.HIBERNATED, valid_from=at(0, day=1))  # 0.005 a minute
+    return product
+
+
+def running_server(org, product, since, external_id="srv-1"):
+    resource = usage_services.resource_create(organization=org, external_id=external_id, product=product,
+                                              at=since, source=StateSource.EVENT)
+    return usage_services.resource_change_state(resource=resource, state=ResourceState.RUNNING, at=since,
+                                                source=StateSource.EVENT)
+
+
+def meter(until, capture):
+    """One metering pass whose after-commit hooks (the credit sync) run."""
+    with capture(execute=True):
+        metering.meter_pass(until=until)
+
+
+def test_each_run_is_deducted_once_with_one_entry_per_organization(org, other_org, flavour, credit,
+                                                                  django_capture_on_commit_callbacks):
+    credit("100")
+    credit("100", organization=other_org)
+    with time_machine.travel(at(12, 5), tick=False):
+        running_server(org, flavour, at(10, 0))
+        running_server(org, flavour, at(11, 0), external_id="srv-2")
+        running_server(other_org, flavour, at(11, 30), external_id="srv-3")
+        meter(at(12, 0), django_capture_on_commit_callbacks)
+    # org: 120 + 60 minutes, other: 30 minutes, at 0.02.
+    assert Balance.objects.get(organization=org).amount == Decimal("96.40")
+    assert Balance.objects.get(organization=other_org).amount == Decimal("99.40")
+    usage_entries = LedgerEntry.objects.filter(kind="usage")
+    runs = set(RatedUsage.objects.values_list("run_id", flat=True))
+    assert usage_entries.count() == len(set(RatedUsage.objects.values_list("run_id", "organization_id")))
+    for entry in usage_entries:
+        rated = RatedUsage.objects.filter(run_id=entry.metering_run_id, organization_id=entry.organization_id)
+        assert entry.reference == f"usage-run:{entry.metering_run_id}"
+        assert entry.amount == -sum(r.amount for r in rated)
+        assert entry.usage_rows == rated.count()
+        assert (entry.usage_first_id, entry.usage_last_id) == (min(r.id for r in rated), max(r.id for r in rated))
+    # A rerun of every hook changes nothing.
+    for run_id in runs:
+        assert sync.after_metering(run_id).settled is False
+    assert LedgerEntry.objects.filter(kind="usage").count() == usage_entries.count()
+    assert ledger_differences() == (2, [])
+
+
+def test_a_crash_between_metering_and_sync_is_swept_up_exactly_once(org, flavour, credit,
+                                                                    django_capture_on_commit_callbacks):
+    credit("50")
+    with time_machine.travel(at(12, 5), tick=False):
+        running_server(org, flavour, at(9, 0))
+        metering.meter_pass(until=at(12, 0))  # hooks never ran: the process died after commit
+        assert not LedgerEntry.objects.filter(kind="usage").exists()
+        assert sync.sync_pending() == MeteringRun.objects.count()
+        assert sync.sync_pending() == 0
+    assert Balance.objects.get(organization=org).amount == Decimal("50") - Decimal("3.60")
+    assert SettledRun.objects.count() == MeteringRun.objects.count()
+    assert ledger_differences() == (1, [])
+
+
+def test_usage_takes_promotional_credit_first_in_the_set_based_sync(org, flavour, credit,
+                                                                     django_capture_on_commit_callbacks):
+    credit("10")
+    with time_machine.travel(at(8, 0), tick=False):
+        soon = services.promo_grant(organization=org, amount=Decimal("1.00"), reason="a",
+                                    expires_at=at(0, day=20))
+        late = services.promo_grant(organization=org, amount=Decimal("1.00"), reason="b",
+                                    expires_at=at(0, day=25))
+    with time_machine.travel(at(12, 5), tick=False):
+        running_server(org, flavour, at(11, 0))
+        meter(at(12, 30), django_capture_on_commit_callbacks)
+    # 90 minutes = 1.80: the sooner grant emptied, 0.80 of the later one used.
+    soon.refresh_from_db()
+    late.refresh_from_db()
+    assert (soon.remaining, late.remaining) == (Decimal("0"), Decimal("0.20"))
+    balance = Balance.objects.get(organization=org)
+    assert (balance.amount, balance.promo_amount) == (Decimal("10.20"), Decimal("0.20"))
+    assert ledger_differences() == (1, [])
+
+
+def test_out_of_credit_mid_catch_up_hibernates_once_pays_the_hibernated_rate_and_resumes_after_a_top_up(
+        org, flavour, credit, django_capture_on_commit_callbacks):
+    credit("3.00")
+    with time_machine.travel(at(17, 0), tick=False):
+        server = running_server(org, flavour, at(17, 0))
+    # Six hours of outage: the catch-up settles 7.20 in hourly slices; credit runs out at 19:30.
+    with time_machine.travel(at(23, 0), tick=False):
+        meter(at(23, 0), django_capture_on_commit_callbacks)
+    server.refresh_from_db()
+    assert server.state == ResourceState.HIBERNATED
+    balance = Balance.objects.get(organization=org)
+    assert balance.amount == Decimal("-4.20") and balance.hibernated_at == at(23, 0)
+    assert CreditEvent.objects.filter(kind="credits.hibernated").count() == 1
+    request = ProvisioningRequest.objects.get()
+    assert request.action == "hibernate" and request.payload["resource_ids"] == [server.pk]
+    assert request.status == "acknowledged"  # the logging backend in tests
+
+    # Half an hour later: billed at the hibernated rate, and not hibernated again.
+    with time_machine.travel(at(23, 30), tick=False):
+        meter(at(23, 30), django_capture_on_commit_callbacks)
+    hibernated = RatedUsage.objects.filter(state=ResourceState.HIBERNATED)
+    assert sum(r.minutes for r in hibernated) == 30 and sum(r.amount for r in hibernated) == Decimal("0.15")
+    assert Balance.objects.get(organization=org).amount == Decimal("-4.35")
+    assert CreditEvent.objects.filter(kind="credits.hibernated").count() == 1
+
+    # A top-up that restores the balance resumes the server.
+    with time_machine.travel(at(23, 30), tick=False), django_capture_on_commit_callbacks(execute=True):
+        services.credit_topup(organization=org, amount=Decimal("20"), currency="USD", reference="pi_123")
+    server.refresh_from_db()
+    assert server.state == ResourceState.RUNNING
+    assert CreditEvent.objects.filter(kind="credits.resumed").count() == 1
+    assert Balance.objects.get(organization=org).hibernated_at is None
+    with time_machine.travel(at(23, 40), tick=False):
+        meter(at(23, 40), django_capture_on_commit_callbacks)
+    assert Balance.objects.get(organization=org).amount == Decimal("15.45")  # 10 minutes running again
+    assert list(ProvisioningRequest.objects.order_by("id").values_list("action", flat=True)) == ["hibernate", "resume"]
+    assert ledger_differences() == (1, [])
+
+
+def test_a_top_up_that_leaves_the_balance_negative_does_not_resume(org, flavour, credit,
+                                                                    django_capture_on_commit_callbacks):
+    credit("1.00")
+    with time_machine.travel(at(17, 0), tick=False):
+        running_server(org, flavour, at(17, 0))
+    with time_machine.travel(at(19, 0), tick=False):
+        meter(at(19, 0), django_capture_on_commit_callbacks)  # 2.40 used: -1.40
+        with django_capture_on_commit_callbacks(execute=True):
+            services.credit_topup(organization=org, amount=Decimal("1.00"), currency="USD", reference="pi_1")
+    assert Resource.objects.get().state == ResourceState.HIBERNATED
+    assert not CreditEvent.objects.filter(kind="credits.resumed").exists()
+
+
+def test_manual_resume_waits_for_a_person(org, flavour, credit, settings, owner, django_capture_on_commit_callbacks):
+    from credits import hibernation
+
+    settings.CREDITS_RESUME_MODE = "manual"
+    credit("1.00")
+    with time_machine.travel(at(17, 0), tick=False):
+        running_server(org, flavour, at(17, 0))
+    with time_machine.travel(at(19, 0), tick=False):
+        meter(at(19, 0), django_capture_on_commit_callbacks)
+        with django_capture_on_commit_callbacks(execute=True):
+            services.credit_topup(organization=org, amount=Decimal("10"), currency="USD", reference="pi_2")
+        assert Resource.objects.get().state == ResourceState.HIBERNATED
+        hibernation.resume(organization_id=org.pk, actor=owner)
+    assert Resource.objects.get().state == ResourceState.RUNNING
+
+
+def test_postpaid_organizations_are_never_hibernated(org, flavour, django_capture_on_commit_callbacks):
+    org.billing_mode = "postpaid"
+    org.save()
+    with time_machine.travel(at(17, 0), tick=False):
+        running_server(org, flavour, at(17, 0))
+    with time_machine.travel(at(19, 0), tick=False):
+        meter(at(19, 0), django_capture_on_commit_callbacks)
+    assert Balance.objects.get(organization=org).amount == Decimal("-2.40")
+    assert Resource.objects.get().state == ResourceState.RUNNING
+    assert not ProvisioningRequest.objects.exists()
+
+
+def test_the_grace_period_delays_hibernation(org, flavour, credit, settings, django_capture_on_commit_callbacks):
+    from credits import hibernation
+
+    settings.CREDITS_HIBERNATE_GRACE_PERIOD = timedelta(minutes=30)
+    credit("1.00")
+    with time_machine.travel(at(17, 0), tick=False):
+        running_server(org, flavour, at(17, 0))
+    with time_machine.travel(at(18, 0), tick=False):
+        meter(at(18, 0), django_capture_on_commit_callbacks)  # -0.20, depleted now
+        assert Resource.objects.get().state == ResourceState.RUNNING
+    with time_machine.travel(at(18, 29), tick=False):
+        assert hibernation.hibernate_due() == 0
+    with time_machine.travel(at(18, 30), tick=False):
+        assert hibernation.hibernate_due() == 1
+    assert Resource.objects.get().state == ResourceState.HIBERNATED
