@@ -66,6 +66,8 @@ def autopay_charge(*, invoice_id: int, attempt: int = 0) -> Payment | None:
     payment = Payment.objects.filter(invoice=invoice, flow=Flow.OFF_SESSION, dunning_attempt=attempt).first()
     if payment is None:
         if invoice.status != "open" or _remaining(invoice) <= 0:
+            # Settled some other way (a credit note, a payment recorded by invoices).
+            dunning_close_if_settled(invoice_id=invoice.pk)
             return None
         method = services.default_method(invoice.organization, card_provider())
         if method is None:
@@ -140,7 +142,9 @@ def dunning_due(*, now: datetime | None = None) -> list[tuple[int, int]]:
 @transaction.atomic
 def dunning_close_if_settled(*, invoice_id: int) -> DunningCase | None:
     case = DunningCase.objects.select_for_update().select_related("invoice").filter(invoice_id=invoice_id).first()
-    if case is None or case.status != DunningStatus.ACTIVE or case.invoice.status == "open":
+    if case is None or case.status != DunningStatus.ACTIVE:
+        return case
+    if case.invoice.status == "open" and _remaining(case.invoice) > 0:
         return case
     case.status = DunningStatus.RECOVERED if case.invoice.status == "paid" else DunningStatus.CLOSED
     case.next_retry_at = None

@@ -133,3 +133,18 @@ def test_with_stripe_a_declined_autopay_opens_dunning_and_a_new_card_recovers_it
     invoice.refresh_from_db()
     assert invoice.status == "paid" and DunningCase.objects.get().status == DunningStatus.RECOVERED
     assert len(mailoutbox) == 1
+
+
+def test_an_invoice_settled_outside_payments_ends_its_dunning_at_the_next_retry(postpaid, run):
+    from invoices.services import credit_note_create
+
+    PaymentMethodFactory(organization=postpaid, provider_method_id="sbx_pm_declining_1")
+    invoice = make_open_invoice(postpaid, amount_due=Decimal("40.00"), due_at=DUE)
+    run(autopay_due_task, DUE)
+    credit_note_create(invoice=invoice, reason="service credit for the outage")
+    invoice.refresh_from_db()
+    assert invoice.status == "paid"
+    assert run(dunning_due_task, DUE + timedelta(days=1)) == 1
+    assert DunningCase.objects.get().status == DunningStatus.RECOVERED
+    assert Payment.objects.count() == 1
+    assert run(dunning_due_task, DUE + timedelta(days=3)) == 0
