@@ -9,6 +9,7 @@ class AccountsConfig(AppConfig):
         from django.db.models.signals import post_migrate
 
         import accounts.api.schema  # noqa: F401 - registers the OpenAPI auth extensions
+        import core.api.schema  # noqa: F401 - registers the strict-serializer extension
         from accounts.staff import sync_staff_groups
 
         # Staff groups are code: their permissions are re-synced after every migrate,

@@ -1,7 +1,7 @@
 from rest_framework import serializers
 
 from accounts.models import ApiKey, Invitation, Membership, Organization
-from accounts.scopes import Role
+from accounts.scopes import PLATFORM_SCOPES, Role
 from core.api.serializers import StrictModelSerializer, StrictSerializer
 from core.money import AMOUNT_DECIMAL_PLACES, AMOUNT_MAX_DIGITS
 
@@ -81,7 +81,10 @@ class ApiKeySerializer(serializers.ModelSerializer):
 
 class ApiKeyCreateSerializer(StrictSerializer):
     name = serializers.CharField(max_length=100)
-    scopes = serializers.ListField(child=serializers.CharField(), allow_empty=False)
+    scopes = serializers.ListField(
+        child=serializers.ChoiceField(choices=sorted(PLATFORM_SCOPES)), allow_empty=False,
+        help_text="Organisation keys may hold only organisation scopes; platform keys any.",
+    )
 
 
 class ApiKeyCreatedSerializer(ApiKeySerializer):

@@ -1,6 +1,6 @@
 from django.db import transaction
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -22,6 +22,11 @@ from accounts.api.serializers import (
 from accounts.models import ApiKey, Membership, Organization, User
 from core.api.idempotency import idempotent
 from core.errors import NotFound
+
+ORGANIZATION_PARAMETER = OpenApiParameter(
+    "organization", int, description="Platform callers: the organisation acted on (required to create a key). "
+    "Organisation keys act on their own; naming another is a 404.",
+)
 
 
 class OwnOrganizationView(APIView):
@@ -187,7 +192,12 @@ class ApiKeyViewSet(
     required_scopes = {"list": "account:read", "retrieve": "account:read", "create": "api_keys:write",
                        "destroy": "api_keys:write"}
 
-    @extend_schema(request=ApiKeyCreateSerializer, responses={201: ApiKeyCreatedSerializer})
+    @extend_schema(parameters=[ORGANIZATION_PARAMETER])
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(request=ApiKeyCreateSerializer, responses={201: ApiKeyCreatedSerializer},
+                   parameters=[ORGANIZATION_PARAMETER])
     @idempotent(redact=("key",))
     def create(self, request, *args, **kwargs):
         serializer = ApiKeyCreateSerializer(data=request.data)

@@ -100,6 +100,7 @@ def idempotent(view_method: Callable | None = None, *, redact: tuple[str, ...] =
             record.save(update_fields=["status_code", "response_body"])
             return response
 
+    wrapper.idempotent = True  # read by core.api.schema to document the header
     return wrapper
 
 
