@@ -68,21 +68,35 @@ class Caller:
             return qs.none()
         return qs.filter(**{organization_field: self.organization.pk})
 
-    def target_organization(self, organization_id: int | None = None) -> Organization:
+    def target_organization(self, organization_id: int | str | None = None) -> Organization:
         """The organisation a write acts on. Customers act on their own (naming another
         is a 404); platform callers must name one."""
+        wanted = _organization_id(organization_id)
         if not self.platform:
             if self.organization is None:
                 raise NotFound("No organisation.")
-            if organization_id is not None and int(organization_id) != self.organization.pk:
-                raise NotFound("No such organisation.")
+            if wanted is not None and wanted != self.organization.pk:
+                raise NotFound("No such organisation.", field="organization")
             return self.organization
-        if organization_id is None:
+        if wanted is None:
             raise DomainError("Name the organisation.", field="organization")
         try:
-            return Organization.objects.get(pk=organization_id)
-        except (Organization.DoesNotExist, ValueError, TypeError):
+            return Organization.objects.get(pk=wanted)
+        except Organization.DoesNotExist:
             raise NotFound("No such organisation.", field="organization")
+
+
+def _organization_id(value: int | str | None) -> int | None:
+    """An organisation id from a URL or body: None when absent, a 400 when not an id."""
+    if value is None or value == "":
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise DomainError("Must be an organisation id (a whole number).", field="organization")
+    if not 0 < number < 2**63:  # beyond the id column's range: no such organisation
+        raise NotFound("No such organisation.", field="organization")
+    return number
 
 
 ANONYMOUS = Caller()

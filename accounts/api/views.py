@@ -76,7 +76,10 @@ class OrganizationViewSet(
         "create": "organizations:write",
         "partial_update": "organizations:write",
     }
-    filterset_fields = ["billing_mode", "currency", "country", "is_active"]
+    filterset_fields = {
+        "billing_mode": ["exact"], "currency": ["exact"], "country": ["exact"], "is_active": ["exact"],
+        "created_at": ["gte", "lt"],
+    }
 
     def get_serializer_class(self):
         return OrganizationCreateSerializer if self.action == "create" else OrganizationSerializer

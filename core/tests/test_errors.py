@@ -115,3 +115,17 @@ def test_unexpected_errors_under_the_api_are_json_500(client, settings):
     response = server_error(RequestFactory().get("/api/v1/organization"))
     assert response.status_code == 500
     assert json.loads(response.content)["error"]["code"] == "server_error"
+
+
+@pytest.mark.parametrize("offset", ["+16:32", "-15:59", "+00:00", "Z"])
+def test_datetime_filters_accept_any_offset_python_parses(platform_api, org, offset):
+    """PostgreSQL refuses offsets beyond ±15:59; the filter backend converts to UTC first."""
+    response = platform_api.get("/api/v1/organizations", {"created_at__gte": f"2000-01-01T00:00:00{offset}"})
+    assert response.status_code == 200
+    assert org.pk in {row["id"] for row in response.json()["results"]}
+
+
+def test_a_datetime_filter_that_cannot_be_converted_is_a_400(platform_api):
+    response = platform_api.get("/api/v1/organizations", {"created_at__lt": "0001-01-01T00:00:00+10:00"})
+    assert response.status_code == 400
+    assert _error(response)["fields"] == {"created_at__lt": ["This date and time is out of range."]}

@@ -1,0 +1,34 @@
+"""The project's filter backend: django-filter, plus datetimes normalised to UTC.
+
+A query such as `?created_at__gte=0302-07-27T18:31:58+16:32` parses (Python accepts any
+offset under 24 h) but PostgreSQL refuses offsets beyond ±15:59 with a DataError, a
+500. Converting every aware datetime to UTC before the query is built removes the
+offset, and a value that cannot be converted is a 400 on that parameter."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from django_filters import utils
+from django_filters.rest_framework import DjangoFilterBackend
+from rest_framework.exceptions import ValidationError
+
+
+class FilterBackend(DjangoFilterBackend):
+    def filter_queryset(self, request, queryset, view):
+        filterset = self.get_filterset(request, queryset, view)
+        if filterset is None:
+            return queryset
+        if not filterset.is_valid() and self.raise_exception:
+            raise utils.translate_validation(filterset.errors)
+        cleaned = filterset.form.cleaned_data
+        errors = {}
+        for name, value in cleaned.items():
+            if isinstance(value, datetime) and value.tzinfo is not None:
+                try:
+                    cleaned[name] = value.astimezone(UTC)
+                except (OverflowError, ValueError):
+                    errors[name] = ["This date and time is out of range."]
+        if errors:
+            raise ValidationError(errors)
+        return filterset.qs
