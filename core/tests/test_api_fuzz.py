@@ -30,9 +30,7 @@ FUZZ_BUDGET = int(os.environ.get("FUZZ_BUDGET", "600"))
 
 # Known 5xx awaiting a fix in the owning app: "METHOD /path" -> why. Expected to fail, so
 # the rest of the suite stays green; an entry that starts passing shows as XPASS.
-KNOWN_DEFECTS: dict[str, str] = {
-    "POST /api/v1/credits/resume": "credits.hibernation.resume imports usage.models, which has not landed yet",
-}
+KNOWN_DEFECTS: dict[str, str] = {}
 
 SCHEMA = schemathesis.openapi.from_wsgi("/api/schema/", get_wsgi_application())
 OPERATIONS = [
