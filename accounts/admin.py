@@ -1,15 +1,22 @@
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.core.exceptions import ValidationError
 from django.db.models import Count
+from django.forms.models import BaseInlineFormSet
+from django.utils import timezone
 from django.utils.html import format_html
 
 from accounts import services
 from accounts.admin_base import AuditedModelAdmin, ReadOnlyAdmin
 from accounts.models import ApiKey, AuditLog, Invitation, Membership, Organization, User
+from accounts.scopes import Role
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(AuditedModelAdmin, DjangoUserAdmin):
+    """Staff access (is_staff, groups, superuser) is changed here: audited like the rest."""
+
     ordering = ["email"]
     list_display = ["email", "full_name", "is_staff", "is_active", "last_login", "date_joined"]
     list_filter = ["is_staff", "is_superuser", "is_active", "groups"]
@@ -23,8 +30,19 @@ class UserAdmin(DjangoUserAdmin):
     readonly_fields = ["last_login", "date_joined"]
 
 
+class KeepAnOwnerFormSet(BaseInlineFormSet):
+    """The console may not leave an organisation with members but no owner."""
+
+    def clean(self):
+        super().clean()
+        kept = [f for f in self.forms if f.cleaned_data and not f.cleaned_data.get("DELETE")]
+        if kept and not any(f.cleaned_data.get("role") == Role.OWNER for f in kept):
+            raise ValidationError("An organisation needs at least one owner.")
+
+
 class MembershipInline(admin.TabularInline):
     model = Membership
+    formset = KeepAnOwnerFormSet
     extra = 0
     autocomplete_fields = ["user"]
     fields = ["user", "role", "created_at"]
@@ -65,18 +83,61 @@ class OrganizationAdmin(AuditedModelAdmin):
         return obj.member_count
 
 
+class MembershipForm(forms.ModelForm):
+    class Meta:
+        model = Membership
+        fields = ["user", "organization", "role"]
+
+    def clean(self):
+        cleaned = super().clean()
+        instance = self.instance
+        if instance.pk and instance.role == Role.OWNER and cleaned.get("role") != Role.OWNER:
+            others = Membership.objects.filter(organization_id=instance.organization_id, role=Role.OWNER)
+            if not others.exclude(pk=instance.pk).exists():
+                raise ValidationError("An organisation needs at least one owner: make someone else owner first.")
+        return cleaned
+
+
 @admin.register(Membership)
 class MembershipAdmin(AuditedModelAdmin):
+    form = MembershipForm
     list_display = ["user", "organization", "role", "created_at"]
-    list_filter = ["role"]
-    search_fields = ["user__email", "organization__name"]
+    list_filter = ["role", ("organization", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["user__email", "user__full_name", "organization__name"]
     autocomplete_fields = ["user", "organization"]
+    list_select_related = ["user", "organization"]
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and obj.role == Role.OWNER:
+            others = Membership.objects.filter(organization_id=obj.organization_id, role=Role.OWNER)
+            if not others.exclude(pk=obj.pk).exists():
+                return False  # the last owner stays
+        return super().has_delete_permission(request, obj)
+
+
+class InvitationStatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return [("pending", "Pending"), ("expired", "Expired"), ("accepted", "Accepted"), ("revoked", "Revoked")]
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        open_ = {"accepted_at__isnull": True, "revoked_at__isnull": True}
+        return {
+            "pending": lambda: queryset.filter(**open_, expires_at__gt=now),
+            "expired": lambda: queryset.filter(**open_, expires_at__lte=now),
+            "accepted": lambda: queryset.filter(accepted_at__isnull=False),
+            "revoked": lambda: queryset.filter(revoked_at__isnull=False),
+        }.get(self.value(), lambda: queryset)()
 
 
 @admin.register(Invitation)
 class InvitationAdmin(admin.ModelAdmin):
     list_display = ["email", "organization", "role", "status", "invited_by", "created_at", "expires_at"]
-    list_filter = ["role"]
+    list_filter = [InvitationStatusFilter, "role"]
+    list_select_related = ["organization", "invited_by"]
     search_fields = ["email", "organization__name"]
     readonly_fields = ["organization", "email", "role", "invited_by", "created_at", "expires_at", "accepted_at",
                        "revoked_at"]
@@ -89,8 +150,9 @@ class InvitationAdmin(admin.ModelAdmin):
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
     list_display = ["name", "kind", "organization", "key_prefix", "scope_list", "last_used_at", "status"]
-    list_filter = ["kind", ("revoked_at", admin.EmptyFieldListFilter)]
+    list_filter = ["kind", ("revoked_at", admin.EmptyFieldListFilter), ("last_used_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "prefix", "organization__name"]
+    list_select_related = ["organization"]
     readonly_fields = ["kind", "organization", "prefix", "scopes", "created_by", "created_at", "last_used_at",
                        "revoked_at"]
     exclude = ["secret_hash"]
@@ -114,9 +176,10 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected keys", permissions=["change"])
     def revoke(self, request, queryset):
-        for key in queryset:
+        active = list(queryset.filter(revoked_at__isnull=True))
+        for key in active:  # each through the service: one audit row per key
             services.api_key_revoke(api_key=key, actor=request.user)
-        messages.success(request, f"Revoked {queryset.count()} key(s).")
+        messages.success(request, f"Revoked {len(active)} key(s). Requests made with them now get 401.")
 
 
 @admin.register(AuditLog)

@@ -5,10 +5,6 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from core import views as core_views
 
-admin.site.site_header = "cloudbill billing console"
-admin.site.site_title = "cloudbill console"
-admin.site.index_title = "Customers, prices, usage, credit, invoices and payments"
-
 urlpatterns = [
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),

@@ -22,7 +22,7 @@ DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "accounts.console.ConsoleAdminConfig",  # Django's admin as the billing console
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
