@@ -63,7 +63,7 @@ class ApiKeyInline(admin.TabularInline):
 
 @admin.register(Organization)
 class OrganizationAdmin(AuditedModelAdmin):
-    list_display = ["name", "slug", "billing_mode", "currency", "country", "members", "is_active", "created_at"]
+    list_display = ["name", "billing_mode", "currency", "country", "members", "is_active", "created_at"]
     list_filter = ["billing_mode", "currency", "country", "is_active", "tax_exempt"]
     search_fields = ["name", "legal_name", "slug", "billing_email", "vat_id"]
     prepopulated_fields = {"slug": ["name"]}

@@ -192,6 +192,7 @@ class ApiKey(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name = "API key"
         constraints = [
             models.CheckConstraint(
                 condition=(Q(kind="organization", organization__isnull=False) | Q(kind="platform", organization__isnull=True)),
@@ -229,6 +230,8 @@ class AuditLog(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        verbose_name = "audit entry"
+        verbose_name_plural = "audit trail"
         indexes = [models.Index(fields=["organization", "-created_at"])]
 
     def __str__(self) -> str:
