@@ -69,11 +69,12 @@ def webhook_event_process(*, event_pk: int) -> WebhookEvent:
             handler = HANDLERS.get(event.provider, {}).get(event.event_type)
             if handler is not None:
                 handler(event.payload)
-            event.status = WebhookStatus.PROCESSED if handler else WebhookStatus.IGNORED
-            event.attempts += 1
-            event.processed_at = timezone.now()
-            event.last_error = ""
-            event.save(update_fields=["status", "attempts", "processed_at", "last_error"])
+            # Counted in SQL, not from the row read above: without the lock, concurrent
+            # duplicates would each count, and the concurrency test would see it.
+            WebhookEvent.objects.filter(pk=event.pk).update(
+                status=WebhookStatus.PROCESSED if handler else WebhookStatus.IGNORED,
+                attempts=F("attempts") + 1, processed_at=timezone.now(), last_error="")
+            event.refresh_from_db()
             return event
     except Exception as exc:
         WebhookEvent.objects.filter(pk=event_pk, processed_at__isnull=True).update(

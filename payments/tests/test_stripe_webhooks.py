@@ -130,6 +130,8 @@ def test_a_refund_arriving_before_the_success_it_follows_ends_refunded_with_both
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_duplicate_deliveries_process_once(org, fake_stripe, balance):
+    """Six deliveries of one event at once, each on its own connection. Without the event
+    row's lock every one of them would run the handler (attempts == 6)."""
     payment = _topup(org)
     event = _event(fake_stripe.complete_checkout(payment.provider_checkout_id), "checkout.session.completed")
     body = stripe_body(event)
