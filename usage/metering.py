@@ -131,8 +131,8 @@ seg AS (
       AND i.eff_state <> 'deleted'
 ),
 rates AS (
-    SELECT organization_id, product_id, state, unit, currency, rate, monthly_cap, price_id, contract_id,
-           {vf} AS vf, {vt} AS vt
+    SELECT organization_id, product_id, state, unit, currency, rate, monthly_cap, min_billable_minutes, price_id,
+           contract_id, {vf} AS vf, {vt} AS vt
     FROM {view}
     WHERE organization_id %% %(chunks)s = %(chunk)s AND unit IN ('hour', 'month')
 ),
@@ -209,6 +209,25 @@ acc AS (
 SELECT (SELECT COUNT(*) FROM ins), (SELECT COUNT(*) FROM acc)
 """
 
+# Minimum billable time: an interval of an hourly price that ended in the window after
+# fewer minutes than the price's minimum gets one `minimum` row for the missing minutes,
+# at the rate in force in its last minute. The row sits at [end, end + 1) so a window
+# holds it exactly when it holds the interval's end, and a correction reverses it.
+_MINIMUMS = """
+WITH {win}
+{pieces}
+SELECT i.organization_id, i.resource_id, i.eff_product_id, i.eff_state, i.end_minute,
+       r.min_billable_minutes - (i.end_minute - i.start_minute) AS missing, r.rate, r.currency, r.price_id,
+       r.contract_id
+FROM usage_stateinterval i
+{join_i}
+JOIN pricing_product p ON p.id = i.eff_product_id
+JOIN rates r ON r.organization_id = i.organization_id AND r.product_id = i.eff_product_id AND r.state = i.eff_state
+     AND r.unit = 'hour' AND r.vf <= i.end_minute - 1 AND (r.vt IS NULL OR r.vt > i.end_minute - 1)
+WHERE {filter_i} AND i.end_minute >= {lo} AND i.end_minute < {hi} AND i.end_minute > i.start_minute
+  AND p.billing_model = 'hourly' AND r.min_billable_minutes > i.end_minute - i.start_minute
+"""
+
 _SELECT_PIECES = """
 WITH {win}
 {pieces}
@@ -221,7 +240,7 @@ _REVERSE_PG = """
 WITH d(resource_id, from_minute) AS (SELECT * FROM unnest(%(res)s::bigint[], %(from)s::bigint[])),
 rev AS (
     SELECT r.* FROM usage_ratedusage r JOIN d ON d.resource_id = r.resource_id
-    WHERE r.end_minute > d.from_minute AND r.kind IN ('charge', 'correction')
+    WHERE r.end_minute > d.from_minute AND r.kind IN ('charge', 'correction', 'minimum')
       AND NOT EXISTS (SELECT 1 FROM usage_ratedusage x WHERE x.corrects_id = r.id)
 ),
 ins AS (
@@ -282,7 +301,7 @@ def _win_cte(windows: list[tuple[int, int, int]] | None, params: dict) -> str:
 
 def _build(template: str, fmt: dict[str, str], win: str) -> str:
     pieces = _PIECES.format(**fmt)
-    return template.format(win=win, pieces=pieces.strip())
+    return template.format(win=win, pieces=pieces.strip(), **fmt)
 
 
 def _rate(*, run_id: int, chunk: int, kind: str, lo: int = 0, hi: int = 0,
@@ -297,9 +316,27 @@ def _rate(*, run_id: int, chunk: int, kind: str, lo: int = 0, hi: int = 0,
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(_build(_RATE_PG, fmt, win), params)
-            return cursor.fetchone()[0]
-        cursor.execute(_build(_SELECT_PIECES, fmt, win), params)
-        return _rate_in_python(cursor.fetchall(), run_id=run_id, kind=kind)
+            rows = cursor.fetchone()[0]
+        else:
+            cursor.execute(_build(_SELECT_PIECES, fmt, win), params)
+            rows = _rate_in_python(cursor.fetchall(), run_id=run_id, kind=kind)
+        cursor.execute(_build(_MINIMUMS, fmt, win), params)
+        minimums = cursor.fetchall()
+    return rows + _insert_minimums(minimums, run_id=run_id)
+
+
+def _insert_minimums(found: list[tuple], *, run_id: int) -> int:
+    """Few rows (runs shorter than a few minutes): priced in Python Decimals everywhere."""
+    RatedUsage.objects.bulk_create([
+        RatedUsage(
+            run_id=run_id, organization_id=org, resource_id=resource, product_id=product, state=state,
+            kind=RatedKind.MINIMUM, start_minute=end, end_minute=end + 1, minutes=missing, unit="hour",
+            unit_rate=Decimal(str(rate)), amount=_q(Decimal(str(rate)) * missing / 60), currency=currency,
+            price_id=price_id, contract_id=contract_id,
+        )
+        for org, resource, product, state, end, missing, rate, currency, price_id, contract_id in found
+    ])
+    return len(found)
 
 
 # --- Money in Python (SQLite; and the definition the SQL mirrors) ------------------
@@ -369,7 +406,8 @@ def _reverse(*, run_id: int, dirty: list[tuple[int, int]]) -> dict[int, tuple[in
     reversals = []
     for resource_id, from_minute_ in dirty:
         live = RatedUsage.objects.filter(
-            resource_id=resource_id, end_minute__gt=from_minute_, kind__in=[RatedKind.CHARGE, RatedKind.CORRECTION]
+            resource_id=resource_id, end_minute__gt=from_minute_,
+            kind__in=[RatedKind.CHARGE, RatedKind.CORRECTION, RatedKind.MINIMUM]
         ).exclude(id__in=RatedUsage.objects.filter(corrects_id__isnull=False).values("corrects_id"))
         for r in live:
             reversals.append(RatedUsage(

@@ -280,6 +280,7 @@ class RatedKind(models.TextChoices):
     CHARGE = "charge", "Charge"
     REVERSAL = "reversal", "Reversal (late event)"
     CORRECTION = "correction", "Correction (late event)"
+    MINIMUM = "minimum", "Minimum billable time"
     IMPORT = "import", "Imported history"
 
 

@@ -181,3 +181,30 @@ def test_rollups_add_each_run_once(org, flavour, clock):
     assert hourly == {at(10, 0): (Decimal("0.86"), 43), at(11, 0): (Decimal("0"), 0)}
     assert [(d.day, d.amount, d.minutes) for d in UsageDaily.objects.filter(resource=server)] == [
         (at(0, 0).date(), Decimal("0.86"), 43)]
+
+
+def test_a_run_shorter_than_the_minimum_billable_time_is_billed_the_minimum_once(org, clock):
+    gpu = ProductFactory()
+    add_price(gpu, "6.00", valid_from=at(0, 0, day=(2026, 1, 1)), min_billable_minutes=10)
+    short = start_server(org, gpu, created=at(10, 0), started=at(10, 0), external_id="short")
+    stop(short, at(10, 3))
+    long_run = start_server(org, gpu, created=at(10, 0), started=at(10, 0), external_id="long")
+    stop(long_run, at(10, 30))
+
+    for minute in range(0, 61):
+        metering.meter_pass(until=at(10, 0) + minute * (at(10, 1) - at(10, 0)))
+
+    # 3 minutes run + 7 minimum at $0.10 a minute; the long run is simply 30 minutes.
+    assert billed(resource=short) == (Decimal("1.00"), 10)
+    assert billed(resource=short, kind=RatedKind.MINIMUM) == (Decimal("0.70"), 7)
+    assert billed(resource=long_run) == (Decimal("3.00"), 30)
+
+    # A late stop: billed 30 minutes first, then corrected to 3 minutes and the 7-minute minimum.
+    late = start_server(org, gpu, created=at(10, 0), started=at(10, 0), external_id="late")
+    metering.meter_pass(until=at(10, 30))
+    late_before = RatedUsage.objects.filter(resource=late).count()
+    stop(late, at(10, 3))
+    metering.meter_pass(until=at(10, 31))
+    assert late_before > 0
+    assert billed(resource=late) == (Decimal("1.00"), 10)
+    assert billed(resource=late, kind=RatedKind.MINIMUM) == (Decimal("0.70"), 7)
