@@ -2,6 +2,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.db.models import Count
 from django.forms.models import BaseInlineFormSet
 from django.utils import timezone
@@ -9,6 +10,7 @@ from django.utils.html import format_html
 
 from accounts import services
 from accounts.admin_base import AuditedModelAdmin, ReadOnlyAdmin
+from accounts.audit import audit_record
 from accounts.models import ApiKey, AuditLog, Invitation, Membership, Organization, User
 from accounts.scopes import Role
 
@@ -28,6 +30,17 @@ class UserAdmin(AuditedModelAdmin, DjangoUserAdmin):
     ]
     add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "full_name", "password1", "password2"]})]
     readonly_fields = ["last_login", "date_joined"]
+
+    def user_change_password(self, request, id, form_url=""):
+        with transaction.atomic():  # the new password and its audit row commit together
+            return super().user_change_password(request, id, form_url)
+
+    def log_change(self, request, obj, message):
+        # Django's own password-change page saves through its form, not save_model; its
+        # log_change call is where we learn of it (the audit row never holds the hash).
+        super().log_change(request, obj, message)
+        if request.resolver_match and request.resolver_match.url_name == "auth_user_password_change":
+            audit_record("user.password_set_in_console", actor=request.user, obj=obj)
 
 
 class KeepAnOwnerFormSet(BaseInlineFormSet):

@@ -204,6 +204,21 @@ class TestAuditedChanges:
         assert entry.changes["groups"][1] == [str(Group.objects.get(name=SUPPORT).pk)]
 
 
+    def test_setting_a_password_in_the_console_is_audited_without_the_hash(self, staff):
+        client, admin_user = staff(BILLING_ADMIN)
+        admin_user.is_superuser = True
+        admin_user.save()
+        person = UserFactory()
+        url = reverse("admin:auth_user_password_change", args=[person.pk])
+        response = client.post(url, {"password1": "a fresh passphrase", "password2": "a fresh passphrase",
+                                     "usable_password": "true"})
+        assert response.status_code == 302
+        person.refresh_from_db()
+        assert person.check_password("a fresh passphrase")
+        entry = AuditLog.objects.get(action="user.password_set_in_console", object_id=str(person.pk))
+        assert entry.actor == admin_user and person.password not in str(entry.changes)
+
+
 class TestOwnerRulesInTheConsole:
     def test_the_members_inline_cannot_leave_an_organisation_without_owner(self, staff, org, make_member):
         client, _user = staff(BILLING_ADMIN)

@@ -256,3 +256,32 @@ def test_two_owners_stepping_down_at_once_leave_one_owner(org, make_member, how)
         t.join()
     assert sorted(outcomes) == ["done", "refused"]
     assert Membership.objects.filter(organization=org, role=OWNER).count() == 1
+
+
+# --- Staff through the API ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("group", "may_write"), [("Support (read-only)", False), ("Billing admin", True)])
+def test_staff_sessions_act_across_organisations_as_their_group_allows(org, other_org, group, may_write):
+    from django.contrib.auth.models import Group
+
+    from accounts.tests.factories import UserFactory
+
+    user = UserFactory(is_staff=True)
+    user.groups.add(Group.objects.get(name=group))
+    client = APIClient()
+    client.force_login(user)
+    listed = {row["id"] for row in client.get("/api/v1/organizations").json()["results"]}
+    assert {org.pk, other_org.pk} <= listed
+    response = client.patch(f"/api/v1/organizations/{other_org.pk}", {"payment_terms_days": 30}, format="json")
+    assert response.status_code == (200 if may_write else 403)
+    assert Organization.objects.get(pk=other_org.pk).payment_terms_days == (30 if may_write else 14)
+
+
+def test_staff_without_a_group_get_nothing_through_the_api(org):
+    from accounts.tests.factories import UserFactory
+
+    client = APIClient()
+    client.force_login(UserFactory(is_staff=True))
+    assert client.get(f"/api/v1/organizations/{org.pk}").status_code == 403
+    assert client.get("/api/v1/organizations").status_code == 403
