@@ -1,19 +1,61 @@
-"""Demo tax rates, a coupon, and issued invoices for last month. Idempotent."""
+"""Demo tax rates, a coupon, and issued invoices for last month. Idempotent.
+
+The demo fleet only starts this month, so last month's usage is loaded as legacy history
+through usage's own importer (`usage.imports.usage_import`, skipped when already there),
+priced from the demo price book; then the scheduled engine bills last month."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.utils import timezone
 
 from invoices import engine
 from invoices.models import Coupon, TaxRate
+from invoices.pipeline import previous_month
 
 TAX_RATES = [("NL", "BTW", "21"), ("DE", "MwSt.", "19"), ("FR", "TVA", "20"), ("GB", "VAT", "20"), ("IE", "VAT", "23")]
 
+# (organisation, legacy resource id, product, state, from day/hour, to day/hour; None = month end)
+HISTORY = [
+    ("acme-ai", "legacy-acme-train-h100", "gpu-h100-8x", "running", (3, 9), (17, 18)),
+    ("acme-ai", "legacy-acme-train-h100", "gpu-h100-8x", "hibernated", (17, 18), (24, 0)),
+    ("acme-ai", "legacy-acme-web", "cpu-16-64", "running", (1, 0), None),
+    ("acme-ai", "legacy-acme-ci", "cpu-2-4", "running", (6, 8), (21, 20)),
+    ("nordlicht", "legacy-nl-render-a100", "gpu-a100-8x", "running", (1, 0), (28, 12)),
+    ("nordlicht", "legacy-nl-preview", "gpu-l40s-1x", "running", (10, 0), None),
+]
+
+
+def _history(start: datetime, end: datetime) -> list[dict]:
+    from accounts.models import Organization
+    from pricing.models import Product
+    from pricing.resolver import NoPrice, resolve_price
+
+    rows = []
+    for n, (slug, resource, code, state, since, until) in enumerate(HISTORY):
+        org = Organization.objects.filter(slug=slug).first()
+        product = Product.objects.filter(code=code).first()
+        if org is None or product is None:
+            continue
+        t0 = start.replace(day=since[0], hour=since[1])
+        t1 = end if until is None else start.replace(day=until[0], hour=until[1])
+        try:
+            price = resolve_price(organization=org, product=product, state=state, at=t0)
+        except NoPrice:
+            continue
+        hours = Decimal(int((t1 - t0).total_seconds()) // 60) / 60
+        rows.append({"id": f"{start:%Y-%m}-{n}", "organization": str(org.pk), "resource": resource, "product": code,
+                     "state": state, "start": t0.isoformat(), "end": t1.isoformat(),
+                     "amount": str((price.amount * hours).quantize(Decimal("0.000001"))), "currency": price.currency})
+    return rows
+
 
 def seed(stdout=None) -> None:
+    from usage import rollups
+    from usage.imports import usage_import
+
     for country, name, rate in TAX_RATES:
         TaxRate.objects.get_or_create(country=country, valid_from=date(2020, 1, 1),
                                       defaults={"name": name, "rate": Decimal(rate)})
@@ -21,11 +63,14 @@ def seed(stdout=None) -> None:
         "name": "Welcome: 10% off for three months", "kind": "percent", "percent_off": Decimal("10"),
         "duration_periods": 3,
     })
-    # Last month's invoices, from whatever usage the demo seeders before us recorded.
-    run, todo = engine.invoice_run_start(now=timezone.now(), dispatch=False)
-    issued = 0
-    for org_id in todo:
-        if engine.invoice_organization(run_id=run.pk, organization_id=org_id, render_pdf=False) == "invoiced":
-            issued += 1
+    now = timezone.now()
+    start, end = previous_month(now)
+    imported = usage_import(rows=_history(start, end), source="demo-invoices")
+    rollups.rollup_pending()
+    run, todo = engine.invoice_run_start(now=now + timedelta(0), dispatch=False)
+    issued = sum(
+        engine.invoice_organization(run_id=run.pk, organization_id=org_id) == "invoiced" for org_id in todo
+    )
     if stdout:
-        stdout.write(f"invoices: {len(TAX_RATES)} tax rates, 1 coupon, {issued} invoice(s) for {run.period_start:%B %Y}")
+        stdout.write(f"invoices: {len(TAX_RATES)} tax rates, 1 coupon, {imported.imported} history rows, "
+                     f"{issued} new invoice(s) for {run.period_start:%B %Y}")

@@ -1,0 +1,21 @@
+"""The demo seeder bills last month for the demo organisations, and is safe to repeat."""
+
+import pytest
+from django.core.management import call_command
+
+from invoices.models import Invoice
+
+pytestmark = pytest.mark.django_db
+
+
+def test_seed_demo_issues_last_months_invoices_once(time_machine):
+    from invoices.tests.helpers import utc
+
+    time_machine.move_to(utc(2026, 11, 20, 12), tick=False)
+    call_command("seed_demo", stdout=open("/dev/null", "w"))
+    first = sorted(Invoice.objects.values_list("organization__slug", "number", "status"))
+    call_command("seed_demo", stdout=open("/dev/null", "w"))
+    assert sorted(Invoice.objects.values_list("organization__slug", "number", "status")) == first
+    assert [slug for slug, _, _ in first] == ["acme-ai", "nordlicht"]
+    acme = Invoice.objects.get(organization__slug="acme-ai")
+    assert acme.is_statement and acme.status == "paid" and acme.lines.count() == 4
