@@ -15,7 +15,7 @@ import logging
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Case, Exists, F, Value, When
 from django.utils import timezone
 
 from accounts.models import Organization
@@ -136,12 +136,14 @@ def invoice_organization(*, run_id: int, organization_id: int, render_pdf: bool 
 
 
 def _maybe_close(run_id: int) -> None:
+    """Close the run once nothing is pending: one UPDATE, a no-op while work remains."""
     items = InvoiceRunItem.objects.filter(run_id=run_id)
-    if items.filter(status=RunItemStatus.PENDING).exists():
-        return
-    failed = items.filter(status=RunItemStatus.FAILED).exists()
-    InvoiceRun.objects.filter(pk=run_id, finished_at__isnull=True).update(
-        status=RunStatus.FAILED if failed else RunStatus.DONE, finished_at=timezone.now()
+    InvoiceRun.objects.filter(pk=run_id, finished_at__isnull=True).exclude(
+        Exists(items.filter(status=RunItemStatus.PENDING))
+    ).update(
+        status=Case(When(Exists(items.filter(status=RunItemStatus.FAILED)), then=Value(RunStatus.FAILED)),
+                    default=Value(RunStatus.DONE)),
+        finished_at=timezone.now(),
     )
 
 

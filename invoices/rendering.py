@@ -18,11 +18,13 @@ from core.money import ZERO, format_money
 from invoices.models import Invoice, InvoiceLine, LineKind
 
 
-def line_groups(lines: list[InvoiceLine]) -> list[dict]:
-    """Lines grouped by resource (or product), discounts last, with subtotals."""
-    groups: OrderedDict[str, list[InvoiceLine]] = OrderedDict()
-    for ln in sorted(lines, key=lambda x: (x.kind == LineKind.DISCOUNT, x.position)):
-        groups.setdefault(ln.group or ln.get_kind_display(), []).append(ln)
+def line_groups(lines: list) -> list[dict]:
+    """Lines (stored `InvoiceLine`s or an interim bill's `Line`s) grouped by resource (or
+    product), in their order, discounts last, with subtotals."""
+    groups: OrderedDict[str, list] = OrderedDict()
+    ordered = sorted(enumerate(lines), key=lambda il: (il[1].kind == LineKind.DISCOUNT, il[0]))
+    for _, ln in ordered:
+        groups.setdefault(ln.group or LineKind(ln.kind).label, []).append(ln)
     return [{"name": name, "lines": rows, "subtotal": sum((r.amount for r in rows), ZERO)} for name, rows in groups.items()]
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import Max, Min, Q, Sum
+from django.db.models import Max, Min, OuterRef, Q, Subquery, Sum
 
 from accounts.models import Organization
 from core.money import ZERO
@@ -99,6 +99,8 @@ def aggregate_usage(rows: Iterable[UsageRow]) -> list[UsageRow]:
 def usage_rows(org_ids: list[int], start: datetime, end: datetime) -> dict[int, list[UsageRow]]:
     """The rolled-up hourly history (usage.UsageHourly) of [start, end), grouped in SQL
     by organisation, resource, product, state and price."""
+    from pricing.models import Price
+
     UsageHourly = _model("usage", "UsageHourly")  # noqa: N806
     if UsageHourly is None:
         return {}
@@ -106,13 +108,12 @@ def usage_rows(org_ids: list[int], start: datetime, end: datetime) -> dict[int, 
         UsageHourly.objects.filter(organization_id__in=org_ids, hour__gte=start, hour__lt=end)
         .values("organization_id", "resource_id", "resource__name", "product_id", "product__code", "product__name",
                 "product__billing_model", "state", "price_id")
-        .annotate(minutes_sum=Sum("minutes"), amount_sum=Sum("amount"), first_hour=Min("hour"), last=Max("hour"))
+        .annotate(minutes_sum=Sum("minutes"), amount_sum=Sum("amount"), first_hour=Min("hour"), last=Max("hour"),
+                  price_unit=Subquery(Price.objects.filter(pk=OuterRef("price_id")).values("unit")[:1]))
     )
-    rows = list(rows)
-    units = _price_units({r["price_id"] for r in rows})
     out: dict[int, list[UsageRow]] = defaultdict(list)
     for r in rows:
-        unit = units.get(r["price_id"]) or ("month" if r["product__billing_model"] == "monthly" else "hour")
+        unit = r["price_unit"] or ("month" if r["product__billing_model"] == "monthly" else "hour")
         out[r["organization_id"]].append(UsageRow(
             resource_id=r["resource_id"], group=r["resource__name"] or r["product__name"],
             product_id=r["product_id"], product_code=r["product__code"], product_name=r["product__name"],
@@ -121,12 +122,6 @@ def usage_rows(org_ids: list[int], start: datetime, end: datetime) -> dict[int, 
             end=min(r["last"] + HOUR, end),
         ))
     return {org: aggregate_usage(rs) for org, rs in out.items()}
-
-
-def _price_units(price_ids: set[int]) -> dict[int, str]:
-    from pricing.models import Price
-
-    return dict(Price.objects.filter(pk__in=[p for p in price_ids if p]).values_list("pk", "unit"))
 
 
 def metered_quantities(
@@ -198,13 +193,13 @@ def contract_minimums(org_ids: list[int], period_start: datetime, period_end: da
     return {org: Minimum(amount=amount, currency=cur, contract_id=pk) for org, amount, cur, pk in qs}
 
 
-def credit_balances(org_ids: list[int]) -> dict[int, Decimal]:
-    """Credit balances (credits.Balance) in each organisation's own currency."""
+def credit_balances(currencies: dict[int, str]) -> dict[int, Decimal]:
+    """Credit balances (credits.Balance) of organisation id → its billing currency."""
     Balance = _model("credits", "Balance")  # noqa: N806
-    if Balance is None:
+    if Balance is None or not currencies:
         return {}
-    rows = Balance.objects.filter(organization_id__in=org_ids).values_list("organization_id", "currency", "amount")
-    currencies = dict(Organization.objects.filter(pk__in=org_ids).values_list("pk", "currency"))
+    rows = Balance.objects.filter(organization_id__in=list(currencies)).values_list(
+        "organization_id", "currency", "amount")
     return {org: amount for org, cur, amount in rows if currencies.get(org) == cur}
 
 

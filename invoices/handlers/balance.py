@@ -19,7 +19,7 @@ from invoices.pipeline import BillingContext
 class CreditsAndBalance:
     def __call__(self, ctx: BillingContext) -> None:
         ids = list(ctx.bills)
-        balances = sources.credit_balances(ids)
+        balances = sources.credit_balances({i: b.currency for i, b in ctx.bills.items()})
         unpaid = selectors.unpaid_before(ids, ctx.period_start)
         for org_id, bill in list(ctx.bills.items()):
             org = bill.organization

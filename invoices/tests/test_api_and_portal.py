@@ -65,3 +65,13 @@ def test_the_portal_lists_shows_and_downloads_an_invoice(issued, org, make_membe
     issued.refresh_from_db()
     assert issued.pdf.name.endswith(f"{issued.number}.pdf")
     assert Decimal(issued.total) == Decimal("42.50")
+
+
+def test_the_portal_shows_this_months_interim_invoice(org, make_member, client, fixture_pipeline, ledger, time_machine):
+    time_machine.move_to(utc(2026, 10, 10, 12), tick=False)
+    fixture_pipeline[org.pk] = {"usage": hourly_rows(start=utc(2026, 10, 1), end=utc(2026, 10, 10), rate="1.00")}
+    client.force_login(make_member(org, "viewer").user)
+    page = client.get("/invoices/current").content.decode()
+    assert "$216.00" in page and "web-1" in page
+    assert "$216.00" in client.get("/").content.decode()  # the dashboard card
+    assert Invoice.objects.count() == 0
