@@ -127,18 +127,21 @@ def usage_rows(org_ids: list[int], start: datetime, end: datetime) -> dict[int, 
 def metered_quantities(
     org_ids: list[int], period_start: datetime, start: datetime, end: datetime
 ) -> dict[int, list[MeteredQuantity]]:
-    """Metered quantities (usage.UsageEvent with a metric) of overage-billed products,
-    aggregated over the month as each metric says (sum, max or last): what the month had
-    reached before the span, and what the span added. The overage price comes from the
-    resolver (list or contract) with its monthly allowance."""
+    """Metered quantities (usage's metered events) aggregated over the month as each
+    metric says (sum, max or last): what the month had reached before the span, and what
+    the span added, for many organisations in a few queries. The price is the resolver's
+    (list or contract) for the metric's product at the month's start, with its monthly
+    allowance, as `usage.metered.metered_charges` prices a whole period; a metric without
+    a price is not billed. Reading "before" and "after" keeps the allowance monthly, so an
+    interim invoice plus the rest of the month equals the month."""
     from pricing.models import Product
     from pricing.pricing_models import PriceTerms
-    from pricing.resolver import resolve_price
+    from pricing.resolver import NoPrice, resolve_price
 
     UsageEvent, Metric = _model("usage", "UsageEvent"), _model("usage", "Metric")  # noqa: N806
     if UsageEvent is None or Metric is None:
         return {}
-    metrics = {m.code: m for m in Metric.objects.filter(product__billing_model="overage")}
+    metrics = {m.code: m for m in Metric.objects.all()}
     if not metrics:
         return {}
 
@@ -146,7 +149,7 @@ def metered_quantities(
         """(organisation, metric) → the month's quantity over [period_start, hi)."""
         if hi <= period_start:
             return {}
-        qs = UsageEvent.objects.filter(organization_id__in=org_ids, metric__in=list(metrics),
+        qs = UsageEvent.objects.filter(organization_id__in=org_ids, type="metered", metric__in=list(metrics),
                                        occurred_at__gte=period_start, occurred_at__lt=hi, quantity__isnull=False)
         out: dict[tuple, Decimal] = {}
         for agg, fn in (("sum", Sum), ("max", Max)):
@@ -169,7 +172,10 @@ def metered_quantities(
     for (org_id, code), reached_total in sorted(total.items()):
         metric = metrics[code]
         product = products[metric.product_id]
-        price = resolve_price(organization=orgs[org_id], product=product, state="running", at=period_start)
+        try:
+            price = resolve_price(organization=orgs[org_id], product=product, state="running", at=period_start)
+        except NoPrice:
+            continue
         terms = PriceTerms(pricing_model=price.pricing_model, amount=price.amount, tiers=price.tiers,
                            package_size=price.package_size)
         already = before.get((org_id, code), ZERO)
@@ -233,7 +239,7 @@ def organizations_with_charges(org_ids: list[int] | None, start: datetime, end: 
     return (
         ids(UsageHourly and UsageHourly.objects.filter(hour__gte=start, hour__lt=end))
         | ids(UsageEvent and UsageEvent.objects.filter(occurred_at__gte=start, occurred_at__lt=end,
-                                                       quantity__isnull=False, metric__gt=""))
+                                                       type="metered", quantity__isnull=False))
         | ids(Contract.objects.filter(Q(valid_to__isnull=True) | Q(valid_to__gt=start), valid_from__lt=end,
                                       committed_monthly_minimum__gt=0))
     )

@@ -66,7 +66,8 @@ class MeteredOverage:
                 bill.add(Line(
                     kind=LineKind.OVERAGE,
                     group=m.group,
-                    description=f"{m.product_name} above {m.included.normalize():f} {m.unit} included",
+                    description=(f"{m.product_name} above {m.included.normalize():f} {m.unit} included"
+                                 if m.included else m.product_name),
                     quantity=quantity,
                     unit=m.unit,
                     unit_price=(amount / quantity) if quantity else Decimal(0),
