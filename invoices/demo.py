@@ -52,6 +52,20 @@ def _history(start: datetime, end: datetime) -> list[dict]:
     return rows
 
 
+def _draw_history(history: list[dict], start: datetime) -> None:
+    """Imported history is not metered, so credits' sync never draws it: draw it from the
+    ledger here, as the sync would have (idempotent on the reference)."""
+    from accounts.models import Organization
+    from credits.services import ledger_post
+
+    totals: dict[str, Decimal] = {}
+    for row in history:
+        totals[row["organization"]] = totals.get(row["organization"], Decimal(0)) + Decimal(row["amount"])
+    for org in Organization.objects.filter(pk__in=[int(k) for k in totals]):
+        ledger_post(organization=org, amount=-totals[str(org.pk)], kind="usage", reason="Demo usage history",
+                    reference=f"demo-history:{start:%Y-%m}")
+
+
 def seed(stdout=None) -> None:
     from usage import rollups
     from usage.imports import usage_import
@@ -65,8 +79,10 @@ def seed(stdout=None) -> None:
     })
     now = timezone.now()
     start, end = previous_month(now)
-    imported = usage_import(rows=_history(start, end), source="demo-invoices")
+    history = _history(start, end)
+    imported = usage_import(rows=history, source="demo-invoices")
     rollups.rollup_pending()
+    _draw_history(history, start)
     run, todo = engine.invoice_run_start(now=now + timedelta(0), dispatch=False)
     issued = sum(
         engine.invoice_organization(run_id=run.pk, organization_id=org_id) == "invoiced" for org_id in todo

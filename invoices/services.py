@@ -94,10 +94,8 @@ def invoice_store_draft(*, bill: Bill, ctx: BillingContext) -> Invoice | None:
 
 
 def _credit_drawn_at_finalize(invoice: Invoice) -> Decimal:
-    """What finalization draws from the credit balance: for a statement, the part of the
-    total metering has not drawn already; for an invoice, the credit applied."""
-    if not invoice.is_statement:
-        return invoice.credit_applied
+    """What finalization draws from the credit ledger: the part of the total that
+    metering has not drawn already (see handlers/balance.py)."""
     metered = sum((ln.amount for ln in invoice.lines.all() if ln.settled_by_metering), ZERO)
     return invoice.total - metered
 
@@ -229,12 +227,11 @@ def invoice_record_payment(
         if amount == remaining:
             _settle(inv, now)
         inv.save(update_fields=["amount_paid", "status", "paid_at", "updated_at"])
-        if inv.is_statement:
-            # A statement's amount due is a negative credit balance: paying it restores it.
-            sources.ledger_post(
-                organization=inv.organization, amount=amount, kind=LEDGER_KIND,
-                reference=f"invoice_payment:{payment.pk}", reason=f"Payment of {inv.number}",
-            )
+        # The amount due is what the ledger lacks: the payment puts it back.
+        sources.ledger_post(
+            organization=inv.organization, amount=amount, kind=LEDGER_KIND,
+            reference=f"invoice_payment:{payment.pk}", reason=f"Payment of {inv.number}",
+        )
         audit_record("invoice.payment_recorded", actor=actor, api_key=api_key, organization=inv.organization,
                      obj=inv, changes={"amount": amount, "reference": reference, "status": inv.status})
     return payment
@@ -246,7 +243,7 @@ def credit_note_create(
 ) -> CreditNote:
     """A correction of an issued invoice: `amount` before tax (default: all that is left
     to credit). It first reduces what is still owed on the invoice; the rest goes to the
-    customer's credit balance."""
+    customer's credit balance (the whole credit is posted to the ledger)."""
     if not reason.strip():
         raise DomainError("Say why the invoice is credited.", field="reason")
     now = now or timezone.now()
@@ -284,12 +281,12 @@ def credit_note_create(
         if inv.status != InvoiceStatus.PAID and applied == owed and owed > ZERO:
             _settle(inv, now)
             inv.save(update_fields=["status", "paid_at", "updated_at"])
-        refund_to_credit = total - applied
-        if refund_to_credit > ZERO:
-            sources.ledger_post(
-                organization=inv.organization, amount=refund_to_credit, kind="adjustment",
-                reference=f"credit_note:{note.pk}", reason=f"Credit note {note.number} on {inv.number}",
-            )
+        # The ledger is the account: the whole credit goes to it. The part that settled
+        # what was owed on the invoice brings a negative balance back; the rest is credit.
+        sources.ledger_post(
+            organization=inv.organization, amount=total, kind="adjustment",
+            reference=f"credit_note:{note.pk}", reason=f"Credit note {note.number} on {inv.number}",
+        )
         audit_record("invoice.credit_note_issued", actor=actor, api_key=api_key, organization=inv.organization,
                      obj=inv, reason=reason, changes={"credit_note": note.number, "total": total})
     return note

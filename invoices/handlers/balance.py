@@ -1,17 +1,19 @@
 """Credits applied, unpaid balance carried forward, amount due and due date.
 
-Prepaid organisations get a statement: metered usage was already drawn from their credit
-minute by minute; the rest of the total (monthly fees, overage, tax, less discounts) is
-drawn at finalization. The amount due is zero unless that takes the balance below zero.
-Postpaid organisations owe the total, less any positive credit balance (promotional
-credit), plus what earlier invoices left unpaid; they have a due date (net terms).
+The credit ledger is every organisation's running account: credits' sync draws metered
+usage from it minute by minute (a postpaid balance goes negative, down to its credit
+limit), finalization draws the rest of the total (overage, minimum, tax, less
+discounts), and invoice payments put money back. So for everyone the amount due is what
+the balance lacks after this invoice, up to its total, plus what earlier invoices left
+unpaid. Prepaid organisations get a *statement* (usually nothing due); postpaid ones an
+invoice due after their net terms.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from core.money import ZERO
+from core.money import ZERO, round_money
 from invoices import selectors, sources
 from invoices.pipeline import BillingContext
 
@@ -26,19 +28,17 @@ class CreditsAndBalance:
             carried = unpaid.get(org_id, [])
             bill.carried_invoice_ids = [inv_id for inv_id, _ in carried]
             bill.balance_forward = sum((remaining for _, remaining in carried), ZERO)
-            balance = balances.get(org_id, ZERO)
-            if org.is_prepaid:
-                bill.is_statement = True
-                already_drawn = sum((ln.amount for ln in bill.lines if ln.settled_by_metering), ZERO)
-                to_draw = bill.total - already_drawn
-                after = balance - to_draw
-                shortfall = min(max(-after, ZERO), bill.total) if bill.total > ZERO else ZERO
-                bill.credit_applied = bill.total - shortfall
-            else:
-                bill.credit_applied = min(max(balance, ZERO), max(bill.total, ZERO))
-                bill.due_at = ctx.now + timedelta(days=org.payment_terms_days)
-            bill.amount_due = bill.total - bill.credit_applied + bill.balance_forward
-            if bill.amount_due > ZERO and bill.due_at is None:
+            # The ledger already carries the metered usage (credits' sync draws it every
+            # minute); finalization draws the rest of the total. What the balance then
+            # lacks, up to this total, is due; earlier unpaid invoices come on top.
+            already_drawn = sum((ln.amount for ln in bill.lines if ln.settled_by_metering), ZERO)
+            after = balances.get(org_id, ZERO) - (bill.total - already_drawn)
+            # The ledger holds unrounded usage: what is due is rounded once, here.
+            shortfall = round_money(min(max(-after, ZERO), bill.total), bill.currency) if bill.total > ZERO else ZERO
+            bill.credit_applied = bill.total - shortfall
+            bill.is_statement = org.is_prepaid
+            bill.amount_due = shortfall + bill.balance_forward
+            if bill.amount_due > ZERO:
                 bill.due_at = ctx.now + timedelta(days=org.payment_terms_days)
             # Nothing to bill and nothing owed: no invoice at all.
             if not bill.lines and bill.balance_forward == ZERO:

@@ -39,6 +39,13 @@ class Ledger:
         ledger_post(organization=org, amount=amount - self.balance(org), kind="adjustment",
                     reason="test set-up", reference=f"test:set:{org.pk}:{amount}")
 
+    def draw(self, org, amount, reference="metering"):
+        """What credits' sync does after metering: draw usage from the balance."""
+        from credits.services import ledger_post
+
+        ledger_post(organization=org, amount=-amount, kind="usage", reason="test metering",
+                    reference=f"test:{reference}:{org.pk}")
+
     def balance(self, org):
         from decimal import Decimal
 
@@ -49,5 +56,5 @@ class Ledger:
     def entries(self, org):
         from credits.models import LedgerEntry
 
-        return list(LedgerEntry.objects.filter(organization=org).exclude(reason="test set-up")
+        return list(LedgerEntry.objects.filter(organization=org).exclude(reason__in=["test set-up", "test metering"])
                     .order_by("id").values_list("kind", "amount", "reference"))

@@ -20,6 +20,7 @@ def three_orgs(fixture_pipeline, ledger):
     orgs = [OrganizationFactory(billing_mode=BillingMode.POSTPAID) for _ in range(3)]
     for org in orgs:
         fixture_pipeline[org.pk] = {"usage": hourly_rows(start=utc(2026, 10, 5), end=utc(2026, 10, 6), rate="1.00")}
+        ledger.draw(org, Decimal("24.00"))
     OrganizationFactory()  # nothing to bill: never examined
     return orgs
 

@@ -68,6 +68,7 @@ def test_a_month_with_a_price_change_a_resize_a_hibernation_and_bandwidth_overag
     fixture_pipeline, ledger, postpaid_us
 ):
     october_of_one_server(fixture_pipeline, postpaid_us)
+    ledger.draw(postpaid_us, Decimal("1450.05"))  # the usage; the 2.00 of overage is drawn at finalization
     invoice = run_month(postpaid_us)
     assert lines(invoice) == [
         ("web-1", "CPU-4", Decimal(336), "hour", Decimal("672.00")),

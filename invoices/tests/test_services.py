@@ -18,6 +18,7 @@ pytestmark = pytest.mark.django_db
 def postpaid(fixture_pipeline, ledger):
     org = OrganizationFactory(billing_mode=BillingMode.POSTPAID, payment_terms_days=14)
     fixture_pipeline[org.pk] = {"usage": hourly_rows(start=utc(2026, 10, 1), end=utc(2026, 12, 1), rate="0.25")}
+    ledger.draw(org, Decimal("366.00"))  # October's 186.00 and November's 180.00, as metering drew them
     return org
 
 
@@ -95,13 +96,14 @@ def test_voiding_needs_a_reason_and_refuses_an_invoice_with_payments(postpaid, a
     assert AuditLog.objects.filter(action="invoice.voided", reason="Billed the wrong customer").exists()
 
 
-def test_a_credit_note_reduces_what_is_owed_and_gets_its_own_number(postpaid):
+def test_a_credit_note_reduces_what_is_owed_and_gets_its_own_number(postpaid, ledger):
     invoice = run_month(postpaid)
     note = services.credit_note_create(invoice=invoice, reason="Outage on 3 October", amount=Decimal("36.00"))
     assert (note.number, note.total) == ("CN-2026-000001", Decimal("36.00"))
     services.invoice_record_payment(invoice=invoice, amount=Decimal("150.00"), reference="rest")
     invoice.refresh_from_db()
     assert invoice.status == "paid"
+    assert ledger.balance(postpaid) == Decimal("-180.00")  # only November's usage is still owed
     with pytest.raises(Conflict):
         services.credit_note_create(invoice=invoice, reason="again", amount=Decimal("150.01"))
 
@@ -123,9 +125,13 @@ def test_a_prepaid_statements_tax_is_drawn_from_credit_at_finalization(fixture_p
     assert ledger.entries(org)[-1] == ("adjustment", Decimal("29.04"), f"credit_note:{note.pk}")
 
 
-def test_a_postpaid_invoice_uses_promotional_credit_first(postpaid, ledger):
-    ledger.set(postpaid, Decimal("50.00"))
-    invoice = run_month(postpaid)
+def test_a_postpaid_invoice_is_covered_by_credit_first(fixture_pipeline, ledger):
+    org = OrganizationFactory(billing_mode=BillingMode.POSTPAID)
+    fixture_pipeline[org.pk] = {"usage": hourly_rows(start=utc(2026, 10, 1), end=utc(2026, 11, 1), rate="0.25")}
+    ledger.set(org, Decimal("50.00"))  # promotional credit
+    ledger.draw(org, Decimal("186.00"))
+    invoice = run_month(org)
     assert (invoice.total, invoice.credit_applied, invoice.amount_due) == (
         Decimal("186.00"), Decimal("50.00"), Decimal("136.00"))
-    assert ledger.balance(postpaid) == Decimal(0)
+    services.invoice_record_payment(invoice=invoice, amount=Decimal("136.00"), reference="pay")
+    assert ledger.balance(org) == Decimal(0)

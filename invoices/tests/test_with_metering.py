@@ -9,6 +9,7 @@ import time_machine
 
 from accounts.models import BillingMode
 from accounts.tests.factories import OrganizationFactory
+from credits.sync import sync_pending
 from invoices import engine
 from invoices.models import Invoice
 from invoices.tests.helpers import utc
@@ -25,9 +26,13 @@ LONG_AGO = utc(2025, 1, 1)
 
 
 def meter_and_roll_up(until):
+    """Meter, roll up, and settle the credit ledger (credits' sync, which runs after each
+    metering commit in production)."""
     with time_machine.travel(until + timedelta(minutes=5), tick=False):
         metering.meter_pass(until=until)
         rollup_pending()
+        while sync_pending():
+            pass
 
 
 def change(resource, state, at):
