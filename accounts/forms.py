@@ -32,7 +32,9 @@ class BillingProfileForm(forms.ModelForm):
             "name", "legal_name", "billing_email", "address_line1", "address_line2", "city", "postal_code",
             "region", "country", "vat_id",
         ]
-        labels = {"name": "Display name", "vat_id": "VAT id"}
+        labels = {"name": "Display name", "address_line1": "Address", "address_line2": "Address (line 2)",
+                  "region": "Region or state", "country": "Country (ISO code)", "vat_id": "VAT id"}
+        help_texts = {"country": "Two letters, e.g. DE or US.", "vat_id": "Shown on invoices; EU reverse charge needs it."}
 
     def clean_country(self):
         return (self.cleaned_data.get("country") or "").upper()
