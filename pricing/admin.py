@@ -126,7 +126,8 @@ class PriceTierInline(admin.TabularInline):
     formset = PriceTierFormSet
     extra = 0
     fields = ["lower", "upper", "unit_amount", "flat_amount"]
-    verbose_name = "tier (graduated and volume prices only)"
+    verbose_name = "tier"
+    verbose_name_plural = "Tiers (graduated and volume prices only)"
 
     def has_change_permission(self, request, obj=None):
         return not _started(obj) and super().has_change_permission(request, obj)

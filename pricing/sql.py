@@ -50,89 +50,112 @@ from __future__ import annotations
 EFFECTIVE_RATE_VIEW = "pricing_effective_rate"
 
 _DIALECTS = {
-    "postgresql": {"inf": "CAST('infinity' AS timestamptz)", "greatest": "GREATEST", "least": "LEAST"},
+    "postgresql": {"inf": "CAST('infinity' AS timestamptz)", "greatest": "GREATEST", "least": "LEAST",
+                   "num": "CAST({} AS numeric)"},
     # Django stores SQLite datetimes as 'YYYY-MM-DD HH:MM:SS' text, which sorts by time.
-    "sqlite": {"inf": "'9999-12-31 23:59:59'", "greatest": "MAX", "least": "MIN"},
+    "sqlite": {"inf": "'9999-12-31 23:59:59'", "greatest": "MAX", "least": "MIN", "num": "{}"},
 }
 
+# Is list price `p` overridden by contract `c` at all (in some stretch)? Which override
+# applies does not matter here, so this stays a plain anti-join for the planner.
+_COVERS = """cp.contract_id = c.id AND cp.product_id = p.product_id AND c.currency = p.currency
+        AND cp.state IN (p.state, '')
+        AND p.valid_from < COALESCE(c.valid_to, {inf}) AND c.valid_from < COALESCE(p.valid_to, {inf})"""
+
+# A list price as the view sees it: per-unit prices of state-priced products.
+_PRICED = """pr.id = p.product_id
+        AND p.pricing_model = 'per_unit' AND pr.billing_model IN ('hourly', 'monthly', 'addon')"""
+
+# The override of contract `c` that applies to list price `p`: one for its state, else one
+# for every state of the product; only where contract and price periods intersect.
+_OVERRIDE = """cp.contract_id = c.id AND cp.product_id = p.product_id AND c.currency = p.currency
+        AND (cp.state = p.state OR (cp.state = '' AND NOT EXISTS (
+            SELECT 1 FROM pricing_contractprice cp2
+            WHERE cp2.contract_id = c.id AND cp2.product_id = p.product_id AND cp2.state = p.state)))
+        AND p.valid_from < COALESCE(c.valid_to, {inf}) AND c.valid_from < COALESCE(p.valid_to, {inf})"""
+
+# Three branches, no CTEs at the top, so PostgreSQL flattens the view into an append of
+# joins and drives them from the caller's join keys (organisation, product, state)
+# through the primary keys and the price index instead of computing every row.
 _SQL = """
-WITH lp AS (
-    SELECT p.id AS price_id, p.product_id, p.currency, p.state, p.unit, pr.billing_model,
-           p.amount, p.monthly_cap, p.min_billable_minutes, p.valid_from,
-           COALESCE(p.valid_to, {inf}) AS valid_to
-    FROM pricing_price p
-    JOIN pricing_product pr ON pr.id = p.product_id
-    WHERE p.pricing_model = 'per_unit' AND pr.billing_model IN ('hourly', 'monthly', 'addon')
-),
-cr AS (
-    SELECT c.organization_id, lp.price_id, c.id AS contract_id, cp.id AS contract_price_id,
-           CASE WHEN cp.kind = 'absolute' THEN cp.amount
-                ELSE lp.amount * (100 - cp.discount_percent) / 100.0 END AS rate,
-           CASE WHEN cp.kind = 'absolute' THEN COALESCE(cp.monthly_cap, lp.monthly_cap)
-                ELSE lp.monthly_cap * (100 - cp.discount_percent) / 100.0 END AS monthly_cap,
-           {greatest}(lp.valid_from, c.valid_from) AS valid_from,
-           {least}(lp.valid_to, COALESCE(c.valid_to, {inf})) AS valid_to
-    FROM pricing_contract c
-    JOIN pricing_contractprice cp ON cp.contract_id = c.id
-    JOIN lp ON lp.product_id = cp.product_id AND lp.currency = c.currency
-           AND (cp.state = lp.state
-                OR (cp.state = '' AND NOT EXISTS (
-                    SELECT 1 FROM pricing_contractprice cp2
-                    WHERE cp2.contract_id = c.id AND cp2.product_id = cp.product_id AND cp2.state = lp.state)))
-    WHERE lp.valid_from < COALESCE(c.valid_to, {inf}) AND c.valid_from < lp.valid_to
-),
-uncovered AS (
-    -- The stretches of a list price, for an organisation with overrides on it, that no
-    -- contract covers: from each start (the price's start, or a contract's end) to the
-    -- next contract start (or the price's end).
-    SELECT b.organization_id, b.price_id, b.piece_start AS valid_from,
-           COALESCE((SELECT MIN(cr2.valid_from) FROM cr cr2
-                     WHERE cr2.organization_id = b.organization_id AND cr2.price_id = b.price_id
-                       AND cr2.valid_from >= b.piece_start), b.price_end) AS valid_to
-    FROM (
-        SELECT cr.organization_id, cr.price_id, lp.valid_from AS piece_start, lp.valid_to AS price_end
-        FROM cr JOIN lp ON lp.price_id = cr.price_id
-        UNION
-        SELECT cr.organization_id, cr.price_id, cr.valid_to, lp.valid_to
-        FROM cr JOIN lp ON lp.price_id = cr.price_id
-        WHERE cr.valid_to < lp.valid_to
-    ) b
-)
-SELECT o.id AS organization_id, lp.product_id, lp.state, lp.currency, lp.unit, lp.billing_model,
-       lp.amount AS rate, CASE WHEN lp.unit = 'hour' THEN lp.amount END AS hourly_rate,
-       lp.monthly_cap, lp.min_billable_minutes,
-       lp.valid_from, NULLIF(lp.valid_to, {inf}) AS valid_to,
-       CAST('list' AS varchar(8)) AS source, lp.price_id,
+SELECT o.id AS organization_id, p.product_id, p.state, p.currency, p.unit, pr.billing_model,
+       {num_amount} AS rate, CASE WHEN p.unit = 'hour' THEN {num_amount} END AS hourly_rate,
+       {num_cap} AS monthly_cap, p.min_billable_minutes, p.valid_from, p.valid_to,
+       CAST('list' AS varchar(8)) AS source, p.id AS price_id,
        CAST(NULL AS bigint) AS contract_id, CAST(NULL AS bigint) AS contract_price_id
 FROM accounts_organization o
-JOIN lp ON lp.currency = o.currency
-WHERE NOT EXISTS (SELECT 1 FROM cr WHERE cr.organization_id = o.id AND cr.price_id = lp.price_id)
+JOIN pricing_price p ON p.currency = o.currency
+    JOIN pricing_product pr ON {priced}
+WHERE NOT EXISTS (SELECT 1 FROM pricing_contract c, pricing_contractprice cp
+                  WHERE c.organization_id = o.id AND {covers})
 UNION ALL
-SELECT u.organization_id, lp.product_id, lp.state, lp.currency, lp.unit, lp.billing_model,
-       lp.amount, CASE WHEN lp.unit = 'hour' THEN lp.amount END,
-       lp.monthly_cap, lp.min_billable_minutes,
-       u.valid_from, NULLIF(u.valid_to, {inf}),
-       CAST('list' AS varchar(8)), lp.price_id, CAST(NULL AS bigint), CAST(NULL AS bigint)
-FROM uncovered u
-JOIN lp ON lp.price_id = u.price_id
+SELECT c.organization_id, p.product_id, p.state, p.currency, p.unit, pr.billing_model,
+       {num_rate}, CASE WHEN p.unit = 'hour' THEN {num_rate} END,
+       {num_contract_cap}, p.min_billable_minutes,
+       {greatest}(p.valid_from, c.valid_from),
+       NULLIF({least}(COALESCE(p.valid_to, {inf}), COALESCE(c.valid_to, {inf})), {inf}),
+       CAST('contract' AS varchar(8)), p.id, c.id, cp.id
+FROM pricing_contract c
+JOIN pricing_contractprice cp ON cp.contract_id = c.id
+JOIN pricing_price p ON {override}
+    JOIN pricing_product pr ON {priced}
+UNION ALL
+SELECT u.organization_id, p.product_id, p.state, p.currency, p.unit, pr.billing_model,
+       {num_amount}, CASE WHEN p.unit = 'hour' THEN {num_amount} END,
+       {num_cap}, p.min_billable_minutes, u.valid_from, NULLIF(u.valid_to, {inf}),
+       CAST('list' AS varchar(8)), p.id, CAST(NULL AS bigint), CAST(NULL AS bigint)
+FROM (
+    -- For an organisation with overrides on a list price, the stretches of that price no
+    -- contract covers: from each start (the price's, or a contract's end) to the next
+    -- contract start (or the price's end). Few rows: only organisations with contracts.
+    SELECT b.organization_id, b.price_id, b.piece_start AS valid_from,
+           COALESCE((SELECT MIN(cv2.valid_from) FROM ({covered}) cv2
+                     WHERE cv2.organization_id = b.organization_id AND cv2.price_id = b.price_id
+                       AND cv2.valid_from >= b.piece_start), b.price_end) AS valid_to
+    FROM (
+        SELECT cv.organization_id, cv.price_id, cv.price_start AS piece_start, cv.price_end FROM ({covered}) cv
+        UNION
+        SELECT cv.organization_id, cv.price_id, cv.valid_to, cv.price_end FROM ({covered}) cv
+        WHERE cv.valid_to < cv.price_end
+    ) b
+) u
+JOIN pricing_price p ON p.id = u.price_id
+    JOIN pricing_product pr ON {priced}
 WHERE u.valid_from < u.valid_to
-UNION ALL
-SELECT cr.organization_id, lp.product_id, lp.state, lp.currency, lp.unit, lp.billing_model,
-       cr.rate, CASE WHEN lp.unit = 'hour' THEN cr.rate END,
-       cr.monthly_cap, lp.min_billable_minutes,
-       cr.valid_from, NULLIF(cr.valid_to, {inf}),
-       CAST('contract' AS varchar(8)), lp.price_id, cr.contract_id, cr.contract_price_id
-FROM cr
-JOIN lp ON lp.price_id = cr.price_id
 """
+
+# Where a contract overrides a list price: per organisation and price, the covered stretch.
+_COVERED = """SELECT c.organization_id, p.id AS price_id, p.valid_from AS price_start,
+           COALESCE(p.valid_to, {inf}) AS price_end,
+           {greatest}(p.valid_from, c.valid_from) AS valid_from,
+           {least}(COALESCE(p.valid_to, {inf}), COALESCE(c.valid_to, {inf})) AS valid_to
+    FROM pricing_contract c JOIN pricing_contractprice cp ON cp.contract_id = c.id
+    JOIN pricing_price p ON {covers}
+    JOIN pricing_product pr ON {priced}"""
+
+
+def _render(vendor: str) -> str:
+    d = _DIALECTS[vendor]
+    num = d["num"].format
+    discount = "(100 - cp.discount_percent) / 100.0"
+    override = _OVERRIDE.format(inf=d["inf"])
+    covers = _COVERS.format(inf=d["inf"])
+    covered = _COVERED.format(priced=_PRICED, covers=covers, **d)
+    return _SQL.format(
+        priced=_PRICED, override=override, covers=covers, covered=covered,
+        num_amount=num("p.amount"), num_cap=num("p.monthly_cap"),
+        num_rate=num(f"CASE WHEN cp.kind = 'absolute' THEN cp.amount ELSE p.amount * {discount} END"),
+        num_contract_cap=num(f"CASE WHEN cp.kind = 'absolute' THEN COALESCE(cp.monthly_cap, p.monthly_cap) "
+                             f"ELSE p.monthly_cap * {discount} END"),
+        **d,
+    )
 
 
 def effective_rates_sql(vendor: str) -> str:
     """The SELECT behind the view, for `vendor` ('postgresql' or 'sqlite'); usable as a CTE."""
-    try:
-        return _SQL.format(**_DIALECTS[vendor]).strip()
-    except KeyError:
-        raise NotImplementedError(f"pricing.sql has no dialect for {vendor!r}") from None
+    if vendor not in _DIALECTS:
+        raise NotImplementedError(f"pricing.sql has no dialect for {vendor!r}")
+    return _render(vendor).strip()
 
 
 def recreate_view(schema_editor) -> None:

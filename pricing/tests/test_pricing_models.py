@@ -1,6 +1,8 @@
 from decimal import Decimal as D
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from core.errors import DomainError
 from pricing.pricing_models import PriceTerms, Tier, price_quantity, validate_tiers
@@ -82,3 +84,32 @@ def test_float_quantities_are_refused():
 def test_negative_quantities_are_refused():
     with pytest.raises(DomainError):
         price_quantity(PriceTerms("per_unit", D("1")), D("-1"))
+
+
+# --- properties ----------------------------------------------------------------
+
+quantities = st.decimals(min_value=D("0"), max_value=D("100000"), places=3, allow_nan=False, allow_infinity=False)
+
+
+@given(quantities)
+def test_graduated_total_is_the_sum_of_its_breakdown_and_never_falls_as_quantity_grows(quantity):
+    terms = PriceTerms("graduated", tiers=TIERS)
+    result = price_quantity(terms, quantity)
+    assert result.amount == sum((line.amount for line in result.breakdown), D(0))
+    assert sum((line.quantity for line in result.breakdown), D(0)) == quantity
+    assert price_quantity(terms, quantity + D("0.001")).amount >= result.amount
+
+
+@given(quantities)
+def test_volume_prices_every_unit_at_one_band(quantity):
+    result = price_quantity(PriceTerms("volume", tiers=TIERS), quantity)
+    (line,) = result.breakdown
+    assert line.lower <= quantity and (line.upper is None or quantity < line.upper)
+    assert result.amount == quantity * line.unit_amount + line.flat_amount
+
+
+@given(quantities, st.integers(min_value=1, max_value=5000))
+def test_package_never_charges_for_less_than_the_quantity_nor_a_whole_package_more(quantity, size):
+    result = price_quantity(PriceTerms("package", D("4.00"), package_size=D(size)), quantity)
+    packages = result.breakdown[0].quantity
+    assert packages * size >= quantity > (packages - 1) * size or (quantity == 0 and packages == 0)
