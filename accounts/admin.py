@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Count
 from django.forms.models import BaseInlineFormSet
@@ -44,12 +44,34 @@ class UserAdmin(AuditedModelAdmin, DjangoUserAdmin):
 
 
 class KeepAnOwnerFormSet(BaseInlineFormSet):
-    """The console may not leave an organisation with members but no owner."""
+    """The console may not leave an organisation with members but no owner.
+
+    The check runs on the database's state under the organisation's member lock (the admin
+    wraps the whole change view in one transaction), so a concurrent change through the
+    services or another console tab cannot slip between the check and the save."""
 
     def clean(self):
         super().clean()
-        kept = [f for f in self.forms if f.cleaned_data and not f.cleaned_data.get("DELETE")]
-        if kept and not any(f.cleaned_data.get("role") == Role.OWNER for f in kept):
+        forms_ = [f for f in self.forms if f.cleaned_data]
+        if self.instance.pk is None:
+            kept = [f for f in forms_ if not f.cleaned_data.get("DELETE")]
+            if kept and not any(f.cleaned_data.get("role") == Role.OWNER for f in kept):
+                raise ValidationError("An organisation needs at least one owner.")
+            return
+        owners = services.organization_owner_ids_locked(self.instance.pk)
+        members = set(Membership.objects.filter(organization_id=self.instance.pk).values_list("pk", flat=True))
+        new_owner = False
+        for f in forms_:
+            pk = f.instance.pk
+            gone = f.cleaned_data.get("DELETE")
+            if pk is not None and (gone or f.cleaned_data.get("role") != Role.OWNER):
+                owners.discard(pk)
+            if pk is not None and gone:
+                members.discard(pk)
+            if pk is None and not gone:
+                members.add(f"new-{id(f)}")
+                new_owner = new_owner or f.cleaned_data.get("role") == Role.OWNER
+        if members and not owners and not new_owner:
             raise ValidationError("An organisation needs at least one owner.")
 
 
@@ -104,9 +126,10 @@ class MembershipForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         instance = self.instance
-        if instance.pk and instance.role == Role.OWNER and cleaned.get("role") != Role.OWNER:
-            others = Membership.objects.filter(organization_id=instance.organization_id, role=Role.OWNER)
-            if not others.exclude(pk=instance.pk).exists():
+        if instance.pk and cleaned.get("role") != Role.OWNER:
+            # Under the organisation's member lock, held until the change view commits.
+            owners = services.organization_owner_ids_locked(instance.organization_id)
+            if owners == {instance.pk}:
                 raise ValidationError("An organisation needs at least one owner: make someone else owner first.")
         return cleaned
 
@@ -120,12 +143,36 @@ class MembershipAdmin(AuditedModelAdmin):
     autocomplete_fields = ["user", "organization"]
     list_select_related = ["user", "organization"]
 
+    def get_readonly_fields(self, request, obj=None):
+        # Moving a membership to another person or organisation would dodge the owner rule
+        # of the one it leaves: remove it and add a new one instead.
+        return ["user", "organization"] if obj is not None else []
+
     def has_delete_permission(self, request, obj=None):
         if obj is not None and obj.role == Role.OWNER:
             others = Membership.objects.filter(organization_id=obj.organization_id, role=Role.OWNER)
             if not others.exclude(pk=obj.pk).exists():
                 return False  # the last owner stays
         return super().has_delete_permission(request, obj)
+
+    def _refuse_removing_last_owners(self, memberships) -> None:
+        by_org: dict[int, set[int]] = {}
+        for m in memberships:
+            by_org.setdefault(m.organization_id, set()).add(m.pk)
+        for org_id in sorted(by_org):  # one lock order, so two bulk deletes cannot deadlock
+            owners = services.organization_owner_ids_locked(org_id)
+            if owners and owners <= by_org[org_id]:
+                raise PermissionDenied("An organisation needs at least one owner: make someone else owner first.")
+
+    def delete_model(self, request, obj):
+        with transaction.atomic():
+            self._refuse_removing_last_owners([obj])
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            self._refuse_removing_last_owners(list(queryset))
+            super().delete_queryset(request, queryset)
 
 
 class InvitationStatusFilter(admin.SimpleListFilter):

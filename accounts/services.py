@@ -121,6 +121,16 @@ def _lock_membership(membership: Membership) -> Membership:
     return m
 
 
+def organization_owner_ids_locked(organization_id: int) -> set[int]:
+    """Take the organisation's member lock (the one `_lock_membership` takes first) and
+    return its owners' membership ids, which cannot change until the caller's transaction
+    ends. For code that edits memberships outside these services: the console's forms."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("organization_owner_ids_locked needs a transaction to hold its lock")
+    Organization.objects.select_for_update().filter(pk=organization_id).first()
+    return set(Membership.objects.filter(organization_id=organization_id, role=Role.OWNER).values_list("pk", flat=True))
+
+
 @transaction.atomic
 def membership_change_role(
     *, membership: Membership, role: str, actor: User | None, actor_role: str | None = None

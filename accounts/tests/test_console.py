@@ -274,3 +274,64 @@ def test_api_key_secrets_never_show_in_the_console(staff, org):
     page = client.get(_change_url(key)).content.decode()
     assert key.secret_hash not in page and raw.rsplit("_", 1)[1] not in page and key.prefix in page
     assert ApiKey.objects.count() == 1
+
+
+class TestOwnerRulesUnderConcurrency:
+    def test_bulk_deleting_every_owner_is_refused(self, staff, org, make_member):
+        client, _user = staff(BILLING_ADMIN)
+        a, b = make_member(org, Role.OWNER), make_member(org, Role.OWNER)
+        viewer = make_member(org, Role.VIEWER)
+        response = client.post(reverse("admin:accounts_membership_changelist"),
+                               {"action": "delete_selected", "_selected_action": [a.pk, b.pk], "post": "yes"})
+        assert response.status_code == 403
+        assert Membership.objects.filter(pk__in=[a.pk, b.pk, viewer.pk]).count() == 3
+
+    def test_a_membership_cannot_be_moved_to_another_organisation(self, staff, org, other_org, make_member):
+        client, _user = staff(BILLING_ADMIN)
+        owner = make_member(org, Role.OWNER)
+        client.post(_change_url(owner), {"user": owner.user_id, "organization": other_org.pk, "role": Role.OWNER})
+        assert Membership.objects.get(pk=owner.pk).organization_id == org.pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_console_and_the_api_demoting_the_two_owners_at_once_leave_one_owner():
+    import threading
+
+    from django.db import connection
+    from django.test import Client
+
+    from accounts import services
+    from accounts.tests.factories import OrganizationFactory
+    from core.errors import DomainError
+
+    admin_user = UserFactory(is_staff=True)
+    admin_user.groups.add(Group.objects.get(name=BILLING_ADMIN))
+    for _ in range(5):
+        org = OrganizationFactory()
+        a, b = MembershipFactory(organization=org, role=Role.OWNER), MembershipFactory(organization=org, role=Role.OWNER)
+        barrier = threading.Barrier(2)
+
+        def by_console(membership=a, org=org, barrier=barrier):
+            try:
+                client = Client()
+                client.force_login(admin_user)
+                barrier.wait()
+                client.post(_change_url(membership), {"role": Role.VIEWER})
+            finally:
+                connection.close()
+
+        def by_service(membership=b, barrier=barrier):
+            try:
+                barrier.wait()
+                services.membership_change_role(membership=membership, role=Role.VIEWER, actor=None)
+            except DomainError:
+                pass
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=by_console), threading.Thread(target=by_service)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert Membership.objects.filter(organization=org, role=Role.OWNER).count() == 1
