@@ -135,3 +135,45 @@ def test_a_postpaid_invoice_is_covered_by_credit_first(fixture_pipeline, ledger)
         Decimal("186.00"), Decimal("50.00"), Decimal("136.00"))
     services.invoice_record_payment(invoice=invoice, amount=Decimal("136.00"), reference="pay")
     assert ledger.balance(org) == Decimal(0)
+
+
+def test_an_issued_invoice_is_emailed_once_with_its_pdf_after_commit(
+    fixture_pipeline, ledger, django_capture_on_commit_callbacks, mailoutbox
+):
+    org = OrganizationFactory(billing_mode=BillingMode.POSTPAID, billing_email="ap@example.com")
+    fixture_pipeline[org.pk] = {"usage": hourly_rows(start=utc(2026, 10, 1), end=utc(2026, 10, 2), rate="1.00")}
+    with django_capture_on_commit_callbacks(execute=True):
+        run, _ = engine.invoice_run_start(period=engine.period_for("2026-10"), now=utc(2026, 11, 1, 2),
+                                          dispatch=False)
+        engine.invoice_organization(run_id=run.pk, organization_id=org.pk, now=utc(2026, 11, 1, 2))
+    [mail] = mailoutbox
+    invoice = org.invoices.get()
+    assert mail.to == ["ap@example.com"] and invoice.number in mail.subject
+    [(name, content, mimetype)] = mail.attachments
+    assert (name, mimetype) == (f"{invoice.number}.pdf", "application/pdf") and content.startswith(b"%PDF")
+    assert invoice.pdf and invoice.emailed_at is not None
+    from invoices.rendering import invoice_send_email
+
+    assert invoice_send_email(invoice_id=invoice.pk) is False  # a second run sends nothing
+
+
+def test_console_actions_need_their_permission_and_leave_an_audit_row(postpaid, client):
+    from django.contrib.auth.models import Permission
+
+    from accounts.tests.factories import UserFactory
+
+    invoice = run_month(postpaid)
+    support = UserFactory(is_staff=True)
+    support.user_permissions.add(Permission.objects.get(codename="view_invoice"))
+    client.force_login(support)
+    url = "/console/invoices/invoice/"
+    body = {"action": "void", "_selected_action": [invoice.pk], "apply": "1", "reason": "wrong customer"}
+    client.post(url, body)
+    invoice.refresh_from_db()
+    assert invoice.status == "open"  # the action is not offered without the permission
+
+    support.user_permissions.add(Permission.objects.get(codename="void_invoice"))
+    client.post(url, body)
+    invoice.refresh_from_db()
+    assert invoice.status == "void"
+    assert AuditLog.objects.filter(action="invoice.voided", actor=support, reason="wrong customer").exists()
