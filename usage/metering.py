@@ -269,12 +269,17 @@ def _sql_params(chunk: int, run_id: int, kind: str) -> dict:
     return {"chunks": chunk_count(), "chunk": chunk, "run": run_id, "kind": kind}
 
 
+# The chunk's organisations by id, so the (organization, end_minute) indexes serve the
+# lookup instead of a scan of every interval for `organization_id % chunks`.
+_IN_CHUNK = "{col} IN (SELECT id FROM accounts_organization WHERE id %% %(chunks)s = %(chunk)s)"
+
+
 def _chunk_window_sql(lo: int, hi: int) -> dict[str, str]:
     d = _dialect()
     return {
         **d, "view": EFFECTIVE_RATE_VIEW, "lo": str(int(lo)), "hi": str(int(hi)), "join_i": "", "join_a": "",
-        "filter_i": "i.organization_id %% %(chunks)s = %(chunk)s",
-        "filter_a": "a.organization_id %% %(chunks)s = %(chunk)s",
+        "filter_i": _IN_CHUNK.format(col="i.organization_id"),
+        "filter_a": _IN_CHUNK.format(col="a.organization_id"),
     }
 
 
