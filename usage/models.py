@@ -158,24 +158,31 @@ class UsageEvent(models.Model):
 
     event_id = models.CharField(max_length=200, unique=True)
     type = models.CharField(max_length=16, choices=EventType.choices)
-    # Events arrive 15,000+ a second: no single-column index the composite ones below cover.
+    # Events arrive 15,000+ a second. No single-column indexes, and no foreign keys in the
+    # database: each would be a deferred check per row at every commit. Ingestion reads the
+    # resource (and its organisation) in the same transaction, resources and organisations
+    # are never deleted (soft `deleted_at` / `is_active`), and PROTECT still holds in the ORM.
     organization = models.ForeignKey(
-        "accounts.Organization", on_delete=models.PROTECT, db_index=False, related_name="+"
+        "accounts.Organization", on_delete=models.PROTECT, db_index=False, db_constraint=False, related_name="+"
     )
-    resource = models.ForeignKey(Resource, on_delete=models.PROTECT, db_index=False, related_name="events")
+    resource = models.ForeignKey(
+        Resource, on_delete=models.PROTECT, db_index=False, db_constraint=False, related_name="events"
+    )
     occurred_at = models.DateTimeField()
     minute = models.BigIntegerField()
     received_at = models.DateTimeField()
     metric = models.CharField(max_length=60, blank=True)
     quantity = models.DecimalField(max_digits=30, decimal_places=12, null=True, blank=True)
     product = models.ForeignKey(
-        "pricing.Product", null=True, blank=True, on_delete=models.PROTECT, db_index=False, related_name="+"
+        "pricing.Product", null=True, blank=True, on_delete=models.PROTECT, db_index=False, db_constraint=False,
+        related_name="+",
     )
 
     class Meta:
         ordering = ["-received_at", "-id"]
+        # Only what a reader uses: metered sums by organisation and metric over time (and the
+        # unique event id). Nothing reads events by resource.
         indexes = [
-            models.Index(fields=["resource", "occurred_at"]),
             models.Index(
                 fields=["organization", "metric", "occurred_at"],
                 condition=Q(type="metered"),
