@@ -128,6 +128,27 @@ def test_metered_quantities_are_stored_with_their_metric(org, flavour, clock):
     assert UsageEvent.objects.get(event_id="q1").quantity == Decimal("12.5")
 
 
+def test_quantities_and_times_are_stored_exactly_as_sent_whatever_their_notation(org, flavour, clock):
+    bandwidth = ProductFactory(code="bandwidth", kind="bandwidth", billing_model="overage")
+    Metric.objects.create(code="bandwidth_gb", name="Bandwidth", unit="GB", product=bandwidth)
+    events_ingest(items=[ev("e1", "created", organization=org.pk, product="cpu-4", when=at(9, 0))])
+    result = events_ingest(items=[
+        {"id": "q1", "type": "metered", "resource": "srv-1", "timestamp": "2026-03-10T12:17:30.250000+02:00",
+         "metric": "bandwidth_gb", "quantity": "1E+2"},
+        ev("q2", "metered", metric="bandwidth_gb", quantity="0.000000000001"),
+        ev("q3", "metered", metric="bandwidth_gb", quantity="999999999999999999.999999999999"),
+        ev("q4", "metered", metric="bandwidth_gb", quantity=7),
+    ])
+    assert result.accepted == 4
+    stored = {e.event_id: e for e in UsageEvent.objects.filter(event_id__startswith="q")}
+    assert stored["q1"].quantity == Decimal("100")
+    assert stored["q1"].occurred_at == at(10, 17, 30).replace(microsecond=250000)
+    assert stored["q1"].minute == int(at(10, 17).timestamp()) // 60
+    assert stored["q2"].quantity == Decimal("0.000000000001")
+    assert stored["q3"].quantity == Decimal("999999999999999999.999999999999")
+    assert stored["q4"].quantity == Decimal("7")
+
+
 def test_events_older_than_the_allowed_lateness_are_refused(org, flavour, clock):
     result = events_ingest(items=[ev("e1", "created", organization=org.pk, product="cpu-4",
                                      when=at(9, 0, day=(2026, 3, 1)))])
