@@ -85,7 +85,9 @@ def seed(stdout=None) -> None:
     _draw_history(history, start)
     run, todo = engine.invoice_run_start(now=now + timedelta(0), dispatch=False)
     issued = sum(
-        engine.invoice_organization(run_id=run.pk, organization_id=org_id) == "invoiced" for org_id in todo
+        status == "invoiced"
+        for chunk in engine.chunks(todo)
+        for status in engine.invoice_organizations(run_id=run.pk, organization_ids=chunk).values()
     )
     if stdout:
         stdout.write(f"invoices: {len(TAX_RATES)} tax rates, 1 coupon, {imported.imported} history rows, "

@@ -2,9 +2,10 @@
 
 - Scheduled: after a calendar month closes, `invoice_run_start` records an `InvoiceRun`
   for it, pre-filters (set-based) the organisations with anything to bill, and fans out
-  one `invoice_organization_task` per organisation. Each organisation is computed and
-  stored in its own transaction and numbered in a short second one; a failure is
-  recorded on its `InvoiceRunItem` and retried, and never stops the others.
+  one `invoice_chunk_task` per chunk of organisations (`INVOICE_RUN_CHUNK_SIZE`). The
+  pipeline reads the whole chunk's inputs in a few set-based queries; each organisation
+  is then stored in its own transaction and numbered in a short second one. A failure is
+  recorded on its `InvoiceRunItem` and retried on its own, and never stops the others.
 - On demand: `interim_bill` runs the same handlers over [month start, until) and stops
   before finalize and notify: nothing is stored, numbered or sent.
 """
@@ -14,8 +15,9 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
-from django.db.models import Case, Exists, F, Value, When
+from django.db.models import Case, Exists, F, OuterRef, Subquery, Value, When
 from django.utils import timezone
 
 from accounts.models import Organization
@@ -90,55 +92,108 @@ def invoice_run_start(
         ).update(status=RunItemStatus.PENDING)
         InvoiceRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, finished_at=None)
         if dispatch:
-            from invoices.tasks import invoice_organization_task
+            from invoices.tasks import invoice_chunk_task
 
             def fan_out() -> None:
-                for org_id in todo:
-                    invoice_organization_task.delay(run.pk, org_id)
+                for chunk in chunks(todo):
+                    invoice_chunk_task.delay(run.pk, chunk)
 
             transaction.on_commit(fan_out)
     _maybe_close(run.pk)
     return run, todo
 
 
+def chunks(org_ids: list[int], size: int | None = None) -> list[list[int]]:
+    """The organisations of a run in chunks of `settings.INVOICE_RUN_CHUNK_SIZE`: one
+    Celery task each, so the pipeline's set-based reads serve a whole chunk at once."""
+    size = size or settings.INVOICE_RUN_CHUNK_SIZE
+    return [org_ids[i:i + size] for i in range(0, len(org_ids), size)]
+
+
+def invoice_organizations(*, run_id: int, organization_ids: list[int], render_pdf: bool = True,
+                          now: datetime | None = None) -> dict[int, str]:
+    """Bill a chunk of organisations for the run's month and return each one's run-item
+    status. The handlers read every input of the chunk in a few set-based queries; each
+    organisation is then stored in its own transaction and numbered in a short second
+    one. A failing organisation is recorded on its run item ("failed") and never affects
+    the others. Idempotent: issued invoices are left alone, crash drafts are rebuilt."""
+    run = InvoiceRun.objects.get(pk=run_id)
+    statuses, _failures = _bill(run, list(organization_ids), render_pdf=render_pdf, now=now or timezone.now())
+    _maybe_close(run.pk)
+    return statuses
+
+
 def invoice_organization(*, run_id: int, organization_id: int, render_pdf: bool = True,
                          now: datetime | None = None) -> str:
-    """Bill one organisation for the run's month. Idempotent: an issued invoice for the
-    period is left alone; a draft left by a crash is rebuilt and issued."""
+    """Bill one organisation (a retry, or `invoice_run --org`); its failure is recorded
+    and raised."""
     run = InvoiceRun.objects.get(pk=run_id)
+    statuses, failures = _bill(run, [organization_id], render_pdf=render_pdf, now=now or timezone.now())
+    _maybe_close(run.pk)
+    if organization_id in failures:
+        raise failures[organization_id]
+    return statuses[organization_id]
+
+
+def _bill(run: InvoiceRun, org_ids: list[int], *, render_pdf: bool,
+          now: datetime) -> tuple[dict[int, str], dict[int, Exception]]:
     ctx = BillingContext(
         mode=SCHEDULED, period_start=run.period_start, period_end=run.period_end,
-        span_start=run.period_start, span_end=run.period_end, organization_ids=[organization_id],
-        now=now or timezone.now(), render_pdf=render_pdf, run_id=run.pk,
+        span_start=run.period_start, span_end=run.period_end, organization_ids=org_ids,
+        now=now, render_pdf=render_pdf, run_id=run.pk,
     )
     try:
         run_pipeline(SCHEDULED, ctx)
     except Exception as exc:
-        InvoiceRunItem.objects.filter(run=run, organization_id=organization_id).update(
+        if len(org_ids) > 1:
+            # A step failed for the chunk as a whole: bill its organisations one by one,
+            # so only the one at fault fails. (Issued invoices are left alone.)
+            log.warning("invoice run %s: chunk of %d failed (%s); billing one by one", run.pk, len(org_ids), exc)
+            statuses: dict[int, str] = {}
+            failures: dict[int, Exception] = {}
+            for org_id in org_ids:
+                one, failed = _bill(run, [org_id], render_pdf=render_pdf, now=now)
+                statuses.update(one)
+                failures.update(failed)
+            return statuses, failures
+        ctx.failures[org_ids[0]] = exc
+    failures = ctx.failures
+    for org_id, exc in failures.items():
+        InvoiceRunItem.objects.filter(run=run, organization_id=org_id).update(
             status=RunItemStatus.FAILED, attempts=F("attempts") + 1, last_error=f"{type(exc).__name__}: {exc}"[:2000],
             updated_at=timezone.now(),
         )
+    if failures:
         InvoiceRun.objects.filter(pk=run.pk).update(status=RunStatus.FAILED)
-        raise
-    bill = ctx.bills.get(organization_id)
-    invoice_id = bill.invoice_id if bill else None
-    if invoice_id is None:
-        invoice_id = (
-            Invoice.objects.filter(organization_id=organization_id, period_start=run.period_start)
-            .exclude(status=InvoiceStatus.DRAFT).values_list("pk", flat=True).first()
-        )
-    status = RunItemStatus.INVOICED if invoice_id else RunItemStatus.SKIPPED
-    InvoiceRunItem.objects.filter(run=run, organization_id=organization_id).update(
-        status=status, attempts=F("attempts") + 1, last_error="", invoice_id=invoice_id, updated_at=timezone.now()
+    done = [org_id for org_id in org_ids if org_id not in failures]
+    # Issued invoices of the chunk (just now or by an earlier attempt), in one query.
+    issued = dict(
+        Invoice.objects.filter(organization_id__in=done, period_start=run.period_start)
+        .exclude(status=InvoiceStatus.DRAFT).values_list("organization_id", "pk")
     )
-    _maybe_close(run.pk)
-    return status
+    statuses = {org_id: RunItemStatus.INVOICED if org_id in issued else RunItemStatus.SKIPPED for org_id in done}
+    statuses.update({org_id: RunItemStatus.FAILED for org_id in failures})
+    items = InvoiceRunItem.objects.filter(run=run)
+    stamp = {"attempts": F("attempts") + 1, "last_error": "", "updated_at": timezone.now()}
+    if issued:
+        items.filter(organization_id__in=list(issued)).update(
+            status=RunItemStatus.INVOICED,
+            invoice_id=Subquery(Invoice.objects.filter(organization_id=OuterRef("organization_id"),
+                                                       period_start=run.period_start)
+                                .exclude(status=InvoiceStatus.DRAFT).values("pk")[:1]),
+            **stamp,
+        )
+    skipped = [org_id for org_id in done if org_id not in issued]
+    if skipped:
+        items.filter(organization_id__in=skipped).update(status=RunItemStatus.SKIPPED, invoice_id=None, **stamp)
+    return statuses, dict(failures)
 
 
 def _maybe_close(run_id: int) -> None:
-    """Close the run once nothing is pending: one UPDATE, a no-op while work remains."""
+    """Close the run once nothing is pending: one UPDATE, a no-op while work remains.
+    A failed organisation retried alone later settles the run again (failed → done)."""
     items = InvoiceRunItem.objects.filter(run_id=run_id)
-    InvoiceRun.objects.filter(pk=run_id, finished_at__isnull=True).exclude(
+    InvoiceRun.objects.filter(pk=run_id).exclude(
         Exists(items.filter(status=RunItemStatus.PENDING))
     ).update(
         status=Case(When(Exists(items.filter(status=RunItemStatus.FAILED)), then=Value(RunStatus.FAILED)),
@@ -167,4 +222,4 @@ def interim_bill(
     return ctx, ctx.bills.get(organization.pk)
 
 
-__all__ = ["interim_bill", "invoice_organization", "invoice_run_start", "period_for", "candidates", "selectors"]
+__all__ = ["chunks", "interim_bill", "invoice_organization", "invoice_organizations", "invoice_run_start", "period_for", "candidates", "selectors"]

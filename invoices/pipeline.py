@@ -139,6 +139,9 @@ class BillingContext:
     render_pdf: bool = True
     # The scheduled run this belongs to, if any.
     run_id: int | None = None
+    # Organisations whose finalization failed, with the error: finalize stores and numbers
+    # each organisation in its own transactions, so one failure leaves the others billed.
+    failures: dict[int, Exception] = field(default_factory=dict)
 
     @property
     def closes_period(self) -> bool:

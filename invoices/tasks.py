@@ -6,6 +6,9 @@ from celery import shared_task
 from django.utils import timezone
 
 from invoices import engine, rendering
+from invoices.models import RunItemStatus
+
+RETRY_AFTER = 60  # seconds before a failed organisation of a chunk is tried again alone
 
 
 @shared_task(name="invoices.monthly_run")
@@ -13,6 +16,20 @@ def invoice_monthly_run_task() -> int:
     """Beat, shortly after each calendar month closes (UTC): bill the month that closed."""
     _run, todo = engine.invoice_run_start(now=timezone.now())
     return len(todo)
+
+
+@shared_task(name="invoices.invoice_chunk", bind=True, max_retries=5, default_retry_delay=60)
+def invoice_chunk_task(self, run_id: int, organization_ids: list[int]) -> dict[str, int]:
+    """Bill a chunk of organisations. Those that failed are recorded on their run items
+    and retried one by one, with backoff, by `invoice_organization_task`."""
+    try:
+        statuses = engine.invoice_organizations(run_id=run_id, organization_ids=organization_ids)
+    except Exception as exc:  # the database went away before anything was recorded
+        raise self.retry(exc=exc) from exc
+    failed = [org_id for org_id, status in statuses.items() if status == RunItemStatus.FAILED]
+    for org_id in failed:
+        invoice_organization_task.apply_async((run_id, org_id), countdown=RETRY_AFTER)
+    return {status: list(statuses.values()).count(status) for status in set(statuses.values())}
 
 
 @shared_task(

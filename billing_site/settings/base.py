@@ -378,6 +378,9 @@ BILLING_PIPELINES = {
     ],
 }
 BILLING_PIPELINES["on_demand"] = [h for h in BILLING_PIPELINES["scheduled"] if h not in _INVOICE_FINAL_STEPS]
+# Organisations per scheduled-run task: the pipeline reads a chunk's inputs set-based,
+# then stores and numbers each organisation in its own short transactions.
+INVOICE_RUN_CHUNK_SIZE = env.int("INVOICE_RUN_CHUNK_SIZE", default=200)
 # Who issues the invoices (snapshotted onto each at finalization).
 INVOICE_SELLER = {
     "name": env("INVOICE_SELLER_NAME", default="cloudbill Europe B.V."),

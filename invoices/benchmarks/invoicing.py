@@ -4,8 +4,9 @@ invoice lines each, invoiced without PDFs.
 Set-up (not timed, idempotent): benchmark organisations, one server and one volume each,
 and rolled-up hourly usage (usage.UsageHourly) for a closed month: a price change, a
 resize, a hibernation and a stopped spell make ~10 lines per organisation. Timed: the
-pre-filter and fan-out (`invoice_run_start`) and every organisation's task
-(`invoice_organization`), run by `--workers` processes as Celery workers would. Earlier
+pre-filter and fan-out (`invoice_run_start`) and every chunk's task
+(`invoice_organizations`, `INVOICE_RUN_CHUNK_SIZE` organisations each), run by
+`--workers` processes as Celery workers would. Earlier
 benchmark invoices for the month are removed first (triggers allow deleting only
 drafts, so they are voided-and-forgotten by dropping the period instead).
 """
@@ -44,14 +45,18 @@ def _build(count: int, period: tuple, stdout) -> list[int]:
     )
     orgs = list(Organization.objects.filter(slug__startswith=SLUG).order_by("id").values_list("id", flat=True)[:count])
     start, end = period
-    if UsageHourly.objects.filter(organization_id=orgs[-1], hour__gte=start, hour__lt=end).exists():
+    # Only organisations without history yet: a larger run reuses a smaller one's rows.
+    built = set(UsageHourly.objects.filter(organization_id__in=orgs, hour__gte=start, hour__lt=end)
+                .values_list("organization_id", flat=True).distinct())
+    missing = [org for org in orgs if org not in built]
+    if not missing:
         return orgs
     servers = list(Product.objects.filter(billing_model="hourly", kind="server", prices__currency="USD").distinct()[:2])
     volume = Product.objects.filter(kind="storage", prices__currency="USD").first() or servers[0]
     price = {p: Price.objects.filter(product=p, currency="USD").values_list("pk", flat=True).first()
              for p in [*servers, volume]}
     resources = []
-    for org in orgs:
+    for org in missing:
         resources.append(Resource(organization_id=org, external_id=f"{SLUG}{org}-srv", name=f"srv-{org}",
                                   product=servers[0], state="running", state_since=start))
         resources.append(Resource(organization_id=org, external_id=f"{SLUG}{org}-vol", name=f"vol-{org}",
@@ -74,7 +79,7 @@ def _build(count: int, period: tuple, stdout) -> list[int]:
         ("vol", volume, "stopped", price[volume], start + 27 * day),
     ]
     rows = []
-    for org in orgs:
+    for org in missing:
         for kind, product, state, price_id, t0 in spans:
             res = by_ext[f"{SLUG}{org}-{kind}"]
             for h in range(3):
@@ -85,24 +90,21 @@ def _build(count: int, period: tuple, stdout) -> list[int]:
             UsageHourly.objects.bulk_create(rows, batch_size=BATCH)
             rows = []
     UsageHourly.objects.bulk_create(rows, batch_size=BATCH)
-    stdout.write(f"built {len(orgs)} organisations with 30 hourly rows each")
+    stdout.write(f"built {len(missing)} organisations with 30 hourly rows each")
     return orgs
 
 
 def _work(args: tuple[int, list[int]]) -> int:
-    import django
-
-    django.setup()
+    """One chunk, as one `invoice_chunk_task` would bill it."""
     from invoices import engine
 
     run_id, org_ids = args
-    connections.close_all()
-    done = 0
-    for org_id in org_ids:
-        if engine.invoice_organization(run_id=run_id, organization_id=org_id, render_pdf=False) == "invoiced":
-            done += 1
-    connections.close_all()
-    return done
+    statuses = engine.invoice_organizations(run_id=run_id, organization_ids=org_ids, render_pdf=False)
+    return sum(1 for status in statuses.values() if status == "invoiced")
+
+
+def _start_worker() -> None:
+    connections.close_all()  # never share the parent's connection
 
 
 def run(options: dict, stdout) -> str:
@@ -126,12 +128,12 @@ def run(options: dict, stdout) -> str:
     run_, todo = engine.invoice_run_start(period=period, org_ids=orgs, dispatch=False)
     workers = max(1, options["workers"])
     connections.close_all()
-    chunks = [(run_.pk, todo[i::workers]) for i in range(workers)]
+    chunks = [(run_.pk, chunk) for chunk in engine.chunks(todo)]
     if workers == 1:
-        invoiced = _work(chunks[0])
+        invoiced = sum(_work(chunk) for chunk in chunks)
     else:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            invoiced = sum(pool.map(_work, chunks))
+        with multiprocessing.get_context("fork").Pool(workers, initializer=_start_worker) as pool:
+            invoiced = sum(pool.imap_unordered(_work, chunks))
     seconds = time.perf_counter() - t0
     lines = Invoice.objects.filter(organization_id__in=orgs, period_start=period[0]).values_list("lines", flat=True).count()
     stdout.write(f"{invoiced} invoices, {lines} lines, {workers} worker process(es)")

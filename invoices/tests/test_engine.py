@@ -108,3 +108,61 @@ FAILING: set[int] = set()
 def explode_for_marked(ctx):
     if set(ctx.organization_ids) & FAILING:
         raise RuntimeError("disk on fire")
+
+
+def test_a_chunk_bills_each_organisation_and_records_a_failing_one_alone(three_orgs, monkeypatch):
+    from invoices import services
+
+    bad = three_orgs[1]
+    real = services.invoice_finalize
+
+    def fail_for_bad(*, invoice, **kwargs):
+        if invoice.organization_id == bad.pk:
+            raise RuntimeError("numbering unavailable")
+        return real(invoice=invoice, **kwargs)
+
+    monkeypatch.setattr(services, "invoice_finalize", fail_for_bad)
+    the_run, todo = engine.invoice_run_start(now=utc(2026, 11, 1, 2), dispatch=False)
+    statuses = engine.invoice_organizations(run_id=the_run.pk, organization_ids=todo, render_pdf=False)
+    assert statuses == {three_orgs[0].pk: "invoiced", bad.pk: "failed", three_orgs[2].pk: "invoiced"}
+    item = InvoiceRunItem.objects.get(run=the_run, organization=bad)
+    assert (item.status, item.attempts, item.last_error) == ("failed", 1, "RuntimeError: numbering unavailable")
+    issued = Invoice.objects.exclude(status="draft")
+    assert sorted(issued.values_list("number", flat=True)) == ["INV-2026-000001", "INV-2026-000002"]
+    assert set(InvoiceRunItem.objects.filter(status="invoiced").values_list("invoice_id", flat=True)) == set(
+        issued.values_list("pk", flat=True))
+
+    monkeypatch.setattr(services, "invoice_finalize", real)
+    assert engine.invoice_organization(run_id=the_run.pk, organization_id=bad.pk, render_pdf=False) == "invoiced"
+    assert Invoice.objects.get(organization=bad).number == "INV-2026-000003"
+    assert InvoiceRun.objects.get().status == "done"
+
+
+def test_the_fan_out_sends_chunks_and_retries_a_failed_organisation_on_its_own(
+    three_orgs, settings, django_capture_on_commit_callbacks
+):
+    settings.INVOICE_RUN_CHUNK_SIZE = 2
+    settings.BILLING_PIPELINES = {
+        **settings.BILLING_PIPELINES,
+        "scheduled": ["invoices.tests.test_engine.explode_a_few_times_for_marked", *settings.BILLING_PIPELINES["scheduled"]],
+    }
+    # Fails its chunk, then again alone; the retry task then bills it.
+    FAILURES_LEFT[three_orgs[0].pk] = 2
+    # Eager Celery: the chunks run at commit, and the retry of the failed one at once.
+    with django_capture_on_commit_callbacks(execute=True):
+        the_run, todo = engine.invoice_run_start(now=utc(2026, 11, 1, 2))
+    assert engine.chunks(todo) == [[three_orgs[0].pk, three_orgs[1].pk], [three_orgs[2].pk]]
+    items = InvoiceRunItem.objects.filter(run=the_run).order_by("organization_id")
+    assert list(items.values_list("status", "attempts")) == [("invoiced", 2), ("invoiced", 1), ("invoiced", 1)]
+    assert Invoice.objects.exclude(status="draft").count() == 3
+    assert InvoiceRun.objects.get().status == "done"
+
+
+FAILURES_LEFT: dict[int, int] = {}
+
+
+def explode_a_few_times_for_marked(ctx):
+    for org_id in ctx.organization_ids:
+        if FAILURES_LEFT.get(org_id):
+            FAILURES_LEFT[org_id] -= 1
+            raise RuntimeError("connection reset")

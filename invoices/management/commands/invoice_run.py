@@ -21,14 +21,15 @@ class Command(BaseCommand):
         except DomainError as exc:
             raise CommandError(exc.message) from exc
         counts = {s: 0 for s in RunItemStatus.values}
-        for org_id in todo:
-            try:
-                status = engine.invoice_organization(run_id=run.pk, organization_id=org_id, render_pdf=not no_pdf)
-            except Exception as exc:  # recorded on the run item; the others go on
-                status = RunItemStatus.FAILED
-                self.stderr.write(f"organisation {org_id}: {type(exc).__name__}: {exc}")
-            counts[status] += 1
-        failed = InvoiceRunItem.objects.filter(run=run, status=RunItemStatus.FAILED).count()
+        for chunk in engine.chunks(todo):
+            # Failures are recorded on their run items; the others go on.
+            statuses = engine.invoice_organizations(run_id=run.pk, organization_ids=chunk, render_pdf=not no_pdf)
+            for status in statuses.values():
+                counts[status] += 1
+        failures = InvoiceRunItem.objects.filter(run=run, status=RunItemStatus.FAILED).order_by("organization_id")
+        for org_id, error in failures.values_list("organization_id", "last_error"):
+            self.stderr.write(f"organisation {org_id}: {error}")
+        failed = failures.count()
         self.stdout.write(
             f"{run.period_start:%Y-%m}: {counts['invoiced']} invoiced, {counts['skipped']} without charges, "
             f"{failed} failed, {len(todo)} examined"
