@@ -164,7 +164,7 @@ class InvoiceLine(models.Model):
 
 
 class NumberSequence(models.Model):
-    """The last number used per series and year. Locked with select_for_update for the
+    """The last number used per series and year. Locked by an UPDATE for the
     few milliseconds of a finalization; never read with Max()+1."""
 
     series = models.CharField(max_length=8)

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Sum
 from django.utils import timezone
 
 from accounts.audit import audit_record
@@ -48,28 +49,48 @@ def seller_snapshot() -> dict:
     return dict(settings.INVOICE_SELLER)
 
 
-@transaction.atomic
 def invoice_store_draft(*, bill: Bill, ctx: BillingContext) -> Invoice | None:
-    """Store (or rebuild) the draft of `bill` for the context's period. Returns None when
-    the period already has a finalized invoice: a rerun fills only what is missing."""
-    org = bill.organization
-    invoice, created = Invoice.objects.select_for_update().get_or_create(
-        organization=org, period_start=ctx.period_start,
-        defaults={"period_end": ctx.period_end, "currency": bill.currency},
-    )
-    if invoice.status != InvoiceStatus.DRAFT:
-        return None
-    if not created:
-        invoice.lines.all().delete()
+    """Store (or rebuild) the draft of `bill` for the context's period, in one
+    transaction. Returns None when the period already has a finalized invoice: a rerun
+    fills only what is missing.
+
+    The usual case, a period not invoiced yet, is a plain INSERT (the invoice, then its
+    lines in one statement). If the unique (organisation, period) says an invoice exists
+    (a rerun, a draft left by a crash, a concurrent worker), that transaction rolls back
+    whole and the existing invoice is locked and rebuilt instead."""
+    try:
+        with transaction.atomic():
+            return _write_draft(bill=bill, ctx=ctx, invoice=None)
+    except IntegrityError:
+        pass
+    with transaction.atomic():
+        invoice, created = Invoice.objects.select_for_update().get_or_create(
+            organization=bill.organization, period_start=ctx.period_start,
+            defaults={"period_end": ctx.period_end, "currency": bill.currency},
+        )
+        if invoice.status != InvoiceStatus.DRAFT:
+            return None
+        if not created:
+            invoice.lines.all().delete()
+        return _write_draft(bill=bill, ctx=ctx, invoice=invoice)
+
+
+def _write_draft(*, bill: Bill, ctx: BillingContext, invoice: Invoice | None) -> Invoice | None:
     # Earlier unpaid invoices, re-read under lock: a payment that landed since the
     # pipeline read them is honoured.
-    carried = list(Invoice.objects.select_for_update().filter(pk__in=bill.carried_invoice_ids, carried_to__isnull=True))
+    carried = []
+    if bill.carried_invoice_ids:
+        carried = list(Invoice.objects.select_for_update().filter(pk__in=bill.carried_invoice_ids,
+                                                                  carried_to__isnull=True))
     forward = sum((inv.amount_due - inv.amount_paid - selectors.credited_total(inv) for inv in carried), ZERO)
     forward = max(forward, ZERO)
     amount_due = bill.amount_due - bill.balance_forward + forward
     if not bill.lines and forward == ZERO:
-        invoice.delete()
+        if invoice is not None:
+            invoice.delete()
         return None
+    if invoice is None:
+        invoice = Invoice(organization=bill.organization, period_start=ctx.period_start)
     for name, value in {
         "period_end": ctx.period_end, "currency": bill.currency, "is_statement": bill.is_statement,
         "subtotal": bill.subtotal, "discount_total": bill.discount_total, "tax_total": bill.tax_total,
@@ -89,14 +110,15 @@ def invoice_store_draft(*, bill: Bill, ctx: BillingContext) -> Invoice | None:
         )
         for i, ln in enumerate(bill.lines, start=1)
     ])
-    Invoice.objects.filter(pk__in=[inv.pk for inv in carried]).update(carried_to=invoice)
+    if carried:
+        Invoice.objects.filter(pk__in=[inv.pk for inv in carried]).update(carried_to=invoice)
     return invoice
 
 
 def _credit_drawn_at_finalize(invoice: Invoice) -> Decimal:
     """What finalization draws from the credit ledger: the part of the total that
     metering has not drawn already (see handlers/balance.py)."""
-    metered = sum((ln.amount for ln in invoice.lines.all() if ln.settled_by_metering), ZERO)
+    metered = invoice.lines.filter(settled_by_metering=True).aggregate(s=Sum("amount", default=ZERO))["s"]
     return invoice.total - metered
 
 
@@ -111,7 +133,7 @@ def invoice_finalize(
         inv = Invoice.objects.select_for_update().select_related("organization").get(pk=invoice.pk)
         _transition(inv, InvoiceStatus.OPEN)
         org = inv.organization
-        inv.number = numbering.next_number(numbering.INVOICE_SERIES, now.year)
+        drawn = _credit_drawn_at_finalize(inv)
         inv.issued_at = now
         inv.billing_details = billing_snapshot(org)
         inv.seller_details = seller_snapshot()
@@ -121,8 +143,10 @@ def invoice_finalize(
             inv.due_at = None
             inv.status = InvoiceStatus.PAID
             inv.paid_at = now
-        inv.save()
-        drawn = _credit_drawn_at_finalize(inv)
+        # The counter is locked from here to the commit: only a few short statements.
+        inv.number = numbering.next_number(numbering.INVOICE_SERIES, now.year)
+        inv.save(update_fields=["status", "number", "issued_at", "billing_details", "seller_details", "due_at",
+                                "paid_at", "updated_at"])
         if drawn != ZERO:
             sources.ledger_post(
                 organization=org, amount=-drawn, kind=LEDGER_KIND, reference=f"invoice:{inv.pk}",
