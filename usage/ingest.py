@@ -97,7 +97,21 @@ def _text(raw: dict, name: str, *, required: bool = True, max_length: int = MAX_
     return value
 
 
-def _parse(index: int, raw: object, now: datetime) -> Item:
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """The accepted time range of one batch, read from settings once, not per event."""
+
+    latest: datetime
+    earliest: datetime
+    max_age_days: int
+
+    @classmethod
+    def at(cls, now: datetime) -> _Window:
+        return cls(now + settings.USAGE_FUTURE_TOLERANCE, now - settings.USAGE_MAX_EVENT_AGE,
+                   settings.USAGE_MAX_EVENT_AGE.days)
+
+
+def _parse(index: int, raw: object, window: _Window) -> Item:
     if not isinstance(raw, dict):
         raise Rejected("each event must be an object.")
     type_ = raw.get("type")
@@ -116,10 +130,10 @@ def _parse(index: int, raw: object, now: datetime) -> Item:
         raise Rejected("timestamp: not an ISO 8601 date and time.")
     if at.tzinfo is None:
         raise Rejected("timestamp: give a time zone (e.g. 2026-03-01T10:17:00Z).")
-    if at > now + settings.USAGE_FUTURE_TOLERANCE:
+    if at > window.latest:
         raise Rejected("timestamp: more than 5 minutes in the future.")
-    if at < now - settings.USAGE_MAX_EVENT_AGE:
-        raise Rejected(f"timestamp: older than {settings.USAGE_MAX_EVENT_AGE.days} days; ask billing staff for an adjustment.")
+    if at < window.earliest:
+        raise Rejected(f"timestamp: older than {window.max_age_days} days; ask billing staff for an adjustment.")
     item = Item(index, "", type_, external_id, at, int(at.timestamp()) // 60)
     if type_ in _NEEDS_PRODUCT:
         item.product_code = _text(raw, "product", max_length=60)
@@ -151,6 +165,7 @@ def _parse(index: int, raw: object, now: datetime) -> Item:
 @transaction.atomic
 def events_ingest(*, items: list, now: datetime | None = None) -> IngestResult:
     now = now or timezone.now()
+    window = _Window.at(now)
     out: list[dict | None] = [None] * len(items)
     parsed: list[Item] = []
     seen: set[str] = set()
@@ -165,7 +180,7 @@ def events_ingest(*, items: list, now: datetime | None = None) -> IngestResult:
             continue
         seen.add(event_id)
         try:
-            item = _parse(index, raw, now)
+            item = _parse(index, raw, window)
         except Rejected as exc:
             out[index] = {"id": event_id, "status": REJECTED, "reason": str(exc)}
             continue
@@ -227,12 +242,7 @@ def _resolve(items: list[Item], out: list) -> list[Item]:
     metric_codes = {i.metric for i in items if i.metric}
     metrics = set(Metric.objects.filter(code__in=metric_codes).values_list("code", flat=True)) if metric_codes else set()
     externals = {i.external_id for i in items}
-    resources = {
-        row[0]: row[1:]
-        for row in Resource.objects.filter(external_id__in=externals).values_list(
-            "external_id", "id", "organization_id", "product_id", "deleted_at"
-        )
-    }
+    resources = _resources(externals)
 
     creations = [i for i in items if i.type == EventType.CREATED]
     if creations:
@@ -256,10 +266,7 @@ def _resolve(items: list[Item], out: list) -> list[Item]:
                 ignore_conflicts=True,
             )
             del created  # ids are not returned with ignore_conflicts: read them back
-            for row in Resource.objects.filter(external_id__in=new.keys()).values_list(
-                "external_id", "id", "organization_id", "product_id", "deleted_at"
-            ):
-                resources[row[0]] = row[1:]
+            resources.update(_resources(new.keys()))
 
     lifecycle_ids = set()
     good = []
@@ -303,6 +310,22 @@ ORDER BY r->>0
 ON CONFLICT (event_id) DO NOTHING
 RETURNING event_id, id
 """
+
+def _resources(external_ids) -> dict[str, tuple]:
+    """external id -> (id, organization_id, product_id, deleted_at). On PostgreSQL one
+    `= ANY(array)` parameter: the ORM's `IN (%s, …)` costs milliseconds to build for 1,000."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT external_id, id, organization_id, product_id, deleted_at FROM usage_resource "
+                           "WHERE external_id = ANY(%s)", [list(external_ids)])
+            return {row[0]: row[1:] for row in cursor.fetchall()}
+    return {
+        row[0]: row[1:]
+        for row in Resource.objects.filter(external_id__in=external_ids).values_list(
+            "external_id", "id", "organization_id", "product_id", "deleted_at"
+        )
+    }
+
 
 _INSERT_ONE = """
 INSERT INTO usage_usageevent

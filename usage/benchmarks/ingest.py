@@ -89,19 +89,21 @@ def run(options: dict, stdout) -> str:
                     errors.append(repr(exc))
 
         threads = [threading.Thread(target=client) for _ in range(options["clients"])]
-        started = time.perf_counter()
+        started, client_cpu = time.perf_counter(), time.process_time()
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         seconds = time.perf_counter() - started
+        client_cpu = time.process_time() - client_cpu
         for r in results:
             accepted += r["accepted"]
             duplicates += r["duplicates"]
             rejected += r["rejected"]
         stdout.write(f"posted {total} events in {len(bodies)} batches with {options['clients']} clients to "
                      f"{options['workers']} gunicorn workers: {accepted} accepted, {duplicates} duplicate, "
-                     f"{rejected} rejected, {len(errors)} failed requests, {seconds:.2f}s\n")
+                     f"{rejected} rejected, {len(errors)} failed requests, {seconds:.2f}s "
+                     f"(client CPU {client_cpu:.2f}s, load average {os.getloadavg()[0]:.2f})\n")
         if errors:
             stdout.write(f"first error: {errors[0]}\n")
         if (accepted, duplicates) != (unique, total - unique):
