@@ -81,7 +81,10 @@ class Balance(models.Model):
 class LedgerEntry(models.Model):
     """One credit transaction. Never edited, never deleted (the database refuses)."""
 
-    organization = models.ForeignKey("accounts.Organization", on_delete=models.PROTECT, related_name="ledger_entries")
+    # Indexes are few and partial where the column is mostly empty: the credit sync inserts
+    # one row per organisation every minute. `credits_entry_org_time` serves the FK too.
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.PROTECT, related_name="ledger_entries",
+                                     db_index=False)
     currency = currency_field()
     kind = models.CharField(max_length=20, choices=EntryKind.choices)
     amount = money_field(help_text="Signed: credit positive, deduction negative.")
@@ -91,8 +94,10 @@ class LedgerEntry(models.Model):
     # What caused it. Unique per organisation when set, so replaying the cause is a no-op:
     # "topup:<id>", "usage-run:<run id>", "promo-expiry:<grant id>", "reversal:<entry id>".
     reference = models.CharField(max_length=200, blank=True)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    actor_api_key = models.ForeignKey("accounts.ApiKey", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                              related_name="+", db_index=False)
+    actor_api_key = models.ForeignKey("accounts.ApiKey", null=True, blank=True, on_delete=models.PROTECT,
+                                      related_name="+", db_index=False)
     # Usage entries: the metering run and the rated-usage ids they settle.
     metering_run_id = models.BigIntegerField(null=True, blank=True)
     usage_first_id = models.BigIntegerField(null=True, blank=True)
@@ -101,8 +106,11 @@ class LedgerEntry(models.Model):
     # Usage entries: the half-open span of metered time they cover (burn rate reads it).
     period_start = models.DateTimeField(null=True, blank=True)
     period_end = models.DateTimeField(null=True, blank=True)
-    promo_grant = models.ForeignKey("PromoGrant", null=True, blank=True, on_delete=models.PROTECT, related_name="entries")
-    reverses = models.OneToOneField("self", null=True, blank=True, on_delete=models.PROTECT, related_name="reversed_by")
+    promo_grant = models.ForeignKey("PromoGrant", null=True, blank=True, on_delete=models.PROTECT, related_name="entries",
+                                    db_index=False)
+    # At most one reversal per entry (partial unique constraint below).
+    reverses = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="reversals",
+                                 db_index=False)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -112,11 +120,15 @@ class LedgerEntry(models.Model):
             models.UniqueConstraint(
                 fields=["organization", "reference"], condition=~Q(reference=""), name="credits_entry_reference_uniq"
             ),
+            models.UniqueConstraint(fields=["reverses"], condition=Q(reverses__isnull=False),
+                                    name="credits_entry_one_reversal"),
         ]
         indexes = [
             models.Index(fields=["organization", "-created_at", "-id"], name="credits_entry_org_time"),
-            models.Index(fields=["organization", "kind", "-created_at"], name="credits_entry_org_kind_time"),
             models.Index(fields=["period_end"], condition=Q(kind="usage"), name="credits_entry_usage_period"),
+            models.Index(fields=["actor"], condition=Q(actor__isnull=False), name="credits_entry_actor"),
+            models.Index(fields=["actor_api_key"], condition=Q(actor_api_key__isnull=False), name="credits_entry_api_key"),
+            models.Index(fields=["promo_grant"], condition=Q(promo_grant__isnull=False), name="credits_entry_grant"),
         ]
 
     def __str__(self) -> str:

@@ -8,15 +8,15 @@ settlement blocks on it and then does nothing) and the ledger's unique
 `(organization, "usage-run:<run id>")` reference.
 
 On PostgreSQL a run is settled set-based, whatever the number of organisations:
-1. one aggregate over the run's rated rows (by the `run_id` index) gives the charge per
-   (organisation, currency); it travels back to the database as arrays;
-2. `SELECT … ORDER BY id FOR UPDATE` locks those balance rows in id order (the same
-   discipline as `services._lock_balance`, so the sync and single posts never deadlock
-   in a cycle and never lose an update); missing balances are created first;
-3. one statement: `INSERT … SELECT` of one usage entry per (organisation, currency),
-   with `balance_after` and the promotional part, then `UPDATE` of the balances from the
-   inserted rows, and the promotional grants consumed earliest-expiry-first with a
-   window function.
+1. one statement aggregates the run's rated rows (by the `run_id` index) into a charge
+   per (organisation, currency) and locks those balance rows in id order
+   (`ORDER BY id FOR UPDATE`: the same discipline as `services._lock_balance`, so the sync
+   and single posts never deadlock in a cycle and never lose an update); an
+   organisation's first charge creates its balance row first;
+2. one statement, with the charges passed back as arrays: `INSERT … SELECT` of one usage
+   entry per (organisation, currency), with `balance_after` and the promotional part,
+   then `UPDATE` of the balances from the inserted rows, and the promotional grants consumed earliest-expiry-first with a
+   window function; it also says which balances fell below their auto top-up threshold.
 SQLite (the demo) settles the same run with one `ledger_post` per organisation.
 
 Afterwards, outside the settling transaction: organisations that fell below their auto
@@ -43,14 +43,16 @@ logger = logging.getLogger(__name__)
 # The sweeper looks this far back for runs nobody settled, this many runs per pass.
 SWEEP_WINDOW = timedelta(days=2)
 SWEEP_BATCH = 500
+NO_THRESHOLD = Decimal("-Infinity")
 
 
 @dataclass
 class SyncResult:
     run_id: int
     settled: bool
-    # (organization_id, currency, balance after) of every balance the run moved.
-    balances: list[tuple[int, str, Decimal]] = field(default_factory=list)
+    # (organization_id, currency, balance after, below its auto top-up threshold) of every
+    # balance the run moved.
+    balances: list[tuple[int, str, Decimal, bool]] = field(default_factory=list)
 
 
 def after_metering(run_id: int) -> SyncResult:
@@ -92,26 +94,31 @@ def _claim(run_id: int, now: datetime) -> bool:
         return cursor.fetchone() is not None
 
 
-CHARGES_SQL = """
-SELECT organization_id, currency, SUM(amount), MIN(id), MAX(id), COUNT(*), MIN(start_minute), MAX(end_minute)
-FROM usage_ratedusage WHERE run_id = %(run)s
-GROUP BY organization_id, currency
-HAVING SUM(amount) <> 0
-ORDER BY organization_id, currency
+# The run's charge per (organisation, currency), one scan of its rated rows by the run_id
+# index, joined to the balances and locking them in id order; `groups` says whether
+# every charged organisation already has a balance row.
+CHARGES_AND_LOCK_SQL = """
+WITH charges AS MATERIALIZED (
+    SELECT organization_id, currency, SUM(amount) AS total, MIN(id) AS first_id, MAX(id) AS last_id,
+           COUNT(*) AS n, MIN(start_minute) AS start_minute, MAX(end_minute) AS end_minute
+    FROM usage_ratedusage WHERE run_id = %(run)s
+    GROUP BY organization_id, currency
+    HAVING SUM(amount) <> 0
+)
+SELECT c.organization_id, c.currency, c.total, c.first_id, c.last_id, c.n, c.start_minute, c.end_minute,
+       (SELECT COUNT(*) FROM charges) AS groups
+FROM charges c
+JOIN credits_balance b ON b.organization_id = c.organization_id AND b.currency = c.currency
+ORDER BY b.id
+FOR UPDATE OF b
 """
 
 ENSURE_BALANCES_SQL = """
 INSERT INTO credits_balance (organization_id, currency, amount, promo_amount, burn_rate_per_hour,
                              warnings_sent, hibernated_resources, updated_at)
-SELECT o, c, 0, 0, 0, '[]'::jsonb, '[]'::jsonb, %(now)s FROM unnest(%(orgs)s::bigint[], %(currencies)s::text[]) AS t(o, c)
+SELECT DISTINCT organization_id, currency, 0, 0, 0, '[]'::jsonb, '[]'::jsonb, %(now)s
+FROM usage_ratedusage WHERE run_id = %(run)s
 ON CONFLICT (organization_id, currency) DO NOTHING
-"""
-
-LOCK_BALANCES_SQL = """
-SELECT b.id FROM credits_balance b
-JOIN unnest(%(orgs)s::bigint[], %(currencies)s::text[]) AS t(o, c) ON b.organization_id = t.o AND b.currency = t.c
-ORDER BY b.id
-FOR UPDATE OF b
 """
 
 # One statement: the usage entries, the balances moved by them, the promotional grants
@@ -167,29 +174,40 @@ consumed AS (
     WHERE p.id = gr.id AND gr.take > gr.before
     RETURNING p.id
 )
-SELECT organization_id, currency, amount, (SELECT COUNT(*) FROM consumed) FROM balances
+SELECT bl.organization_id, bl.currency, bl.amount,
+       COALESCE(a.enabled AND bl.amount < a.threshold, false) AS below_auto_topup,
+       (SELECT COUNT(*) FROM consumed) AS grants_consumed
+FROM balances bl
+LEFT JOIN credits_autotopupsettings a ON a.organization_id = bl.organization_id
 """
 
 
-def _settle_postgresql(run_id: int, now: datetime) -> list[tuple[int, str, Decimal]]:
+def _settle_postgresql(run_id: int, now: datetime) -> list[tuple[int, str, Decimal, bool]]:
+    params = {"run": run_id, "now": now}
     with connection.cursor() as cursor:
-        cursor.execute(CHARGES_SQL, {"run": run_id})
+        cursor.execute(CHARGES_AND_LOCK_SQL, params)
         charges = cursor.fetchall()
+        if charges and len(charges) < charges[0][-1] or not charges and _has_charges(cursor, run_id):
+            # The first charge of some organisation: create its balance, then lock again.
+            cursor.execute(ENSURE_BALANCES_SQL, params)
+            cursor.execute(CHARGES_AND_LOCK_SQL, params)
+            charges = cursor.fetchall()
         if not charges:
             return []
         columns = list(zip(*charges, strict=True))
-        params = {"run": run_id, "now": now, "orgs": list(columns[0]), "currencies": list(columns[1]),
-                  "totals": list(columns[2]), "firsts": list(columns[3]), "lasts": list(columns[4]),
-                  "counts": list(columns[5]), "starts": list(columns[6]), "ends": list(columns[7])}
-        cursor.execute(LOCK_BALANCES_SQL, params)
-        if cursor.rowcount < len(charges):  # first charge of some organisation: create its balance, lock again
-            cursor.execute(ENSURE_BALANCES_SQL, params)
-            cursor.execute(LOCK_BALANCES_SQL, params)
+        params.update({"orgs": list(columns[0]), "currencies": list(columns[1]), "totals": list(columns[2]),
+                       "firsts": list(columns[3]), "lasts": list(columns[4]), "counts": list(columns[5]),
+                       "starts": list(columns[6]), "ends": list(columns[7])})
         cursor.execute(SETTLE_SQL, params)
-        return [(org, cur, amount) for org, cur, amount, _ in cursor.fetchall()]
+        return [(org, cur, amount, below) for org, cur, amount, below, _ in cursor.fetchall()]
 
 
-def _settle_portable(run_id: int, now: datetime) -> list[tuple[int, str, Decimal]]:
+def _has_charges(cursor, run_id: int) -> bool:
+    cursor.execute("SELECT 1 FROM usage_ratedusage WHERE run_id = %s LIMIT 1", [run_id])
+    return cursor.fetchone() is not None
+
+
+def _settle_portable(run_id: int, now: datetime) -> list[tuple[int, str, Decimal, bool]]:
     """SQLite: the same entries through `ledger_post`, one per organisation (the demo has a
     handful), sums taken in Python Decimals because SQLite has no exact numeric type."""
     from usage.models import RatedUsage, from_minute
@@ -199,6 +217,8 @@ def _settle_portable(run_id: int, now: datetime) -> list[tuple[int, str, Decimal
             "organization_id", "currency", "id", "amount", "start_minute", "end_minute"):
         groups.setdefault((row[0], row[1]), []).append(row[2:])
     orgs = Organization.objects.in_bulk({org for org, _ in groups})
+    thresholds = dict(AutoTopUpSettings.objects.filter(enabled=True, organization_id__in=orgs)
+                      .values_list("organization_id", "threshold"))
     moved = []
     for (org_id, currency), rows in sorted(groups.items()):
         total = sum((Decimal(r[1]) for r in rows), Decimal(0))
@@ -211,7 +231,7 @@ def _settle_portable(run_id: int, now: datetime) -> list[tuple[int, str, Decimal
             usage={"metering_run_id": run_id, "usage_first_id": rows[0][0], "usage_last_id": rows[-1][0],
                    "usage_rows": len(rows), "period_start": start, "period_end": end},
         )
-        moved.append((org_id, currency, entry.balance_after))
+        moved.append((org_id, currency, entry.balance_after, entry.balance_after < thresholds.get(org_id, NO_THRESHOLD)))
     return moved
 
 
@@ -219,16 +239,11 @@ def follow_up(result: SyncResult) -> None:
     """After the settling transaction: auto top-up for balances now below their
     threshold, hibernation for prepaid organisations out of credit. Each action is its
     own short transaction under the balance lock (the services re-check everything)."""
-    if not result.balances:
-        return
-    amounts = {(org, cur): amount for org, cur, amount in result.balances}
-    for cfg in AutoTopUpSettings.objects.filter(enabled=True, organization_id__in={o for o, _ in amounts}) \
-            .select_related("organization"):
-        amount = amounts.get((cfg.organization_id, cfg.organization.currency))
-        if amount is not None and amount < cfg.threshold:
-            services.auto_topup_check(organization_id=cfg.organization_id, currency=cfg.organization.currency)
+    for org, currency, _amount, below in result.balances:
+        if below:
+            services.auto_topup_check(organization_id=org, currency=currency)
     grace = settings.CREDITS_HIBERNATE_GRACE_AMOUNT
-    out = [org for (org, _), amount in amounts.items() if amount <= -grace]
+    out = [org for org, _currency, amount, _below in result.balances if amount <= -grace]
     if out:
         for balance_id in Balance.objects.filter(organization_id__in=out, hibernated_at__isnull=True) \
                 .order_by("id").values_list("id", flat=True):

@@ -208,3 +208,18 @@ def test_the_grace_period_delays_hibernation(org, flavour, credit, settings, dja
     with time_machine.travel(at(18, 30), tick=False):
         assert hibernation.hibernate_due() == 1
     assert Resource.objects.get().state == ResourceState.HIBERNATED
+
+
+def test_the_sync_starts_one_auto_top_up_when_usage_crosses_the_threshold(org, flavour, credit,
+                                                                         django_capture_on_commit_callbacks):
+    from credits.models import TopUp
+
+    credit("10.00")
+    services.auto_topup_configure(organization=org, enabled=True, threshold=Decimal("5"), amount=Decimal("20"))
+    with time_machine.travel(at(17, 0), tick=False):
+        running_server(org, flavour, at(17, 0))
+    with time_machine.travel(at(22, 0), tick=False):
+        meter(at(22, 0), django_capture_on_commit_callbacks)  # 6.00 used over five hourly runs: 4.00 left
+    assert TopUp.objects.filter(source="auto").count() == 1
+    assert Balance.objects.get(organization=org).amount == Decimal("24.00")
+    assert Resource.objects.get().state == ResourceState.RUNNING
