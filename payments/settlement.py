@@ -34,27 +34,28 @@ def apply_payment(payment: Payment) -> None:
 
 def reverse_refund(refund: Refund) -> None:
     payment = refund.payment
-    if payment.purpose == Purpose.TOPUP:
-        from credits.models import EntryKind
-        from credits.services import ledger_post
-
-        ledger_post(
-            organization=payment.organization, amount=-refund.amount, currency=refund.currency, kind=EntryKind.REFUND,
-            reason=f"Refund #{refund.pk} of payment #{payment.pk}: {refund.reason}"[:500],
-            reference=f"refund:{refund.pk}", actor=refund.requested_by,
-        )
-    else:
+    if payment.purpose == Purpose.INVOICE:
         from invoices import services as invoice_services
 
         reverse = getattr(invoice_services, "invoice_reverse_payment", None)
         if reverse is not None:
             reverse(invoice=payment.invoice, amount=refund.amount, reference=f"refund:{refund.pk}",
                     payment_reference=payment_reference(payment))
-        else:
-            # invoices offers no reversal yet: the money went back, the invoice still reads
-            # paid. Staff see this entry and reopen or credit the invoice by hand.
-            from accounts.audit import audit_record
+            return
+        # invoices offers no reversal yet. Its payments post to the credit ledger (the
+        # organisation's account), so the money going back is taken from there: the
+        # balance lacks it again and the next invoice asks for it. The refunded invoice
+        # itself still reads paid; staff see this entry.
+        from accounts.audit import audit_record
 
-            audit_record("refund.invoice_not_reopened", organization=payment.organization, obj=refund,
-                         reason="Invoice payment refunded; the invoice must be corrected by staff.",
-                         changes={"invoice": payment.invoice_id, "amount": refund.amount})
+        audit_record("refund.invoice_not_reopened", organization=payment.organization, obj=refund,
+                     reason="Invoice payment refunded; the amount is owed again on the account.",
+                     changes={"invoice": payment.invoice_id, "amount": refund.amount})
+    from credits.models import EntryKind
+    from credits.services import ledger_post
+
+    ledger_post(
+        organization=payment.organization, amount=-refund.amount, currency=refund.currency, kind=EntryKind.REFUND,
+        reason=f"Refund #{refund.pk} of payment #{payment.pk}: {refund.reason}"[:500],
+        reference=f"refund:{refund.pk}", actor=refund.requested_by,
+    )

@@ -80,17 +80,23 @@ def test_a_refund_larger_than_what_is_left_or_without_reason_is_a_400(org, platf
     assert Refund.objects.count() == 0
 
 
-def test_refunding_an_invoice_payment_is_recorded_for_staff(org, platform_api, django_capture_on_commit_callbacks):
+def test_refunding_an_invoice_payment_takes_it_back_from_the_account_once(org, balance,
+                                                                          django_capture_on_commit_callbacks):
     from payments import services
 
     invoice = make_open_invoice(org, amount_due=Decimal("80.00"))
     staff = UserFactory(is_staff=True)
     payment = services.payment_record_bank_transfer(invoice=invoice, amount=Decimal("80.00"), reference="TRX-1",
                                                     actor=staff)
+    after_payment = balance(org)
     with django_capture_on_commit_callbacks(execute=True):
         services.refund_request(payment=payment, amount=Decimal("10.00"), reason="overpaid", actor=staff)
-    assert Refund.objects.get().status == RefundStatus.SUCCEEDED
-    assert AuditLog.objects.filter(action__in=["invoice.payment_reversed", "refund.invoice_not_reopened"]).exists()
+    refund = Refund.objects.get()
+    services.refund_submit(refund_id=refund.pk)  # submitted again: nothing more happens
+    refund.refresh_from_db()
+    assert refund.status == RefundStatus.SUCCEEDED
+    assert balance(org) == after_payment - Decimal("10.00")
+    assert AuditLog.objects.filter(action="refund.invoice_not_reopened").count() == 1
 
 
 # --- console ---------------------------------------------------------------------------
