@@ -21,6 +21,7 @@ from invoices.models import (
     Invoice,
     InvoiceLine,
     InvoicePayment,
+    InvoicePaymentReversal,
     InvoiceRun,
     InvoiceRunItem,
     InvoiceStatus,
@@ -46,6 +47,13 @@ class PaymentInline(InvoiceLineInline):
     model = InvoicePayment
     fields = ["reference", "amount", "currency", "received_at"]
     readonly_fields = fields
+
+
+class PaymentReversalInline(InvoiceLineInline):
+    model = InvoicePaymentReversal
+    fields = ["reference", "payment", "amount", "currency", "reversed_at"]
+    readonly_fields = fields
+    verbose_name_plural = "payments given back (refunds, lost disputes)"
 
 
 class PeriodFilter(admin.SimpleListFilter):
@@ -76,7 +84,7 @@ class InvoiceAdmin(admin.ModelAdmin):
     search_fields = ["number", "organization__name", "organization__legal_name"]
     list_select_related = ["organization"]
     date_hierarchy = "period_start"
-    inlines = [InvoiceLineInline, PaymentInline]
+    inlines = [InvoiceLineInline, PaymentInline, PaymentReversalInline]
     actions = ["finalize", "void", "resend", "credit_note"]
     readonly_fields = [f.name for f in Invoice._meta.fields]
 

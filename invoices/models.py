@@ -37,7 +37,9 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     InvoiceStatus.DRAFT: frozenset({InvoiceStatus.OPEN, InvoiceStatus.VOID}),
     InvoiceStatus.OPEN: frozenset({InvoiceStatus.PAID, InvoiceStatus.VOID, InvoiceStatus.UNCOLLECTIBLE}),
     InvoiceStatus.UNCOLLECTIBLE: frozenset({InvoiceStatus.PAID, InvoiceStatus.VOID}),
-    InvoiceStatus.PAID: frozenset(),
+    # A paid invoice opens again only when a payment on it is reversed (a refund or a
+    # lost dispute): the money is owed again.
+    InvoiceStatus.PAID: frozenset({InvoiceStatus.OPEN}),
     InvoiceStatus.VOID: frozenset(),
 }
 FINALIZED_STATUSES = (InvoiceStatus.OPEN, InvoiceStatus.PAID, InvoiceStatus.UNCOLLECTIBLE)
@@ -237,6 +239,30 @@ class InvoicePayment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.reference}: {self.amount} {self.currency}"
+
+
+class InvoicePaymentReversal(models.Model):
+    """Money of a recorded payment given back (a refund, a lost dispute). It takes the
+    amount off `Invoice.amount_paid`, and a paid invoice is open again. `reference`
+    makes reversing idempotent; together the reversals of a payment never exceed it."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="payment_reversals")
+    payment = models.ForeignKey(InvoicePayment, on_delete=models.PROTECT, related_name="reversals")
+    amount = money_field(validators=[MinValueValidator(Decimal("0"))])
+    currency = currency_field()
+    reference = models.CharField(max_length=200)
+    reversed_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["reversed_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["reference"], name="invoice_payment_reversal_reference_uniq"),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="invoice_payment_reversal_amount_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reference}: −{self.amount} {self.currency}"
 
 
 class TaxRate(models.Model):

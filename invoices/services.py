@@ -25,12 +25,15 @@ from invoices.models import (
     Invoice,
     InvoiceLine,
     InvoicePayment,
+    InvoicePaymentReversal,
     InvoiceStatus,
 )
 from invoices.pipeline import Bill, BillingContext
 
 HUNDRED = Decimal(100)
 LEDGER_KIND = "invoice_settlement"
+# Money given back touches paid credit only, never promotional credit.
+REVERSAL_LEDGER_KIND = "refund"
 
 
 def _transition(invoice: Invoice, to: str) -> None:
@@ -259,6 +262,65 @@ def invoice_record_payment(
         audit_record("invoice.payment_recorded", actor=actor, api_key=api_key, organization=inv.organization,
                      obj=inv, changes={"amount": amount, "reference": reference, "status": inv.status})
     return payment
+
+
+def _unsettle(inv: Invoice) -> None:
+    """Open a paid invoice again, with every earlier invoice it settled by carrying its
+    balance (those were paid only through this one)."""
+    _transition(inv, InvoiceStatus.OPEN)
+    inv.paid_at = None
+    for earlier in Invoice.objects.select_for_update().filter(carried_to=inv, status=InvoiceStatus.PAID):
+        _unsettle(earlier)
+        earlier.save(update_fields=["status", "paid_at", "updated_at"])
+
+
+def invoice_reverse_payment(
+    *, invoice: Invoice, amount: Decimal, reference: str, payment_reference: str,
+    reversed_at: datetime | None = None, reason: str = "", actor: User | None = None,
+    api_key: ApiKey | None = None,
+) -> InvoicePaymentReversal:
+    """Give back `amount` of the payment recorded under `payment_reference` (a refund, a
+    lost dispute). Idempotent on `reference`. The invoice's paid amount drops by it; a
+    paid invoice is open again (and so is every invoice it settled by carrying its
+    balance). The ledger gives back what `invoice_record_payment` put in, so the
+    organisation's account lacks the amount again, once."""
+    if not isinstance(amount, Decimal) or amount <= ZERO:
+        raise DomainError("A reversal amount is a positive Decimal.", field="amount")
+    if not reference:
+        raise DomainError("A reversal needs a reference.", field="reference")
+    now = reversed_at or timezone.now()
+    with transaction.atomic():
+        inv = Invoice.objects.select_for_update().select_related("organization").get(pk=invoice.pk)
+        existing = InvoicePaymentReversal.objects.filter(reference=reference).first()
+        if existing is not None:
+            if existing.invoice_id != inv.pk or existing.amount != amount:
+                raise Conflict("This reversal reference was already used for another reversal.", field="reference")
+            return existing
+        payment = InvoicePayment.objects.filter(invoice=inv, reference=payment_reference).first()
+        if payment is None:
+            raise DomainError(f"{inv.number} has no payment {payment_reference}.", field="payment_reference")
+        if amount != round_money(amount, inv.currency):
+            raise DomainError("A reversal is a whole number of minor units.", field="amount")
+        reversed_before = payment.reversals.aggregate(s=Sum("amount"))["s"] or ZERO
+        if amount > payment.amount - reversed_before:
+            raise Conflict(f"Only {payment.amount - reversed_before} {inv.currency} of {payment_reference} "
+                           "is left to reverse.", field="amount")
+        reversal = InvoicePaymentReversal.objects.create(
+            invoice=inv, payment=payment, amount=amount, currency=inv.currency, reference=reference, reversed_at=now,
+        )
+        inv.amount_paid -= amount
+        if inv.status == InvoiceStatus.PAID:
+            _unsettle(inv)
+        inv.save(update_fields=["amount_paid", "status", "paid_at", "updated_at"])
+        sources.ledger_post(
+            organization=inv.organization, amount=-amount, kind=REVERSAL_LEDGER_KIND,
+            reference=f"invoice_payment_reversal:{reversal.pk}",
+            reason=(f"Reversal of a payment of {inv.number}" + (f": {reason}" if reason else ""))[:500],
+        )
+        audit_record("invoice.payment_reversed", actor=actor, api_key=api_key, organization=inv.organization,
+                     obj=inv, reason=reason, changes={"amount": amount, "reference": reference,
+                                                      "payment": payment_reference, "status": inv.status})
+    return reversal
 
 
 def credit_note_create(

@@ -25,7 +25,12 @@ def detail(request, pk: int):
     invoice = get_object_or_404(_own(request).select_related("organization"), pk=pk)
     ctx = rendering.invoice_context(invoice)
     ctx["credit_notes"] = invoice.credit_notes.all()
-    ctx["payments"] = invoice.payments.all()
+    # Payments received and money given back (refunds, lost disputes), oldest first.
+    ctx["payment_history"] = sorted(
+        [("Payment", p.received_at, p.reference, p.amount) for p in invoice.payments.all()]
+        + [("Given back", r.reversed_at, r.reference, -r.amount) for r in invoice.payment_reversals.all()],
+        key=lambda row: row[1],
+    )
     return render(request, "invoices/detail.html", ctx)
 
 

@@ -37,16 +37,19 @@ AUTOPAY_BATCH = 200
 
 
 def autopay_candidates(*, now: datetime | None = None) -> list[int]:
-    """Open invoices due by now, of organisations with a saved card, never charged automatically."""
-    from invoices.models import Invoice
+    """Open invoices due by now, of organisations with a saved card, never charged
+    automatically and with no payment given back: an invoice opened again by a refund or
+    a lost dispute waits for the customer or staff, it is not charged again unasked."""
+    from invoices.models import Invoice, InvoicePaymentReversal
 
     now = now or timezone.now()
     has_card = PaymentMethod.objects.filter(organization=OuterRef("organization"), provider=card_provider(),
                                             is_default=True, detached_at__isnull=True)
     charged = Payment.objects.filter(invoice=OuterRef("pk"), flow=Flow.OFF_SESSION)
+    reversed_ = InvoicePaymentReversal.objects.filter(invoice=OuterRef("pk"))
     return list(
         Invoice.objects.filter(status="open", due_at__lte=now, organization__billing_mode="postpaid")
-        .filter(Exists(has_card)).exclude(Exists(charged))
+        .filter(Exists(has_card)).exclude(Exists(charged)).exclude(Exists(reversed_))
         .order_by("due_at", "id").values_list("id", flat=True)[:AUTOPAY_BATCH]
     )
 

@@ -33,24 +33,17 @@ def apply_payment(payment: Payment) -> None:
 
 
 def reverse_refund(refund: Refund) -> None:
+    """Money going back: a refunded top-up leaves the credit balance; a refunded invoice
+    payment is reversed on the invoice (it is owed again; invoices gives the ledger back
+    what the payment put in)."""
     payment = refund.payment
     if payment.purpose == Purpose.INVOICE:
-        from invoices import services as invoice_services
+        from invoices.services import invoice_reverse_payment
 
-        reverse = getattr(invoice_services, "invoice_reverse_payment", None)
-        if reverse is not None:
-            reverse(invoice=payment.invoice, amount=refund.amount, reference=f"refund:{refund.pk}",
-                    payment_reference=payment_reference(payment))
-            return
-        # invoices offers no reversal yet. Its payments post to the credit ledger (the
-        # organisation's account), so the money going back is taken from there: the
-        # balance lacks it again and the next invoice asks for it. The refunded invoice
-        # itself still reads paid; staff see this entry.
-        from accounts.audit import audit_record
-
-        audit_record("refund.invoice_not_reopened", organization=payment.organization, obj=refund,
-                     reason="Invoice payment refunded; the amount is owed again on the account.",
-                     changes={"invoice": payment.invoice_id, "amount": refund.amount})
+        invoice_reverse_payment(invoice=payment.invoice, amount=refund.amount, reference=f"refund:{refund.pk}",
+                                payment_reference=payment_reference(payment), reason=refund.reason,
+                                actor=refund.requested_by)
+        return
     from credits.models import EntryKind
     from credits.services import ledger_post
 

@@ -6,7 +6,7 @@ import pytest
 
 from accounts.models import AuditLog, BillingMode
 from accounts.tests.factories import OrganizationFactory
-from core.errors import Conflict
+from core.errors import Conflict, DomainError
 from invoices import engine, services
 from invoices.tests.helpers import hourly_rows, utc
 from invoices.tests.test_pipeline import run_month
@@ -62,6 +62,68 @@ def test_an_unpaid_balance_is_carried_to_the_next_invoice_and_settled_with_it(po
     services.invoice_record_payment(invoice=november, amount=Decimal("280.00"), reference="all")
     october.refresh_from_db()
     assert october.status == "paid"
+
+
+# --- reversing a payment (a refund, a lost dispute) ------------------------------------
+
+
+def test_reversing_part_of_a_payment_opens_the_paid_invoice_again_and_the_ledger_lacks_it_once(postpaid, ledger):
+    invoice = run_month(postpaid)
+    services.invoice_record_payment(invoice=invoice, amount=Decimal("186.00"), reference="pay")
+    paid_balance = ledger.balance(postpaid)
+    reversal = services.invoice_reverse_payment(invoice=invoice, amount=Decimal("36.00"), reference="refund:1",
+                                                payment_reference="pay", reason="goodwill")
+    again = services.invoice_reverse_payment(invoice=invoice, amount=Decimal("36.00"), reference="refund:1",
+                                             payment_reference="pay")
+    invoice.refresh_from_db()
+    assert again.pk == reversal.pk
+    assert (invoice.status, invoice.amount_paid, invoice.paid_at) == ("open", Decimal("150.00"), None)
+    assert invoice.amount_remaining == Decimal("36.00")
+    assert ledger.balance(postpaid) == paid_balance - Decimal("36.00")
+    assert ledger.entries(postpaid)[-1] == ("refund", Decimal("-36.00"), f"invoice_payment_reversal:{reversal.pk}")
+    assert AuditLog.objects.filter(action="invoice.payment_reversed", reason="goodwill").count() == 1
+    # What is owed again can be paid again, and the invoice is paid again.
+    services.invoice_record_payment(invoice=invoice, amount=Decimal("36.00"), reference="pay_again")
+    invoice.refresh_from_db()
+    assert invoice.status == "paid" and ledger.balance(postpaid) == paid_balance
+
+
+def test_reversals_never_exceed_the_payment_and_a_reference_names_one_reversal(postpaid):
+    invoice = run_month(postpaid)
+    services.invoice_record_payment(invoice=invoice, amount=Decimal("100.00"), reference="pay")
+    services.invoice_reverse_payment(invoice=invoice, amount=Decimal("60.00"), reference="r1",
+                                     payment_reference="pay")
+    with pytest.raises(Conflict):  # 40.00 is left of that payment
+        services.invoice_reverse_payment(invoice=invoice, amount=Decimal("40.01"), reference="r2",
+                                         payment_reference="pay")
+    with pytest.raises(Conflict):  # the same reference for another amount
+        services.invoice_reverse_payment(invoice=invoice, amount=Decimal("10.00"), reference="r1",
+                                         payment_reference="pay")
+    with pytest.raises(DomainError):
+        services.invoice_reverse_payment(invoice=invoice, amount=Decimal("1.00"), reference="r3",
+                                         payment_reference="no-such-payment")
+    with pytest.raises(DomainError):
+        services.invoice_reverse_payment(invoice=invoice, amount=Decimal("0.001"), reference="r4",
+                                         payment_reference="pay")
+    services.invoice_reverse_payment(invoice=invoice, amount=Decimal("40.00"), reference="r2",
+                                     payment_reference="pay")
+    invoice.refresh_from_db()
+    assert (invoice.status, invoice.amount_paid) == ("open", Decimal("0.00"))
+    assert invoice.payment_reversals.count() == 2
+
+
+def test_reversing_the_payment_of_a_carrying_invoice_opens_the_invoices_it_settled(postpaid):
+    october = run_month(postpaid)
+    november = run_month(postpaid, period=engine.period_for("2026-11"), now=utc(2026, 12, 1, 2))
+    services.invoice_record_payment(invoice=november, amount=Decimal("366.00"), reference="all")
+    october.refresh_from_db()
+    assert october.status == "paid"
+    services.invoice_reverse_payment(invoice=november, amount=Decimal("366.00"), reference="chargeback",
+                                     payment_reference="all")
+    october.refresh_from_db()
+    november.refresh_from_db()
+    assert (november.status, october.status, october.paid_at) == ("open", "open", None)
+    assert october.carried_to_id == november.pk  # still owed through November
 
 
 def test_a_prepaid_statement_owes_nothing_while_credit_covers_it(fixture_pipeline, ledger):

@@ -26,6 +26,7 @@ def make_open_invoice(organization, *, amount_due: Decimal = Decimal("120.00"), 
                       period_start: datetime | None = None):
     """An issued (open) invoice as the invoices app leaves it after finalize."""
     from invoices.models import Invoice
+    from invoices.services import billing_snapshot, seller_snapshot
 
     n = next(_invoice_numbers)
     start = period_start or datetime(2026, 1, 1, tzinfo=UTC) + timedelta(days=31 * n)
@@ -35,6 +36,7 @@ def make_open_invoice(organization, *, amount_due: Decimal = Decimal("120.00"), 
         organization=organization, period_start=start, period_end=end, status="open",
         number=f"TEST-{n:05d}", currency=organization.currency, subtotal=amount_due, total=amount_due,
         amount_due=amount_due, issued_at=end, due_at=due_at or end + timedelta(days=14),
+        billing_details=billing_snapshot(organization), seller_details=seller_snapshot(),
     )
 
 

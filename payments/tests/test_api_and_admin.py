@@ -80,23 +80,32 @@ def test_a_refund_larger_than_what_is_left_or_without_reason_is_a_400(org, platf
     assert Refund.objects.count() == 0
 
 
-def test_refunding_an_invoice_payment_takes_it_back_from_the_account_once(org, balance,
-                                                                          django_capture_on_commit_callbacks):
+def test_refunding_an_invoice_payment_opens_the_invoice_again_and_takes_the_money_back_once(
+        org, owner, client, balance, django_capture_on_commit_callbacks):
     from payments import services
 
     invoice = make_open_invoice(org, amount_due=Decimal("80.00"))
     staff = UserFactory(is_staff=True)
     payment = services.payment_record_bank_transfer(invoice=invoice, amount=Decimal("80.00"), reference="TRX-1",
                                                     actor=staff)
+    invoice.refresh_from_db()
+    assert invoice.status == "paid"
     after_payment = balance(org)
     with django_capture_on_commit_callbacks(execute=True):
         services.refund_request(payment=payment, amount=Decimal("10.00"), reason="overpaid", actor=staff)
     refund = Refund.objects.get()
     services.refund_submit(refund_id=refund.pk)  # submitted again: nothing more happens
     refund.refresh_from_db()
+    invoice.refresh_from_db()
     assert refund.status == RefundStatus.SUCCEEDED
+    assert (invoice.status, invoice.amount_paid, invoice.amount_remaining) == (
+        "open", Decimal("70.00"), Decimal("10.00"))
     assert balance(org) == after_payment - Decimal("10.00")
-    assert AuditLog.objects.filter(action="refund.invoice_not_reopened").count() == 1
+    assert invoice.payment_reversals.get().reference == f"refund:{refund.pk}"
+    assert not AuditLog.objects.filter(action="refund.invoice_not_reopened").exists()
+    client.force_login(owner)
+    page = client.get(f"/invoices/{invoice.pk}/").content.decode()
+    assert f"payment:{payment.pk}" in page and "Given back" in page and f"refund:{refund.pk}" in page
 
 
 # --- console ---------------------------------------------------------------------------

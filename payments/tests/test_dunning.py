@@ -50,6 +50,19 @@ def test_an_invoice_is_charged_once_on_its_due_date(postpaid, run):
     assert (invoice.status, invoice.amount_paid) == ("paid", Decimal("120.00"))
 
 
+def test_an_invoice_opened_again_by_a_refund_is_not_charged_again_unasked(postpaid, run, staff_user):
+    PaymentMethodFactory(organization=postpaid)
+    invoice = make_open_invoice(postpaid, amount_due=Decimal("50.00"), due_at=DUE)
+    payment = services.payment_record_bank_transfer(invoice=invoice, amount=Decimal("50.00"), reference="TRX-9",
+                                                    actor=staff_user)
+    run(lambda: services.refund_request(payment=payment, amount=Decimal("50.00"), reason="paid twice",
+                                        actor=staff_user), DUE - timedelta(days=1))
+    invoice.refresh_from_db()
+    assert invoice.status == "open"
+    assert run(autopay_due_task, DUE) == 0
+    assert not Payment.objects.filter(flow="off_session").exists()
+
+
 def test_an_organisation_without_a_saved_card_is_not_charged(postpaid, run):
     make_open_invoice(postpaid, due_at=DUE)
     assert run(autopay_due_task, DUE) == 0
