@@ -1,9 +1,11 @@
 from django.urls import path
 
-from usage import views
+from usage import sandbox, views
 
 app_name = "usage"
 urlpatterns = [
     path("", views.index, name="index"),
     path("export.csv", views.export, name="export"),
+    path("sandbox/start", sandbox.start, name="sandbox_start"),
+    path("sandbox/<int:pk>/stop", sandbox.stop, name="sandbox_stop"),
 ]

@@ -14,6 +14,7 @@ from django.utils import timezone
 from accounts.portal import portal_view
 from core.money import ZERO, format_money, format_rate
 from pricing.billing_models import month_start
+from usage import sandbox
 from usage.charts import stacked_bars
 from usage.models import UsageDaily
 from usage.selectors import daily_cost_by_product, month_to_date, running_costs
@@ -42,6 +43,9 @@ def index(request):
         "chart": stacked_bars(days, series, org.currency),
         "month_start": month_start(now).date(),
         "today": now.date(),
+        "sandbox": sandbox.enabled(),
+        "sandbox_form": sandbox.StartServerForm() if sandbox.enabled() else None,
+        "sandbox_prefix": sandbox.SANDBOX_PREFIX,
     })
 
 

@@ -298,6 +298,9 @@ CELERY_BEAT_SCHEDULE["usage-meter"] = {
 }
 CELERY_BEAT_SCHEDULE["usage-rollup"] = {"task": "usage.rollup", "schedule": 60.0, "options": {"expires": 50}}
 CELERY_BEAT_SCHEDULE["usage-retention"] = {"task": "usage.retention", "schedule": crontab(minute=7)}
+# Demo/development only: a panel on the Usage page starts and stops servers as the cloud
+# platform's events would (usage/sandbox.py). Production refuses to start with it on.
+USAGE_SANDBOX_PROVISIONING = env.bool("USAGE_SANDBOX_PROVISIONING", default=False)
 DEMO_SEEDERS += ["usage.demo.seed"]
 PORTAL_DASHBOARD_CARDS += ["usage.cards.month_to_date_card"]
 BENCHMARKS["metering"] = "usage.benchmarks.metering"

@@ -16,6 +16,9 @@ if not ALLOWED_HOSTS:
 if not env("DATABASE_URL", default=""):
     raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL in production.")
 
+if USAGE_SANDBOX_PROVISIONING:  # noqa: F405
+    raise ImproperlyConfigured("USAGE_SANDBOX_PROVISIONING is for demos; servers come from the platform's events.")
+
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
 SESSION_COOKIE_SECURE = True
