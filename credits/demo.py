@@ -12,13 +12,15 @@ from django.utils import timezone
 
 from accounts.models import Organization
 from credits import services
-from credits.models import PromoGrant
+from credits.models import Balance, PromoGrant
 
 OPENING = [
     # (org slug, amount, reference): enough for usage's demo history, TinyML left low.
     ("acme-ai", Decimal("5000.00"), "demo:opening-topup"),
     ("tinyml", Decimal("90.00"), "demo:opening-topup"),
 ]
+# What Acme AI has left once the demo history is paid for: about five days of its fleet.
+DEMO_HEALTHY_BALANCE = Decimal("3000.00")
 
 
 def seed(stdout=None) -> None:
@@ -42,6 +44,14 @@ def seed_runway(stdout=None) -> None:
 
     acme = Organization.objects.filter(slug="acme-ai").first()
     if acme is not None:
+        # The demo history (six days of an 8×H100 node among others) costs more than the
+        # opening top-up: Acme starts the demo with a healthy balance, not hibernated.
+        amount = (Balance.objects.filter(organization=acme, currency=acme.currency)
+                  .values_list("amount", flat=True).first() or Decimal(0))
+        if amount < DEMO_HEALTHY_BALANCE:
+            services.credit_topup(organization=acme, amount=(DEMO_HEALTHY_BALANCE - amount).quantize(Decimal("0.01")),
+                                  currency=acme.currency, reference="demo:cover-history",
+                                  reason="Top-up covering the demo history (demo data)")
         services.auto_topup_configure(organization=acme, enabled=True, threshold=Decimal("200.00"),
                                       amount=Decimal("500.00"), monthly_cap=Decimal("2000.00"))
     runway.compute_burn_rates()

@@ -184,8 +184,9 @@ class TopUpStatus(models.TextChoices):
 class TopUp(models.Model):
     """A request to buy credit, carried out by the top-up handler (payments).
 
-    Auto top-ups carry a `crossing_key`: the balance fell below the threshold after the
-    credit entry it names, so there is at most one attempt per crossing."""
+    Auto top-ups carry a `crossing_key` naming the last ledger entry when the balance was
+    found below the threshold; the crossing lasts until the balance is back at or above
+    it, and has at most one attempt (services.auto_topup_check)."""
 
     organization = models.ForeignKey("accounts.Organization", on_delete=models.PROTECT, related_name="topups")
     source = models.CharField(max_length=10, choices=TopUpSource.choices)

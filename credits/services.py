@@ -440,6 +440,17 @@ def auto_topup_configure(
     return cfg
 
 
+def _crossing_key(last_entry_id: int) -> str:
+    """An auto top-up's crossing: named by the last ledger entry when it started."""
+    return f"crossing-after-entry:{last_entry_id}"
+
+
+def _crossing_entry(key: str | None) -> int | None:
+    if key and key.startswith("crossing-after-entry:"):
+        return int(key.rsplit(":", 1)[1])
+    return None
+
+
 def _month_start(now: datetime) -> datetime:
     return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
@@ -447,8 +458,10 @@ def _month_start(now: datetime) -> datetime:
 @transaction.atomic
 def auto_topup_check(*, organization_id: int, currency: str, now: datetime | None = None) -> TopUp | None:
     """Start one auto top-up if the balance is below the threshold and this crossing has
-    none yet. A crossing is named by the last credit entry before it: the same crossing
-    can never start a second attempt (unique key), a credit re-arms it."""
+    none yet. A crossing ends only when the balance is back at or above the threshold: a
+    top-up too small to lift it (or one capped or failing) does not start another while
+    the balance stays below. A crossing is named by the last ledger entry when its top-up
+    started (unique per organisation), so concurrent checks start one attempt."""
     now = now or timezone.now()
     cfg = AutoTopUpSettings.objects.filter(organization_id=organization_id, enabled=True).first()
     if cfg is None:
@@ -456,9 +469,15 @@ def auto_topup_check(*, organization_id: int, currency: str, now: datetime | Non
     balance = _lock_balance(organization_id, currency)
     if balance.amount >= cfg.threshold or currency != cfg.organization.currency:
         return None
-    last_credit = (LedgerEntry.objects.filter(organization_id=organization_id, currency=currency, amount__gt=0)
-                   .order_by("-id").values_list("id", flat=True).first()) or 0
-    key = f"below-threshold-after-entry:{last_credit}"
+    entries = LedgerEntry.objects.filter(organization_id=organization_id, currency=currency)
+    # One skipped for last month's cap does not answer the crossing: this month's cap is fresh.
+    last_key = (TopUp.objects.filter(organization_id=organization_id, currency=currency, source=TopUpSource.AUTO)
+                .exclude(status=TopUpStatus.ABANDONED, created_at__lt=_month_start(now))
+                .order_by("-id").values_list("crossing_key", flat=True).first())
+    answered = _crossing_entry(last_key)
+    if answered is not None and not entries.filter(id__gt=answered, balance_after__gte=cfg.threshold).exists():
+        return None  # still the crossing the last auto top-up answered
+    key = _crossing_key(entries.order_by("-id").values_list("id", flat=True).first() or 0)
     if TopUp.objects.filter(organization_id=organization_id, crossing_key=key).exists():
         return None
     spent = (TopUp.objects.filter(

@@ -72,6 +72,26 @@ def test_falling_below_the_threshold_starts_one_auto_top_up_per_crossing(org, cr
     assert balance_of(org).amount == Decimal("64")
 
 
+def test_a_top_up_too_small_to_lift_the_balance_does_not_start_another_in_the_same_crossing(
+        org, credit, auto, balance_of, django_capture_on_commit_callbacks):
+    credit("30")
+    auto(threshold="100", amount="50")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.ledger_post(organization=org, amount=Decimal("-40"), kind="usage", reason="usage")  # -10
+    assert balance_of(org).amount == Decimal("40")  # 30 - 40 + 50: still below 100
+    with django_capture_on_commit_callbacks(execute=True):
+        for _ in range(5):  # the next minutes' usage, each followed by a check
+            services.ledger_post(organization=org, amount=Decimal("-1"), kind="usage", reason="usage")
+            services.auto_topup_check(organization_id=org.pk, currency="USD")
+    assert TopUp.objects.filter(source="auto").count() == 1
+    # A manual top-up lifts it above the threshold: the next fall is a new crossing.
+    with django_capture_on_commit_callbacks(execute=True):
+        services.ledger_post(organization=org, amount=Decimal("100"), kind="topup", reason="manual")  # 135
+        services.ledger_post(organization=org, amount=Decimal("-40"), kind="usage", reason="usage")  # 95
+    assert TopUp.objects.filter(source="auto", status="succeeded").count() == 2
+    assert balance_of(org).amount == Decimal("145")
+
+
 def test_concurrent_checks_of_one_crossing_start_one_top_up(org, credit, auto):
     credit("5")
     auto()
@@ -133,6 +153,6 @@ def test_the_monthly_cap_stops_auto_top_ups(org, credit, auto, django_capture_on
     # A new month has a fresh cap.
     with time_machine.travel(datetime(2030, 3, 1, 0, 5, tzinfo=UTC), tick=False), \
             django_capture_on_commit_callbacks(execute=True):
-        services.credit_adjust(organization=org, amount=Decimal("1"), reason="re-arm")
+        services.credit_adjust(organization=org, amount=Decimal("1"), reason="still below the threshold")
         services.ledger_post(organization=org, amount=Decimal("-1"), kind="usage", reason="usage")
     assert TopUp.objects.filter(status="succeeded").count() == 2
