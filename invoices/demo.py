@@ -62,6 +62,11 @@ def _draw_history(history: list[dict], start: datetime) -> None:
     for row in history:
         totals[row["organization"]] = totals.get(row["organization"], Decimal(0)) + Decimal(row["amount"])
     for org in Organization.objects.filter(pk__in=[int(k) for k in totals]):
+        if org.billing_mode == "prepaid":
+            # A prepaid customer bought that month's credit in that month: the history
+            # leaves today's demo balance as credits' demo set it.
+            ledger_post(organization=org, amount=totals[str(org.pk)], kind="topup",
+                        reason=f"Top-ups of {start:%B %Y} (demo data)", reference=f"demo-history-topup:{start:%Y-%m}")
         ledger_post(organization=org, amount=-totals[str(org.pk)], kind="usage", reason="Demo usage history",
                     reference=f"demo-history:{start:%Y-%m}")
 
