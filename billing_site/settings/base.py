@@ -137,7 +137,8 @@ else:
     }
 
 # --- Email ----------------------------------------------------------------
-EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+# Development prints emails to the terminal, attachments named, not dumped (core/mail.py).
+EMAIL_BACKEND = env("EMAIL_BACKEND", default="core.mail.EmailBackend")
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="cloudbill <billing@cloudbill.example>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
