@@ -470,8 +470,10 @@ def auto_topup_check(*, organization_id: int, currency: str, now: datetime | Non
     if balance.amount >= cfg.threshold or currency != cfg.organization.currency:
         return None
     entries = LedgerEntry.objects.filter(organization_id=organization_id, currency=currency)
-    # One skipped for last month's cap does not answer the crossing: this month's cap is fresh.
-    last_key = (TopUp.objects.filter(organization_id=organization_id, currency=currency, source=TopUpSource.AUTO)
+    # A top-up under earlier settings, or one skipped for last month's cap, does not answer
+    # this crossing: saving the settings starts afresh, and this month's cap is fresh.
+    last_key = (TopUp.objects.filter(organization_id=organization_id, currency=currency, source=TopUpSource.AUTO,
+                                     created_at__gte=cfg.updated_at)
                 .exclude(status=TopUpStatus.ABANDONED, created_at__lt=_month_start(now))
                 .order_by("-id").values_list("crossing_key", flat=True).first())
     answered = _crossing_entry(last_key)

@@ -84,12 +84,17 @@ def test_a_top_up_too_small_to_lift_the_balance_does_not_start_another_in_the_sa
             services.ledger_post(organization=org, amount=Decimal("-1"), kind="usage", reason="usage")
             services.auto_topup_check(organization_id=org.pk, currency="USD")
     assert TopUp.objects.filter(source="auto").count() == 1
+    # Saving the settings again (say, a higher threshold) starts afresh.
+    with django_capture_on_commit_callbacks(execute=True):
+        auto(threshold="120", amount="50")
+    assert TopUp.objects.filter(source="auto").count() == 2
+    assert balance_of(org).amount == Decimal("85")
     # A manual top-up lifts it above the threshold: the next fall is a new crossing.
     with django_capture_on_commit_callbacks(execute=True):
-        services.ledger_post(organization=org, amount=Decimal("100"), kind="topup", reason="manual")  # 135
-        services.ledger_post(organization=org, amount=Decimal("-40"), kind="usage", reason="usage")  # 95
-    assert TopUp.objects.filter(source="auto", status="succeeded").count() == 2
-    assert balance_of(org).amount == Decimal("145")
+        services.ledger_post(organization=org, amount=Decimal("100"), kind="topup", reason="manual")  # 185
+        services.ledger_post(organization=org, amount=Decimal("-70"), kind="usage", reason="usage")  # 115
+    assert TopUp.objects.filter(source="auto", status="succeeded").count() == 3
+    assert balance_of(org).amount == Decimal("165")
 
 
 def test_concurrent_checks_of_one_crossing_start_one_top_up(org, credit, auto):
