@@ -18,6 +18,7 @@ from django.utils import timezone
 from accounts.audit import audit_record
 from accounts.models import ApiKey, Organization, User
 from core.errors import Conflict, DomainError, NotFound
+from core.money import format_money
 from credits import notify
 from credits.models import (
     PROMO_CONSUMING_KINDS,
@@ -363,7 +364,7 @@ def credit_topup(
         topup.save(update_fields=["status", "ledger_entry", "completed_at", "last_error", "provider_reference"])
         CreditEvent.objects.create(
             organization=organization, kind=EventKind.TOPUP_SUCCEEDED,
-            message=f"{label} of {amount} {currency} credited.",
+            message=f"{label} of {format_money(amount, currency)} credited.",
             data={"topup_id": topup.pk, "amount": str(amount), "currency": currency, "entry_id": entry.pk},
         )
         audit_record("credits.topup_succeeded", actor=actor, organization=organization, obj=topup,
@@ -395,7 +396,7 @@ def auto_topup_failed(*, topup_id: int, error: str, retryable: bool = True) -> T
     when = "We will not retry." if give_up else f"We will retry at {topup.next_attempt_at:%Y-%m-%d %H:%M} UTC."
     event = CreditEvent.objects.create(
         organization=topup.organization, kind=EventKind.TOPUP_FAILED,
-        message=f"Top-up of {topup.amount} {topup.currency} failed: {topup.last_error}. {when}",
+        message=f"Top-up of {format_money(topup.amount, topup.currency)} failed: {topup.last_error}. {when}",
         data={"topup_id": topup.pk, "attempts": topup.attempts, "error": topup.last_error, "final": give_up},
     )
     audit_record("credits.topup_failed", organization=topup.organization, obj=topup, reason=topup.last_error,
@@ -491,19 +492,21 @@ def auto_topup_check(*, organization_id: int, currency: str, now: datetime | Non
         organization_id=organization_id, source=TopUpSource.AUTO, amount=cfg.amount, currency=currency,
         crossing_key=key, created_at=now,
         status=TopUpStatus.ABANDONED if capped else TopUpStatus.PENDING,
-        last_error=f"Monthly cap of {cfg.monthly_cap} {currency} reached ({spent} used)." if capped else "",
+        last_error=(f"Monthly cap of {format_money(cfg.monthly_cap, currency)} reached "
+                    f"({format_money(spent, currency)} used).") if capped else "",
     )
     if capped:
         event = CreditEvent.objects.create(
             organization_id=organization_id, kind=EventKind.AUTO_TOPUP_CAPPED, created_at=now,
-            message=f"Auto top-up skipped: this month's cap of {cfg.monthly_cap} {currency} is reached.",
+            message=f"Auto top-up skipped: this month's cap of {format_money(cfg.monthly_cap, currency)} is reached.",
             data={"topup_id": topup.pk, "cap": str(cfg.monthly_cap), "used": str(spent)},
         )
         notify.email_event_after_commit(event)
         return topup
     CreditEvent.objects.create(
         organization_id=organization_id, kind=EventKind.AUTO_TOPUP_STARTED, created_at=now,
-        message=f"Balance {balance.amount:.2f} fell below {cfg.threshold} {currency}: topping up {cfg.amount}.",
+        message=(f"Balance {format_money(balance.amount, currency)} fell below {format_money(cfg.threshold, currency)}: "
+                 f"topping up {format_money(cfg.amount, currency)}."),
         data={"topup_id": topup.pk, "amount": str(cfg.amount), "balance": str(balance.amount)},
     )
     _dispatch_after_commit(topup)

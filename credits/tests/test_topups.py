@@ -79,6 +79,8 @@ def test_a_top_up_too_small_to_lift_the_balance_does_not_start_another_in_the_sa
     with django_capture_on_commit_callbacks(execute=True):
         services.ledger_post(organization=org, amount=Decimal("-40"), kind="usage", reason="usage")  # -10
     assert balance_of(org).amount == Decimal("40")  # 30 - 40 + 50: still below 100
+    assert [e.message for e in CreditEvent.objects.order_by("id")][-2:] == [
+        "Balance -$10.00 fell below $100.00: topping up $50.00.", "Auto top-up of $50.00 credited."]
     with django_capture_on_commit_callbacks(execute=True):
         for _ in range(5):  # the next minutes' usage, each followed by a check
             services.ledger_post(organization=org, amount=Decimal("-1"), kind="usage", reason="usage")
