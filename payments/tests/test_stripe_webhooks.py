@@ -128,6 +128,31 @@ def test_a_refund_arriving_before_the_success_it_follows_ends_refunded_with_both
     assert (refund.status, refund.reason) == (RefundStatus.SUCCEEDED, "Refunded at the provider")
 
 
+def test_a_refund_of_an_invoice_payment_in_stripes_dashboard_opens_the_invoice_again_once(
+        org, fake_stripe, deliver_stripe, balance):
+    from payments.tests.factories import make_open_invoice
+
+    invoice = make_open_invoice(org, amount_due=Decimal("120.00"))
+    payment = services.payment_start_checkout(organization=org, purpose=Purpose.INVOICE, provider=Provider.STRIPE,
+                                              amount=Decimal("120.00"), invoice=invoice, urls=return_urls)
+    events = fake_stripe.complete_checkout(payment.provider_checkout_id)
+    for event in events:
+        deliver_stripe(event)
+    invoice.refresh_from_db()
+    assert invoice.status == "paid"
+    paid_balance = balance(org)
+    pi = fake_stripe.objects[_event(events, "payment_intent.succeeded")["data"]["object"]["id"]]
+    fake_stripe._create_refund({"payment_intent": pi["id"], "amount": "4500"})
+    refunded = _event(fake_stripe.events, "charge.refunded")
+    for _ in range(3):  # delivered three times
+        assert deliver_stripe(refunded).status_code == 200
+    invoice.refresh_from_db()
+    assert (invoice.status, invoice.amount_paid, invoice.amount_remaining) == (
+        "open", Decimal("75.00"), Decimal("45.00"))
+    assert balance(org) == paid_balance - Decimal("45.00")
+    assert invoice.payment_reversals.count() == 1
+
+
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_duplicate_deliveries_process_once(org, fake_stripe, balance):
     """Six deliveries of one event at once, each on its own connection. Without the event
