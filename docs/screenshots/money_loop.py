@@ -37,10 +37,14 @@ def balance(page: Page, base: str) -> Decimal:
 
 
 def last_minute_charge(page: Page, base: str) -> Decimal:
-    """The newest metered-usage line of the ledger (one metering tick, normally a minute)."""
+    """The cost of a minute in the newest metered-usage line of the ledger (a line covers
+    one metering tick: "Metered usage 2026-11-22 05:38–05:39 UTC")."""
     page.goto(f"{base}/credits/")
     row = page.locator("table.data tbody tr", has_text="Metered usage").first
-    return -Decimal(re.sub(r"[^0-9.]", "", row.locator("td").nth(4).inner_text()))
+    amount = Decimal(re.sub(r"[^0-9.]", "", row.locator("td").nth(4).inner_text()))
+    (h0, m0), (h1, m1) = re.findall(r"(\d\d):(\d\d)", row.locator("td").nth(2).inner_text())[:2]
+    minutes = ((int(h1) * 60 + int(m1)) - (int(h0) * 60 + int(m0))) % 1440 or 1440
+    return (amount / minutes).quantize(Decimal("0.0001"))
 
 
 def wait_for(page: Page, base: str, label: str, check, timeout: float = 300) -> Decimal:
@@ -96,7 +100,7 @@ def main(base: str) -> None:
         page.wait_for_selector("text=loop-h100")
         page.screenshot(path=OUT / "loop-4-server-running.png", full_page=True)
         deadline = time.monotonic() + 300
-        while (minute := last_minute_charge(page, base)) < fleet_minute + Decimal("0.30"):  # H100 8x: ~0.40/min
+        while (minute := last_minute_charge(page, base)) < fleet_minute + Decimal("0.30"):  # H100 8x: 0.40/min
             if time.monotonic() > deadline:
                 raise SystemExit(f"the sandbox server was not charged: last minute {minute}, fleet {fleet_minute}")
             time.sleep(10)
@@ -119,6 +123,11 @@ def main(base: str) -> None:
         page.locator("form[action$='auto-top-up'] input[name=enabled]").uncheck()
         page.locator("form[action$='auto-top-up'] button").click()
         page.wait_for_load_state()
+        # Stop the server again.
+        page.goto(f"{base}/usage/")
+        with page.expect_navigation():
+            page.locator("tr", has_text="loop-h100").locator("button", has_text="Stop").first.click()
+        print(f"5. {page.locator('.messages').inner_text().strip()}")
 
         # Pay an invoice as Nordlicht Render (postpaid).
         nordlicht = next(t for t in page.locator("#org-switch option").all_inner_texts() if "Nordlicht" in t)
@@ -126,6 +135,8 @@ def main(base: str) -> None:
             page.select_option("#org-switch", label=nordlicht)
         page.goto(f"{base}/payments/")
         row = page.locator("table.data tr", has=page.locator("form.pay-row")).first
+        if not row.count():
+            raise SystemExit("6. Nordlicht Render has no open invoice left to pay (the loop ran before?)")
         number = row.locator("td strong").inner_text()
         owed = row.locator("td.num").inner_text()
         page.screenshot(path=OUT / "loop-7-open-invoice.png", full_page=True)
@@ -135,7 +146,7 @@ def main(base: str) -> None:
         page.click(f"text={number}")
         page.wait_for_load_state()
         status = page.locator(".page-head .badge").inner_text()
-        print(f"5. Nordlicht invoice {number} ({owed}) paid through the sandbox: status {status}")
+        print(f"6. Nordlicht invoice {number} ({owed}) paid through the sandbox: status {status}")
         page.screenshot(path=OUT / "loop-8-invoice-paid.png", full_page=True)
         browser.close()
         print(f"money loop: start={start} topped_up={topped} metered={fallen} auto_topped_up={refilled} "
