@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from core.money import from_minor_units
 from payments import services
-from payments.gateways.base import PaymentSnapshot
+from payments.gateways.base import PaymentSnapshot, RefundSnapshot
 from payments.models import (
     SETTLED_STATUSES,
     Payment,
@@ -31,6 +31,7 @@ from payments.models import (
     PaymentStatus,
     Provider,
     ProviderCustomer,
+    RefundStatus,
     WebhookEvent,
     WebhookStatus,
 )
@@ -43,6 +44,7 @@ STRIPE_EVENT_TYPES = [
     "payment_intent.payment_failed",
     "charge.refunded",
     "charge.dispute.created",
+    "charge.dispute.closed",
     "setup_intent.succeeded",
     "payment_method.detached",
 ]
@@ -173,6 +175,32 @@ def _stripe_dispute(event: dict) -> None:
     services.payment_mark_disputed(payment_id=payment.pk, reason=dispute.get("reason") or "dispute")
 
 
+def _stripe_dispute_closed(event: dict) -> None:
+    """A lost dispute is money taken back by the card's bank: it reverses the payment like
+    a refund (recorded as one, keyed by the dispute id, so any number of deliveries apply
+    it once). A won dispute changes nothing but the record."""
+    from accounts.audit import audit_record
+
+    dispute = event["data"]["object"]
+    payment = _payment(Provider.STRIPE, provider_payment_id=dispute.get("payment_intent"),
+                       provider_charge_id=dispute.get("charge"))
+    if payment is None:
+        return _unknown("dispute", dispute["id"])
+    services.payment_mark_disputed(payment_id=payment.pk, reason=dispute.get("reason") or "dispute")
+    status = dispute.get("status")
+    if status == "lost":
+        currency = dispute["currency"].upper()
+        services.refund_apply_snapshot(
+            payment_id=payment.pk,
+            snapshot=RefundSnapshot(provider_refund_id=f"dispute:{dispute['id']}", status=RefundStatus.SUCCEEDED,
+                                    amount=from_minor_units(int(dispute["amount"]), currency), currency=currency),
+            reason_if_new=f"Dispute lost ({dispute.get('reason') or 'no reason given'})",
+        )
+    else:  # each event is processed once (webhook_event_process), so this is written once
+        audit_record("payment.dispute_closed", organization=payment.organization, obj=payment,
+                     changes={"dispute": dispute["id"], "status": status})
+
+
 def _stripe_setup_succeeded(event: dict) -> None:
     si = event["data"]["object"]
     _stripe_save_setup(si["id"], si.get("metadata") or {}, si.get("customer"))
@@ -271,6 +299,7 @@ HANDLERS: dict[str, dict[str, Callable[[dict], None]]] = {
         "payment_intent.payment_failed": _stripe_payment_intent,
         "charge.refunded": _stripe_charge_refunded,
         "charge.dispute.created": _stripe_dispute,
+        "charge.dispute.closed": _stripe_dispute_closed,
         "setup_intent.succeeded": _stripe_setup_succeeded,
         "payment_method.detached": _stripe_method_detached,
     },

@@ -255,6 +255,12 @@ class FakeStripe(FakeProvider):
         self.objects[dispute["id"]] = dispute
         return self._event("charge.dispute.created", dispute)
 
+    def close_dispute(self, dispute_id: str, *, won: bool) -> dict:
+        """The bank decided: Stripe sets the dispute's status to won or lost."""
+        dispute = self.objects[dispute_id]
+        dispute["status"] = "won" if won else "lost"
+        return self._event("charge.dispute.closed", dispute)
+
     # --- the API -------------------------------------------------------------------
 
     def idempotency_mismatch(self):

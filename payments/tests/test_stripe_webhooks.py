@@ -239,6 +239,40 @@ def test_a_dispute_marks_the_payment_and_tells_staff(org, fake_stripe, deliver_s
     assert [m.subject for m in mailoutbox] == [f"[Django] Dispute on payment {payment.pk}"]
 
 
+@pytest.mark.parametrize("purpose", ["topup", "invoice"])
+def test_a_lost_dispute_takes_the_money_back_once_and_a_won_one_changes_nothing(
+        purpose, org, fake_stripe, deliver_stripe, balance):
+    from accounts.models import AuditLog
+    from payments.tests.factories import make_open_invoice
+
+    invoice = make_open_invoice(org, amount_due=Decimal("50.00")) if purpose == "invoice" else None
+    payment = services.payment_start_checkout(organization=org, purpose=purpose, provider=Provider.STRIPE,
+                                              amount=Decimal("50.00"), invoice=invoice, urls=return_urls)
+    events = fake_stripe.complete_checkout(payment.provider_checkout_id)
+    for event in events:
+        deliver_stripe(event)
+    paid_balance = balance(org)
+    charge_id = _event(events, "charge.succeeded")["data"]["object"]["id"]
+    dispute = fake_stripe.dispute(charge_id)["data"]["object"]
+    won = fake_stripe.close_dispute(dispute["id"], won=True)
+    assert deliver_stripe(won).status_code == 200
+    assert balance(org) == paid_balance and not Refund.objects.exists()
+    assert AuditLog.objects.filter(action="payment.dispute_closed").count() == 1
+
+    lost = fake_stripe.close_dispute(dispute["id"], won=False)  # (a second case on the same charge, lost)
+    for _ in range(2):
+        assert deliver_stripe(lost).status_code == 200
+    payment.refresh_from_db()
+    refund = Refund.objects.get()
+    assert (refund.amount, refund.reason, refund.provider_refund_id) == (
+        Decimal("50.00"), "Dispute lost (fraudulent)", f"dispute:{dispute['id']}")
+    assert payment.status == PaymentStatus.REFUNDED and payment.disputed_at is not None
+    assert balance(org) == paid_balance - Decimal("50.00")
+    if invoice is not None:
+        invoice.refresh_from_db()
+        assert (invoice.status, invoice.amount_paid) == ("open", Decimal("0.00"))
+
+
 def test_an_event_for_a_payment_that_is_not_ours_is_recorded_and_ignored(fake_stripe, deliver_stripe):
     pi = fake_stripe._new_payment_intent(amount=100, currency="usd", customer=None, metadata={})
     event = fake_stripe._event("payment_intent.succeeded", pi)
