@@ -160,3 +160,19 @@ def test_the_console_lists_payments_webhook_events_and_dunning(console, org):
     PaymentFactory(organization=org)
     for path in ("payment", "refund", "webhookevent", "dunningcase", "paymentmethod"):
         assert console.get(f"/console/payments/{path}/").status_code == 200
+
+
+def test_the_console_shows_amounts_as_people_read_them(console, org, staff_user):
+    from decimal import Decimal
+
+    from accounts.console import money_for_people
+    from payments import services
+
+    invoice = make_open_invoice(org, amount_due=Decimal("20000.00"))
+    payment = services.payment_record_bank_transfer(invoice=invoice, amount=Decimal("20000.00"), reference="TRX-20k",
+                                                    actor=staff_user)
+    for url in ("/console/payments/payment/", f"/console/payments/payment/{payment.pk}/change/"):
+        page = console.get(url).content.decode()
+        assert "20,000.00" in page and "20000.000000000000" not in page, url
+    assert money_for_people(Decimal("0.034333333333")) == "0.034333333333"  # per-minute precision kept
+    assert money_for_people(Decimal("-1234.500000000000")) == "-1,234.50"
