@@ -209,15 +209,23 @@ acc AS (
 SELECT (SELECT COUNT(*) FROM ins), (SELECT COUNT(*) FROM acc)
 """
 
-# Minimum billable time: an interval of an hourly price that ended in the window after
-# fewer minutes than the price's minimum gets one `minimum` row for the missing minutes,
-# at the rate in force in its last minute. The row sits at [end, end + 1) so a window
-# holds it exactly when it holds the interval's end, and a correction reverses it.
+# Minimum billable time: a run — consecutive intervals in one state, whatever the
+# product (a resize does not end a run) — that ended in the window after fewer minutes
+# than its last price's minimum gets one `minimum` row for the missing minutes, at the
+# rate in force in its last minute. The row sits at [end, end + 1) so a window holds it
+# exactly when it holds the run's end, and a correction reverses it. Only intervals
+# shorter than the minimum are candidates; for those the run's start is the end of the
+# last interval in another state (or the resource's first start).
+_RUN_START = """COALESCE(
+    (SELECT MAX(b.end_minute) FROM usage_stateinterval b
+     WHERE b.resource_id = i.resource_id AND b.end_minute <= i.start_minute AND b.end_minute > b.start_minute
+       AND b.eff_state <> i.eff_state),
+    (SELECT MIN(f.start_minute) FROM usage_stateinterval f WHERE f.resource_id = i.resource_id))"""
 _MINIMUMS = """
 WITH {win}
 {pieces}
 SELECT i.organization_id, i.resource_id, i.eff_product_id, i.eff_state, i.end_minute,
-       r.min_billable_minutes - (i.end_minute - i.start_minute) AS missing, r.rate, r.currency, r.price_id,
+       r.min_billable_minutes - (i.end_minute - %(run_start)s) AS missing, r.rate, r.currency, r.price_id,
        r.contract_id
 FROM usage_stateinterval i
 {join_i}
@@ -226,7 +234,11 @@ JOIN rates r ON r.organization_id = i.organization_id AND r.product_id = i.eff_p
      AND r.unit = 'hour' AND r.vf <= i.end_minute - 1 AND (r.vt IS NULL OR r.vt > i.end_minute - 1)
 WHERE {filter_i} AND i.end_minute >= {lo} AND i.end_minute < {hi} AND i.end_minute > i.start_minute
   AND p.billing_model = 'hourly' AND r.min_billable_minutes > i.end_minute - i.start_minute
-"""
+  AND NOT EXISTS (SELECT 1 FROM usage_stateinterval n
+                  WHERE n.resource_id = i.resource_id AND n.start_minute = i.end_minute AND n.eff_state = i.eff_state
+                    AND (n.end_minute IS NULL OR n.end_minute > n.start_minute))
+  AND r.min_billable_minutes > i.end_minute - %(run_start)s
+""".replace("%(run_start)s", _RUN_START)
 
 _SELECT_PIECES = """
 WITH {win}

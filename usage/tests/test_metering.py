@@ -208,3 +208,32 @@ def test_a_run_shorter_than_the_minimum_billable_time_is_billed_the_minimum_once
     assert late_before > 0
     assert billed(resource=late) == (Decimal("1.00"), 10)
     assert billed(resource=late, kind=RatedKind.MINIMUM) == (Decimal("0.70"), 7)
+
+
+def test_the_minimum_billable_time_applies_to_a_run_not_to_each_piece_of_it(org, clock):
+    """A resize does not end a run: a server resized after 3 minutes and stopped at 30 is
+    a 30-minute run, no minimum. A run of 5 minutes across a resize gets one minimum, at
+    the rate of its last minute. Hibernating ends a run; running again starts a new one."""
+    small, big = ProductFactory(), ProductFactory()
+    add_price(small, "6.00", valid_from=at(0, 0, day=(2026, 1, 1)), min_billable_minutes=10)
+    add_price(big, "12.00", valid_from=at(0, 0, day=(2026, 1, 1)), min_billable_minutes=10)
+    resized = start_server(org, small, created=at(10, 0), started=at(10, 0), external_id="resized")
+    services.resource_resize(resource=resized, product=big, at=at(10, 3))
+    stop(resized, at(10, 30))
+    brief = start_server(org, small, created=at(10, 0), started=at(10, 0), external_id="brief")
+    services.resource_resize(resource=brief, product=big, at=at(10, 2))
+    stop(brief, at(10, 5))
+    twice = start_server(org, small, created=at(10, 0), started=at(10, 0), external_id="twice")
+    stop(twice, at(10, 3), state=ResourceState.HIBERNATED)
+    services.resource_change_state(resource=twice, state=ResourceState.RUNNING, at=at(10, 20),
+                                   source=StateSource.EVENT)
+    stop(twice, at(10, 50))
+
+    for minute in range(0, 61, 7):  # catch-up in uneven steps: the same result as every minute
+        metering.meter_pass(until=at(10, 0) + minute * (at(10, 1) - at(10, 0)))
+    metering.meter_pass(until=at(11, 0))
+
+    assert billed(resource=resized, kind=RatedKind.MINIMUM) == (Decimal("0"), 0)
+    assert billed(resource=resized) == (Decimal("0.30") + Decimal("5.40"), 30)  # 3 min at $6/h, 27 at $12/h
+    assert billed(resource=brief, kind=RatedKind.MINIMUM) == (Decimal("1.00"), 5)  # 5 missing minutes at $12/h
+    assert billed(resource=twice, kind=RatedKind.MINIMUM) == (Decimal("0.70"), 7)  # the first run only
