@@ -13,12 +13,14 @@ from django.contrib.auth.backends import ModelBackend
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 
+from core.net import client_address
+
 
 def _keys(username: str | None, request) -> list[str]:
     ident = (username or "").strip().lower()
     keys = [f"login-fail:user:{hashlib.sha256(ident.encode()).hexdigest()}"]
     if request is not None:
-        addr = request.META.get("REMOTE_ADDR", "")
+        addr = client_address(request)
         keys.append(f"login-fail:addr:{addr}")
     return keys
 

@@ -139,3 +139,21 @@ class TestCsrf:
         keyed = APIClient(enforce_csrf_checks=True)
         keyed.credentials(HTTP_AUTHORIZATION=f"Bearer {make_key(org)}")
         assert keyed.patch("/api/v1/organization", {"city": "Lyon"}, format="json").status_code == 200
+
+
+def test_behind_trusted_proxies_the_address_the_outermost_one_saw_is_throttled(client, settings):
+    """Behind a balancer every request comes from its address: counting REMOTE_ADDR would
+    lock everyone out together. A client's own X-Forwarded-For entries are not trusted."""
+    settings.LOGIN_MAX_FAILURES_PER_ADDRESS = 3
+    settings.TRUSTED_PROXY_COUNT = 1
+    users = [UserFactory() for _ in range(4)]
+    attacker = Client(REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.7")
+    for user in users[:3]:
+        _sign_in(attacker, user.email, "wrong password")
+    assert _sign_in(attacker, users[3].email).status_code == 200  # locked out
+    # Forging a left-hand entry does not help: the balancer appends the real address.
+    forged = Client(REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="1.2.3.4, 203.0.113.7")
+    assert _sign_in(forged, users[3].email).status_code == 200
+    # Another customer behind the same balancer signs in.
+    assert _sign_in(Client(REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="198.51.100.2"),
+                    users[3].email).status_code == 302
