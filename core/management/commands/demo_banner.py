@@ -14,6 +14,9 @@ class Command(BaseCommand):
         db = settings.DATABASES["default"]
         engine = "PostgreSQL" if "postgresql" in db["ENGINE"] else f"SQLite ({db['NAME']})"
         broker = "Redis" if settings.REDIS_URL else "filesystem broker under var/broker"
+        stripe, paypal = bool(getattr(settings, "STRIPE_SECRET_KEY", "")), bool(getattr(settings, "PAYPAL_CLIENT_ID", ""))
+        payments = (" and ".join(n for n, on in (("Stripe", stripe), ("PayPal", paypal)) if on)
+                    or "the sandbox provider (no real money; set STRIPE_SECRET_KEY / PAYPAL_CLIENT_ID for real ones)")
         line = "─" * 64
         self.stdout.write(
             f"\n{line}\n"
@@ -23,6 +26,8 @@ class Command(BaseCommand):
             f"                    staff@cloudbill.example / {DEMO_PASSWORD}\n"
             f"  API reference     http://127.0.0.1:{port}/api/docs/\n\n"
             f"  Database: {engine}; broker: {broker}.\n"
+            f"  Payments: {payments}.\n"
+            f"  Money loop: top up (Payments), start a server (Usage), auto top-up (Credits).\n"
             f"  Web server, Celery worker and Celery beat run together. Ctrl-C stops all.\n"
             f"{line}\n"
         )
