@@ -65,10 +65,15 @@ def validate_topup_amount(amount: Decimal, currency: str) -> Decimal:
     return amount
 
 
-def invoice_open_amount(invoice) -> Decimal:
-    """What is still owed on an invoice, less payments already under way."""
-    in_flight = (Payment.objects.filter(invoice=invoice, status__in=[S.PENDING, S.REQUIRES_ACTION, S.PROCESSING])
-                 .aggregate(s=Sum("amount"))["s"] or Decimal("0"))
+def invoice_open_amount(invoice, *, flow: str = Flow.CHECKOUT) -> Decimal:
+    """What is still owed on an invoice, less payments already under way. An automatic
+    charge (`flow` off-session) does not wait for hosted checkouts the customer opened
+    and may never finish: if one completes after all, its money is kept as credit
+    (settlement._apply_invoice_payment)."""
+    under_way = Payment.objects.filter(invoice=invoice, status__in=[S.PENDING, S.REQUIRES_ACTION, S.PROCESSING])
+    if flow == Flow.OFF_SESSION:
+        under_way = under_way.exclude(flow=Flow.CHECKOUT)
+    in_flight = under_way.aggregate(s=Sum("amount"))["s"] or Decimal("0")
     from invoices.selectors import credited_total
 
     return invoice.amount_due - invoice.amount_paid - credited_total(invoice) - in_flight
@@ -108,11 +113,10 @@ def payment_create(
             raise Conflict("Only an open invoice can be paid.", field="invoice")
         currency = invoice.currency
         amount = _money(amount, currency)
-        if amount > invoice_open_amount(invoice):
-            raise DomainError(
-                f"At most {format_money(invoice_open_amount(invoice), currency)} is still open on this invoice.",
-                field="amount",
-            )
+        open_amount = invoice_open_amount(invoice, flow=flow)
+        if amount > open_amount:
+            raise DomainError(f"At most {format_money(open_amount, currency)} is still open on this invoice.",
+                              field="amount")
     else:
         currency = organization.currency
         amount = _money(amount, currency) if credits_topup_id else validate_topup_amount(amount, currency)

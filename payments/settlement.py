@@ -8,6 +8,7 @@ even a second call could not double anything.
 
 from __future__ import annotations
 
+from core.money import ZERO
 from payments.models import Payment, Purpose, Refund
 
 
@@ -27,9 +28,48 @@ def apply_payment(payment: Payment) -> None:
             actor=payment.initiated_by,
         )
     else:
-        from invoices.services import invoice_record_payment
+        _apply_invoice_payment(payment)
 
-        invoice_record_payment(invoice=payment.invoice, amount=payment.amount, reference=payment_reference(payment))
+
+def _apply_invoice_payment(payment: Payment) -> None:
+    """Money received for an invoice is never refused: the provider has it. What the
+    invoice (or the later invoice its balance was carried to) still owes is recorded on
+    it; anything beyond — the invoice was settled meanwhile by autopay, another checkout,
+    a bank transfer or a credit note — is kept as the organisation's credit, with an
+    audit entry for staff to refund if the customer wants it back."""
+    from accounts.audit import audit_record
+    from credits.models import EntryKind
+    from credits.services import ledger_post
+    from invoices.models import Invoice, InvoiceStatus
+    from invoices.selectors import credited_total
+    from invoices.services import invoice_record_payment
+
+    invoice = Invoice.objects.select_for_update().get(pk=payment.invoice_id)
+    while invoice.carried_to_id is not None:
+        invoice = Invoice.objects.select_for_update().get(pk=invoice.carried_to_id)
+    owed = invoice.amount_due - invoice.amount_paid - credited_total(invoice)
+    payable = invoice.status in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE) and owed > 0
+    applied = min(payment.amount, owed) if payable else ZERO
+    if applied > 0:
+        invoice_record_payment(invoice=invoice, amount=applied, reference=payment_reference(payment))
+    excess = payment.amount - applied
+    if excess > 0:
+        ledger_post(
+            organization=payment.organization, amount=excess, currency=payment.currency, kind=EntryKind.TOPUP,
+            reference=f"{payment_reference(payment)}:excess", actor=payment.initiated_by,
+            reason=f"Payment #{payment.pk} exceeded what {invoice.number or invoice.pk} still owed: kept as credit",
+        )
+        audit_record("payment.excess_credited", organization=payment.organization, obj=payment,
+                     changes={"invoice": invoice.pk, "applied": applied, "credited": excess})
+
+
+def _invoice_part(payment: Payment):
+    """(recorded on the invoice, kept as credit) of an invoice payment."""
+    from invoices.models import InvoicePayment
+
+    recorded = (InvoicePayment.objects.filter(reference=payment_reference(payment))
+                .values_list("amount", flat=True).first()) or ZERO
+    return recorded, payment.amount - recorded
 
 
 def reverse_refund(refund: Refund) -> None:
@@ -37,18 +77,27 @@ def reverse_refund(refund: Refund) -> None:
     payment is reversed on the invoice (it is owed again; invoices gives the ledger back
     what the payment put in)."""
     payment = refund.payment
+    from_credit = refund.amount
     if payment.purpose == Purpose.INVOICE:
+        from invoices.models import InvoicePayment
         from invoices.services import invoice_reverse_payment
 
-        invoice_reverse_payment(invoice=payment.invoice, amount=refund.amount, reference=f"refund:{refund.pk}",
-                                payment_reference=payment_reference(payment), reason=refund.reason,
-                                actor=refund.requested_by)
-        return
-    from credits.models import EntryKind
-    from credits.services import ledger_post
+        # What was kept as credit goes back first (refunds run in order, each under the
+        # payment's lock; `amount_refunded` is what earlier ones took).
+        _recorded, kept = _invoice_part(payment)
+        from_credit = min(refund.amount, max(kept - payment.amount_refunded, ZERO))
+        from_invoice = refund.amount - from_credit
+        if from_invoice > 0:
+            recorded = InvoicePayment.objects.get(reference=payment_reference(payment))
+            invoice_reverse_payment(invoice=recorded.invoice, amount=from_invoice, reference=f"refund:{refund.pk}",
+                                    payment_reference=payment_reference(payment), reason=refund.reason,
+                                    actor=refund.requested_by)
+    if from_credit > 0:
+        from credits.models import EntryKind
+        from credits.services import ledger_post
 
-    ledger_post(
-        organization=payment.organization, amount=-refund.amount, currency=refund.currency, kind=EntryKind.REFUND,
-        reason=f"Refund #{refund.pk} of payment #{payment.pk}: {refund.reason}"[:500],
-        reference=f"refund:{refund.pk}", actor=refund.requested_by,
-    )
+        ledger_post(
+            organization=payment.organization, amount=-from_credit, currency=refund.currency, kind=EntryKind.REFUND,
+            reason=f"Refund #{refund.pk} of payment #{payment.pk}: {refund.reason}"[:500],
+            reference=f"refund:{refund.pk}", actor=refund.requested_by,
+        )
