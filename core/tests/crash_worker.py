@@ -1,0 +1,44 @@
+"""A real Celery worker for the worker-crash test (core/tests/test_worker_crash.py).
+
+Run as `python -m core.tests.crash_worker [slow]` with the test database in DATABASE_URL.
+It is the project's worker (solo pool, the project's settings: late acks, reject on
+worker lost) with two test-only changes: unacknowledged messages become visible again
+after 2 seconds instead of an hour, so a restarted worker picks up the killed one's task
+quickly; and with `slow`, each invoice number takes a second to issue, so the test can
+kill the worker in the middle of a chunk."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import django
+
+
+def main() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "billing_site.settings.test")
+    django.setup()
+    from django.conf import settings
+
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    from billing_site.celery import app
+
+    app.conf.task_always_eager = False
+    app.conf.broker_transport_options = {"visibility_timeout": 2}
+    if "slow" in sys.argv[1:]:
+        from invoices import numbering
+
+        issue = numbering.next_number
+
+        def slow_issue(series: str, year: int) -> str:
+            time.sleep(1.0)
+            return issue(series, year)
+
+        numbering.next_number = slow_issue
+    app.worker_main(["worker", "--pool=solo", "--concurrency=1", "--loglevel=INFO", "--without-gossip",
+                     "--without-mingle", "--without-heartbeat", "-Q", os.environ["CRASH_TEST_QUEUE"]])
+
+
+if __name__ == "__main__":
+    main()
