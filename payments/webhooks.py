@@ -278,6 +278,48 @@ def _paypal_refunded(event: dict) -> None:
     services.refund_apply_snapshot(payment_id=payment.pk, snapshot=snapshot)
 
 
+def _paypal_dispute_payment(dispute: dict) -> Payment | None:
+    for transaction_ in dispute.get("disputed_transactions") or []:
+        capture_id = transaction_.get("seller_transaction_id")
+        payment = capture_id and _payment(Provider.PAYPAL, provider_payment_id=capture_id)
+        if payment:
+            return payment
+    return None
+
+
+def _paypal_dispute_created(event: dict) -> None:
+    dispute = event["resource"]
+    payment = _paypal_dispute_payment(dispute)
+    if payment is None:
+        return _unknown("dispute", dispute.get("dispute_id", "?"))
+    services.payment_mark_disputed(payment_id=payment.pk, reason=dispute.get("reason") or "dispute")
+
+
+def _paypal_dispute_resolved(event: dict) -> None:
+    """Resolved in the buyer's favour: the money went back, like a refund keyed by the
+    dispute id (applied once however often it is told). In ours: recorded only."""
+    from accounts.audit import audit_record
+
+    dispute = event["resource"]
+    payment = _paypal_dispute_payment(dispute)
+    if payment is None:
+        return _unknown("dispute", dispute.get("dispute_id", "?"))
+    services.payment_mark_disputed(payment_id=payment.pk, reason=dispute.get("reason") or "dispute")
+    outcome = dispute.get("dispute_outcome") or {}
+    if outcome.get("outcome_code") == "RESOLVED_BUYER_FAVOUR":
+        amount = outcome.get("amount_refunded") or dispute.get("dispute_amount") or {}
+        services.refund_apply_snapshot(
+            payment_id=payment.pk,
+            snapshot=RefundSnapshot(provider_refund_id=f"dispute:{dispute['dispute_id']}",
+                                    status=RefundStatus.SUCCEEDED, amount=Decimal(amount["value"]),
+                                    currency=amount.get("currency_code") or payment.currency),
+            reason_if_new=f"Dispute lost ({dispute.get('reason') or 'no reason given'})",
+        )
+    else:
+        audit_record("payment.dispute_closed", organization=payment.organization, obj=payment,
+                     changes={"dispute": dispute.get("dispute_id"), "outcome": outcome.get("outcome_code")})
+
+
 # --- Sandbox --------------------------------------------------------------------------------
 
 
@@ -309,6 +351,8 @@ HANDLERS: dict[str, dict[str, Callable[[dict], None]]] = {
         "PAYMENT.CAPTURE.DENIED": _paypal_capture,
         "PAYMENT.CAPTURE.DECLINED": _paypal_capture,
         "PAYMENT.CAPTURE.REFUNDED": _paypal_refunded,
+        "CUSTOMER.DISPUTE.CREATED": _paypal_dispute_created,
+        "CUSTOMER.DISPUTE.RESOLVED": _paypal_dispute_resolved,
     },
     Provider.SANDBOX: {"sandbox.checkout.completed": _sandbox_checkout},
 }

@@ -465,6 +465,7 @@ class FakePayPal(FakeProvider):
     orders: dict[str, dict] = field(default_factory=dict)
     captures: dict[str, dict] = field(default_factory=dict)
     refunds: dict[str, dict] = field(default_factory=dict)
+    disputes: dict[str, dict] = field(default_factory=dict)
     events: list[dict] = field(default_factory=list)
     tokens: set[str] = field(default_factory=set)
 
@@ -502,6 +503,29 @@ class FakePayPal(FakeProvider):
             "PAYPAL-TRANSMISSION-SIG": sig, "PAYPAL-AUTH-ALGO": "SHA256withRSA",
             "PAYPAL-CERT-URL": "https://api-m.paypal.com/v1/notifications/certs/CERT-fake",
         }
+
+    def dispute(self, capture_id: str, *, reason: str = "MERCHANDISE_OR_SERVICE_NOT_RECEIVED") -> dict:
+        """The buyer opens a dispute (Disputes API v1 resource, as the webhook carries it)."""
+        with self.lock:
+            capture = self.captures[capture_id]
+            dispute = {
+                "dispute_id": "PP-D-" + _id("d")[2:].upper(), "create_time": self._time(), "update_time": self._time(),
+                "disputed_transactions": [{"seller_transaction_id": capture_id, "seller_protection_eligible": False}],
+                "reason": reason, "status": "OPEN", "dispute_life_cycle_stage": "INQUIRY",
+                "dispute_amount": dict(capture["amount"]), "links": [],
+            }
+            self.disputes[dispute["dispute_id"]] = dispute
+            return self._event("CUSTOMER.DISPUTE.CREATED", "dispute", dispute)
+
+    def resolve_dispute(self, dispute_id: str, *, buyer_wins: bool) -> dict:
+        with self.lock:
+            dispute = self.disputes[dispute_id]
+            dispute["status"] = "RESOLVED"
+            dispute["dispute_outcome"] = {
+                "outcome_code": "RESOLVED_BUYER_FAVOUR" if buyer_wins else "RESOLVED_SELLER_FAVOUR",
+                **({"amount_refunded": dict(dispute["dispute_amount"])} if buyer_wins else {}),
+            }
+            return self._event("CUSTOMER.DISPUTE.RESOLVED", "dispute", dispute)
 
     def approve(self, order_id: str) -> dict:
         """The buyer approves on PayPal's page."""

@@ -136,3 +136,37 @@ def test_a_refund_reverses_the_ledger_once_and_its_webhook_changes_nothing(
     assert Refund.objects.count() == 1
     assert balance(org) == Decimal("30.00")
     assert LedgerEntry.objects.get(kind="refund").reference == f"refund:{refund.pk}"
+
+
+@pytest.mark.parametrize("buyer_wins", [True, False], ids=["buyer wins", "we win"])
+def test_a_paypal_dispute_marks_the_payment_and_a_lost_one_reopens_the_invoice_once(
+        buyer_wins, org, fake_paypal, deliver_paypal, balance):
+    from accounts.models import AuditLog
+    from payments.tests.factories import make_open_invoice
+
+    invoice = make_open_invoice(org, amount_due=Decimal("75.00"))
+    payment = services.payment_start_checkout(organization=org, purpose=Purpose.INVOICE, provider=Provider.PAYPAL,
+                                              amount=Decimal("75.00"), invoice=invoice, urls=return_urls)
+    fake_paypal.approve(payment.provider_checkout_id)
+    services.payment_apply_snapshot(payment_id=payment.pk, snapshot=PayPalGateway().capture(payment))
+    payment.refresh_from_db()
+    invoice.refresh_from_db()
+    assert invoice.status == "paid"
+    paid_balance = balance(org)
+
+    opened = fake_paypal.dispute(payment.provider_payment_id)
+    assert deliver_paypal(opened).status_code == 200
+    payment.refresh_from_db()
+    assert payment.disputed_at is not None and payment.dispute_reason == "MERCHANDISE_OR_SERVICE_NOT_RECEIVED"
+    resolved = fake_paypal.resolve_dispute(opened["resource"]["dispute_id"], buyer_wins=buyer_wins)
+    for _ in range(2):
+        assert deliver_paypal(resolved).status_code == 200
+    invoice.refresh_from_db()
+    if buyer_wins:
+        refund = Refund.objects.get()
+        assert (refund.amount, refund.provider_refund_id) == (Decimal("75.00"), f"dispute:{opened['resource']['dispute_id']}")
+        assert (invoice.status, invoice.amount_paid) == ("open", Decimal("0.00"))
+        assert balance(org) == paid_balance - Decimal("75.00")
+    else:
+        assert not Refund.objects.exists() and invoice.status == "paid" and balance(org) == paid_balance
+        assert AuditLog.objects.filter(action="payment.dispute_closed").count() == 1
