@@ -239,3 +239,17 @@ def test_console_actions_need_their_permission_and_leave_an_audit_row(postpaid, 
     invoice.refresh_from_db()
     assert invoice.status == "void"
     assert AuditLog.objects.filter(action="invoice.voided", actor=support, reason="wrong customer").exists()
+
+
+def test_the_issued_pdf_is_the_document_as_issued_whatever_is_paid_later(postpaid):
+    from django.template.loader import render_to_string
+
+    from invoices import rendering
+
+    invoice = run_month(postpaid)
+    as_issued = render_to_string("invoices/pdf/invoice.html", rendering.invoice_context(invoice))
+    services.invoice_record_payment(invoice=invoice, amount=Decimal("186.00"), reference="pay")
+    invoice.refresh_from_db()
+    assert invoice.status == "paid"
+    assert render_to_string("invoices/pdf/invoice.html", rendering.invoice_context(invoice)) == as_issued
+    assert "Open" not in as_issued and "186.00" in as_issued
