@@ -68,6 +68,7 @@ def _wait(predicate, timeout: float, what: str) -> None:
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.timeout(180)
+@pytest.mark.filterwarnings("ignore::celery.exceptions.AlwaysEagerIgnored")  # send_task always sends
 def test_a_worker_killed_mid_chunk_loses_no_invoice_and_doubles_none():
     from billing_site.celery import app
 
