@@ -1,11 +1,13 @@
 """A real Celery worker for the worker-crash test (core/tests/test_worker_crash.py).
 
 Run as `python -m core.tests.crash_worker [slow]` with the test database in DATABASE_URL.
-It is the project's worker (solo pool, the project's settings: late acks, reject on
-worker lost) with two test-only changes: unacknowledged messages become visible again
+It is the project's worker (prefork pool as in production, one child, the project's
+settings: late acks, reject on worker lost) with two test-only changes: unacknowledged messages become visible again
 after 2 seconds instead of an hour, so a restarted worker picks up the killed one's task
 quickly; and with `slow`, each invoice number takes a second to issue, so the test can
-kill the worker in the middle of a chunk."""
+kill the worker in the middle of a chunk. (Not the solo pool: it blocks the event loop
+while a task runs, so even an early ack would only be sent after the task — the test
+could not tell late acks from early ones.)"""
 
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ def main() -> None:
             return issue(series, year)
 
         numbering.next_number = slow_issue
-    app.worker_main(["worker", "--pool=solo", "--concurrency=1", "--loglevel=INFO", "--without-gossip",
+    app.worker_main(["worker", "--pool=prefork", "--concurrency=1", "--loglevel=INFO", "--without-gossip",
                      "--without-mingle", "--without-heartbeat", "-Q", os.environ["CRASH_TEST_QUEUE"]])
 
 

@@ -7,7 +7,10 @@ connection dropped mid-transaction. The message was still unacknowledged (the pr
 workers acknowledge after the task), so Redis gives it to a fresh worker, which finishes
 the chunk. The result must be what a run without the crash
 gives: one invoice per organisation, each for its committed minimum, numbered without a
-gap or a repeat."""
+gap or a repeat.
+
+Checked the other way round: with the worker's tasks switched to early acks, the killed
+worker's message is gone and the test times out waiting for the second worker."""
 
 from __future__ import annotations
 
