@@ -7,7 +7,7 @@ PORT ?= 8000
 REQS_HASH := $(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-12)
 STAMP := $(VENV)/.installed-$(REQS_HASH)
 
-.PHONY: run test install migrate seed lint fmt clean
+.PHONY: run test install migrate seed lint fmt clean screenshots
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,13 @@ run: seed
 
 test: install
 	DJANGO_SETTINGS_MODULE=billing_site.settings.test $(BIN)/pytest --create-db -q -p no:randomly
+
+# Against a running demo (`make run` in another terminal; a fresh one for the money loop).
+screenshots: install
+	$(BIN)/python -m pip install -q -r requirements-screenshots.txt
+	@test -x /usr/bin/chromium || { echo "needs Debian's chromium: apt-get install chromium"; exit 1; }
+	$(BIN)/python docs/screenshots/take.py http://127.0.0.1:$(PORT)
+	$(BIN)/python docs/screenshots/money_loop.py http://127.0.0.1:$(PORT)
 
 lint: install
 	$(BIN)/ruff check .
