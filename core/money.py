@@ -89,6 +89,15 @@ def round_money(amount: Decimal, currency: str) -> Decimal:
     return amount.quantize(quantum, rounding=ROUND_HALF_UP)
 
 
+STORED_QUANTUM = Decimal(1).scaleb(-AMOUNT_DECIMAL_PLACES)
+
+
+def round_stored(amount: Decimal) -> Decimal:
+    """Half-up to the stored precision (12 places): for amounts that are not yet an
+    invoice line, such as a minute's charge or a burn rate."""
+    return _require_decimal(amount).quantize(STORED_QUANTUM, rounding=ROUND_HALF_UP)
+
+
 def to_minor_units(amount: Decimal, currency: str) -> int:
     """Provider boundary only. The amount must already be rounded to the minor unit."""
     amount = _require_decimal(amount)

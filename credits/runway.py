@@ -22,6 +22,7 @@ from django.db.models import Min, Q, Sum
 from django.utils import timezone
 
 from accounts.models import BillingMode
+from core.money import round_stored
 from credits import notify
 from credits.models import ZERO, Balance, CreditEvent, EntryKind, EventKind, LedgerEntry
 
@@ -88,9 +89,7 @@ def compute_burn_rates(*, now: datetime | None = None) -> int:
     for row in rows:
         start = row["first"] or since
         seconds = Decimal(max((now - start).total_seconds(), 60))
-        rates[(row["organization_id"], row["currency"])] = (-(row["total"] or ZERO) * HOURS / seconds).quantize(
-            Decimal("0.000000000001")
-        )
+        rates[(row["organization_id"], row["currency"])] = round_stored(-(row["total"] or ZERO) * HOURS / seconds)
     changed = []
     for balance in Balance.objects.filter(Q(burn_rate_per_hour__gt=0) | Q(
             organization_id__in={org for org, _ in rates})).only("id", "organization_id", "currency", "burn_rate_per_hour"):

@@ -63,10 +63,6 @@ def ledger_for(*, organization: Organization) -> QuerySet[LedgerEntry]:
             .select_related("actor", "actor_api_key").order_by("-created_at", "-id"))
 
 
-# SQLite keeps DECIMAL columns as binary floats, so the demo database can only be
-# checked to this many places; PostgreSQL is checked exactly.
-SQLITE_CHECK_PLACES = Decimal("0.000001")
-
 LEDGER_CHECK_SQL = """
 SELECT COALESCE(b.organization_id, l.organization_id), COALESCE(b.currency, l.currency),
        COALESCE(b.amount, 0), COALESCE(l.total, 0), COALESCE(b.promo_amount, 0), COALESCE(l.promo, 0),
@@ -87,21 +83,16 @@ ORDER BY 1, 2
 
 def ledger_differences() -> tuple[int, list[dict]]:
     """(balances checked, differences): every balance must equal the sum of its entries,
-    its promotional part the sum of their promotional parts and of the open grants."""
+    its promotional part the sum of their promotional parts and of the open grants. Exact:
+    the columns are NUMERIC."""
     from django.db import connection
-
-    exact = connection.vendor != "sqlite"
-
-    def same(a, b) -> bool:
-        a, b = Decimal(str(a)), Decimal(str(b))
-        return a == b if exact else a.quantize(SQLITE_CHECK_PLACES) == b.quantize(SQLITE_CHECK_PLACES)
 
     checked, differences = 0, []
     with connection.cursor() as cursor:
         cursor.execute(LEDGER_CHECK_SQL)
         for org_id, currency, balance, total, promo_balance, promo_total, grants in cursor.fetchall():
             checked += 1
-            if not (same(balance, total) and same(promo_balance, promo_total) and same(promo_balance, grants)):
+            if not (balance == total and promo_balance == promo_total and promo_balance == grants):
                 differences.append({
                     "organization_id": org_id, "currency": currency, "balance": balance, "ledger": total,
                     "promo_balance": promo_balance, "promo_ledger": promo_total, "promo_grants": grants,

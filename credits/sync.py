@@ -7,7 +7,7 @@ written in the settling transaction: `SettledRun(run_id)` (inserted first; a sec
 settlement blocks on it and then does nothing) and the ledger's unique
 `(organization, "usage-run:<run id>")` reference.
 
-On PostgreSQL a run is settled set-based, whatever the number of organisations:
+A run is settled set-based, whatever the number of organisations:
 1. one statement aggregates the run's rated rows (by the `run_id` index) into a charge
    per (organisation, currency) and locks those balance rows in id order
    (`ORDER BY id FOR UPDATE`: the same discipline as `services._lock_balance`, so the sync
@@ -17,7 +17,6 @@ On PostgreSQL a run is settled set-based, whatever the number of organisations:
    entry per (organisation, currency), with `balance_after` and the promotional part,
    then `UPDATE` of the balances from the inserted rows, and the promotional grants consumed earliest-expiry-first with a
    window function; it also says which balances fell below their auto top-up threshold.
-SQLite (the demo) settles the same run with one `ledger_post` per organisation.
 
 Afterwards, outside the settling transaction: organisations that fell below their auto
 top-up threshold get one attempt, and prepaid organisations out of credit are hibernated.
@@ -35,9 +34,8 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from accounts.models import Organization
 from credits import hibernation, services
-from credits.models import AutoTopUpSettings, Balance, EntryKind, SettledRun
+from credits.models import Balance, SettledRun
 
 logger = logging.getLogger(__name__)
 # The sweeper looks this far back for runs nobody settled, this many runs per pass.
@@ -75,10 +73,7 @@ def settle_run(*, run_id: int, now: datetime | None = None) -> SyncResult:
             return SyncResult(run_id=run_id, settled=False)
         if run.kind != RunKind.METER:
             return SyncResult(run_id=run_id, settled=True)  # imported history was billed by the old system
-        if connection.vendor == "postgresql":
-            balances = _settle_postgresql(run_id, now)
-        else:
-            balances = _settle_portable(run_id, now)
+        balances = _settle(run_id, now)
     return SyncResult(run_id=run_id, settled=True, balances=balances)
 
 
@@ -182,7 +177,7 @@ LEFT JOIN credits_autotopupsettings a ON a.organization_id = bl.organization_id
 """
 
 
-def _settle_postgresql(run_id: int, now: datetime) -> list[tuple[int, str, Decimal, bool]]:
+def _settle(run_id: int, now: datetime) -> list[tuple[int, str, Decimal, bool]]:
     params = {"run": run_id, "now": now}
     with connection.cursor() as cursor:
         cursor.execute(CHARGES_AND_LOCK_SQL, params)
@@ -205,34 +200,6 @@ def _settle_postgresql(run_id: int, now: datetime) -> list[tuple[int, str, Decim
 def _has_charges(cursor, run_id: int) -> bool:
     cursor.execute("SELECT 1 FROM usage_ratedusage WHERE run_id = %s LIMIT 1", [run_id])
     return cursor.fetchone() is not None
-
-
-def _settle_portable(run_id: int, now: datetime) -> list[tuple[int, str, Decimal, bool]]:
-    """SQLite: the same entries through `ledger_post`, one per organisation (the demo has a
-    handful), sums taken in Python Decimals because SQLite has no exact numeric type."""
-    from usage.models import RatedUsage, from_minute
-
-    groups: dict[tuple[int, str], list] = {}
-    for row in RatedUsage.objects.filter(run_id=run_id).order_by("id").values_list(
-            "organization_id", "currency", "id", "amount", "start_minute", "end_minute"):
-        groups.setdefault((row[0], row[1]), []).append(row[2:])
-    orgs = Organization.objects.in_bulk({org for org, _ in groups})
-    thresholds = dict(AutoTopUpSettings.objects.filter(enabled=True, organization_id__in=orgs)
-                      .values_list("organization_id", "threshold"))
-    moved = []
-    for (org_id, currency), rows in sorted(groups.items()):
-        total = sum((Decimal(r[1]) for r in rows), Decimal(0))
-        if total == 0:
-            continue
-        start, end = from_minute(min(r[2] for r in rows)), from_minute(max(r[3] for r in rows))
-        entry = services.ledger_post(
-            organization=orgs[org_id], amount=-total, kind=EntryKind.USAGE, currency=currency,
-            reason=f"Metered usage {start:%Y-%m-%d %H:%M}–{end:%H:%M} UTC", reference=f"usage-run:{run_id}", at=now,
-            usage={"metering_run_id": run_id, "usage_first_id": rows[0][0], "usage_last_id": rows[-1][0],
-                   "usage_rows": len(rows), "period_start": start, "period_end": end},
-        )
-        moved.append((org_id, currency, entry.balance_after, entry.balance_after < thresholds.get(org_id, NO_THRESHOLD)))
-    return moved
 
 
 def follow_up(result: SyncResult) -> None:

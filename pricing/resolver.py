@@ -40,7 +40,7 @@ LIST = "list"
 CONTRACT = "contract"
 FREE = "free"
 HUNDRED = Decimal(100)
-# Organisation ids per query when loading an index: under SQLite's bound-parameter limit.
+# Organisation ids per query when loading an index: one query's IN list stays a few hundred KB.
 ORG_BATCH = 10_000
 
 # Add-ons are billed like their parent: an hourly parent takes the add-on's hourly price,

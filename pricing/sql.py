@@ -37,10 +37,6 @@ billing). Quantity-priced products (overage, tiered, package) are priced by
 costs nothing if it is free by default (`pricing.models.FREE_BY_DEFAULT_STATES`); for a
 billable state no row means the product has no price there, which metering should report.
 
-PostgreSQL is the system of record. SQLite (the `make run` demo) gets the same view with
-its own spelling of infinity and of min/max; SQLite computes discounts in floating point,
-so the demo may differ from PostgreSQL in the last digits of a discounted rate.
-
 The SQL is frozen into the database by migrations: changing it needs a new migration
 that calls `recreate_view`.
 """
@@ -49,12 +45,8 @@ from __future__ import annotations
 
 EFFECTIVE_RATE_VIEW = "pricing_effective_rate"
 
-_DIALECTS = {
-    "postgresql": {"inf": "CAST('infinity' AS timestamptz)", "greatest": "GREATEST", "least": "LEAST",
-                   "num": "CAST({} AS numeric)"},
-    # Django stores SQLite datetimes as 'YYYY-MM-DD HH:MM:SS' text, which sorts by time.
-    "sqlite": {"inf": "'9999-12-31 23:59:59'", "greatest": "MAX", "least": "MIN", "num": "{}"},
-}
+# An open-ended validity compares as infinitely late.
+_INF = "CAST('infinity' AS timestamptz)"
 
 # Is list price `p` overridden by contract `c` at all (in some stretch)? Which override
 # applies does not matter here, so this stays a plain anti-join for the planner.
@@ -92,8 +84,8 @@ UNION ALL
 SELECT c.organization_id, p.product_id, p.state, p.currency, p.unit, pr.billing_model,
        {num_rate}, CASE WHEN p.unit = 'hour' THEN {num_rate} END,
        {num_contract_cap}, p.min_billable_minutes,
-       {greatest}(p.valid_from, c.valid_from),
-       NULLIF({least}(COALESCE(p.valid_to, {inf}), COALESCE(c.valid_to, {inf})), {inf}),
+       GREATEST(p.valid_from, c.valid_from),
+       NULLIF(LEAST(COALESCE(p.valid_to, {inf}), COALESCE(c.valid_to, {inf})), {inf}),
        CAST('contract' AS varchar(8)), p.id, c.id, cp.id
 FROM pricing_contract c
 JOIN pricing_contractprice cp ON cp.contract_id = c.id
@@ -127,41 +119,41 @@ WHERE u.valid_from < u.valid_to
 # Where a contract overrides a list price: per organisation and price, the covered stretch.
 _COVERED = """SELECT c.organization_id, p.id AS price_id, p.valid_from AS price_start,
            COALESCE(p.valid_to, {inf}) AS price_end,
-           {greatest}(p.valid_from, c.valid_from) AS valid_from,
-           {least}(COALESCE(p.valid_to, {inf}), COALESCE(c.valid_to, {inf})) AS valid_to
+           GREATEST(p.valid_from, c.valid_from) AS valid_from,
+           LEAST(COALESCE(p.valid_to, {inf}), COALESCE(c.valid_to, {inf})) AS valid_to
     FROM pricing_contract c JOIN pricing_contractprice cp ON cp.contract_id = c.id
     JOIN pricing_price p ON {covers}
     JOIN pricing_product pr ON {priced}"""
 
 
-def _render(vendor: str) -> str:
-    d = _DIALECTS[vendor]
-    num = d["num"].format
+def _num(expression: str) -> str:
+    return f"CAST({expression} AS numeric)"
+
+
+def _render() -> str:
+    num = _num
     discount = "(100 - cp.discount_percent) / 100.0"
-    override = _OVERRIDE.format(inf=d["inf"])
-    covers = _COVERS.format(inf=d["inf"])
-    covered = _COVERED.format(priced=_PRICED, covers=covers, **d)
+    override = _OVERRIDE.format(inf=_INF)
+    covers = _COVERS.format(inf=_INF)
+    covered = _COVERED.format(priced=_PRICED, covers=covers, inf=_INF)
     return _SQL.format(
         priced=_PRICED, override=override, covers=covers, covered=covered,
         num_amount=num("p.amount"), num_cap=num("p.monthly_cap"),
         num_rate=num(f"CASE WHEN cp.kind = 'absolute' THEN cp.amount ELSE p.amount * {discount} END"),
         num_contract_cap=num(f"CASE WHEN cp.kind = 'absolute' THEN COALESCE(cp.monthly_cap, p.monthly_cap) "
                              f"ELSE p.monthly_cap * {discount} END"),
-        **d,
+        inf=_INF,
     )
 
 
-def effective_rates_sql(vendor: str) -> str:
-    """The SELECT behind the view, for `vendor` ('postgresql' or 'sqlite'); usable as a CTE."""
-    if vendor not in _DIALECTS:
-        raise NotImplementedError(f"pricing.sql has no dialect for {vendor!r}")
-    return _render(vendor).strip()
+def effective_rates_sql() -> str:
+    """The SELECT behind the view; usable as a CTE."""
+    return _render().strip()
 
 
 def recreate_view(schema_editor) -> None:
-    vendor = schema_editor.connection.vendor
     schema_editor.execute(f"DROP VIEW IF EXISTS {EFFECTIVE_RATE_VIEW}")
-    schema_editor.execute(f"CREATE VIEW {EFFECTIVE_RATE_VIEW} AS {effective_rates_sql(vendor)}")
+    schema_editor.execute(f"CREATE VIEW {EFFECTIVE_RATE_VIEW} AS {effective_rates_sql()}")
 
 
 def drop_view(schema_editor) -> None:

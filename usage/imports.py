@@ -14,13 +14,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 
 from django.db import transaction
 
 from accounts.audit import audit_record
 from accounts.models import Organization
-from core.money import CurrencyError, validate_currency
+from core.money import CurrencyError, round_stored, validate_currency
 from pricing.models import Product, ResourceState
 from usage.models import (
     ImportedUsage,
@@ -33,7 +33,6 @@ from usage.models import (
 )
 
 COLUMNS = ("id", "organization", "resource", "product", "state", "start", "end", "amount", "currency")
-Q12 = Decimal("0.000000000001")
 
 
 @dataclass
@@ -66,8 +65,7 @@ def _split(amount: Decimal, start: int, end: int) -> list[tuple[int, int, Decima
     out = []
     for h in range(start // 60, (end - 1) // 60 + 1):
         s, e = max(start, h * 60), min(end, h * 60 + 60)
-        share = (amount * (e - start) / total).quantize(Q12, ROUND_HALF_UP) - (
-            amount * (s - start) / total).quantize(Q12, ROUND_HALF_UP)
+        share = round_stored(amount * (e - start) / total) - round_stored(amount * (s - start) / total)
         out.append((s, e, share))
     return out
 
@@ -153,8 +151,7 @@ def usage_import(*, rows: Iterable[dict], source: str = "legacy", actor=None) ->
             rated.append(RatedUsage(
                 run=run, organization_id=d["org"]["id"], resource_id=resources[d["resource"]], product=d["product"],
                 state=d["state"], kind=RatedKind.IMPORT, start_minute=s, end_minute=e, minutes=minutes,
-                unit="hour", unit_rate=(d["amount"] * 60 / (to_minute(d["end"]) - to_minute(d["start"]))).quantize(
-                    Q12, ROUND_HALF_UP),
+                unit="hour", unit_rate=round_stored(d["amount"] * 60 / (to_minute(d["end"]) - to_minute(d["start"]))),
                 amount=share, currency=d["currency"],
             ))
         created = RatedUsage.objects.bulk_create(rated)

@@ -299,7 +299,7 @@ def _resolve(items: list[Item], out: list) -> list[Item]:
 
 # The batch travels as one JSON array of rows: psycopg2 adapts a Python list element by
 # element (a datetime array alone costs milliseconds per batch), json.dumps does not.
-_INSERT_PG = """
+_INSERT = """
 INSERT INTO usage_usageevent
     (event_id, type, organization_id, resource_id, occurred_at, minute, received_at, metric, quantity, product_id)
 SELECT r->>0, r->>1, (r->>2)::bigint, (r->>3)::bigint, (r->>4)::timestamptz, (r->>5)::bigint, %s, r->>6,
@@ -312,55 +312,25 @@ RETURNING event_id, id
 """
 
 def _resources(external_ids) -> dict[str, tuple]:
-    """external id -> (id, organization_id, product_id, deleted_at). On PostgreSQL one
-    `= ANY(array)` parameter: the ORM's `IN (%s, …)` costs milliseconds to build for 1,000."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT external_id, id, organization_id, product_id, deleted_at FROM usage_resource "
-                           "WHERE external_id = ANY(%s)", [list(external_ids)])
-            return {row[0]: row[1:] for row in cursor.fetchall()}
-    return {
-        row[0]: row[1:]
-        for row in Resource.objects.filter(external_id__in=external_ids).values_list(
-            "external_id", "id", "organization_id", "product_id", "deleted_at"
-        )
-    }
-
-
-_INSERT_ONE = """
-INSERT INTO usage_usageevent
-    (event_id, type, organization_id, resource_id, occurred_at, minute, received_at, metric, quantity, product_id)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-ON CONFLICT (event_id) DO NOTHING
-RETURNING event_id, id
-"""
+    """external id -> (id, organization_id, product_id, deleted_at). One `= ANY(array)`
+    parameter: the ORM's `IN (%s, …)` costs milliseconds to build for 1,000."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT external_id, id, organization_id, product_id, deleted_at FROM usage_resource "
+                       "WHERE external_id = ANY(%s)", [list(external_ids)])
+        return {row[0]: row[1:] for row in cursor.fetchall()}
 
 
 def _insert_events(items: list[Item], now: datetime) -> dict[str, int]:
     if not items:
         return {}
+    rows = json.dumps([
+        [i.event_id, i.type, i.resource[1], i.resource[0], i.at.isoformat(), i.minute, i.metric,
+         None if i.quantity is None else str(i.quantity), i.product_id]
+        for i in items
+    ])
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            rows = json.dumps([
-                [i.event_id, i.type, i.resource[1], i.resource[0], i.at.isoformat(), i.minute, i.metric,
-                 None if i.quantity is None else str(i.quantity), i.product_id]
-                for i in items
-            ])
-            cursor.execute(_INSERT_PG, [now, rows])
-            return dict(cursor.fetchall())
-        # SQLite (the demo): one statement per event, same semantics.
-        stored = {}
-        ops = connection.ops
-        for i in items:
-            cursor.execute(_INSERT_ONE, [
-                i.event_id, i.type, i.resource[1], i.resource[0], ops.adapt_datetimefield_value(i.at), i.minute,
-                ops.adapt_datetimefield_value(now), i.metric,
-                None if i.quantity is None else str(i.quantity), i.product_id,
-            ])
-            row = cursor.fetchone()
-            if row:
-                stored[row[0]] = row[1]
-        return stored
+        cursor.execute(_INSERT, [now, rows])
+        return dict(cursor.fetchall())
 
 
 def _apply_lifecycle(items: list[Item]) -> None:

@@ -23,17 +23,13 @@ catch-up and 360 one-minute passes produce the same Decimal totals.
 
 Hourly prices with a `monthly_cap` are clamped against `ResourceMonthTotal`, kept in the
 same statement. Monthly prices accrue per minute as `rate × minutes / minutes in month`.
-
-SQLite (the demo) runs the same integer SQL to find the priced pieces and does the money
-arithmetic in Python Decimals, because SQLite has no exact numeric type.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from datetime import datetime
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -42,7 +38,7 @@ from django.db.models import F, Min, QuerySet
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from core.money import ZERO
+from core.money import round_stored
 from pricing.sql import EFFECTIVE_RATE_VIEW
 from usage.models import (
     MeteringChunk,
@@ -50,14 +46,11 @@ from usage.models import (
     RatedKind,
     RatedUsage,
     Recheck,
-    ResourceMonthTotal,
     StateInterval,
-    from_minute,
     to_minute,
 )
 
 logger = logging.getLogger(__name__)
-Q12 = Decimal("0.000000000001")
 
 
 def chunk_count() -> int:
@@ -89,18 +82,11 @@ def ensure_chunks() -> None:
 
 # --- SQL --------------------------------------------------------------------------
 
-def _dialect() -> dict[str, str]:
-    if connection.vendor == "postgresql":
-        return {
-            "greatest": "GREATEST", "least": "LEAST",
-            "vf": "(FLOOR(EXTRACT(EPOCH FROM valid_from) / 60))::bigint",
-            "vt": "(FLOOR(EXTRACT(EPOCH FROM valid_to) / 60))::bigint",
-        }
-    return {
-        "greatest": "MAX", "least": "MIN",
-        "vf": "(CAST(strftime('%%s', valid_from) AS INTEGER) / 60)",
-        "vt": "(CAST(strftime('%%s', valid_to) AS INTEGER) / 60)",
-    }
+# Epoch minutes of a price's validity bounds, for the pieces' integer arithmetic.
+_MINUTE_SQL = {
+    "vf": "(FLOOR(EXTRACT(EPOCH FROM valid_from) / 60))::bigint",
+    "vt": "(FLOOR(EXTRACT(EPOCH FROM valid_to) / 60))::bigint",
+}
 
 
 # The priced pieces of a window: interval (and add-on) × rate, clipped to the window and
@@ -109,8 +95,8 @@ _PIECES = """
 seg AS (
     SELECT i.resource_id, i.organization_id, i.eff_product_id AS product_id, i.eff_state AS state,
            p.billing_model AS parent_model,
-           {greatest}(i.start_minute, {lo}) AS s,
-           {least}(COALESCE(i.end_minute, {hi}), {hi}) AS e
+           GREATEST(i.start_minute, {lo}) AS s,
+           LEAST(COALESCE(i.end_minute, {hi}), {hi}) AS e
     FROM usage_stateinterval i
     {join_i}
     JOIN pricing_product p ON p.id = i.eff_product_id
@@ -118,8 +104,8 @@ seg AS (
       AND i.eff_state <> 'deleted'
     UNION ALL
     SELECT i.resource_id, i.organization_id, a.product_id, i.eff_state, p.billing_model,
-           {greatest}(i.start_minute, a.start_minute, {lo}),
-           {least}(COALESCE(i.end_minute, {hi}), COALESCE(a.end_minute, {hi}), {hi})
+           GREATEST(i.start_minute, a.start_minute, {lo}),
+           LEAST(COALESCE(i.end_minute, {hi}), COALESCE(a.end_minute, {hi}), {hi})
     FROM usage_addonattachment a
     {join_a}
     JOIN usage_stateinterval i ON i.resource_id = a.resource_id
@@ -139,8 +125,8 @@ rates AS (
 piece AS (
     SELECT seg.resource_id, seg.organization_id, seg.product_id, seg.state, r.unit, r.currency, r.rate,
            r.monthly_cap, r.price_id, r.contract_id,
-           {greatest}(seg.s, r.vf) AS s,
-           {least}(seg.e, COALESCE(r.vt, seg.e)) AS e
+           GREATEST(seg.s, r.vf) AS s,
+           LEAST(seg.e, COALESCE(r.vt, seg.e)) AS e
     FROM seg
     JOIN rates r ON r.organization_id = seg.organization_id AND r.product_id = seg.product_id
          AND r.state = seg.state
@@ -152,7 +138,7 @@ piece AS (
 
 # PostgreSQL: split at clock hours, price with exact NUMERIC, clamp capped hourly prices
 # against the month-to-date total, insert, and keep that total, in one statement.
-_RATE_PG = """
+_RATE = """
 WITH {win}
 {pieces},
 hpiece AS (
@@ -240,15 +226,7 @@ WHERE {filter_i} AND i.end_minute >= {lo} AND i.end_minute < {hi} AND i.end_minu
   AND r.min_billable_minutes > i.end_minute - %(run_start)s
 """.replace("%(run_start)s", _RUN_START)
 
-_SELECT_PIECES = """
-WITH {win}
-{pieces}
-SELECT resource_id, organization_id, product_id, state, unit, currency, rate, monthly_cap, price_id,
-       contract_id, s, e
-FROM piece ORDER BY resource_id, product_id, s
-"""
-
-_REVERSE_PG = """
+_REVERSE = """
 WITH d(resource_id, from_minute) AS (SELECT * FROM unnest(%(res)s::bigint[], %(from)s::bigint[])),
 rev AS (
     SELECT r.* FROM usage_ratedusage r JOIN d ON d.resource_id = r.resource_id
@@ -287,18 +265,16 @@ _IN_CHUNK = "{col} IN (SELECT id FROM accounts_organization WHERE id %% %(chunks
 
 
 def _chunk_window_sql(lo: int, hi: int) -> dict[str, str]:
-    d = _dialect()
     return {
-        **d, "view": EFFECTIVE_RATE_VIEW, "lo": str(int(lo)), "hi": str(int(hi)), "join_i": "", "join_a": "",
+        **_MINUTE_SQL, "view": EFFECTIVE_RATE_VIEW, "lo": str(int(lo)), "hi": str(int(hi)), "join_i": "", "join_a": "",
         "filter_i": _IN_CHUNK.format(col="i.organization_id"),
         "filter_a": _IN_CHUNK.format(col="a.organization_id"),
     }
 
 
 def _resource_windows_sql() -> dict[str, str]:
-    d = _dialect()
     return {
-        **d, "view": EFFECTIVE_RATE_VIEW, "lo": "w.lo", "hi": "w.hi",
+        **_MINUTE_SQL, "view": EFFECTIVE_RATE_VIEW, "lo": "w.lo", "hi": "w.hi",
         "join_i": "JOIN win w ON w.resource_id = i.resource_id",
         "join_a": "JOIN win w ON w.resource_id = a.resource_id",
         "filter_i": "TRUE", "filter_a": "TRUE",
@@ -308,12 +284,9 @@ def _resource_windows_sql() -> dict[str, str]:
 def _win_cte(windows: list[tuple[int, int, int]] | None, params: dict) -> str:
     if windows is None:
         return ""
-    if connection.vendor == "postgresql":
-        params.update(w_res=[w[0] for w in windows], w_lo=[w[1] for w in windows], w_hi=[w[2] for w in windows])
-        return ("win(resource_id, lo, hi) AS (SELECT * FROM unnest(%(w_res)s::bigint[], %(w_lo)s::bigint[], "
-                "%(w_hi)s::bigint[])),")
-    values = ", ".join(f"({int(r)}, {int(lo)}, {int(hi)})" for r, lo, hi in windows)
-    return f"win(resource_id, lo, hi) AS (VALUES {values}),"
+    params.update(w_res=[w[0] for w in windows], w_lo=[w[1] for w in windows], w_hi=[w[2] for w in windows])
+    return ("win(resource_id, lo, hi) AS (SELECT * FROM unnest(%(w_res)s::bigint[], %(w_lo)s::bigint[], "
+            "%(w_hi)s::bigint[])),")
 
 
 def _build(template: str, fmt: dict[str, str], win: str) -> str:
@@ -331,24 +304,20 @@ def _rate(*, run_id: int, chunk: int, kind: str, lo: int = 0, hi: int = 0,
     fmt = _resource_windows_sql() if windows is not None else _chunk_window_sql(lo, hi)
     win = _win_cte(windows, params)
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(_build(_RATE_PG, fmt, win), params)
-            rows = cursor.fetchone()[0]
-        else:
-            cursor.execute(_build(_SELECT_PIECES, fmt, win), params)
-            rows = _rate_in_python(cursor.fetchall(), run_id=run_id, kind=kind)
+        cursor.execute(_build(_RATE, fmt, win), params)
+        rows = cursor.fetchone()[0]
         cursor.execute(_build(_MINIMUMS, fmt, win), params)
         minimums = cursor.fetchall()
     return rows + _insert_minimums(minimums, run_id=run_id)
 
 
 def _insert_minimums(found: list[tuple], *, run_id: int) -> int:
-    """Few rows (runs shorter than a few minutes): priced in Python Decimals everywhere."""
+    """Few rows (runs shorter than a few minutes): priced here in Decimals (rates are NUMERIC)."""
     RatedUsage.objects.bulk_create([
         RatedUsage(
             run_id=run_id, organization_id=org, resource_id=resource, product_id=product, state=state,
             kind=RatedKind.MINIMUM, start_minute=end, end_minute=end + 1, minutes=missing, unit="hour",
-            unit_rate=Decimal(str(rate)), amount=_q(Decimal(str(rate)) * missing / 60), currency=currency,
+            unit_rate=rate, amount=round_stored(rate * missing / 60), currency=currency,
             price_id=price_id, contract_id=contract_id,
         )
         for org, resource, product, state, end, missing, rate, currency, price_id, contract_id in found
@@ -356,90 +325,14 @@ def _insert_minimums(found: list[tuple], *, run_id: int) -> int:
     return len(found)
 
 
-# --- Money in Python (SQLite; and the definition the SQL mirrors) ------------------
-
-def _q(value: Decimal) -> Decimal:
-    return value.quantize(Q12, rounding=ROUND_HALF_UP)
-
-
-def _month_of(minute: int) -> date:
-    d = from_minute(minute)
-    return date(d.year, d.month, 1)
-
-
-def _month_bounds(month: date) -> tuple[int, int]:
-    start = to_minute(datetime(month.year, month.month, 1, tzinfo=from_minute(0).tzinfo))
-    nxt = date(month.year + (month.month == 12), month.month % 12 + 1, 1)
-    end = to_minute(datetime(nxt.year, nxt.month, 1, tzinfo=from_minute(0).tzinfo))
-    return start, end - start
-
-
-def telescoped_amount(unit: str, rate: Decimal, start: int, end: int) -> Decimal:
-    """The charge for epoch minutes `[start, end)` (within one clock hour) at `rate` per
-    `unit`: a difference of cumulative amounts, so pieces of a span add up exactly."""
-    if unit == "hour":
-        return _q(rate * end / 60) - _q(rate * start / 60)
-    month_start, month_minutes = _month_bounds(_month_of(start))
-    return _q(rate * (end - month_start) / month_minutes) - _q(rate * (start - month_start) / month_minutes)
-
-
-def _rate_in_python(pieces: list[tuple], *, run_id: int, kind: str) -> int:
-    rows: list[RatedUsage] = []
-    capped_keys = set()
-    for (resource_id, organization_id, product_id, state, unit, currency, rate, cap, price_id, contract_id,
-         s, e) in pieces:
-        rate = Decimal(str(rate))
-        cap = None if cap is None else Decimal(str(cap))
-        for h in range(s // 60, (e - 1) // 60 + 1):
-            hs, he = max(s, h * 60), min(e, h * 60 + 60)
-            amount = telescoped_amount(unit, rate, hs, he)
-            if cap is not None and unit == "hour":
-                month = _month_of(hs)
-                total, _ = ResourceMonthTotal.objects.get_or_create(
-                    resource_id=resource_id, product_id=product_id, month=month, defaults={"amount": ZERO})
-                amount = min(amount, max(cap - total.amount, ZERO))
-                total.amount += amount
-                total.save(update_fields=["amount"])
-                capped_keys.add((resource_id, product_id, month))
-            rows.append(RatedUsage(
-                run_id=run_id, organization_id=organization_id, resource_id=resource_id, product_id=product_id,
-                state=state, kind=kind, start_minute=hs, end_minute=he, minutes=he - hs, unit=unit, unit_rate=rate,
-                amount=amount, currency=currency, price_id=price_id, contract_id=contract_id,
-            ))
-    RatedUsage.objects.bulk_create(rows, batch_size=500)
-    return len(rows)
-
-
 def _reverse(*, run_id: int, dirty: list[tuple[int, int]]) -> dict[int, tuple[int, int]]:
     """Reverse every live rated row of the dirty resources from their recheck minute on.
     Returns {resource_id: (earliest reversed start, rows reversed)}."""
     if not dirty:
         return {}
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(_REVERSE_PG, {"run": run_id, "res": [d[0] for d in dirty], "from": [d[1] for d in dirty]})
-            return {r: (start, n) for r, start, n in cursor.fetchall()}
-    out: dict[int, tuple[int, int]] = {}
-    reversals = []
-    for resource_id, from_minute_ in dirty:
-        live = RatedUsage.objects.filter(
-            resource_id=resource_id, end_minute__gt=from_minute_,
-            kind__in=[RatedKind.CHARGE, RatedKind.CORRECTION, RatedKind.MINIMUM]
-        ).exclude(id__in=RatedUsage.objects.filter(corrects_id__isnull=False).values("corrects_id"))
-        for r in live:
-            reversals.append(RatedUsage(
-                run_id=run_id, organization_id=r.organization_id, resource_id=r.resource_id, product_id=r.product_id,
-                state=r.state, kind=RatedKind.REVERSAL, start_minute=r.start_minute, end_minute=r.end_minute,
-                minutes=-r.minutes, unit=r.unit, unit_rate=r.unit_rate, amount=-r.amount, currency=r.currency,
-                price_id=r.price_id, contract_id=r.contract_id, corrects_id=r.pk,
-            ))
-            ResourceMonthTotal.objects.filter(
-                resource_id=r.resource_id, product_id=r.product_id, month=_month_of(r.start_minute)
-            ).update(amount=F("amount") - r.amount)
-            start, n = out.get(resource_id, (r.start_minute, 0))
-            out[resource_id] = (min(start, r.start_minute), n + 1)
-    RatedUsage.objects.bulk_create(reversals, batch_size=500)
-    return out
+    with connection.cursor() as cursor:
+        cursor.execute(_REVERSE, {"run": run_id, "res": [d[0] for d in dirty], "from": [d[1] for d in dirty]})
+        return {r: (start, n) for r, start, n in cursor.fetchall()}
 
 
 # --- Passes -----------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Retention of per-minute detail.
 
-PostgreSQL: `usage_ratedusage` is partitioned by range of `start_minute`, one partition
+`usage_ratedusage` is partitioned by range of `start_minute`, one partition
 per UTC day (`usage_ratedusage_pYYYYMMDD`), plus a DEFAULT partition that catches rows
 of days without one (imports of old history, a correction far back). Partitions are
 created a few days ahead by the hourly retention task, and a day older than
@@ -8,8 +8,7 @@ created a few days ahead by the hourly retention task, and a day older than
 no index bloat, whatever the row count. At 100,000 running resources that is ~144M rows
 a day, which is why whole-partition drops are the only cheap way.
 
-SQLite (the demo): rows older than the retention are deleted in batches by id range
-(ids grow with time, so each batch is an index range scan).
+What is left in the DEFAULT partition past the retention is deleted in batches by id.
 
 Hourly rollups older than `USAGE_HOURLY_RETENTION_DAYS` are deleted in batches; daily
 rollups are kept for ever.
@@ -28,7 +27,7 @@ from usage.models import MeteringRun, RatedUsage, UsageHourly, to_minute
 
 TABLE = "usage_ratedusage"
 DAYS_AHEAD = 3
-DELETE_BATCH = 10_000  # rows per DELETE on SQLite / for hourly rollups: short locks, steady progress
+DELETE_BATCH = 10_000  # rows per DELETE (DEFAULT partition, hourly rollups): short locks, steady progress
 _PARTITION_RE = re.compile(rf"^{TABLE}_p(\d{{8}})$")
 
 # The columns Django's migration gives the table, as a partitioned table: the primary key
@@ -61,8 +60,6 @@ CREATE TABLE {TABLE} (
 def partition_table(schema_editor) -> None:
     """Migration step: replace the plain table (empty at this point) by a partitioned one
     with the same columns and indexes."""
-    if schema_editor.connection.vendor != "postgresql":
-        return
     with schema_editor.connection.cursor() as cursor:
         cursor.execute(
             "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s AND indexname NOT LIKE %s",
@@ -103,8 +100,6 @@ def existing_partitions() -> dict[date, str]:
 
 def ensure_partitions(*, today: date | None = None, days_ahead: int = DAYS_AHEAD) -> list[str]:
     """Create the daily partitions from yesterday to `days_ahead` days ahead."""
-    if connection.vendor != "postgresql":
-        return []
     today = today or timezone.now().date()
     have = existing_partitions()
     created = []
@@ -133,23 +128,22 @@ def ensure_partitions(*, today: date | None = None, days_ahead: int = DAYS_AHEAD
 
 
 def drop_expired(*, today: date | None = None) -> dict[str, int]:
-    """Drop (PostgreSQL) or delete (SQLite) per-minute detail older than the retention,
+    """Drop per-minute detail older than the retention (whole days; stragglers in DEFAULT by row),
     and hourly rollups older than theirs. Only detail whose runs are rolled up goes."""
     today = today or timezone.now().date()
     cutoff_day = today - timedelta(days=settings.USAGE_DETAIL_RETENTION_DAYS)
     cutoff = _day_minute(cutoff_day)
     stats = {"partitions_dropped": 0, "rows_deleted": 0, "hourly_deleted": 0}
-    if connection.vendor == "postgresql":
-        # Whole days: detach and drop. What is left (DEFAULT partition) goes row by row below.
-        for day, name in sorted(existing_partitions().items()):
-            if day >= cutoff_day:
+    # Whole days: detach and drop. What is left (DEFAULT partition) goes row by row below.
+    for day, name in sorted(existing_partitions().items()):
+        if day >= cutoff_day:
+            continue
+        with transaction.atomic(), connection.cursor() as cursor:
+            if _has_pending_rollup(_day_minute(day), _day_minute(day + timedelta(days=1))):
                 continue
-            with transaction.atomic(), connection.cursor() as cursor:
-                if _has_pending_rollup(_day_minute(day), _day_minute(day + timedelta(days=1))):
-                    continue
-                cursor.execute(f"ALTER TABLE {TABLE} DETACH PARTITION {name}")
-                cursor.execute(f"DROP TABLE {name}")
-            stats["partitions_dropped"] += 1
+            cursor.execute(f"ALTER TABLE {TABLE} DETACH PARTITION {name}")
+            cursor.execute(f"DROP TABLE {name}")
+        stats["partitions_dropped"] += 1
     old = RatedUsage.objects.filter(start_minute__lt=cutoff)
     stats["rows_deleted"] = _delete_in_batches(old.filter(
         run_id__in=MeteringRun.objects.filter(rolled_up_at__isnull=False).values("id")))

@@ -9,18 +9,14 @@ ones already rolled up) is never skipped.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from decimal import Decimal
-
 from django.db import connection, transaction
-from django.db.models import F
 from django.utils import timezone
 
-from usage.models import MeteringRun, RatedUsage, UsageDaily, UsageHourly, from_minute
+from usage.models import MeteringRun
 
 RUNS_PER_BATCH = 200  # ~16 chunks a minute: one batch rolls up a quarter of an hour of runs
 
-_ROLLUP_PG = """
+_ROLLUP = """
 WITH agg AS (
     SELECT organization_id, resource_id, product_id, state, COALESCE(price_id, 0) AS price_id, currency,
            start_minute / 60 AS h, SUM(minutes) AS minutes, SUM(amount) AS amount
@@ -70,36 +66,7 @@ def rollup_batch(limit: int = RUNS_PER_BATCH) -> int:
     )
     if not runs:
         return 0
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(_ROLLUP_PG, {"runs": runs})
-    else:
-        _rollup_in_python(runs)
+    with connection.cursor() as cursor:
+        cursor.execute(_ROLLUP, {"runs": runs})
     MeteringRun.objects.filter(id__in=runs).update(rolled_up_at=timezone.now())
     return len(runs)
-
-
-def _rollup_in_python(runs: list[int]) -> None:
-    """SQLite: the same sums with Python Decimals (SQLite would add floats)."""
-    hourly: dict[tuple, list] = defaultdict(lambda: [0, Decimal("0")])
-    for r in RatedUsage.objects.filter(run_id__in=runs).values_list(
-        "organization_id", "resource_id", "product_id", "state", "price_id", "currency", "start_minute",
-        "minutes", "amount",
-    ):
-        key = (*r[:4], r[4] or 0, r[5], from_minute(r[6] // 60 * 60))
-        hourly[key][0] += r[7]
-        hourly[key][1] += r[8]
-    daily: dict[tuple, list] = defaultdict(lambda: [0, Decimal("0")])
-    for key, (minutes, amount) in hourly.items():
-        dkey = (*key[:6], key[6].date())
-        daily[dkey][0] += minutes
-        daily[dkey][1] += amount
-    for model, period, series in ((UsageHourly, "hour", hourly), (UsageDaily, "day", daily)):
-        for (org, resource, product, state, price, currency, when), (minutes, amount) in series.items():
-            lookup = {"resource_id": resource, "product_id": product, "state": state, "price_id": price, period: when}
-            updated = model.objects.filter(**lookup).update(minutes=F("minutes") + minutes, amount=F("amount") + amount)
-            if not updated:
-                model.objects.create(organization_id=org, currency=currency, minutes=minutes, amount=amount, **lookup)
-
-
-

@@ -122,9 +122,9 @@ SET end_minute = filled.next_minute,
     eff_product_id = COALESCE(filled.eff_product, usage_stateinterval.eff_product_id)
 FROM filled
 WHERE usage_stateinterval.id = filled.id
-  AND (usage_stateinterval.end_minute {distinct} filled.next_minute
-       OR usage_stateinterval.eff_state {distinct} COALESCE(filled.eff_state, 'provisioning')
-       OR usage_stateinterval.eff_product_id {distinct} COALESCE(filled.eff_product, usage_stateinterval.eff_product_id))
+  AND (usage_stateinterval.end_minute IS DISTINCT FROM filled.next_minute
+       OR usage_stateinterval.eff_state IS DISTINCT FROM COALESCE(filled.eff_state, 'provisioning')
+       OR usage_stateinterval.eff_product_id IS DISTINCT FROM COALESCE(filled.eff_product, usage_stateinterval.eff_product_id))
 """
 
 _REFRESH_RESOURCES_SQL = """
@@ -147,8 +147,7 @@ def intervals_recompute(*, resource_ids: Iterable[int]) -> None:
     placeholders = ",".join(["%s"] * len(ids))
     with connection.cursor() as cursor:
         # Only rows whose derived values change are written (most of a history does not).
-        distinct = "IS DISTINCT FROM" if connection.vendor == "postgresql" else "IS NOT"
-        cursor.execute(_RECOMPUTE_SQL.format(ids=placeholders, distinct=distinct), ids)
+        cursor.execute(_RECOMPUTE_SQL.format(ids=placeholders), ids)
         cursor.execute(_REFRESH_RESOURCES_SQL.format(ids=placeholders), ids)
 
 

@@ -116,13 +116,11 @@ def run(options: dict, stdout) -> str:
     with connection.cursor() as cur:
         # Forget an earlier run of this benchmark: issued invoices cannot be deleted, so
         # the triggers are bypassed for the benchmark organisations only, in one statement each.
-        if connection.vendor == "postgresql":
-            cur.execute("SET session_replication_role = replica")
+        cur.execute("SET session_replication_role = replica")
     Invoice.objects.filter(organization_id__in=orgs, period_start=period[0]).delete()
     InvoiceRun.objects.filter(period_start=period[0]).delete()
     with connection.cursor() as cur:
-        if connection.vendor == "postgresql":
-            cur.execute("SET session_replication_role = DEFAULT")
+        cur.execute("SET session_replication_role = DEFAULT")
 
     t0 = time.perf_counter()
     run_, todo = engine.invoice_run_start(period=period, org_ids=orgs, dispatch=False)

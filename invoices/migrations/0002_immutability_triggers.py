@@ -4,7 +4,6 @@ An invoice leaves `draft` when it is finalized; from then on its money columns, 
 period, currency and snapshots are fixed, it cannot be deleted, and its lines can be
 neither added, changed nor removed. Status, payment progress, the PDF and the email
 stamp may still move. Credit notes and their lines are never changed or deleted.
-Written for PostgreSQL (the system of record) and SQLite (the demo).
 """
 
 from django.db import migrations
@@ -84,49 +83,12 @@ DROP FUNCTION IF EXISTS invoices_refuse_credit_note_change();
 DROP FUNCTION IF EXISTS invoices_refuse_credit_note_line_change();
 """
 
-SQLITE_FORWARD = [
-    f"""CREATE TRIGGER invoices_invoice_issued_immutable BEFORE UPDATE ON invoices_invoice
-    WHEN OLD.status <> 'draft' AND ({' OR '.join(f'NEW.{c} IS NOT OLD.{c}' for c in FROZEN)} OR NEW.status = 'draft')
-    BEGIN SELECT RAISE(ABORT, 'invoice is issued and cannot be changed; issue a credit note'); END""",
-    """CREATE TRIGGER invoices_invoice_issued_undeletable BEFORE DELETE ON invoices_invoice
-    WHEN OLD.status <> 'draft' BEGIN SELECT RAISE(ABORT, 'invoice is issued and cannot be deleted'); END""",
-    *[
-        f"""CREATE TRIGGER invoices_line_issued_immutable_{op.lower()} BEFORE {op} ON invoices_invoiceline
-        WHEN (SELECT status FROM invoices_invoice WHERE id = {ref}.invoice_id) <> 'draft'
-        BEGIN SELECT RAISE(ABORT, 'lines of an issued invoice cannot be changed; issue a credit note'); END"""
-        for op, ref in (("INSERT", "NEW"), ("UPDATE", "OLD"), ("DELETE", "OLD"))
-    ],
-    f"""CREATE TRIGGER invoices_credit_note_immutable BEFORE UPDATE ON invoices_creditnote
-    WHEN {' OR '.join(f'NEW.{c} IS NOT OLD.{c}' for c in CN_FROZEN)}
-    BEGIN SELECT RAISE(ABORT, 'credit notes cannot be changed'); END""",
-    """CREATE TRIGGER invoices_credit_note_undeletable BEFORE DELETE ON invoices_creditnote
-    BEGIN SELECT RAISE(ABORT, 'credit notes cannot be deleted'); END""",
-    """CREATE TRIGGER invoices_credit_note_line_immutable BEFORE UPDATE ON invoices_creditnoteline
-    BEGIN SELECT RAISE(ABORT, 'credit notes cannot be changed'); END""",
-    """CREATE TRIGGER invoices_credit_note_line_undeletable BEFORE DELETE ON invoices_creditnoteline
-    BEGIN SELECT RAISE(ABORT, 'credit notes cannot be deleted'); END""",
-]
-SQLITE_TRIGGERS = [
-    "invoices_invoice_issued_immutable", "invoices_invoice_issued_undeletable", "invoices_line_issued_immutable_insert",
-    "invoices_line_issued_immutable_update", "invoices_line_issued_immutable_delete", "invoices_credit_note_immutable",
-    "invoices_credit_note_undeletable", "invoices_credit_note_line_immutable", "invoices_credit_note_line_undeletable",
-]
-
-
 def forward(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(PG_FORWARD, params=None)
-    elif schema_editor.connection.vendor == "sqlite":
-        for sql in SQLITE_FORWARD:
-            schema_editor.execute(sql)
+    schema_editor.execute(PG_FORWARD, params=None)
 
 
 def reverse(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(PG_REVERSE, params=None)
-    elif schema_editor.connection.vendor == "sqlite":
-        for name in SQLITE_TRIGGERS:
-            schema_editor.execute(f"DROP TRIGGER IF EXISTS {name}")
+    schema_editor.execute(PG_REVERSE, params=None)
 
 
 class Migration(migrations.Migration):

@@ -63,8 +63,7 @@ def run(options: dict, stdout) -> str:
     assert len(hits) == n
 
     stdout.write(f"resolved {priced}/{n} triples over {len(set(org_ids))} organisations, {len(product_ids)} products")
-    if connection.vendor == "postgresql":
-        stdout.write(_sql_join(triples, at))
+    stdout.write(_sql_join(triples, at))
     return (f"pricing triples={n} seconds={seconds:.4f} baseline_seconds={baseline:.4f} "
             f"ratio={seconds / baseline:.1f}")
 

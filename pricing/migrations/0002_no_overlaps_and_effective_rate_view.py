@@ -1,7 +1,7 @@
 """Overlapping prices and contracts refused by PostgreSQL itself, and the effective-rate view.
 
 The exclusion constraints need btree_gist (equality on scalar columns inside a GiST
-index). SQLite has no equivalent; there `pricing.services` checks under a lock."""
+index)."""
 
 from django.db import migrations
 
@@ -16,18 +16,16 @@ EXCLUSIONS = [
 
 
 def forwards(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute("CREATE EXTENSION IF NOT EXISTS btree_gist")
-        for table, name, spec in EXCLUSIONS:
-            schema_editor.execute(f"ALTER TABLE {table} ADD CONSTRAINT {name} EXCLUDE USING gist ({spec})")
+    schema_editor.execute("CREATE EXTENSION IF NOT EXISTS btree_gist")
+    for table, name, spec in EXCLUSIONS:
+        schema_editor.execute(f"ALTER TABLE {table} ADD CONSTRAINT {name} EXCLUDE USING gist ({spec})")
     recreate_view(schema_editor)
 
 
 def backwards(apps, schema_editor):
     drop_view(schema_editor)
-    if schema_editor.connection.vendor == "postgresql":
-        for table, name, _spec in EXCLUSIONS:
-            schema_editor.execute(f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {name}")
+    for table, name, _spec in EXCLUSIONS:
+        schema_editor.execute(f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {name}")
 
 
 class Migration(migrations.Migration):

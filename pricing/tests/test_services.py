@@ -2,7 +2,7 @@ from datetime import timedelta
 from decimal import Decimal as D
 
 import pytest
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 
 from accounts.models import AuditLog
 from core.errors import Conflict, DomainError
@@ -72,7 +72,6 @@ def test_overlapping_effective_dates_are_refused(server, make_price):
     make_price(server, "2.00", valid_from=T0 + timedelta(days=10), now=T0)  # touching is fine: half-open
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="the exclusion constraint is PostgreSQL's")
 def test_the_database_itself_refuses_overlapping_prices(server, make_price):
     first = make_price(server, "1.00")
     with pytest.raises(IntegrityError, match="price_no_overlap"), transaction.atomic():

@@ -53,8 +53,6 @@ def add_arguments(parser):
 
 
 def run(options: dict, stdout) -> str:
-    if connection.vendor != "postgresql":
-        return "ingest benchmark needs PostgreSQL (DATABASE_URL=postgres://…)"
     total = options["events"] - options["events"] % BATCH
     tag = f"bi{int(time.time())}"
     org, raw_key = _setup(tag, options["resources"])

@@ -43,7 +43,6 @@ def test_the_beat_task_meters_every_chunk_and_calls_the_hooks_with_each_committe
     assert UsageDaily.objects.get().minutes == 2 * 60 + 58
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="partitions are PostgreSQL's")
 def test_retention_creates_daily_partitions_ahead_and_drops_whole_old_days(server, settings):
     today = at(0, 0).date()
     created = partitions.ensure_partitions(today=today - timedelta(days=12))

@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from usage import metering, rollups
-from usage.models import to_minute
+from usage.models import from_minute, to_minute
 
 
 class Command(BaseCommand):
@@ -28,7 +28,7 @@ class Command(BaseCommand):
         result = metering.meter_pass(until=when)
         rolled = rollups.rollup_pending()
         self.stdout.write(
-            f"metered to {metering.from_minute(result.until_minute):%Y-%m-%d %H:%M} UTC: "
+            f"metered to {from_minute(result.until_minute):%Y-%m-%d %H:%M} UTC: "
             f"{len(result.slices)} slices, {result.rows} rows ({result.corrections} for corrections), "
             f"{rolled} runs rolled up"
             + (f"; chunks {result.skipped_chunks} busy in another pass" if result.skipped_chunks else "")
