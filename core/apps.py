@@ -8,6 +8,8 @@ class CoreConfig(AppConfig):
     verbose_name = "Core"
 
     def ready(self) -> None:
+        from core import checks  # noqa: F401 (registers the start-up checks)
+
         # One precision for every Decimal computation in every thread (see core.money).
         from core.money import DECIMAL_PRECISION
 

@@ -43,9 +43,13 @@ def readyz(request):
     return JsonResponse({"status": "ready" if ready else "not ready", "checks": checks}, status=200 if ready else 503)
 
 
+def api_not_found_body() -> dict:
+    return error_body("not_found", "No such endpoint or object.")
+
+
 def page_not_found(request, exception):
     if request.path.startswith(API_PREFIX):
-        return JsonResponse(error_body("not_found", "No such endpoint or object."), status=404)
+        return JsonResponse(api_not_found_body(), status=404)
     return defaults.page_not_found(request, exception)
 
 

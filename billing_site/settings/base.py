@@ -1,8 +1,9 @@
 """Settings shared by every environment.
 
 Values that differ between machines come from the environment (django-environ).
-`local` is the `make run` default (SQLite + a filesystem broker), `test` is real
-PostgreSQL + Redis, and `production` refuses to start without real secrets.
+`local` is the `make run` default (the embedded PostgreSQL under var/ + a filesystem
+broker), `test` is PostgreSQL + Redis on localhost, and `production` refuses to start
+without real secrets. PostgreSQL is the only database, everywhere.
 """
 
 from datetime import timedelta
@@ -11,11 +12,13 @@ from pathlib import Path
 import environ
 from celery.schedules import crontab
 
-BASE_DIR = Path(__file__).resolve().parent.parent.parent
-VAR_DIR = BASE_DIR / "var"
+from core import embedded_db
 
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
 env.read_env(BASE_DIR / ".env", overwrite=False) if (BASE_DIR / ".env").exists() else None
+# The demo's state: its database cluster, broker folders, cache, uploaded files.
+VAR_DIR = Path(env("CLOUDBILL_VAR_DIR", default=str(BASE_DIR / "var"))).resolve()
 
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="insecure-dev-key-change-me")
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
@@ -47,6 +50,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "core.middleware.ApiNotFoundMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -76,20 +80,13 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------
-# DATABASE_URL switches engines; the default is the `make run` SQLite file.
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'cloudbill.sqlite3'}")}
+# PostgreSQL 15 or newer (core/checks.py refuses anything else). DATABASE_URL selects the
+# server; without it, the demo's embedded server under var/ that `make run` starts.
+DATABASES = {"default": env.db("DATABASE_URL", default=embedded_db.url(VAR_DIR))}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Web, worker and beat share one file: WAL lets readers run beside the writer,
-    # IMMEDIATE takes the write lock up front so transactions wait instead of failing.
-    DATABASES["default"]["OPTIONS"] = {
-        "timeout": 30,
-        "transaction_mode": "IMMEDIATE",
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-    }
-else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
-    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
+DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+POSTGRESQL_MIN_VERSION = 15
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
@@ -156,7 +153,8 @@ if REDIS_URL:
 else:
     for _folder in ("queue", "processed", "control"):
         (VAR_DIR / "broker" / _folder).mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_URL = "filesystem://"
+    # A hostname, though the transport ignores it: without one kombu warns on every connection.
+    CELERY_BROKER_URL = "filesystem://localhost/"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(VAR_DIR / "broker" / "queue"),
         "data_folder_out": str(VAR_DIR / "broker" / "queue"),

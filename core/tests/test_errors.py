@@ -76,6 +76,15 @@ def test_404_for_an_unknown_endpoint_is_json_too(org_api, path):
     assert _error(response)["code"] == "not_found"
 
 
+@pytest.mark.parametrize("path", ["/api/v1/no-such-thing/", "/api/v1/organizations/abc/members/1x", "/api/nothing"])
+def test_404_for_an_unknown_endpoint_is_json_with_debug_on_as_in_the_demo(org_api, settings, path):
+    settings.DEBUG = True  # `make run`: Django would answer with its HTML page listing every URL
+    response = org_api.get(path)
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert _error(response)["code"] == "not_found"
+
+
 def test_404_outside_the_api_is_a_page(client):
     response = client.get("/no-such-page/")
     assert response.status_code == 404 and b"Not found" in response.content

@@ -7,12 +7,20 @@ from django.core.management.base import BaseCommand
 class Command(BaseCommand):
     help = "Print where the demo runs and how to sign in (used by `make run`)."
 
+    def add_arguments(self, parser):
+        parser.add_argument("--port", default=os.environ.get("PORT", "8000"))
+
     def handle(self, *args, **options):
+        from django.db import connection
+
         from accounts.demo import DEMO_PASSWORD
 
-        port = os.environ.get("PORT", "8000")
+        port = options["port"]
         db = settings.DATABASES["default"]
-        engine = "PostgreSQL" if "postgresql" in db["ENGINE"] else f"SQLite ({db['NAME']})"
+        where = "embedded, under var/postgres" if str(db["HOST"]).startswith(str(settings.VAR_DIR)) else (
+            f"{db['HOST'] or 'local socket'}{':' + str(db['PORT']) if db['PORT'] else ''}")
+        major, minor = divmod(connection.pg_version, 10000)
+        engine = f"PostgreSQL {major}.{minor} ({where}, database {db['NAME']})"
         broker = "Redis" if settings.REDIS_URL else "filesystem broker under var/broker"
         stripe, paypal = bool(getattr(settings, "STRIPE_SECRET_KEY", "")), bool(getattr(settings, "PAYPAL_CLIENT_ID", ""))
         payments = (" and ".join(n for n, on in (("Stripe", stripe), ("PayPal", paypal)) if on)
