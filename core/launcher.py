@@ -191,7 +191,13 @@ def run(port: str) -> int:
                 say(f"  Starting PostgreSQL {SERVER_MAJOR} (embedded, {var_dir() / 'postgres'})"
                     + (" — the first start creates the cluster" if first else "") + "…")
                 t0 = time.monotonic()
-                env["DATABASE_URL"] = server.start()
+                try:
+                    env["DATABASE_URL"] = server.start()
+                except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
+                    server = None
+                    say(f"  PostgreSQL did not start ({exc}).\n  Its log: {var_dir() / 'postgres' / 'log'}; "
+                        "or set DATABASE_URL to use a server of your own.")
+                    return 1
                 say(f"    ready in {time.monotonic() - t0:.1f} s")
         else:
             say("  Database: the server DATABASE_URL names.")
@@ -212,8 +218,8 @@ def run(port: str) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if server is not None:
             t0 = time.monotonic()
-            server.stop()
-            say(f"  PostgreSQL stopped in {time.monotonic() - t0:.1f} s.")
+            problem = server.stop()
+            say(f"  PostgreSQL: {problem}" if problem else f"  PostgreSQL stopped in {time.monotonic() - t0:.1f} s.")
 
 
 class _Stop(Exception):

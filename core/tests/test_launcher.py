@@ -11,8 +11,10 @@ from __future__ import annotations
 import os
 import pty
 import select
+import shutil
 import signal
 import socket
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -142,8 +144,17 @@ def _start_and_stop(var_dir: Path, *, first: bool) -> tuple[Terminal, float]:
         term.kill()
 
 
-def test_make_run_starts_on_embedded_postgresql_and_ctrl_c_stops_everything_with_status_0(tmp_path):
-    var_dir = tmp_path / "var"
+@pytest.fixture
+def var_dir():
+    # Not pytest's tmp_path: pytest keeps its root 0700 at every session start, and the
+    # server runs as an unprivileged user of its own that must reach its data directory.
+    path = Path(tempfile.mkdtemp(prefix="cloudbill-launcher-"))
+    path.chmod(0o755)
+    yield path / "var"
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_make_run_starts_on_embedded_postgresql_and_ctrl_c_stops_everything_with_status_0(var_dir):
     term, _ = _start_and_stop(var_dir, first=True)
     assert "first start creates the cluster" in term.text
     assert "Applying" in term.text and "migrations" in term.text
