@@ -317,9 +317,11 @@ BENCHMARKS["ingest"] = "usage.benchmarks.ingest"
 from decimal import Decimal  # noqa: E402
 
 # Top-up handlers (credits/topup.py has the contract): called with a TopUp id after commit.
-# SANDBOX by default: completes top-ups locally, no money moves. Payments switches these.
-CREDITS_TOPUP_HANDLER = env("CREDITS_TOPUP_HANDLER", default="credits.topup.sandbox_handler")
-CREDITS_AUTO_TOPUP_HANDLER = env("CREDITS_AUTO_TOPUP_HANDLER", default="credits.topup.sandbox_handler")
+# Requested and automatic top-ups charge the saved card through payments, whose sandbox
+# gateway moves no money until provider keys are set. `credits.topup.sandbox_handler`
+# completes top-ups locally without payments at all.
+CREDITS_TOPUP_HANDLER = env("CREDITS_TOPUP_HANDLER", default="payments.topups.charge_topup")
+CREDITS_AUTO_TOPUP_HANDLER = env("CREDITS_AUTO_TOPUP_HANDLER", default="payments.topups.charge_topup")
 CREDITS_TOPUP_MAX_AMOUNT = Decimal(env("CREDITS_TOPUP_MAX_AMOUNT", default="100000"))
 # A failed top-up is retried with backoff (5 min, 20 min, 80 min, …) this many attempts in all.
 CREDITS_TOPUP_MAX_ATTEMPTS = env.int("CREDITS_TOPUP_MAX_ATTEMPTS", default=4)
@@ -448,9 +450,6 @@ PAYMENTS_DUNNING_FINAL_ACTION = env("PAYMENTS_DUNNING_FINAL_ACTION", default="ma
 # Checkouts nobody finished are canceled after this long (reconciliation).
 PAYMENTS_CHECKOUT_EXPIRY = timedelta(hours=24)
 PAYMENTS_RECONCILE_WINDOW = timedelta(days=3)
-# Credits' top-up requests and auto top-ups charge the saved card (sandbox without keys).
-CREDITS_TOPUP_HANDLER = env("CREDITS_TOPUP_HANDLER", default="payments.topups.charge_topup")
-CREDITS_AUTO_TOPUP_HANDLER = env("CREDITS_AUTO_TOPUP_HANDLER", default="payments.topups.charge_topup")
 PORTAL_DASHBOARD_CARDS += ["payments.cards.payments_card"]
 DEMO_SEEDERS += ["payments.demo.seed"]
 # The only CSRF-exempt views: each verifies its provider's signature on the raw body.
