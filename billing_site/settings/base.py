@@ -222,8 +222,15 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
-# Idempotency records are kept this long; a key reused later is treated as new.
-IDEMPOTENCY_KEY_TTL = timedelta(hours=24)
+# Idempotency records are kept this long; a key reused later is treated as new. An
+# hourly purge deletes older records in bounded batches (core/api/idempotency.py).
+IDEMPOTENCY_KEY_TTL = timedelta(hours=env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24))
+CELERY_BEAT_SCHEDULE["core-purge-idempotency-records"] = {
+    "task": "core.purge_idempotency_records",
+    "schedule": crontab(minute=43),
+    # A purge that waited out an outage in the queue is pointless: the next one catches up.
+    "options": {"expires": 3000},
+}
 
 # --- Demo data ------------------------------------------------------------
 # `seed_demo` calls each of these in order; each must be idempotent.
