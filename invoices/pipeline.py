@@ -136,7 +136,11 @@ class BillingContext:
     organization_ids: list[int]
     now: datetime
     bills: dict[int, Bill] = field(default_factory=dict)
-    render_pdf: bool = True
+    # Two independent switches for the scheduled run's side effects after commit:
+    # finalize renders each issued invoice's PDF, notify emails each one (an email
+    # renders its PDF itself when there is none yet). Both off unless a caller asks.
+    render_pdf: bool = False
+    send_email: bool = False
     # The scheduled run this belongs to, if any.
     run_id: int | None = None
     # Organisations whose finalization failed, with the error: finalize stores and numbers

@@ -9,7 +9,7 @@ from invoices.pipeline import BillingContext
 
 class Notify:
     def __call__(self, ctx: BillingContext) -> None:
-        if not ctx.render_pdf:
+        if not ctx.send_email:
             return
         from invoices.tasks import invoice_email_task
 
