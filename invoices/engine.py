@@ -6,8 +6,9 @@
   pipeline reads the whole chunk's inputs in a few set-based queries; each organisation
   is then stored in its own transaction and numbered in a short second one. A failure is
   recorded on its `InvoiceRunItem` and retried on its own, and never stops the others.
-- On demand: `interim_bill` runs the same handlers over [month start, until) and stops
-  before finalize and notify: nothing is stored, numbered or sent.
+- On demand: `interim_bill` runs the same handlers over [month start, until) without
+  those with side effects (finalize, notify; see `pipeline.pipeline_paths`): nothing is
+  stored, numbered or sent.
 """
 
 from __future__ import annotations

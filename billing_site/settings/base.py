@@ -376,10 +376,11 @@ CELERY_BEAT_SCHEDULE["credits-provisioning-retry"] = {
 }
 
 # --- invoices -------------------------------------------------------------
-# The billing pipeline (see invoices/pipeline.py and README "Invoices"): each entry is
-# one handler over the shared context. The on-demand (interim) engine runs the same
-# steps but stops before finalize and notify, so its figures are the scheduled ones.
-_INVOICE_FINAL_STEPS = ["invoices.handlers.finalize.Finalize", "invoices.handlers.notify.Notify"]
+# The billing pipeline (see invoices/pipeline.py): each entry is one handler over the
+# shared context, in order. Each handler declares what it requires and provides, and
+# `manage.py check` refuses an order that breaks it. The on-demand (interim) engine runs
+# these same steps without those with side effects (finalize, notify), derived when it
+# runs, so its figures are always the scheduled ones; it is not listed here.
 BILLING_PIPELINES = {
     "scheduled": [
         "invoices.handlers.gather.GatherCharges",
@@ -391,10 +392,10 @@ BILLING_PIPELINES = {
         "invoices.handlers.taxes.Taxes",
         "invoices.handlers.totals.Totals",
         "invoices.handlers.balance.CreditsAndBalance",
-        *_INVOICE_FINAL_STEPS,
+        "invoices.handlers.finalize.Finalize",
+        "invoices.handlers.notify.Notify",
     ],
 }
-BILLING_PIPELINES["on_demand"] = [h for h in BILLING_PIPELINES["scheduled"] if h not in _INVOICE_FINAL_STEPS]
 # Organisations per scheduled-run task: the pipeline reads a chunk's inputs set-based,
 # then stores and numbers each organisation in its own short transactions.
 INVOICE_RUN_CHUNK_SIZE = env.int("INVOICE_RUN_CHUNK_SIZE", default=200)

@@ -8,6 +8,10 @@ from invoices.pipeline import BillingContext
 
 
 class Notify:
+    requires = frozenset({"invoice"})
+    provides: frozenset[str] = frozenset()
+    side_effects = True  # sends
+
     def __call__(self, ctx: BillingContext) -> None:
         if not ctx.send_email:
             return

@@ -9,6 +9,7 @@ from accounts.tests.factories import OrganizationFactory
 from core.errors import DomainError
 from invoices import engine
 from invoices.models import Invoice, InvoiceRun, InvoiceRunItem
+from invoices.pipeline import step
 from invoices.tests.helpers import hourly_rows, utc
 
 pytestmark = pytest.mark.django_db
@@ -105,6 +106,7 @@ def test_a_crash_between_storing_and_numbering_is_finished_by_the_rerun(three_or
 FAILING: set[int] = set()
 
 
+@step()
 def explode_for_marked(ctx):
     if set(ctx.organization_ids) & FAILING:
         raise RuntimeError("disk on fire")
@@ -161,6 +163,7 @@ def test_the_fan_out_sends_chunks_and_retries_a_failed_organisation_on_its_own(
 FAILURES_LEFT: dict[int, int] = {}
 
 
+@step()
 def explode_a_few_times_for_marked(ctx):
     for org_id in ctx.organization_ids:
         if FAILURES_LEFT.get(org_id):
