@@ -1,5 +1,6 @@
-"""The top-up handler contract, and the sandbox handler the demo uses until payments
-switches `CREDITS_AUTO_TOPUP_HANDLER` / `CREDITS_TOPUP_HANDLER` to its gateways.
+"""The top-up handler contract, and a sandbox handler that completes top-ups without
+payments (settings name payments' handler, `payments.topups.charge_topup`, in
+`CREDITS_AUTO_TOPUP_HANDLER` / `CREDITS_TOPUP_HANDLER`).
 
 Contract (see docs/ARCHITECTURE.md, "credits → payments"):
 

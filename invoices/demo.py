@@ -92,7 +92,8 @@ def seed(stdout=None) -> None:
     issued = sum(
         status == "invoiced"
         for chunk in engine.chunks(todo)
-        for status in engine.invoice_organizations(run_id=run.pk, organization_ids=chunk).values()
+        for status in engine.invoice_organizations(run_id=run.pk, organization_ids=chunk, render_pdf=True,
+                                                    send_email=True).values()
     )
     if stdout:
         stdout.write(f"invoices: {len(TAX_RATES)} tax rates, 1 coupon, {imported.imported} history rows, "

@@ -6,8 +6,9 @@
   pipeline reads the whole chunk's inputs in a few set-based queries; each organisation
   is then stored in its own transaction and numbered in a short second one. A failure is
   recorded on its `InvoiceRunItem` and retried on its own, and never stops the others.
-- On demand: `interim_bill` runs the same handlers over [month start, until) and stops
-  before finalize and notify: nothing is stored, numbered or sent.
+- On demand: `interim_bill` runs the same handlers over [month start, until) without
+  those with side effects (finalize, notify; see `pipeline.pipeline_paths`): nothing is
+  stored, numbered or sent.
 """
 
 from __future__ import annotations
@@ -110,37 +111,41 @@ def chunks(org_ids: list[int], size: int | None = None) -> list[list[int]]:
     return [org_ids[i:i + size] for i in range(0, len(org_ids), size)]
 
 
-def invoice_organizations(*, run_id: int, organization_ids: list[int], render_pdf: bool = True,
+def invoice_organizations(*, run_id: int, organization_ids: list[int], render_pdf: bool, send_email: bool,
                           now: datetime | None = None) -> dict[int, str]:
     """Bill a chunk of organisations for the run's month and return each one's run-item
     status. The handlers read every input of the chunk in a few set-based queries; each
     organisation is then stored in its own transaction and numbered in a short second
     one. A failing organisation is recorded on its run item ("failed") and never affects
-    the others. Idempotent: issued invoices are left alone, crash drafts are rebuilt."""
+    the others. Idempotent: issued invoices are left alone, crash drafts are rebuilt.
+    `render_pdf` and `send_email` say whether each issued invoice's PDF is rendered and
+    whether it is emailed, after commit (a backfill turns both off)."""
     run = InvoiceRun.objects.get(pk=run_id)
-    statuses, _failures = _bill(run, list(organization_ids), render_pdf=render_pdf, now=now or timezone.now())
+    statuses, _failures = _bill(run, list(organization_ids), render_pdf=render_pdf, send_email=send_email,
+                                now=now or timezone.now())
     _maybe_close(run.pk)
     return statuses
 
 
-def invoice_organization(*, run_id: int, organization_id: int, render_pdf: bool = True,
+def invoice_organization(*, run_id: int, organization_id: int, render_pdf: bool, send_email: bool,
                          now: datetime | None = None) -> str:
     """Bill one organisation (a retry, or `invoice_run --org`); its failure is recorded
     and raised."""
     run = InvoiceRun.objects.get(pk=run_id)
-    statuses, failures = _bill(run, [organization_id], render_pdf=render_pdf, now=now or timezone.now())
+    statuses, failures = _bill(run, [organization_id], render_pdf=render_pdf, send_email=send_email,
+                               now=now or timezone.now())
     _maybe_close(run.pk)
     if organization_id in failures:
         raise failures[organization_id]
     return statuses[organization_id]
 
 
-def _bill(run: InvoiceRun, org_ids: list[int], *, render_pdf: bool,
+def _bill(run: InvoiceRun, org_ids: list[int], *, render_pdf: bool, send_email: bool,
           now: datetime) -> tuple[dict[int, str], dict[int, Exception]]:
     ctx = BillingContext(
         mode=SCHEDULED, period_start=run.period_start, period_end=run.period_end,
         span_start=run.period_start, span_end=run.period_end, organization_ids=org_ids,
-        now=now, render_pdf=render_pdf, run_id=run.pk,
+        now=now, render_pdf=render_pdf, send_email=send_email, run_id=run.pk,
     )
     try:
         run_pipeline(SCHEDULED, ctx)
@@ -152,7 +157,7 @@ def _bill(run: InvoiceRun, org_ids: list[int], *, render_pdf: bool,
             statuses: dict[int, str] = {}
             failures: dict[int, Exception] = {}
             for org_id in org_ids:
-                one, failed = _bill(run, [org_id], render_pdf=render_pdf, now=now)
+                one, failed = _bill(run, [org_id], render_pdf=render_pdf, send_email=send_email, now=now)
                 statuses.update(one)
                 failures.update(failed)
             return statuses, failures
@@ -216,7 +221,7 @@ def interim_bill(
         raise DomainError("The span must lie inside one calendar month.", field="until")
     ctx = BillingContext(
         mode=ON_DEMAND, period_start=start, period_end=end, span_start=since, span_end=until,
-        organization_ids=[organization.pk], now=now, render_pdf=False,
+        organization_ids=[organization.pk], now=now, render_pdf=False, send_email=False,
     )
     run_pipeline(ON_DEMAND, ctx)
     return ctx, ctx.bills.get(organization.pk)

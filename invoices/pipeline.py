@@ -1,14 +1,27 @@
 """The billing pipeline: an ordered list of handlers over one shared context.
 
-`settings.BILLING_PIPELINES` names the handlers of each engine by dotted path:
-
-- "scheduled": every step, ending with finalize (store, number, PDF) and notify;
-- "on_demand": the same steps without finalize and notify, so an interim invoice is
-  computed exactly like the monthly one and nothing is stored, numbered or sent.
+`settings.BILLING_PIPELINES["scheduled"]` names every step by dotted path, ending with
+finalize (store, number, PDF) and notify. The on-demand engine's pipeline is derived
+from it each time it runs: the same steps without those with side effects, so an interim
+invoice is computed exactly like the monthly one, a step added later included, and
+nothing is stored, numbered or sent. Settings do not list it.
 
 A handler is any callable taking the context (a class with `__call__` or a function).
 It reads and writes the `Bill` of each organisation in `ctx.bills`; a handler that adds
 charges appends `Line`s, rounding each amount once with `core.money.round_money`.
+
+Each handler declares, as attributes (`@step(...)` sets them on a function):
+
+- `provides`: the facets of the bills it fills in, e.g. "charges" (charge lines), "lines"
+  (any line), "taxes", "totals";
+- `requires`: the facets it reads; every *other* step providing one of them must run
+  before it, and at least one must;
+- `side_effects` (default False): it stores, numbers or sends, so on demand skips it.
+
+The system checks (invoices/checks.py) refuse to start with a step that cannot be
+imported (`invoices.E002`), declares nothing (`E003`), is listed twice or runs before
+what it requires (`E004`); `handlers()` refuses the same at use, so a worker started
+without the checks cannot bill out of order either.
 Adding a step is adding a handler to the list in settings; the engine never changes.
 """
 
@@ -23,6 +36,7 @@ from functools import cache
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from accounts.models import Organization
@@ -30,6 +44,8 @@ from core.money import ZERO, round_money
 
 SCHEDULED = "scheduled"
 ON_DEMAND = "on_demand"
+# Pipelines computed from another when used, never listed in settings: name → source.
+DERIVED = {ON_DEMAND: SCHEDULED}
 
 
 def month_bounds(year: int, month: int) -> tuple[datetime, datetime]:
@@ -136,7 +152,11 @@ class BillingContext:
     organization_ids: list[int]
     now: datetime
     bills: dict[int, Bill] = field(default_factory=dict)
-    render_pdf: bool = True
+    # Two independent switches for the scheduled run's side effects after commit:
+    # finalize renders each issued invoice's PDF, notify emails each one (an email
+    # renders its PDF itself when there is none yet). Both off unless a caller asks.
+    render_pdf: bool = False
+    send_email: bool = False
     # The scheduled run this belongs to, if any.
     run_id: int | None = None
     # Organisations whose finalization failed, with the error: finalize stores and numbers
@@ -157,17 +177,77 @@ class BillingContext:
 Handler = Callable[[BillingContext], None]
 
 
+def step(
+    *, requires: Iterable[str] = (), provides: Iterable[str] = (), side_effects: bool = False
+) -> Callable[[Handler], Handler]:
+    """Declare what a function handler requires and provides (classes set the same
+    attributes themselves)."""
+
+    def declare(handler: Any) -> Handler:
+        handler.requires, handler.provides = frozenset(requires), frozenset(provides)
+        handler.side_effects = side_effects
+        return handler
+
+    return declare
+
+
 @cache
 def _load(path: str) -> Handler:
     obj = import_string(path)
     return obj() if isinstance(obj, type) else obj
 
 
-def handlers(name: str) -> list[Handler]:
+def pipeline_paths(name: str) -> list[str]:
+    """The dotted paths of pipeline `name`, in order: as settings list them, or for a
+    derived pipeline (on demand) its source's without the steps with side effects."""
+    configured = settings.BILLING_PIPELINES
+    if name in DERIVED and name in configured:
+        raise ImproperlyConfigured(
+            f"BILLING_PIPELINES[{name!r}] is derived from {DERIVED[name]!r} when it runs; remove it from settings."
+        )
+    source = DERIVED.get(name, name)
     try:
-        paths: Iterable[str] = settings.BILLING_PIPELINES[name]
+        paths = list(configured[source])
     except KeyError:
-        raise KeyError(f"No billing pipeline named {name!r} in settings.BILLING_PIPELINES") from None
+        raise KeyError(f"No billing pipeline named {source!r} in settings.BILLING_PIPELINES") from None
+    if name in DERIVED:
+        paths = [p for p in paths if not getattr(_load(p), "side_effects", False)]
+    return paths
+
+
+def order_problems(paths: list[str]) -> list[tuple[str, str]]:
+    """(check id, message) for each step of `paths` that declares no `requires` or
+    `provides`, is listed twice, or runs before a step providing what it requires."""
+    loaded = [_load(p) for p in paths]
+    provides = [getattr(h, "provides", None) or frozenset() for h in loaded]
+    problems = []
+    for i, (path, handler) in enumerate(zip(paths, loaded, strict=True)):
+        undeclared = [a for a in ("requires", "provides") if not isinstance(getattr(handler, a, None), frozenset)]
+        if undeclared:
+            problems.append(("invoices.E003", f"{path} declares no {' or '.join(undeclared)} (a frozenset)."))
+        if path in paths[:i]:
+            problems.append(("invoices.E004", f"{path} is listed twice."))
+        for facet in sorted(getattr(handler, "requires", None) or ()):
+            earlier = [p for p, given in zip(paths[:i], provides[:i], strict=True) if facet in given]
+            later = [p for p, given in zip(paths[i + 1:], provides[i + 1:], strict=True) if facet in given]
+            if later:
+                problems.append(("invoices.E004", f"{path} requires {facet!r} complete, but {', '.join(later)} "
+                                                  "provides it later."))
+            elif not earlier:
+                problems.append(("invoices.E004", f"{path} requires {facet!r}, which no step before it provides."))
+    return problems
+
+
+@cache
+def _checked(paths: tuple[str, ...]) -> None:
+    problems = order_problems(list(paths))
+    if problems:
+        raise ImproperlyConfigured(" ".join(message for _id, message in problems))
+
+
+def handlers(name: str) -> list[Handler]:
+    paths = pipeline_paths(name)
+    _checked(tuple(paths))
     return [_load(p) for p in paths]
 
 

@@ -15,7 +15,8 @@ from accounts.audit import audit_record
 from accounts.models import ApiKey, Organization, User
 from core.errors import Conflict, DomainError
 from core.money import ZERO, round_money
-from invoices import numbering, selectors, sources
+from credits.services import ledger_post
+from invoices import numbering, selectors
 from invoices.models import (
     TRANSITIONS,
     Coupon,
@@ -151,7 +152,7 @@ def invoice_finalize(
         inv.save(update_fields=["status", "number", "issued_at", "billing_details", "seller_details", "due_at",
                                 "paid_at", "updated_at"])
         if drawn != ZERO:
-            sources.ledger_post(
+            ledger_post(
                 organization=org, amount=-drawn, kind=LEDGER_KIND, reference=f"invoice:{inv.pk}",
                 reason=f"{'Statement' if inv.is_statement else 'Invoice'} {inv.number}",
             )
@@ -183,7 +184,7 @@ def invoice_void(
     if was != InvoiceStatus.DRAFT:
         drawn = _credit_drawn_at_finalize(inv)
         if drawn != ZERO:
-            sources.ledger_post(
+            ledger_post(
                 organization=inv.organization, amount=drawn, kind=LEDGER_KIND, reference=f"invoice:{inv.pk}:void",
                 reason=f"Void of {inv.number}",
             )
@@ -255,7 +256,7 @@ def invoice_record_payment(
             _settle(inv, now)
         inv.save(update_fields=["amount_paid", "status", "paid_at", "updated_at"])
         # The amount due is what the ledger lacks: the payment puts it back.
-        sources.ledger_post(
+        ledger_post(
             organization=inv.organization, amount=amount, kind=LEDGER_KIND,
             reference=f"invoice_payment:{payment.pk}", reason=f"Payment of {inv.number}",
         )
@@ -312,7 +313,7 @@ def invoice_reverse_payment(
         if inv.status == InvoiceStatus.PAID:
             _unsettle(inv)
         inv.save(update_fields=["amount_paid", "status", "paid_at", "updated_at"])
-        sources.ledger_post(
+        ledger_post(
             organization=inv.organization, amount=-amount, kind=REVERSAL_LEDGER_KIND,
             reference=f"invoice_payment_reversal:{reversal.pk}",
             reason=(f"Reversal of a payment of {inv.number}" + (f": {reason}" if reason else ""))[:500],
@@ -369,7 +370,7 @@ def credit_note_create(
             inv.save(update_fields=["status", "paid_at", "updated_at"])
         # The ledger is the account: the whole credit goes to it. The part that settled
         # what was owed on the invoice brings a negative balance back; the rest is credit.
-        sources.ledger_post(
+        ledger_post(
             organization=inv.organization, amount=total, kind="adjustment",
             reference=f"credit_note:{note.pk}", reason=f"Credit note {note.number} on {inv.number}",
         )

@@ -3,7 +3,13 @@
 Each function takes many organisations at once and returns rows grouped per
 organisation, so a run costs a handful of queries per call, never one per charge. These
 are the only lines of the invoices app that know the other apps' schemas
-(docs/ARCHITECTURE.md, "Contracts between apps").
+(docs/ARCHITECTURE.md, "Contracts between apps"), and they only read: what invoices
+write to another app goes through that app's services (`invoices.services` posts to the
+credit ledger with `credits.services.ledger_post`).
+
+A model read here that no installed app provides (renamed, moved, app removed) raises
+`SourceMissing` at use, and the system check `invoices.E001` refuses to start without
+it: a source that cannot be read must stop billing, never bill zero.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Max, Min, OuterRef, Q, Subquery, Sum
 
 from accounts.models import Organization
@@ -22,15 +29,33 @@ from core.money import ZERO
 HOUR = timedelta(hours=1)
 
 
-def _model(app_label: str, name: str):
-    """Another app's model, or None while that app does not provide it: a source with
-    nothing to read contributes no charges (and the run skips everyone quickly)."""
+# Every model of another app that invoices read, by label: `invoices.checks` resolves
+# each one at start-up, and `source_model` reads no other.
+PRICE = "pricing.Price"
+PRODUCT = "pricing.Product"
+CONTRACT = "pricing.Contract"
+USAGE_HOURLY = "usage.UsageHourly"
+USAGE_EVENT = "usage.UsageEvent"
+METRIC = "usage.Metric"
+BALANCE = "credits.Balance"
+SOURCE_MODELS = (PRICE, PRODUCT, CONTRACT, USAGE_HOURLY, USAGE_EVENT, METRIC, BALANCE)
+
+
+class SourceMissing(ImproperlyConfigured):
+    """A model invoices read is not provided by any installed app."""
+
+
+def source_model(label: str):
+    """The model `label` (one of SOURCE_MODELS) names. Raises SourceMissing when no
+    installed app provides it: reading nothing would bill nothing."""
     from django.apps import apps
 
+    if label not in SOURCE_MODELS:
+        raise SourceMissing(f"{label} is not one of invoices.sources.SOURCE_MODELS; declare it there.")
     try:
-        return apps.get_model(app_label, name)
-    except LookupError:
-        return None
+        return apps.get_model(label)
+    except LookupError as exc:
+        raise SourceMissing(f"Invoices read {label}, which no installed app provides ({exc}).") from exc
 
 
 @dataclass(frozen=True)
@@ -99,11 +124,7 @@ def aggregate_usage(rows: Iterable[UsageRow]) -> list[UsageRow]:
 def usage_rows(org_ids: list[int], start: datetime, end: datetime) -> dict[int, list[UsageRow]]:
     """The rolled-up hourly history (usage.UsageHourly) of [start, end), grouped in SQL
     by organisation, resource, product, state and price."""
-    from pricing.models import Price
-
-    UsageHourly = _model("usage", "UsageHourly")  # noqa: N806
-    if UsageHourly is None:
-        return {}
+    Price, UsageHourly = source_model(PRICE), source_model(USAGE_HOURLY)  # noqa: N806
     rows = (
         UsageHourly.objects.filter(organization_id__in=org_ids, hour__gte=start, hour__lt=end)
         .values("organization_id", "resource_id", "resource__name", "product_id", "product__code", "product__name",
@@ -134,13 +155,10 @@ def metered_quantities(
     allowance, as `usage.metered.metered_charges` prices a whole period; a metric without
     a price is not billed. Reading "before" and "after" keeps the allowance monthly, so an
     interim invoice plus the rest of the month equals the month."""
-    from pricing.models import Product
     from pricing.pricing_models import PriceTerms
     from pricing.resolver import NoPrice, resolve_price
 
-    UsageEvent, Metric = _model("usage", "UsageEvent"), _model("usage", "Metric")  # noqa: N806
-    if UsageEvent is None or Metric is None:
-        return {}
+    Product, UsageEvent, Metric = (source_model(m) for m in (PRODUCT, USAGE_EVENT, METRIC))  # noqa: N806
     metrics = {m.code: m for m in Metric.objects.all()}
     if not metrics:
         return {}
@@ -190,9 +208,7 @@ def metered_quantities(
 
 def contract_minimums(org_ids: list[int], period_start: datetime, period_end: datetime) -> dict[int, Minimum]:
     """Committed monthly minimums of contracts in force during the month."""
-    from pricing.models import Contract
-
-    qs = Contract.objects.filter(
+    qs = source_model(CONTRACT).objects.filter(
         Q(valid_to__isnull=True) | Q(valid_to__gt=period_start),
         organization_id__in=org_ids, valid_from__lt=period_end, committed_monthly_minimum__gt=0,
     ).values_list("organization_id", "committed_monthly_minimum", "currency", "pk")
@@ -201,10 +217,9 @@ def contract_minimums(org_ids: list[int], period_start: datetime, period_end: da
 
 def credit_balances(currencies: dict[int, str]) -> dict[int, Decimal]:
     """Credit balances (credits.Balance) of organisation id → its billing currency."""
-    Balance = _model("credits", "Balance")  # noqa: N806
-    if Balance is None or not currencies:
+    if not currencies:
         return {}
-    rows = Balance.objects.filter(organization_id__in=list(currencies)).values_list(
+    rows = source_model(BALANCE).objects.filter(organization_id__in=list(currencies)).values_list(
         "organization_id", "currency", "amount")
     return {org: amount for org, cur, amount in rows if currencies.get(org) == cur}
 
@@ -215,31 +230,20 @@ def price_quantity(terms: object, quantity: Decimal) -> Decimal:
     return _price_quantity(terms, quantity).amount
 
 
-def ledger_post(*, organization: Organization, amount: Decimal, kind: str, reason: str, reference: str) -> None:
-    """Post to the credit ledger (idempotent on `reference`, see credits.services)."""
-    from credits.services import ledger_post as _ledger_post
-
-    _ledger_post(organization=organization, amount=amount, kind=kind, reason=reason, reference=reference)
-
-
 def organizations_with_charges(org_ids: list[int] | None, start: datetime, end: datetime) -> set[int]:
     """Set-based pre-filter: organisations with rolled-up usage, metered quantities or a
     contract minimum in [start, end). Everyone else is skipped without aggregation."""
-    from pricing.models import Contract
-
-    UsageEvent, UsageHourly = _model("usage", "UsageEvent"), _model("usage", "UsageHourly")  # noqa: N806
+    Contract, UsageEvent, UsageHourly = (source_model(m) for m in (CONTRACT, USAGE_EVENT, USAGE_HOURLY))  # noqa: N806
 
     def ids(qs) -> set[int]:
-        if qs is None:
-            return set()
         if org_ids is not None:
             qs = qs.filter(organization_id__in=org_ids)
         return set(qs.values_list("organization_id", flat=True).distinct())
 
     return (
-        ids(UsageHourly and UsageHourly.objects.filter(hour__gte=start, hour__lt=end))
-        | ids(UsageEvent and UsageEvent.objects.filter(occurred_at__gte=start, occurred_at__lt=end,
-                                                       type="metered", quantity__isnull=False))
+        ids(UsageHourly.objects.filter(hour__gte=start, hour__lt=end))
+        | ids(UsageEvent.objects.filter(occurred_at__gte=start, occurred_at__lt=end, type="metered",
+                                        quantity__isnull=False))
         | ids(Contract.objects.filter(Q(valid_to__isnull=True) | Q(valid_to__gt=start), valid_from__lt=end,
                                       committed_monthly_minimum__gt=0))
     )

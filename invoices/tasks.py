@@ -23,7 +23,8 @@ def invoice_chunk_task(self, run_id: int, organization_ids: list[int]) -> dict[s
     """Bill a chunk of organisations. Those that failed are recorded on their run items
     and retried one by one, with backoff, by `invoice_organization_task`."""
     try:
-        statuses = engine.invoice_organizations(run_id=run_id, organization_ids=organization_ids)
+        statuses = engine.invoice_organizations(run_id=run_id, organization_ids=organization_ids, render_pdf=True,
+                                                send_email=True)
     except Exception as exc:  # the database went away before anything was recorded
         raise self.retry(exc=exc) from exc
     failed = [org_id for org_id, status in statuses.items() if status == RunItemStatus.FAILED]
@@ -38,7 +39,8 @@ def invoice_chunk_task(self, run_id: int, organization_ids: list[int]) -> dict[s
 )
 def invoice_organization_task(self, run_id: int, organization_id: int) -> str:
     try:
-        return engine.invoice_organization(run_id=run_id, organization_id=organization_id)
+        return engine.invoice_organization(run_id=run_id, organization_id=organization_id, render_pdf=True,
+                                           send_email=True)
     except Exception as exc:
         # The failure is on the run item already; try again later, the others go on.
         raise self.retry(exc=exc) from exc

@@ -220,8 +220,15 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
-# Idempotency records are kept this long; a key reused later is treated as new.
-IDEMPOTENCY_KEY_TTL = timedelta(hours=24)
+# Idempotency records are kept this long; a key reused later is treated as new. An
+# hourly purge deletes older records in bounded batches (core/api/idempotency.py).
+IDEMPOTENCY_KEY_TTL = timedelta(hours=env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24))
+CELERY_BEAT_SCHEDULE["core-purge-idempotency-records"] = {
+    "task": "core.purge_idempotency_records",
+    "schedule": crontab(minute=43),
+    # A purge that waited out an outage in the queue is pointless: the next one catches up.
+    "options": {"expires": 3000},
+}
 
 # --- Demo data ------------------------------------------------------------
 # `seed_demo` calls each of these in order; each must be idempotent.
@@ -315,9 +322,11 @@ BENCHMARKS["ingest"] = "usage.benchmarks.ingest"
 from decimal import Decimal  # noqa: E402
 
 # Top-up handlers (credits/topup.py has the contract): called with a TopUp id after commit.
-# SANDBOX by default: completes top-ups locally, no money moves. Payments switches these.
-CREDITS_TOPUP_HANDLER = env("CREDITS_TOPUP_HANDLER", default="credits.topup.sandbox_handler")
-CREDITS_AUTO_TOPUP_HANDLER = env("CREDITS_AUTO_TOPUP_HANDLER", default="credits.topup.sandbox_handler")
+# Requested and automatic top-ups charge the saved card through payments, whose sandbox
+# gateway moves no money until provider keys are set. `credits.topup.sandbox_handler`
+# completes top-ups locally without payments at all.
+CREDITS_TOPUP_HANDLER = env("CREDITS_TOPUP_HANDLER", default="payments.topups.charge_topup")
+CREDITS_AUTO_TOPUP_HANDLER = env("CREDITS_AUTO_TOPUP_HANDLER", default="payments.topups.charge_topup")
 CREDITS_TOPUP_MAX_AMOUNT = Decimal(env("CREDITS_TOPUP_MAX_AMOUNT", default="100000"))
 # A failed top-up is retried with backoff (5 min, 20 min, 80 min, …) this many attempts in all.
 CREDITS_TOPUP_MAX_ATTEMPTS = env.int("CREDITS_TOPUP_MAX_ATTEMPTS", default=4)
@@ -365,10 +374,11 @@ CELERY_BEAT_SCHEDULE["credits-provisioning-retry"] = {
 }
 
 # --- invoices -------------------------------------------------------------
-# The billing pipeline (see invoices/pipeline.py and README "Invoices"): each entry is
-# one handler over the shared context. The on-demand (interim) engine runs the same
-# steps but stops before finalize and notify, so its figures are the scheduled ones.
-_INVOICE_FINAL_STEPS = ["invoices.handlers.finalize.Finalize", "invoices.handlers.notify.Notify"]
+# The billing pipeline (see invoices/pipeline.py): each entry is one handler over the
+# shared context, in order. Each handler declares what it requires and provides, and
+# `manage.py check` refuses an order that breaks it. The on-demand (interim) engine runs
+# these same steps without those with side effects (finalize, notify), derived when it
+# runs, so its figures are always the scheduled ones; it is not listed here.
 BILLING_PIPELINES = {
     "scheduled": [
         "invoices.handlers.gather.GatherCharges",
@@ -380,10 +390,10 @@ BILLING_PIPELINES = {
         "invoices.handlers.taxes.Taxes",
         "invoices.handlers.totals.Totals",
         "invoices.handlers.balance.CreditsAndBalance",
-        *_INVOICE_FINAL_STEPS,
+        "invoices.handlers.finalize.Finalize",
+        "invoices.handlers.notify.Notify",
     ],
 }
-BILLING_PIPELINES["on_demand"] = [h for h in BILLING_PIPELINES["scheduled"] if h not in _INVOICE_FINAL_STEPS]
 # Organisations per scheduled-run task: the pipeline reads a chunk's inputs set-based,
 # then stores and numbers each organisation in its own short transactions.
 INVOICE_RUN_CHUNK_SIZE = env.int("INVOICE_RUN_CHUNK_SIZE", default=200)
@@ -446,9 +456,6 @@ PAYMENTS_DUNNING_FINAL_ACTION = env("PAYMENTS_DUNNING_FINAL_ACTION", default="ma
 # Checkouts nobody finished are canceled after this long (reconciliation).
 PAYMENTS_CHECKOUT_EXPIRY = timedelta(hours=24)
 PAYMENTS_RECONCILE_WINDOW = timedelta(days=3)
-# Credits' top-up requests and auto top-ups charge the saved card (sandbox without keys).
-CREDITS_TOPUP_HANDLER = env("CREDITS_TOPUP_HANDLER", default="payments.topups.charge_topup")
-CREDITS_AUTO_TOPUP_HANDLER = env("CREDITS_AUTO_TOPUP_HANDLER", default="payments.topups.charge_topup")
 PORTAL_DASHBOARD_CARDS += ["payments.cards.payments_card"]
 DEMO_SEEDERS += ["payments.demo.seed"]
 # The only CSRF-exempt views: each verifies its provider's signature on the raw body.

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime
 from functools import wraps
 
 from django.conf import settings
@@ -109,8 +109,25 @@ def _forget_expired(caller: str, key: str) -> None:
     IdempotencyRecord.objects.filter(caller=caller, key=key, created_at__lt=cutoff).delete()
 
 
-def purge_expired(now=None, batch: int = 10_000) -> int:
-    """Delete records older than the TTL; returns how many."""
-    cutoff = (now or timezone.now()) - settings.IDEMPOTENCY_KEY_TTL - timedelta(0)
-    ids = list(IdempotencyRecord.objects.filter(created_at__lt=cutoff).values_list("id", flat=True)[:batch])
-    return IdempotencyRecord.objects.filter(id__in=ids).delete()[0]
+# One purge DELETE removes at most this many records (a few MB of rows, well under a
+# second on the created_at index), so no statement holds many row locks for long. A pass
+# runs at most PURGE_MAX_BATCHES of them (a million records); the next pass takes the rest.
+PURGE_BATCH_SIZE = 5_000
+PURGE_MAX_BATCHES = 200
+
+
+def purge_expired(
+    *, now: datetime | None = None, batch_size: int = PURGE_BATCH_SIZE, max_batches: int = PURGE_MAX_BATCHES
+) -> int:
+    """Delete records older than `settings.IDEMPOTENCY_KEY_TTL` (they no longer replay
+    anything) in batches of `batch_size`, each its own statement; returns how many.
+    Safe to run twice or concurrently: a record already gone is simply not deleted again."""
+    cutoff = (now or timezone.now()) - settings.IDEMPOTENCY_KEY_TTL
+    expired = IdempotencyRecord.objects.filter(created_at__lt=cutoff).order_by("created_at")
+    purged = 0
+    for _ in range(max_batches):
+        deleted, _by_model = IdempotencyRecord.objects.filter(pk__in=expired.values("pk")[:batch_size]).delete()
+        purged += deleted
+        if deleted < batch_size:
+            break
+    return purged

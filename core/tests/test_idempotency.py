@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 import time_machine
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.response import Response
 from rest_framework.test import APIRequestFactory, force_authenticate
@@ -72,6 +73,21 @@ class TestIdempotent:
             _post(user, {"name": "B"}, key="b")
             assert purge_expired() == 1
         assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["b"]
+
+    def test_purging_deletes_in_bounded_batches_and_a_capped_pass_leaves_the_rest_for_the_next(self, settings):
+        expired = timezone.now() - settings.IDEMPOTENCY_KEY_TTL - timedelta(minutes=1)
+        for i in range(5):
+            IdempotencyRecord.objects.create(caller="user:1", key=f"old-{i}", method="POST", path="/x",
+                                             fingerprint="f", status_code=201)
+        IdempotencyRecord.objects.update(created_at=expired)
+        IdempotencyRecord.objects.create(caller="user:1", key="fresh", method="POST", path="/x", fingerprint="f",
+                                         status_code=201)
+        with CaptureQueriesContext(connection) as queries:
+            assert purge_expired(batch_size=2, max_batches=2) == 4
+        assert [q["sql"].split()[0] for q in queries.captured_queries] == ["DELETE", "DELETE"]
+        assert purge_expired(batch_size=2) == 1
+        assert purge_expired(batch_size=2) == 0  # run again: nothing left to do
+        assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["fresh"]
 
     def test_without_the_header_nothing_is_recorded(self):
         request = APIRequestFactory().post("/x", {"name": "Plain"}, format="json")

@@ -99,7 +99,7 @@ def _work(args: tuple[int, list[int]]) -> int:
     from invoices import engine
 
     run_id, org_ids = args
-    statuses = engine.invoice_organizations(run_id=run_id, organization_ids=org_ids, render_pdf=False)
+    statuses = engine.invoice_organizations(run_id=run_id, organization_ids=org_ids, render_pdf=False, send_email=False)
     return sum(1 for status in statuses.values() if status == "invoiced")
 
 

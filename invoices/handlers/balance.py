@@ -19,6 +19,9 @@ from invoices.pipeline import BillingContext
 
 
 class CreditsAndBalance:
+    requires = frozenset({"totals"})
+    provides = frozenset({"balance"})
+
     def __call__(self, ctx: BillingContext) -> None:
         ids = list(ctx.bills)
         balances = sources.credit_balances({i: b.currency for i, b in ctx.bills.items()})

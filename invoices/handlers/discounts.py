@@ -13,6 +13,10 @@ HUNDRED = Decimal(100)
 
 
 class Coupons:
+    # A percentage of all the charges; taxes then apply to the discounted lines.
+    requires = frozenset({"charges"})
+    provides = frozenset({"discounts", "lines"})
+
     def __call__(self, ctx: BillingContext) -> None:
         redemptions = selectors.active_redemptions(list(ctx.bills), ctx.period_start, ctx.period_end)
         for org_id, bill in ctx.bills.items():

@@ -9,6 +9,10 @@ from invoices.pipeline import BillingContext
 
 
 class Finalize:
+    requires = frozenset({"balance"})
+    provides = frozenset({"invoice"})
+    side_effects = True  # stores and numbers
+
     def __call__(self, ctx: BillingContext) -> None:
         for org_id, bill in ctx.bills.items():
             try:

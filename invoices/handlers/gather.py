@@ -8,6 +8,9 @@ from invoices.pipeline import Bill, BillingContext
 
 
 class GatherCharges:
+    requires: frozenset[str] = frozenset()
+    provides = frozenset({"bills"})
+
     def __call__(self, ctx: BillingContext) -> None:
         ids = ctx.organization_ids
         orgs = sources.organizations(ids)

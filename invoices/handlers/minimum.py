@@ -8,6 +8,10 @@ from invoices.pipeline import BillingContext, Line
 
 
 class ContractMinimum:
+    # Tops up every other charge of the month, and is a charge itself.
+    requires = frozenset({"bills", "charges"})
+    provides = frozenset({"charges", "lines"})
+
     def __call__(self, ctx: BillingContext) -> None:
         if not ctx.closes_period:
             return  # a per-period charge: it belongs to the span that ends the month

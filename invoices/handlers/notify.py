@@ -8,8 +8,12 @@ from invoices.pipeline import BillingContext
 
 
 class Notify:
+    requires = frozenset({"invoice"})
+    provides: frozenset[str] = frozenset()
+    side_effects = True  # sends
+
     def __call__(self, ctx: BillingContext) -> None:
-        if not ctx.render_pdf:
+        if not ctx.send_email:
             return
         from invoices.tasks import invoice_email_task
 

@@ -14,6 +14,9 @@ from invoices.pipeline import BillingContext, minutes_between
 
 
 class RecurringFees:
+    requires = frozenset({"bills"})
+    provides = frozenset({"charges", "lines"})
+
     def __call__(self, ctx: BillingContext) -> None:
         month_minutes = Decimal(minutes_between(ctx.period_start, ctx.period_end))
         for bill in ctx.bills.values():

@@ -13,6 +13,9 @@ HUNDRED = Decimal(100)
 
 
 class Taxes:
+    requires = frozenset({"lines"})
+    provides = frozenset({"taxes"})
+
     def __call__(self, ctx: BillingContext) -> None:
         rates = taxes.rates_on(ctx.period_start.date())
         for bill in ctx.bills.values():

@@ -8,6 +8,9 @@ from invoices.pipeline import BillingContext
 
 
 class Totals:
+    requires = frozenset({"lines", "taxes"})
+    provides = frozenset({"totals"})
+
     def __call__(self, ctx: BillingContext) -> None:
         for bill in ctx.bills.values():
             bill.subtotal = sum((ln.amount for ln in bill.lines if ln.kind != LineKind.DISCOUNT), ZERO)

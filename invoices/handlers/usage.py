@@ -37,6 +37,9 @@ class HourlyUsage:
     """One line per resource, product, state and price: a price change or a state change
     (hibernation) splits a resource's usage into lines; a resize changes its product."""
 
+    requires = frozenset({"bills"})
+    provides = frozenset({"charges", "lines"})
+
     def __call__(self, ctx: BillingContext) -> None:
         for bill in ctx.bills.values():
             for row in bill.inputs["usage"]:
@@ -51,6 +54,9 @@ class MeteredOverage:
     """Metered quantities above the included allowance of the period. The allowance is
     per calendar month: the quantity billed for a span is the overage at the span's end
     minus the overage already reached at its start, so interim + rest = the month."""
+
+    requires = frozenset({"bills"})
+    provides = frozenset({"charges", "lines"})
 
     def __call__(self, ctx: BillingContext) -> None:
         for bill in ctx.bills.values():

@@ -11,6 +11,9 @@ INPUTS: dict[int, dict] = {}
 
 
 class FixtureCharges:
+    requires: frozenset[str] = frozenset()
+    provides = frozenset({"bills"})
+
     def __call__(self, ctx: BillingContext) -> None:
         for org_id, org in sources.organizations(ctx.organization_ids).items():
             given = INPUTS.get(org_id, {})

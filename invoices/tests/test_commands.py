@@ -23,12 +23,29 @@ def billed_org(fixture_pipeline, ledger):
 def test_invoice_run_bills_a_closed_month_once(billed_org, time_machine):
     time_machine.move_to(utc(2026, 11, 3), tick=False)
     out = StringIO()
-    call_command("invoice_run", "--period", "2026-10", "--no-pdf", stdout=out)
+    call_command("invoice_run", "--period", "2026-10", "--no-pdf", "--no-email", stdout=out)
     assert out.getvalue().strip() == "2026-10: 1 invoiced, 0 without charges, 0 failed, 1 examined"
     out = StringIO()
     call_command("invoice_run", "--period", "2026-10", stdout=out)
     assert out.getvalue().strip() == "2026-10: 0 invoiced, 0 without charges, 0 failed, 0 examined"
     assert Invoice.objects.get().total == 240
+
+
+def test_invoice_run_without_emails_still_renders_each_pdf(billed_org, time_machine, mailoutbox,
+                                                             django_capture_on_commit_callbacks):
+    time_machine.move_to(utc(2026, 11, 3), tick=False)
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("invoice_run", "--period", "2026-10", "--no-email", stdout=StringIO())
+    assert Invoice.objects.get().pdf and mailoutbox == []
+
+
+def test_invoice_run_refuses_no_pdf_without_no_email(billed_org, time_machine):
+    """An email renders its PDF: skipping PDFs alone would skip nothing, and a backfill
+    that meant to send nothing would email every customer."""
+    time_machine.move_to(utc(2026, 11, 3), tick=False)
+    with pytest.raises(CommandError, match="--no-pdf needs --no-email"):
+        call_command("invoice_run", "--period", "2026-10", "--no-pdf")
+    assert not Invoice.objects.exists()
 
 
 def test_invoice_run_refuses_an_open_month_and_a_bad_period(time_machine):

@@ -9,6 +9,7 @@ from accounts.tests.factories import OrganizationFactory
 from core.errors import DomainError
 from invoices import engine
 from invoices.models import Invoice, InvoiceRun, InvoiceRunItem
+from invoices.pipeline import step
 from invoices.tests.helpers import hourly_rows, utc
 
 pytestmark = pytest.mark.django_db
@@ -30,7 +31,7 @@ def run(now=None, org_ids=None):
     the_run, todo = engine.invoice_run_start(now=now, org_ids=org_ids, dispatch=False)
     for org_id in todo:
         try:
-            engine.invoice_organization(run_id=the_run.pk, organization_id=org_id, render_pdf=False, now=now)
+            engine.invoice_organization(run_id=the_run.pk, organization_id=org_id, render_pdf=False, send_email=False, now=now)
         except RuntimeError as exc:
             print("FAILED", org_id, exc)
     return the_run, todo
@@ -105,6 +106,7 @@ def test_a_crash_between_storing_and_numbering_is_finished_by_the_rerun(three_or
 FAILING: set[int] = set()
 
 
+@step()
 def explode_for_marked(ctx):
     if set(ctx.organization_ids) & FAILING:
         raise RuntimeError("disk on fire")
@@ -123,7 +125,7 @@ def test_a_chunk_bills_each_organisation_and_records_a_failing_one_alone(three_o
 
     monkeypatch.setattr(services, "invoice_finalize", fail_for_bad)
     the_run, todo = engine.invoice_run_start(now=utc(2026, 11, 1, 2), dispatch=False)
-    statuses = engine.invoice_organizations(run_id=the_run.pk, organization_ids=todo, render_pdf=False)
+    statuses = engine.invoice_organizations(run_id=the_run.pk, organization_ids=todo, render_pdf=False, send_email=False)
     assert statuses == {three_orgs[0].pk: "invoiced", bad.pk: "failed", three_orgs[2].pk: "invoiced"}
     item = InvoiceRunItem.objects.get(run=the_run, organization=bad)
     assert (item.status, item.attempts, item.last_error) == ("failed", 1, "RuntimeError: numbering unavailable")
@@ -133,7 +135,7 @@ def test_a_chunk_bills_each_organisation_and_records_a_failing_one_alone(three_o
         issued.values_list("pk", flat=True))
 
     monkeypatch.setattr(services, "invoice_finalize", real)
-    assert engine.invoice_organization(run_id=the_run.pk, organization_id=bad.pk, render_pdf=False) == "invoiced"
+    assert engine.invoice_organization(run_id=the_run.pk, organization_id=bad.pk, render_pdf=False, send_email=False) == "invoiced"
     assert Invoice.objects.get(organization=bad).number == "INV-2026-000003"
     assert InvoiceRun.objects.get().status == "done"
 
@@ -161,6 +163,7 @@ def test_the_fan_out_sends_chunks_and_retries_a_failed_organisation_on_its_own(
 FAILURES_LEFT: dict[int, int] = {}
 
 
+@step()
 def explode_a_few_times_for_marked(ctx):
     for org_id in ctx.organization_ids:
         if FAILURES_LEFT.get(org_id):

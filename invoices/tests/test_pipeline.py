@@ -22,7 +22,7 @@ NOV_2 = utc(2026, 11, 2, 2)
 
 def run_month(org, period=OCT, now=NOV_2):
     run, todo = engine.invoice_run_start(period=period, org_ids=[org.pk], now=now, dispatch=False)
-    engine.invoice_organization(run_id=run.pk, organization_id=org.pk, render_pdf=False, now=now)
+    engine.invoice_organization(run_id=run.pk, organization_id=org.pk, render_pdf=False, send_email=False, now=now)
     return Invoice.objects.get(organization=org, period_start=period[0])
 
 

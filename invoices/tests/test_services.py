@@ -199,17 +199,26 @@ def test_a_postpaid_invoice_is_covered_by_credit_first(fixture_pipeline, ledger)
     assert ledger.balance(org) == Decimal(0)
 
 
-def test_an_issued_invoice_is_emailed_once_with_its_pdf_after_commit(
-    fixture_pipeline, ledger, django_capture_on_commit_callbacks, mailoutbox
-):
-    org = OrganizationFactory(billing_mode=BillingMode.POSTPAID, billing_email="ap@example.com")
-    fixture_pipeline[org.pk] = {"usage": hourly_rows(start=utc(2026, 10, 1), end=utc(2026, 10, 2), rate="1.00")}
-    with django_capture_on_commit_callbacks(execute=True):
-        run, _ = engine.invoice_run_start(period=engine.period_for("2026-10"), now=utc(2026, 11, 1, 2),
-                                          dispatch=False)
-        engine.invoice_organization(run_id=run.pk, organization_id=org.pk, now=utc(2026, 11, 1, 2))
+@pytest.fixture
+def issue_october(fixture_pipeline, ledger, django_capture_on_commit_callbacks):
+    """Bill October for a postpaid organisation with the given PDF and email switches,
+    running what is left for after commit (eager Celery: the PDF and email tasks)."""
+
+    def issue(**switches):
+        org = OrganizationFactory(billing_mode=BillingMode.POSTPAID, billing_email="ap@example.com")
+        fixture_pipeline[org.pk] = {"usage": hourly_rows(start=utc(2026, 10, 1), end=utc(2026, 10, 2), rate="1.00")}
+        with django_capture_on_commit_callbacks(execute=True):
+            run, _ = engine.invoice_run_start(period=engine.period_for("2026-10"), now=utc(2026, 11, 1, 2),
+                                              dispatch=False)
+            engine.invoice_organization(run_id=run.pk, organization_id=org.pk, now=utc(2026, 11, 1, 2), **switches)
+        return org.invoices.get()
+
+    return issue
+
+
+def test_an_issued_invoice_is_emailed_once_with_its_pdf_after_commit(issue_october, mailoutbox):
+    invoice = issue_october(render_pdf=True, send_email=True)
     [mail] = mailoutbox
-    invoice = org.invoices.get()
     assert mail.to == ["ap@example.com"] and invoice.number in mail.subject
     [(name, content, mimetype)] = mail.attachments
     assert (name, mimetype) == (f"{invoice.number}.pdf", "application/pdf") and content.startswith(b"%PDF")
@@ -217,6 +226,24 @@ def test_an_issued_invoice_is_emailed_once_with_its_pdf_after_commit(
     from invoices.rendering import invoice_send_email
 
     assert invoice_send_email(invoice_id=invoice.pk) is False  # a second run sends nothing
+
+
+def test_emails_off_still_renders_the_pdf(issue_october, mailoutbox):
+    invoice = issue_october(render_pdf=True, send_email=False)
+    assert invoice.pdf and invoice.emailed_at is None
+    assert mailoutbox == []
+
+
+def test_pdf_rendering_off_still_emails_the_invoice_with_a_pdf_rendered_for_it(issue_october, mailoutbox):
+    invoice = issue_october(render_pdf=False, send_email=True)
+    [mail] = mailoutbox
+    [(name, _content, _mimetype)] = mail.attachments
+    assert name == f"{invoice.number}.pdf" and invoice.emailed_at is not None
+
+
+def test_a_backfill_renders_and_sends_nothing(issue_october, mailoutbox):
+    invoice = issue_october(render_pdf=False, send_email=False)
+    assert invoice.number and not invoice.pdf and mailoutbox == []
 
 
 def test_console_actions_need_their_permission_and_leave_an_audit_row(postpaid, client):

@@ -80,7 +80,7 @@ def test_a_metered_month_produces_exactly_the_expected_lines_and_totals(october)
     meter_and_roll_up(utc(2026, 11, 1))
     run, todo = engine.invoice_run_start(period=engine.period_for("2026-10"), now=utc(2026, 11, 1, 2), dispatch=False)
     assert todo == [october.pk]
-    engine.invoice_organization(run_id=run.pk, organization_id=october.pk, render_pdf=False, now=utc(2026, 11, 1, 2))
+    engine.invoice_organization(run_id=run.pk, organization_id=october.pk, render_pdf=False, send_email=False, now=utc(2026, 11, 1, 2))
     invoice = Invoice.objects.get(organization=october)
     assert [(ln.description, ln.quantity.normalize(), ln.unit_price.normalize(), ln.amount)
             for ln in invoice.lines.all()] == [
@@ -100,7 +100,7 @@ def test_interim_at_day_ten_plus_the_rest_of_the_month_equals_the_metered_month(
     _, rest = engine.interim_bill(organization=october, since=utc(2026, 10, 10), until=utc(2026, 11, 1),
                                   now=utc(2026, 11, 1))
     run, _ = engine.invoice_run_start(period=engine.period_for("2026-10"), now=utc(2026, 11, 1, 2), dispatch=False)
-    engine.invoice_organization(run_id=run.pk, organization_id=october.pk, render_pdf=False)
+    engine.invoice_organization(run_id=run.pk, organization_id=october.pk, render_pdf=False, send_email=False)
     monthly = Invoice.objects.get(organization=october)
     assert first.total == Decimal("432.00")
     assert first.total + rest.total == monthly.total == Decimal("1452.05")

@@ -12,9 +12,14 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--period", help="The month, e.g. 2026-10 (default: the last closed month).")
         parser.add_argument("--org", type=int, action="append", dest="orgs", help="Only this organisation id (repeatable).")
-        parser.add_argument("--no-pdf", action="store_true", help="Skip PDFs and emails (backfills).")
+        parser.add_argument("--no-pdf", action="store_true", help="Do not render the invoices' PDFs (with --no-email).")
+        parser.add_argument("--no-email", action="store_true", help="Do not email the invoices (backfills).")
 
-    def handle(self, *args, period=None, orgs=None, no_pdf=False, **options):
+    def handle(self, *args, period=None, orgs=None, no_pdf=False, no_email=False, **options):
+        if no_pdf and not no_email:
+            # An email attaches the PDF, rendering it if need be: --no-pdf alone would skip nothing.
+            raise CommandError("--no-pdf needs --no-email: each email renders its invoice's PDF. "
+                               "For a backfill pass both; to skip only the emails, --no-email.")
         try:
             bounds = engine.period_for(period) if period else None
             run, todo = engine.invoice_run_start(period=bounds, org_ids=orgs, now=timezone.now(), dispatch=False)
@@ -23,7 +28,8 @@ class Command(BaseCommand):
         counts = {s: 0 for s in RunItemStatus.values}
         for chunk in engine.chunks(todo):
             # Failures are recorded on their run items; the others go on.
-            statuses = engine.invoice_organizations(run_id=run.pk, organization_ids=chunk, render_pdf=not no_pdf)
+            statuses = engine.invoice_organizations(run_id=run.pk, organization_ids=chunk, render_pdf=not no_pdf,
+                                                    send_email=not no_email)
             for status in statuses.values():
                 counts[status] += 1
         failures = InvoiceRunItem.objects.filter(run=run, status=RunItemStatus.FAILED).order_by("organization_id")

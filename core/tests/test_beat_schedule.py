@@ -1,0 +1,25 @@
+"""Celery beat runs what settings schedule: every entry names a task a worker knows."""
+
+from __future__ import annotations
+
+from celery.schedules import crontab
+
+from billing_site.celery import app
+
+
+def registered_tasks() -> set[str]:
+    app.loader.import_default_modules()  # every installed app's tasks module, as a worker loads them
+    return set(app.tasks)
+
+
+def test_every_beat_entry_names_a_registered_task(settings):
+    tasks = registered_tasks()
+    unknown = {entry: spec["task"] for entry, spec in settings.CELERY_BEAT_SCHEDULE.items() if spec["task"] not in tasks}
+    assert unknown == {}
+
+
+def test_expired_idempotency_records_are_purged_every_hour(settings):
+    [schedule] = [spec["schedule"] for spec in settings.CELERY_BEAT_SCHEDULE.values()
+                  if spec["task"] == "core.purge_idempotency_records"]
+    assert isinstance(schedule, crontab)
+    assert schedule.hour == set(range(24)) and len(schedule.minute) == 1
