@@ -14,8 +14,10 @@ Invariants:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
+from typing import Any
 
 from babel.numbers import format_currency, get_currency_precision, list_currencies
 from django.core.exceptions import ValidationError
@@ -104,7 +106,7 @@ def from_minor_units(units: int, currency: str) -> Decimal:
     return Decimal(units).scaleb(-minor_unit_exponent(currency))
 
 
-def total_of_lines(amounts, currency: str) -> Decimal:
+def total_of_lines(amounts: Iterable[Decimal], currency: str) -> Decimal:
     """An invoice total: the sum of its lines, each rounded once. Never round a sum of
     unrounded lines instead: the customer must be able to add up what they see."""
     return sum((round_money(a, currency) for a in amounts), ZERO)
@@ -132,14 +134,14 @@ def _spaced(text: str, currency: str) -> str:
     return text
 
 
-def money_field(**kwargs) -> models.DecimalField:
+def money_field(**kwargs: Any) -> models.DecimalField:
     """A DecimalField with the project-wide precision."""
     kwargs.setdefault("max_digits", AMOUNT_MAX_DIGITS)
     kwargs.setdefault("decimal_places", AMOUNT_DECIMAL_PLACES)
     return models.DecimalField(**kwargs)
 
 
-def currency_field(**kwargs) -> models.CharField:
+def currency_field(**kwargs: Any) -> models.CharField:
     kwargs.setdefault("max_length", 3)
     kwargs.setdefault("validators", [validate_currency_field])
     return models.CharField(**kwargs)

@@ -8,6 +8,7 @@ from celery import shared_task
 from django.core.mail import mail_admins
 
 from core.errors import Conflict
+from core.tasks import RetryPolicy
 from payments import dunning, services
 from payments.gateways import gateway_for
 from payments.gateways.base import GatewayUnavailable
@@ -16,7 +17,7 @@ from payments.models import Flow, Payment, PaymentMethod, PaymentStatus, Provide
 logger = logging.getLogger(__name__)
 # Unknown outcomes (timeouts) are retried with backoff; the idempotency key makes each
 # retry the same provider operation.
-RETRY = {"autoretry_for": (GatewayUnavailable, OSError), "retry_backoff": 30, "retry_backoff_max": 1800,
+RETRY: RetryPolicy = {"autoretry_for": (GatewayUnavailable, OSError), "retry_backoff": 30, "retry_backoff_max": 1800,
          "max_retries": 8}
 
 
@@ -40,7 +41,7 @@ def payment_failed_task(payment_id: int) -> None:
             auto_topup_failed(topup_id=payment.credits_topup_id, error=message, retryable=True)
         except Conflict:
             pass  # the top-up succeeded meanwhile
-    elif payment.purpose == Purpose.INVOICE and payment.flow == Flow.OFF_SESSION:
+    elif payment.purpose == Purpose.INVOICE and payment.invoice_id is not None and payment.flow == Flow.OFF_SESSION:
         dunning.dunning_record_failure(invoice_id=payment.invoice_id, attempt=payment.dunning_attempt or 0,
                                        message=message)
 

@@ -15,6 +15,7 @@ Invariants (enforced by `pricing.services`, and by the database where it can):
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.core.validators import MinValueValidator
@@ -28,7 +29,7 @@ QUANTITY_MAX_DIGITS = 24
 QUANTITY_DECIMAL_PLACES = 6
 
 
-def quantity_field(**kwargs) -> models.DecimalField:
+def quantity_field(**kwargs: Any) -> models.DecimalField:
     kwargs.setdefault("max_digits", QUANTITY_MAX_DIGITS)
     kwargs.setdefault("decimal_places", QUANTITY_DECIMAL_PLACES)
     return models.DecimalField(**kwargs)

@@ -47,6 +47,11 @@ that calls `recreate_view`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from django.db.backends.base.schema import BaseDatabaseSchemaEditor
+
 EFFECTIVE_RATE_VIEW = "pricing_effective_rate"
 
 _DIALECTS = {
@@ -158,11 +163,11 @@ def effective_rates_sql(vendor: str) -> str:
     return _render(vendor).strip()
 
 
-def recreate_view(schema_editor) -> None:
+def recreate_view(schema_editor: BaseDatabaseSchemaEditor) -> None:
     vendor = schema_editor.connection.vendor
     schema_editor.execute(f"DROP VIEW IF EXISTS {EFFECTIVE_RATE_VIEW}")
     schema_editor.execute(f"CREATE VIEW {EFFECTIVE_RATE_VIEW} AS {effective_rates_sql(vendor)}")
 
 
-def drop_view(schema_editor) -> None:
+def drop_view(schema_editor: BaseDatabaseSchemaEditor) -> None:
     schema_editor.execute(f"DROP VIEW IF EXISTS {EFFECTIVE_RATE_VIEW}")
