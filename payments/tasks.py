@@ -10,7 +10,7 @@ from django.core.mail import mail_admins
 from core.errors import Conflict
 from core.tasks import RetryPolicy
 from payments import dunning, services
-from payments.gateways import gateway_for
+from payments.gateways import card_gateway_for
 from payments.gateways.base import GatewayUnavailable
 from payments.models import Flow, Payment, PaymentMethod, PaymentStatus, Provider, Purpose
 
@@ -72,7 +72,7 @@ def paypal_capture_task(payment_id: int) -> None:
 @shared_task(name="payments.payment_method_detach", soft_time_limit=60, time_limit=90, **RETRY)
 def payment_method_detach_task(method_id: int) -> None:
     method = PaymentMethod.objects.get(pk=method_id)
-    gateway_for(method.provider).detach(method)
+    card_gateway_for(method.provider).detach(method)
 
 
 @shared_task(name="payments.charge", soft_time_limit=60, time_limit=90, **RETRY)
