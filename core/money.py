@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from babel.numbers import format_currency, get_currency_precision, list_currencies
 from django.core.exceptions import ValidationError
@@ -134,14 +134,27 @@ def _spaced(text: str, currency: str) -> str:
     return text
 
 
-def money_field(**kwargs: Any) -> models.DecimalField:
+if TYPE_CHECKING:
+    from django.db.models.expressions import Combinable
+
+    # What a Decimal column takes and gives, so a helper-made field is typed like a direct
+    # DecimalField (django-stubs reads `null=` only on a direct call).
+    DecimalColumn = models.DecimalField[Decimal | int | str | Combinable, Decimal]
+    NullableDecimalColumn = models.DecimalField[Decimal | int | str | Combinable | None, Decimal | None]
+
+
+@overload
+def money_field(*, null: Literal[False] = False, **kwargs: Any) -> DecimalColumn: ...
+@overload
+def money_field(*, null: Literal[True], **kwargs: Any) -> NullableDecimalColumn: ...
+def money_field(*, null: bool = False, **kwargs: Any) -> DecimalColumn | NullableDecimalColumn:
     """A DecimalField with the project-wide precision."""
     kwargs.setdefault("max_digits", AMOUNT_MAX_DIGITS)
     kwargs.setdefault("decimal_places", AMOUNT_DECIMAL_PLACES)
-    return models.DecimalField(**kwargs)
+    return models.DecimalField(null=null, **kwargs)
 
 
-def currency_field(**kwargs: Any) -> models.CharField:
+def currency_field(**kwargs: Any) -> models.CharField[str | int | Combinable, str]:
     kwargs.setdefault("max_length", 3)
     kwargs.setdefault("validators", [validate_currency_field])
     return models.CharField(**kwargs)

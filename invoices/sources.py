@@ -13,16 +13,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
-from django.db.models import Max, Min, OuterRef, Q, Subquery, Sum
+from django.db.models import Max, Min, OuterRef, Q, QuerySet, Subquery, Sum
 
 from accounts.models import Organization
 from core.money import ZERO
 
+if TYPE_CHECKING:
+    from pricing.pricing_models import PriceTerms
+
 HOUR = timedelta(hours=1)
 
 
-def _model(app_label: str, name: str):
+def _model(app_label: str, name: str) -> Any:  # a model class looked up by name, or None
     """Another app's model, or None while that app does not provide it: a source with
     nothing to read contributes no charges (and the run skips everyone quickly)."""
     from django.apps import apps
@@ -66,7 +70,7 @@ class MeteredQuantity:
     quantity_before: Decimal
     quantity: Decimal
     included: Decimal
-    price: object
+    price: PriceTerms
     price_id: int | None
 
 
@@ -209,7 +213,7 @@ def credit_balances(currencies: dict[int, str]) -> dict[int, Decimal]:
     return {org: amount for org, cur, amount in rows if currencies.get(org) == cur}
 
 
-def price_quantity(terms: object, quantity: Decimal) -> Decimal:
+def price_quantity(terms: PriceTerms, quantity: Decimal) -> Decimal:
     from pricing.pricing_models import price_quantity as _price_quantity
 
     return _price_quantity(terms, quantity).amount
@@ -229,7 +233,7 @@ def organizations_with_charges(org_ids: list[int] | None, start: datetime, end: 
 
     UsageEvent, UsageHourly = _model("usage", "UsageEvent"), _model("usage", "UsageHourly")  # noqa: N806
 
-    def ids(qs) -> set[int]:
+    def ids(qs: QuerySet[Any] | None) -> set[int]:
         if qs is None:
             return set()
         if org_ids is not None:

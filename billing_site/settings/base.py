@@ -7,6 +7,7 @@ PostgreSQL + Redis, and `production` refuses to start without real secrets.
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import environ
 from celery.schedules import crontab
@@ -148,7 +149,7 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # Without REDIS_URL the broker is kombu's filesystem transport under var/: nothing to install.
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {
         # Longer than the longest task's hard time limit, so a message is never
         # redelivered to a second worker while the first still runs it.
         "visibility_timeout": 3600,
@@ -202,7 +203,7 @@ REST_FRAMEWORK = {
     # DRF's default (None) would trust a client's own X-Forwarded-For; see core/net.py.
     "NUM_PROXIES": TRUSTED_PROXY_COUNT,
 }
-SPECTACULAR_SETTINGS = {
+SPECTACULAR_SETTINGS: dict[str, Any] = {
     "TITLE": "cloudbill API",
     "DESCRIPTION": (
         "Billing for cloud servers. Authenticate with `Authorization: Bearer <api key>`. "
@@ -234,7 +235,7 @@ DEMO_SEEDERS = [
 # `python manage.py benchmark NAME`: each app registers its benchmarks in its section below.
 BENCHMARKS: dict[str, str] = {}
 
-LOGGING = {
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
