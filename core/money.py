@@ -84,6 +84,14 @@ def parse_decimal(text: str | int | Decimal) -> Decimal:
     return require_decimal(text)
 
 
+def decimal_places(value: Decimal) -> int:
+    """Digits after the point as written ('1.50' has 2, '1E+2' has 0); finite values only."""
+    exponent = value.as_tuple().exponent
+    if not isinstance(exponent, int):  # 'n', 'N', 'F': NaN, sNaN, Infinity
+        raise ValueError(f"{value} has no decimal places")
+    return max(-exponent, 0)
+
+
 def round_money(amount: Decimal, currency: str) -> Decimal:
     """The one rounding rule: half-up to the currency's minor unit."""
     amount = _require_decimal(amount)
