@@ -92,7 +92,7 @@ def ledger_differences() -> tuple[int, list[dict]]:
 
     exact = connection.vendor != "sqlite"
 
-    def same(a, b) -> bool:
+    def same(a: object, b: object) -> bool:
         a, b = Decimal(str(a)), Decimal(str(b))
         return a == b if exact else a.quantize(SQLITE_CHECK_PLACES) == b.quantize(SQLITE_CHECK_PLACES)
 

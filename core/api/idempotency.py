@@ -13,8 +13,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import wraps
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -52,7 +53,8 @@ def _replay(record: IdempotencyRecord) -> Response:
     return response
 
 
-def idempotent(view_method: Callable | None = None, *, redact: tuple[str, ...] = ()) -> Callable:
+def idempotent(view_method: Callable[..., Response] | None = None, *,
+               redact: tuple[str, ...] = ()) -> Callable[..., Any]:
     """`@idempotent`, or `@idempotent(redact=("key",))` for responses holding a secret
     that is shown once: the stored copy has those top-level fields set to null, so the
     secret is never written to the database and a replay does not show it again."""
@@ -60,7 +62,7 @@ def idempotent(view_method: Callable | None = None, *, redact: tuple[str, ...] =
         return lambda method: idempotent(method, redact=redact)
 
     @wraps(view_method)
-    def wrapper(self, request: Request, *args, **kwargs):
+    def wrapper(self: Any, request: Request, *args: Any, **kwargs: Any) -> Response:
         key = request.headers.get(HEADER)
         if key is None:
             return view_method(self, request, *args, **kwargs)
@@ -77,7 +79,7 @@ def idempotent(view_method: Callable | None = None, *, redact: tuple[str, ...] =
                     record = IdempotencyRecord.objects.create(
                         caller=caller,
                         key=key,
-                        method=request.method,
+                        method=request.method or "",
                         path=request.path[:500],
                         fingerprint=fingerprint,
                         status_code=0,
@@ -100,7 +102,7 @@ def idempotent(view_method: Callable | None = None, *, redact: tuple[str, ...] =
             record.save(update_fields=["status_code", "response_body"])
             return response
 
-    wrapper.idempotent = True  # read by core.api.schema to document the header
+    wrapper.__dict__["idempotent"] = True  # read by core.api.schema to document the header
     return wrapper
 
 
@@ -109,7 +111,7 @@ def _forget_expired(caller: str, key: str) -> None:
     IdempotencyRecord.objects.filter(caller=caller, key=key, created_at__lt=cutoff).delete()
 
 
-def purge_expired(now=None, batch: int = 10_000) -> int:
+def purge_expired(now: datetime | None = None, batch: int = 10_000) -> int:
     """Delete records older than the TTL; returns how many."""
     cutoff = (now or timezone.now()) - settings.IDEMPOTENCY_KEY_TTL - timedelta(0)
     ids = list(IdempotencyRecord.objects.filter(created_at__lt=cutoff).values_list("id", flat=True)[:batch])
