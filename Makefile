@@ -7,7 +7,7 @@ PORT ?= 8000
 REQS_HASH := $(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-12)
 STAMP := $(VENV)/.installed-$(REQS_HASH)
 
-.PHONY: run test install lint fmt clean screenshots
+.PHONY: run test typecheck install lint fmt clean screenshots
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,8 +23,13 @@ install: $(STAMP)
 run: install
 	@$(BIN)/python -m core.launcher --port $(PORT)
 
-test: install
+# Type errors fail the build before the suite starts (CI runs `make test`).
+test: typecheck
 	DJANGO_SETTINGS_MODULE=billing_site.settings.test $(BIN)/pytest --create-db -q -p no:randomly
+
+# mypy over the modules listed in pyproject.toml ([tool.mypy] files); incremental, cached in .mypy_cache.
+typecheck: install
+	$(BIN)/mypy
 
 # Against a running demo (`make run` in another terminal; a fresh one for the money loop).
 screenshots: install

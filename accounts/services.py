@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.db.models import Model
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
@@ -44,7 +47,7 @@ def _unique_slug(name: str) -> str:
     return slug
 
 
-def _full_clean(instance) -> None:
+def _full_clean(instance: Model) -> None:
     try:
         instance.full_clean()
     except ValidationError as exc:
@@ -54,7 +57,7 @@ def _full_clean(instance) -> None:
 
 @transaction.atomic
 def organization_create(
-    *, name: str, actor: User | None = None, api_key: ApiKey | None = None, owner: User | None = None, **profile
+    *, name: str, actor: User | None = None, api_key: ApiKey | None = None, owner: User | None = None, **profile: Any
 ) -> Organization:
     unknown = set(profile) - set(BILLING_PROFILE_FIELDS) - set(STAFF_ONLY_PROFILE_FIELDS) - {"slug"}
     if unknown:
@@ -75,7 +78,7 @@ def organization_create(
 @transaction.atomic
 def organization_update(
     *, organization: Organization, actor: User | None = None, api_key: ApiKey | None = None,
-    staff: bool = False, **fields,
+    staff: bool = False, **fields: Any,
 ) -> Organization:
     allowed = set(BILLING_PROFILE_FIELDS) | (set(STAFF_ONLY_PROFILE_FIELDS) if staff else set())
     refused = set(fields) - allowed
@@ -188,7 +191,7 @@ def _token_hash(token: str) -> str:
 @transaction.atomic
 def invitation_create(
     *, organization: Organization, email: str, role: str, invited_by: User | None, actor_role: str | None = None,
-    api_key: ApiKey | None = None, accept_url_builder=None,
+    api_key: ApiKey | None = None, accept_url_builder: Callable[[str], str] | None = None,
 ) -> tuple[Invitation, str]:
     """Returns the invitation and its one-time token (only ever sent by email)."""
     email = User.objects.normalize_email(email).lower()

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from django.conf import settings
-from django.core.checks import Error, Tags, register
+from django.core.checks import CheckMessage, Error, Tags, register
 from django.db import connections
 
 
 @register(Tags.database)
-def check_postgresql(app_configs=None, databases=None, **kwargs) -> list[Error]:
+def check_postgresql(app_configs: Sequence[Any] | None = None, databases: Sequence[str] | None = None,
+                     **kwargs: Any) -> list[CheckMessage]:
     """PostgreSQL only (STYLE: one dialect), at least POSTGRESQL_MIN_VERSION. Runs where
     Django runs database checks (`migrate`, `check --database default`)."""
-    errors = []
+    errors: list[CheckMessage] = []
     for alias in databases or []:
         connection = connections[alias]
         engine = connection.settings_dict["ENGINE"]
@@ -22,7 +26,7 @@ def check_postgresql(app_configs=None, databases=None, **kwargs) -> list[Error]:
                 id="core.E001",
             ))
             continue
-        major = connection.pg_version // 10000
+        major = connection.pg_version // 10000  # type: ignore[attr-defined]  # the PostgreSQL backend's
         if major < settings.POSTGRESQL_MIN_VERSION:
             errors.append(Error(
                 f"Database {alias!r} is PostgreSQL {major}; cloudbill needs {settings.POSTGRESQL_MIN_VERSION} or newer.",

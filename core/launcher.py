@@ -23,6 +23,10 @@ import threading
 import time
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from core.embedded_db import EmbeddedServer
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -76,6 +80,7 @@ class Foreground:
         return self
 
     def _hand_to(self, group: int) -> None:
+        assert self.fd is not None
         # A background group that sets the foreground gets SIGTTOU unless it ignores it.
         old = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
         try:
@@ -83,8 +88,8 @@ class Foreground:
         finally:
             signal.signal(signal.SIGTTOU, old)
 
-    def __exit__(self, *_exc) -> None:
-        if self.fd is None:
+    def __exit__(self, *_exc: object) -> None:
+        if self.fd is None or self.previous is None:
             return
         try:
             self._hand_to(self.previous)
@@ -106,7 +111,7 @@ class Supervisor:
 
     def __init__(self, commands: dict[str, list[str]], env: dict[str, str]):
         self.commands, self.env = commands, env
-        self.procs: dict[str, subprocess.Popen] = {}
+        self.procs: dict[str, subprocess.Popen[str]] = {}
         self.width = max(map(len, commands))
         self.colour = sys.stdout.isatty()
         self.lock = threading.Lock()
@@ -120,7 +125,8 @@ class Supervisor:
             sys.stdout.write(f"{label} {line}\n")
             sys.stdout.flush()
 
-    def _pump(self, name: str, proc: subprocess.Popen) -> None:
+    def _pump(self, name: str, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
         for raw in proc.stdout:
             self._print(name, raw.rstrip("\n"))
 
@@ -166,10 +172,10 @@ def run(port: str) -> int:
     env = dict(os.environ, DJANGO_SETTINGS_MODULE=os.environ.get("DJANGO_SETTINGS_MODULE",
                                                               "billing_site.settings.local"))
     env["PYTHONUNBUFFERED"] = "1"
-    server = None
+    server: EmbeddedServer | None = None
     stop = threading.Event()
 
-    def _asked_to_stop(signum, _frame):
+    def _asked_to_stop(signum: int, _frame: object) -> None:
         if not stop.is_set():
             stop.set()
             print(flush=True)
@@ -226,7 +232,7 @@ class _Stop(Exception):
     """Ctrl-C or SIGTERM before the processes started: end the current step."""
 
 
-def _quiet_stop(stop: threading.Event, server) -> None:
+def _quiet_stop(stop: threading.Event, server: EmbeddedServer | None) -> None:
     if not stop.is_set():
         stop.set()
         print(flush=True)

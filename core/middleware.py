@@ -7,13 +7,15 @@ It sits outside CommonMiddleware, so APPEND_SLASH redirects still happen first."
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from core.views import API_PREFIX, api_not_found_body
 
 
 class ApiNotFoundMiddleware:
-    def __init__(self, get_response):
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:

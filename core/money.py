@@ -14,8 +14,10 @@ Invariants:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from babel.numbers import format_currency, get_currency_precision, list_currencies
 from django.core.exceptions import ValidationError
@@ -82,6 +84,14 @@ def parse_decimal(text: str | int | Decimal) -> Decimal:
     return require_decimal(text)
 
 
+def decimal_places(value: Decimal) -> int:
+    """Digits after the point as written ('1.50' has 2, '1E+2' has 0); finite values only."""
+    exponent = value.as_tuple().exponent
+    if not isinstance(exponent, int):  # 'n', 'N', 'F': NaN, sNaN, Infinity
+        raise ValueError(f"{value} has no decimal places")
+    return max(-exponent, 0)
+
+
 def round_money(amount: Decimal, currency: str) -> Decimal:
     """The one rounding rule: half-up to the currency's minor unit."""
     amount = _require_decimal(amount)
@@ -113,7 +123,7 @@ def from_minor_units(units: int, currency: str) -> Decimal:
     return Decimal(units).scaleb(-minor_unit_exponent(currency))
 
 
-def total_of_lines(amounts, currency: str) -> Decimal:
+def total_of_lines(amounts: Iterable[Decimal], currency: str) -> Decimal:
     """An invoice total: the sum of its lines, each rounded once. Never round a sum of
     unrounded lines instead: the customer must be able to add up what they see."""
     return sum((round_money(a, currency) for a in amounts), ZERO)
@@ -141,14 +151,27 @@ def _spaced(text: str, currency: str) -> str:
     return text
 
 
-def money_field(**kwargs) -> models.DecimalField:
+if TYPE_CHECKING:
+    from django.db.models.expressions import Combinable
+
+    # What a Decimal column takes and gives, so a helper-made field is typed like a direct
+    # DecimalField (django-stubs reads `null=` only on a direct call).
+    DecimalColumn = models.DecimalField[Decimal | int | str | Combinable, Decimal]
+    NullableDecimalColumn = models.DecimalField[Decimal | int | str | Combinable | None, Decimal | None]
+
+
+@overload
+def money_field(*, null: Literal[False] = False, **kwargs: Any) -> DecimalColumn: ...
+@overload
+def money_field(*, null: Literal[True], **kwargs: Any) -> NullableDecimalColumn: ...
+def money_field(*, null: bool = False, **kwargs: Any) -> DecimalColumn | NullableDecimalColumn:
     """A DecimalField with the project-wide precision."""
     kwargs.setdefault("max_digits", AMOUNT_MAX_DIGITS)
     kwargs.setdefault("decimal_places", AMOUNT_DECIMAL_PLACES)
-    return models.DecimalField(**kwargs)
+    return models.DecimalField(null=null, **kwargs)
 
 
-def currency_field(**kwargs) -> models.CharField:
+def currency_field(**kwargs: Any) -> models.CharField[str | int | Combinable, str]:
     kwargs.setdefault("max_length", 3)
     kwargs.setdefault("validators", [validate_currency_field])
     return models.CharField(**kwargs)

@@ -1,6 +1,18 @@
+from collections.abc import Sequence
+from typing import TypedDict
+
 from celery import shared_task
 
 from core.api.idempotency import purge_expired
+
+
+class RetryPolicy(TypedDict):
+    """`shared_task(**policy)` options for tasks that retry transient errors with backoff."""
+
+    autoretry_for: Sequence[type[BaseException]]
+    retry_backoff: bool | int
+    retry_backoff_max: int
+    max_retries: int
 
 
 @shared_task(name="core.purge_idempotency_records", soft_time_limit=600, time_limit=900)

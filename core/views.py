@@ -4,7 +4,7 @@ Under /api/ even Django's own 404 and 500 answer in the API's one error format, 
 integrator never has to parse an HTML page."""
 
 from django.db import connection
-from django.http import JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
@@ -16,13 +16,13 @@ API_PREFIX = "/api/"
 
 @never_cache
 @require_GET
-def healthz(request):
+def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
 @never_cache
 @require_GET
-def readyz(request):
+def readyz(request: HttpRequest) -> JsonResponse:
     from billing_site.celery import app
 
     checks: dict[str, str] = {}
@@ -47,13 +47,13 @@ def api_not_found_body() -> dict:
     return error_body("not_found", "No such endpoint or object.")
 
 
-def page_not_found(request, exception):
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     if request.path.startswith(API_PREFIX):
         return JsonResponse(api_not_found_body(), status=404)
     return defaults.page_not_found(request, exception)
 
 
-def server_error(request):
+def server_error(request: HttpRequest) -> HttpResponse:
     if request.path.startswith(API_PREFIX):
         return JsonResponse(error_body("server_error", "Something went wrong on our side; it was logged."), status=500)
     return defaults.server_error(request)

@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.audit import audit_record
-from accounts.models import BillingMode, User
+from accounts.models import BillingMode, Organization, User
 from core.errors import Conflict
 from credits import notify
 from credits.models import (
@@ -35,6 +37,9 @@ from credits.models import (
     RequestStatus,
 )
 from credits.provisioning import DeliveryError, backend
+
+if TYPE_CHECKING:
+    from usage.models import Resource
 
 logger = logging.getLogger(__name__)
 SOURCE = "service"  # usage.models.StateSource.SERVICE: "Service (credits, staff)"
@@ -64,7 +69,7 @@ def hibernate_due(*, now: datetime | None = None) -> int:
     return done
 
 
-def _running_resources(organization_id: int):
+def _running_resources(organization_id: int) -> QuerySet[Resource]:
     from usage.models import Resource
 
     return Resource.objects.filter(organization_id=organization_id, state="running").order_by("id")
@@ -135,7 +140,7 @@ def resume(*, organization_id: int, actor: User | None = None, now: datetime | N
     return request
 
 
-def _outbox(org, action: str, resource_ids: list[int], reason: str, now: datetime) -> ProvisioningRequest:
+def _outbox(org: Organization, action: str, resource_ids: list[int], reason: str, now: datetime) -> ProvisioningRequest:
     request = ProvisioningRequest.objects.create(
         organization=org, action=action, created_at=now, next_attempt_at=now,
         payload={"resource_ids": resource_ids, "reason": reason, "at": now.isoformat()},

@@ -6,12 +6,12 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
 
-from accounts.models import Membership
+from accounts.models import Membership, Organization
 from accounts.scopes import Role
 from credits.models import CreditEvent
 
 
-def recipients(organization) -> list[str]:
+def recipients(organization: Organization) -> list[str]:
     """The billing address, else the owners and billing members."""
     if organization.billing_email:
         return [organization.billing_email]

@@ -20,6 +20,7 @@ import hmac
 import json
 import logging
 import time
+from typing import Protocol
 
 import requests
 from django.conf import settings
@@ -35,6 +36,12 @@ TIMESTAMP_HEADER = "X-Cloudbill-Timestamp"
 
 class DeliveryError(Exception):
     pass
+
+
+class Backend(Protocol):
+    """`settings.PROVISIONING_BACKEND`: delivers a request, or raises DeliveryError."""
+
+    def send(self, request: ProvisioningRequest) -> None: ...
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -53,7 +60,7 @@ def request_body(request: ProvisioningRequest) -> bytes:
 class HttpBackend:
     """Posts the signed JSON request to `PROVISIONING_URL`."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         if not settings.PROVISIONING_URL or not settings.PROVISIONING_SECRET:
             raise ImproperlyConfigured("PROVISIONING_URL and PROVISIONING_SECRET are required for the HTTP backend.")
         self.url = settings.PROVISIONING_URL
@@ -83,5 +90,5 @@ class LoggingBackend:
         logger.info("provisioning (logging backend, nothing sent): %s", request_body(request).decode())
 
 
-def backend():
+def backend() -> Backend:
     return import_string(settings.PROVISIONING_BACKEND)()

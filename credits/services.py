@@ -18,7 +18,7 @@ from django.utils import timezone
 from accounts.audit import audit_record
 from accounts.models import ApiKey, Organization, User
 from core.errors import Conflict, DomainError, NotFound
-from core.money import format_money
+from core.money import decimal_places, format_money
 from credits import notify
 from credits.models import (
     PROMO_CONSUMING_KINDS,
@@ -296,7 +296,7 @@ def topup_request(
     limit = settings.CREDITS_TOPUP_MAX_AMOUNT
     if amount > limit:
         raise DomainError(f"At most {limit} per top-up.", field="amount")
-    if amount.as_tuple().exponent < -6:
+    if decimal_places(amount) > 6:
         raise DomainError("Too many decimal places.", field="amount")
     topup = TopUp.objects.create(
         organization=organization, source=TopUpSource.MANUAL, amount=amount, currency=organization.currency,
@@ -488,17 +488,18 @@ def auto_topup_check(*, organization_id: int, currency: str, now: datetime | Non
         status__in=[TopUpStatus.PENDING, TopUpStatus.FAILED, TopUpStatus.SUCCEEDED],
     ).aggregate(s=Sum("amount"))["s"] or ZERO)
     capped = cfg.monthly_cap is not None and spent + cfg.amount > cfg.monthly_cap
+    cap = format_money(cfg.monthly_cap, currency) if cfg.monthly_cap is not None else ""
     topup = TopUp.objects.create(
         organization_id=organization_id, source=TopUpSource.AUTO, amount=cfg.amount, currency=currency,
         crossing_key=key, created_at=now,
         status=TopUpStatus.ABANDONED if capped else TopUpStatus.PENDING,
-        last_error=(f"Monthly cap of {format_money(cfg.monthly_cap, currency)} reached "
+        last_error=(f"Monthly cap of {cap} reached "
                     f"({format_money(spent, currency)} used).") if capped else "",
     )
     if capped:
         event = CreditEvent.objects.create(
             organization_id=organization_id, kind=EventKind.AUTO_TOPUP_CAPPED, created_at=now,
-            message=f"Auto top-up skipped: this month's cap of {format_money(cfg.monthly_cap, currency)} is reached.",
+            message=f"Auto top-up skipped: this month's cap of {cap} is reached.",
             data={"topup_id": topup.pk, "cap": str(cfg.monthly_cap), "used": str(spent)},
         )
         notify.email_event_after_commit(event)

@@ -28,6 +28,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -36,6 +37,9 @@ from django.utils import timezone
 
 from credits import hibernation, services
 from credits.models import Balance, SettledRun
+
+if TYPE_CHECKING:
+    from django.db.backends.utils import CursorWrapper
 
 logger = logging.getLogger(__name__)
 # The sweeper looks this far back for runs nobody settled, this many runs per pass.
@@ -178,7 +182,7 @@ LEFT JOIN credits_autotopupsettings a ON a.organization_id = bl.organization_id
 
 
 def _settle(run_id: int, now: datetime) -> list[tuple[int, str, Decimal, bool]]:
-    params = {"run": run_id, "now": now}
+    params: dict[str, Any] = {"run": run_id, "now": now}
     with connection.cursor() as cursor:
         cursor.execute(CHARGES_AND_LOCK_SQL, params)
         charges = cursor.fetchall()
@@ -197,7 +201,7 @@ def _settle(run_id: int, now: datetime) -> list[tuple[int, str, Decimal, bool]]:
         return [(org, cur, amount, below) for org, cur, amount, below, _ in cursor.fetchall()]
 
 
-def _has_charges(cursor, run_id: int) -> bool:
+def _has_charges(cursor: CursorWrapper, run_id: int) -> bool:
     cursor.execute("SELECT 1 FROM usage_ratedusage WHERE run_id = %s LIMIT 1", [run_id])
     return cursor.fetchone() is not None
 

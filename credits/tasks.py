@@ -9,10 +9,11 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 from core.errors import Conflict
+from core.tasks import RetryPolicy
 from credits import hibernation, notify, runway, services
 
 logger = logging.getLogger(__name__)
-RETRY = {"autoretry_for": (OSError,), "retry_backoff": True, "retry_backoff_max": 600, "max_retries": 8}
+RETRY: RetryPolicy = {"autoretry_for": (OSError,), "retry_backoff": True, "retry_backoff_max": 600, "max_retries": 8}
 
 
 @shared_task(name="credits.sync_pending", soft_time_limit=300, time_limit=360)

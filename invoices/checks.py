@@ -3,6 +3,9 @@ start rather than bill from a source it cannot read or with steps out of order."
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
@@ -11,9 +14,9 @@ from invoices import pipeline, sources
 
 
 @checks.register("invoices")
-def check_sources(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+def check_sources(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """Every model invoices read (`invoices.sources.SOURCE_MODELS`) is installed."""
-    errors = []
+    errors: list[checks.CheckMessage] = []
     for label in sources.SOURCE_MODELS:
         try:
             sources.source_model(label)
@@ -26,11 +29,11 @@ def check_sources(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
 
 
 @checks.register("invoices")
-def check_pipelines(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+def check_pipelines(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """Every billing pipeline, the derived ones included, loads and runs each step after
     the steps providing what it requires (`invoices.pipeline`)."""
     names = [n for n in settings.BILLING_PIPELINES if n not in pipeline.DERIVED] + list(pipeline.DERIVED)
-    errors = []
+    errors: list[checks.CheckMessage] = []
     for name in names:
         obj = f"BILLING_PIPELINES[{name!r}]"
         try:

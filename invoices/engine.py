@@ -75,12 +75,12 @@ def invoice_run_start(
     if end > now:
         raise DomainError(f"{start:%Y-%m} has not closed yet; it can be billed from {end:%Y-%m-%d %H:%M} UTC.",
                           field="period")
-    todo = candidates(org_ids, start, end)
+    dispatchable = candidates(org_ids, start, end)
     done = set(
         Invoice.objects.filter(period_start=start).exclude(status=InvoiceStatus.DRAFT)
         .values_list("organization_id", flat=True)
     )
-    todo = sorted(todo - done)
+    todo = sorted(dispatchable - done)
     with transaction.atomic():
         run, _ = InvoiceRun.objects.get_or_create(
             period_start=start, defaults={"period_end": end, "started_at": now}
@@ -163,9 +163,9 @@ def _bill(run: InvoiceRun, org_ids: list[int], *, render_pdf: bool, send_email: 
             return statuses, failures
         ctx.failures[org_ids[0]] = exc
     failures = ctx.failures
-    for org_id, exc in failures.items():
+    for org_id, error in failures.items():
         InvoiceRunItem.objects.filter(run=run, organization_id=org_id).update(
-            status=RunItemStatus.FAILED, attempts=F("attempts") + 1, last_error=f"{type(exc).__name__}: {exc}"[:2000],
+            status=RunItemStatus.FAILED, attempts=F("attempts") + 1, last_error=f"{type(error).__name__}: {error}"[:2000],
             updated_at=timezone.now(),
         )
     if failures:

@@ -12,7 +12,7 @@ Invariants:
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -111,7 +111,7 @@ class Invoice(models.Model):
         return self.amount_due - self.amount_paid
 
     @property
-    def period_last_day(self):
+    def period_last_day(self) -> date:
         """The last day of the half-open period, for people ("1–31 Oct")."""
         return (self.period_end - timedelta(microseconds=1)).date()
 

@@ -35,6 +35,8 @@ def next_number(series: str, year: int) -> str:
         except IntegrityError:
             pass
         n = _increment(series, year)
+        if n is None:
+            raise RuntimeError(f"No {series} {year} number sequence after creating it.")
     return format_number(series, year, n)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from decimal import Decimal
 from functools import cache
+from typing import Any
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -51,7 +52,7 @@ def invoice_context(invoice: Invoice, lines: list[InvoiceLine] | None = None, *,
 
 
 @cache
-def _stylesheet():
+def _stylesheet() -> tuple[Any, Any]:  # (weasyprint CSS, FontConfiguration); weasyprint is untyped
     """The invoice stylesheet, parsed once per process with one font configuration:
     parsing and font lookup are a large part of a render."""
     from weasyprint import CSS

@@ -19,12 +19,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ImproperlyConfigured
-from django.db.models import Max, Min, OuterRef, Q, Subquery, Sum
+from django.db.models import Max, Min, OuterRef, Q, QuerySet, Subquery, Sum
 
 from accounts.models import Organization
 from core.money import ZERO
+
+if TYPE_CHECKING:
+    from pricing.pricing_models import PriceTerms
 
 HOUR = timedelta(hours=1)
 
@@ -45,7 +49,7 @@ class SourceMissing(ImproperlyConfigured):
     """A model invoices read is not provided by any installed app."""
 
 
-def source_model(label: str):
+def source_model(label: str) -> Any:  # a model class; its manager is what the readers use
     """The model `label` (one of SOURCE_MODELS) names. Raises SourceMissing when no
     installed app provides it: reading nothing would bill nothing."""
     from django.apps import apps
@@ -91,7 +95,7 @@ class MeteredQuantity:
     quantity_before: Decimal
     quantity: Decimal
     included: Decimal
-    price: object
+    price: PriceTerms
     price_id: int | None
 
 
@@ -224,7 +228,7 @@ def credit_balances(currencies: dict[int, str]) -> dict[int, Decimal]:
     return {org: amount for org, cur, amount in rows if currencies.get(org) == cur}
 
 
-def price_quantity(terms: object, quantity: Decimal) -> Decimal:
+def price_quantity(terms: PriceTerms, quantity: Decimal) -> Decimal:
     from pricing.pricing_models import price_quantity as _price_quantity
 
     return _price_quantity(terms, quantity).amount
@@ -235,7 +239,7 @@ def organizations_with_charges(org_ids: list[int] | None, start: datetime, end: 
     contract minimum in [start, end). Everyone else is skipped without aggregation."""
     Contract, UsageEvent, UsageHourly = (source_model(m) for m in (CONTRACT, USAGE_EVENT, USAGE_HOURLY))  # noqa: N806
 
-    def ids(qs) -> set[int]:
+    def ids(qs: QuerySet[Any]) -> set[int]:
         if org_ids is not None:
             qs = qs.filter(organization_id__in=org_ids)
         return set(qs.values_list("organization_id", flat=True).distinct())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.utils import timezone
 
 from invoices import engine, rendering
@@ -19,7 +19,7 @@ def invoice_monthly_run_task() -> int:
 
 
 @shared_task(name="invoices.invoice_chunk", bind=True, max_retries=5, default_retry_delay=60)
-def invoice_chunk_task(self, run_id: int, organization_ids: list[int]) -> dict[str, int]:
+def invoice_chunk_task(self: Task, run_id: int, organization_ids: list[int]) -> dict[str, int]:
     """Bill a chunk of organisations. Those that failed are recorded on their run items
     and retried one by one, with backoff, by `invoice_organization_task`."""
     try:
@@ -37,7 +37,7 @@ def invoice_chunk_task(self, run_id: int, organization_ids: list[int]) -> dict[s
     name="invoices.invoice_organization", bind=True, max_retries=5, retry_backoff=60, retry_backoff_max=3600,
     retry_jitter=True,
 )
-def invoice_organization_task(self, run_id: int, organization_id: int) -> str:
+def invoice_organization_task(self: Task, run_id: int, organization_id: int) -> str:
     try:
         return engine.invoice_organization(run_id=run_id, organization_id=organization_id, render_pdf=True,
                                            send_email=True)
@@ -47,12 +47,12 @@ def invoice_organization_task(self, run_id: int, organization_id: int) -> str:
 
 
 @shared_task(name="invoices.render_pdf", bind=True, max_retries=5, default_retry_delay=60)
-def invoice_render_pdf_task(self, invoice_id: int) -> None:
+def invoice_render_pdf_task(self: Task, invoice_id: int) -> None:
     rendering.invoice_ensure_pdf(invoice_id=invoice_id)
 
 
 @shared_task(name="invoices.email", bind=True, max_retries=5, default_retry_delay=120)
-def invoice_email_task(self, invoice_id: int, force: bool = False) -> None:
+def invoice_email_task(self: Task, invoice_id: int, force: bool = False) -> None:
     try:
         rendering.invoice_send_email(invoice_id=invoice_id, force=force)
     except OSError as exc:  # SMTP and network trouble are transient

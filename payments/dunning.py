@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -29,6 +31,9 @@ from core.money import format_money
 from payments import services
 from payments.gateways import card_provider
 from payments.models import DunningCase, DunningStatus, Flow, Payment, PaymentMethod, PaymentStatus, Purpose
+
+if TYPE_CHECKING:
+    from invoices.models import Invoice
 
 logger = logging.getLogger(__name__)
 # Invoices charged per scheduler run; each is one provider call (~1 s), so a run stays
@@ -54,7 +59,7 @@ def autopay_candidates(*, now: datetime | None = None) -> list[int]:
     )
 
 
-def _remaining(invoice) -> object:
+def _remaining(invoice: Invoice) -> Decimal:
     from invoices.selectors import credited_total
 
     return invoice.amount_due - invoice.amount_paid - credited_total(invoice)
@@ -120,7 +125,7 @@ def dunning_record_failure(*, invoice_id: int, attempt: int, message: str, now: 
     return case
 
 
-def _final_action(case: DunningCase, invoice) -> None:
+def _final_action(case: DunningCase, invoice: Invoice) -> None:
     reason = f"Automatic payment failed {case.retries_done + 1} times: {case.last_failure}"
     if case.final_action == "suspend":
         from accounts.services import organization_update

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -24,11 +25,12 @@ from accounts.models import ApiKey, Organization, User
 from core.errors import Conflict, DomainError, NotFound
 from core.money import format_money, round_money
 from payments import settlement
-from payments.gateways import checkout_providers, gateway_for
+from payments.gateways import card_gateway_for, checkout_providers, gateway_for
 from payments.gateways.base import GatewayDeclined, PaymentSnapshot, RefundSnapshot, SavedMethod
 from payments.models import (
     PAYMENT_TRANSITIONS,
     SETTLED_STATUSES,
+    DunningCase,
     Flow,
     Payment,
     PaymentMethod,
@@ -38,6 +40,9 @@ from payments.models import (
     Refund,
     RefundStatus,
 )
+
+if TYPE_CHECKING:
+    from invoices.models import Invoice
 
 logger = logging.getLogger(__name__)
 S = PaymentStatus
@@ -65,7 +70,7 @@ def validate_topup_amount(amount: Decimal, currency: str) -> Decimal:
     return amount
 
 
-def invoice_open_amount(invoice, *, flow: str = Flow.CHECKOUT) -> Decimal:
+def invoice_open_amount(invoice: Invoice, *, flow: str = Flow.CHECKOUT) -> Decimal:
     """What is still owed on an invoice, less payments already under way. An automatic
     charge (`flow` off-session) does not wait for hosted checkouts the customer opened
     and may never finish: if one completes after all, its money is kept as credit
@@ -89,7 +94,7 @@ def _lock(payment_id: int) -> Payment:
         raise NotFound("No such payment.")
 
 
-def _move(payment: Payment, to: str, *, actor: User | None = None, **fields) -> None:
+def _move(payment: Payment, to: str, *, actor: User | None = None, **fields: Any) -> None:
     payment.check_transition(to)
     before = payment.status
     payment.status = to
@@ -103,8 +108,8 @@ def _move(payment: Payment, to: str, *, actor: User | None = None, **fields) -> 
 @transaction.atomic
 def payment_create(
     *, organization: Organization, purpose: str, provider: str, amount: Decimal, flow: str = Flow.CHECKOUT,
-    invoice=None, payment_method: PaymentMethod | None = None, credits_topup_id: int | None = None,
-    dunning_attempt: int | None = None, dunning_case=None, actor: User | None = None, api_key: ApiKey | None = None,
+    invoice: Invoice | None = None, payment_method: PaymentMethod | None = None, credits_topup_id: int | None = None,
+    dunning_attempt: int | None = None, dunning_case: DunningCase | None = None, actor: User | None = None, api_key: ApiKey | None = None,
 ) -> Payment:
     if purpose == Purpose.INVOICE:
         if invoice is None or invoice.organization_id != organization.pk:
@@ -132,7 +137,7 @@ def payment_create(
 
 
 def payment_start_checkout(
-    *, organization: Organization, purpose: str, provider: str, amount: Decimal, invoice=None,
+    *, organization: Organization, purpose: str, provider: str, amount: Decimal, invoice: Invoice | None = None,
     actor: User | None = None, urls: Callable[[Payment], tuple[str, str]],
 ) -> Payment:
     """Create the payment, then open the provider's hosted page for it. `urls(payment)`
@@ -171,7 +176,7 @@ def payment_charge_saved_method(*, payment_id: int) -> Payment:
     payment = Payment.objects.select_related("payment_method", "organization").get(pk=payment_id)
     if payment.status not in (S.PENDING, S.PROCESSING):
         return payment
-    snapshot = gateway_for(payment.provider).charge_saved_method(payment)
+    snapshot = card_gateway_for(payment.provider).charge_saved_method(payment)
     return payment_apply_snapshot(payment_id=payment.pk, snapshot=snapshot)
 
 
@@ -206,7 +211,7 @@ def payment_apply_snapshot(*, payment_id: int, snapshot: PaymentSnapshot) -> Pay
     return payment
 
 
-def _after_commit(task_path: str, *args) -> None:
+def _after_commit(task_path: str, *args: object) -> None:
     from django.utils.module_loading import import_string
 
     transaction.on_commit(lambda: import_string(task_path).delay(*args))
@@ -234,7 +239,7 @@ def payment_mark_disputed(*, payment_id: int, reason: str, at: datetime | None =
 
 @transaction.atomic
 def payment_record_bank_transfer(
-    *, invoice, amount: Decimal, reference: str, actor: User, reason: str = "", received_at: datetime | None = None,
+    *, invoice: Invoice, amount: Decimal, reference: str, actor: User, reason: str = "", received_at: datetime | None = None,
 ) -> Payment:
     """Staff record money that arrived by bank transfer against an invoice."""
     if not reference.strip():
@@ -412,7 +417,7 @@ def default_method(organization: Organization, provider: str) -> PaymentMethod |
                                         detached_at=None).first()
 
 
-def payment_method_save_safely(**kwargs) -> PaymentMethod:
+def payment_method_save_safely(**kwargs: Any) -> PaymentMethod:
     """`payment_method_save` for concurrent deliveries of one card (webhook and return page)."""
     try:
         return payment_method_save(**kwargs)

@@ -8,6 +8,8 @@ even a second call could not double anything.
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from core.money import ZERO
 from payments.models import Payment, Purpose, Refund
 
@@ -44,6 +46,8 @@ def _apply_invoice_payment(payment: Payment) -> None:
     from invoices.selectors import credited_total
     from invoices.services import invoice_record_payment
 
+    if payment.invoice_id is None:  # purpose "invoice" has one (payment_purpose_matches_invoice)
+        raise ValueError(f"Payment {payment.pk} is for an invoice but names none.")
     invoice = Invoice.objects.select_for_update().get(pk=payment.invoice_id)
     while invoice.carried_to_id is not None:
         invoice = Invoice.objects.select_for_update().get(pk=invoice.carried_to_id)
@@ -63,7 +67,7 @@ def _apply_invoice_payment(payment: Payment) -> None:
                      changes={"invoice": invoice.pk, "applied": applied, "credited": excess})
 
 
-def _invoice_part(payment: Payment):
+def _invoice_part(payment: Payment) -> tuple[Decimal, Decimal]:
     """(recorded on the invoice, kept as credit) of an invoice payment."""
     from invoices.models import InvoicePayment
 

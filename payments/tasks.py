@@ -8,15 +8,16 @@ from celery import shared_task
 from django.core.mail import mail_admins
 
 from core.errors import Conflict
+from core.tasks import RetryPolicy
 from payments import dunning, services
-from payments.gateways import gateway_for
+from payments.gateways import card_gateway_for
 from payments.gateways.base import GatewayUnavailable
 from payments.models import Flow, Payment, PaymentMethod, PaymentStatus, Provider, Purpose
 
 logger = logging.getLogger(__name__)
 # Unknown outcomes (timeouts) are retried with backoff; the idempotency key makes each
 # retry the same provider operation.
-RETRY = {"autoretry_for": (GatewayUnavailable, OSError), "retry_backoff": 30, "retry_backoff_max": 1800,
+RETRY: RetryPolicy = {"autoretry_for": (GatewayUnavailable, OSError), "retry_backoff": 30, "retry_backoff_max": 1800,
          "max_retries": 8}
 
 
@@ -40,7 +41,7 @@ def payment_failed_task(payment_id: int) -> None:
             auto_topup_failed(topup_id=payment.credits_topup_id, error=message, retryable=True)
         except Conflict:
             pass  # the top-up succeeded meanwhile
-    elif payment.purpose == Purpose.INVOICE and payment.flow == Flow.OFF_SESSION:
+    elif payment.purpose == Purpose.INVOICE and payment.invoice_id is not None and payment.flow == Flow.OFF_SESSION:
         dunning.dunning_record_failure(invoice_id=payment.invoice_id, attempt=payment.dunning_attempt or 0,
                                        message=message)
 
@@ -71,7 +72,7 @@ def paypal_capture_task(payment_id: int) -> None:
 @shared_task(name="payments.payment_method_detach", soft_time_limit=60, time_limit=90, **RETRY)
 def payment_method_detach_task(method_id: int) -> None:
     method = PaymentMethod.objects.get(pk=method_id)
-    gateway_for(method.provider).detach(method)
+    card_gateway_for(method.provider).detach(method)
 
 
 @shared_task(name="payments.charge", soft_time_limit=60, time_limit=90, **RETRY)

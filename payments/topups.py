@@ -44,6 +44,8 @@ def charge_topup(topup_id: int) -> None:
             )
         except IntegrityError:  # a concurrent call created it first
             payment = _live_payment(topup.pk)
+            if payment is None:
+                raise
     if payment.status in SETTLED_STATUSES:
         return
     # Raises GatewayUnavailable when the outcome is unknown: credits records a retryable

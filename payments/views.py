@@ -28,7 +28,7 @@ from core.errors import DomainError
 from invoices.models import Invoice
 from payments import selectors, services, webhooks
 from payments.forms import InvoicePaymentForm, SandboxCardForm, TopUpForm
-from payments.gateways import card_provider, checkout_providers, gateway_for
+from payments.gateways import card_gateway_for, card_provider, checkout_providers, gateway_for
 from payments.gateways.base import SavedMethod
 from payments.gateways.sandbox import DECLINING_PREFIX
 from payments.models import Payment, PaymentMethod, PaymentStatus, Provider, Purpose
@@ -142,8 +142,8 @@ def method_add(request):
     provider = card_provider()
     back = request.build_absolute_uri(reverse("payments:method_added")) + "?session_id={CHECKOUT_SESSION_ID}"
     try:
-        started = gateway_for(provider).start_setup(org, success_url=back,
-                                                    cancel_url=request.build_absolute_uri(reverse("payments:index")))
+        started = card_gateway_for(provider).start_setup(org, success_url=back,
+                                                         cancel_url=request.build_absolute_uri(reverse("payments:index")))
     except DomainError as exc:
         messages.error(request, exc.message)
         return redirect("payments:index")

@@ -92,7 +92,7 @@ def webhook_receive(*, provider: str, event_id: str, event_type: str, payload: d
 # --- finding our payment --------------------------------------------------------------
 
 
-def _payment(provider: str, *, our_id=None, **provider_ids) -> Payment | None:
+def _payment(provider: str, *, our_id: str | int | None = None, **provider_ids: str | None) -> Payment | None:
     """Our payment for an event: by the id we put in metadata, else by a provider id."""
     qs = Payment.objects.filter(provider=provider)
     if our_id and str(our_id).isdigit():
@@ -106,7 +106,7 @@ def _payment(provider: str, *, our_id=None, **provider_ids) -> Payment | None:
     return qs.filter(query).first() if query else None
 
 
-def _unknown(kind: str, ident) -> None:
+def _unknown(kind: str, ident: object) -> None:
     # Events for payments that are not ours (another system on the same account) change nothing.
     logger.info("payments: %s %s matches no payment here; ignored", kind, ident)
 

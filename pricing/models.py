@@ -15,6 +15,7 @@ Invariants (enforced by `pricing.services`, and by the database where it can):
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from django.conf import settings
 from django.core.validators import MinValueValidator
@@ -28,10 +29,18 @@ QUANTITY_MAX_DIGITS = 24
 QUANTITY_DECIMAL_PLACES = 6
 
 
-def quantity_field(**kwargs) -> models.DecimalField:
+if TYPE_CHECKING:
+    from core.money import DecimalColumn, NullableDecimalColumn
+
+
+@overload
+def quantity_field(*, null: Literal[False] = False, **kwargs: Any) -> DecimalColumn: ...
+@overload
+def quantity_field(*, null: Literal[True], **kwargs: Any) -> NullableDecimalColumn: ...
+def quantity_field(*, null: bool = False, **kwargs: Any) -> DecimalColumn | NullableDecimalColumn:
     kwargs.setdefault("max_digits", QUANTITY_MAX_DIGITS)
     kwargs.setdefault("decimal_places", QUANTITY_DECIMAL_PLACES)
-    return models.DecimalField(**kwargs)
+    return models.DecimalField(null=null, **kwargs)
 
 
 class ProductKind(models.TextChoices):

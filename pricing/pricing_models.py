@@ -72,7 +72,7 @@ def validate_tiers(tiers: Sequence[Tier]) -> None:
     if not tiers:
         raise DomainError("A tiered price needs at least one tier.", field="tiers")
     ordered = sorted(tiers, key=lambda t: t.lower)
-    expected = ZERO
+    expected: Decimal | None = ZERO  # where the next tier must start; None after an unbounded one
     for index, tier in enumerate(ordered, start=1):
         for name in ("lower", "unit_amount", "flat_amount"):
             value = require_decimal(getattr(tier, name))

@@ -17,9 +17,12 @@ Both Python paths share `_combine`, so the rules live once:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING, TypeVar, overload
+
+from django.db.models import Model, QuerySet
 
 from core.errors import NotFound
 from core.money import ZERO
@@ -36,6 +39,11 @@ from pricing.models import (
 )
 from pricing.pricing_models import PricedQuantity, PriceTerms, Tier, price_quantity
 
+if TYPE_CHECKING:
+    from accounts.models import Organization
+
+_M = TypeVar("_M", bound=Model)
+
 LIST = "list"
 CONTRACT = "contract"
 FREE = "free"
@@ -45,7 +53,7 @@ ORG_BATCH = 10_000
 
 # Add-ons are billed like their parent: an hourly parent takes the add-on's hourly price,
 # a monthly parent its monthly price.
-ADDON_UNIT_FOR_PARENT = {BillingModel.HOURLY: PriceUnit.HOUR, BillingModel.MONTHLY: PriceUnit.MONTH}
+ADDON_UNIT_FOR_PARENT: dict[str, str] = {BillingModel.HOURLY: PriceUnit.HOUR, BillingModel.MONTHLY: PriceUnit.MONTH}
 
 
 class NoPrice(NotFound):
@@ -117,11 +125,11 @@ PRICE_FIELDS = ("id", "product_id", "currency", "state", "unit", "pricing_model"
                 "included_quantity", "monthly_cap", "min_billable_minutes", "valid_from", "valid_to")
 
 
-def _in_force(qs, at: datetime):
+def _in_force(qs: QuerySet[_M], at: datetime) -> QuerySet[_M]:
     return qs.filter(valid_from__lte=at).exclude(valid_to__lte=at)
 
 
-def _load_list_prices(qs) -> list[_ListPrice]:
+def _load_list_prices(qs: QuerySet[Price]) -> list[_ListPrice]:
     rows = list(qs.values(*PRICE_FIELDS))
     tiers: dict[int, list[Tier]] = {}
     if any(r["pricing_model"] in ("graduated", "volume") for r in rows):
@@ -138,6 +146,12 @@ def _override_from(cp: ContractPrice, contract: Contract) -> _Override:
                      contract.valid_from, contract.valid_to)
 
 
+@overload
+def _discounted(value: Decimal, percent: Decimal) -> Decimal: ...
+@overload
+def _discounted(value: None, percent: Decimal) -> None: ...
+@overload
+def _discounted(value: Decimal | None, percent: Decimal) -> Decimal | None: ...
 def _discounted(value: Decimal | None, percent: Decimal) -> Decimal | None:
     return None if value is None else value * (HUNDRED - percent) / HUNDRED
 
@@ -158,25 +172,32 @@ def _combine(product_id: int, state: str, billing_model: str, lp: _ListPrice | N
                                  product_id, state)
         raise NoPrice(f"No {currency} price for product {product_id} in state {state!r} at this time.",
                       field="product")
-    base = dict(
-        currency=lp.currency, unit=lp.unit, billing_model=billing_model, pricing_model=lp.pricing_model,
-        price_id=lp.id, product_id=product_id, state=state, tiers=lp.tiers, package_size=lp.package_size,
-        included_quantity=lp.included_quantity, min_billable_minutes=lp.min_billable_minutes,
-        list_amount=lp.amount, valid_from=lp.valid_from, valid_to=lp.valid_to,
+    listed = ResolvedPrice(
+        amount=lp.amount, currency=lp.currency, unit=lp.unit, billing_model=billing_model,
+        pricing_model=lp.pricing_model, source=LIST, price_id=lp.id, contract_id=None, product_id=product_id,
+        state=state, tiers=lp.tiers, package_size=lp.package_size, included_quantity=lp.included_quantity,
+        monthly_cap=lp.monthly_cap, min_billable_minutes=lp.min_billable_minutes, list_amount=lp.amount,
+        valid_from=lp.valid_from, valid_to=lp.valid_to,
     )
     if ov is None:
-        return ResolvedPrice(amount=lp.amount, source=LIST, contract_id=None, monthly_cap=lp.monthly_cap, **base)
-    base.update(valid_from=_later(lp.valid_from, ov.valid_from), valid_to=_earlier_end(lp.valid_to, ov.valid_to))
-    if ov.kind == OverrideKind.ABSOLUTE:
+        return listed
+    contracted = replace(
+        listed, source=CONTRACT, contract_id=ov.contract_id, contract_price_id=ov.id,
+        valid_from=_later(lp.valid_from, ov.valid_from), valid_to=_earlier_end(lp.valid_to, ov.valid_to),
+    )
+    # The contract_price_kind_fields constraint: an absolute override has an amount, a
+    # discount a percentage.
+    if ov.kind == OverrideKind.ABSOLUTE and ov.amount is not None:
         cap = ov.monthly_cap if ov.monthly_cap is not None else lp.monthly_cap
-        return ResolvedPrice(amount=ov.amount, source=CONTRACT, contract_id=ov.contract_id,
-                             contract_price_id=ov.id, monthly_cap=cap, **base)
+        return replace(contracted, amount=ov.amount, monthly_cap=cap)
     pct = ov.discount_percent
-    base["tiers"] = tuple(
+    if ov.kind != OverrideKind.DISCOUNT or pct is None:
+        raise ValueError(f"Contract price {ov.id}: a {ov.kind!r} override without its amount or percentage.")
+    tiers = tuple(
         Tier(t.lower, t.upper, _discounted(t.unit_amount, pct), _discounted(t.flat_amount, pct)) for t in lp.tiers
     )
-    return ResolvedPrice(amount=_discounted(lp.amount, pct), source=CONTRACT, contract_id=ov.contract_id,
-                         contract_price_id=ov.id, monthly_cap=_discounted(lp.monthly_cap, pct), **base)
+    return replace(contracted, amount=_discounted(lp.amount, pct), tiers=tiers,
+                   monthly_cap=_discounted(lp.monthly_cap, pct))
 
 
 def _pick_unit(candidates: list[_ListPrice], billing_model: str, parent_billing_model: str | None) -> _ListPrice | None:
@@ -196,7 +217,7 @@ def _pick_override(by_state: dict[str, _Override], state: str) -> _Override | No
 
 
 def resolve_price(
-    *, organization, product: Product | int, state: str, at: datetime, currency: str | None = None,
+    *, organization: Organization | None, product: Product | int, state: str, at: datetime, currency: str | None = None,
     parent_billing_model: str | None = None,
 ) -> ResolvedPrice:
     """The rate organisation `organization` (None = list price only) pays for `product` in
@@ -222,23 +243,30 @@ def resolve_price(
     return _combine(product.pk, state, product.billing_model, lp, ov, currency)
 
 
+# One contract's overrides: {(product_id, state): override}; state "" is "all states".
+_Overrides = dict[tuple[int, str], _Override]
+# (contract id or currency, currency, product_id, state, parent billing model)
+_CacheKey = tuple[int | str | None, str | None, int, str, str | None]
+
+
 class PriceIndex:
     """The whole price book in force at one instant, in memory, for bulk resolution.
 
     Built by four queries whatever the number of lookups; build one per metering pass
     (per minute), not per lookup."""
 
-    def __init__(self, at: datetime, list_prices: Iterable[_ListPrice], overrides: dict[int, dict],
-                 billing_models: dict[int, str], org_currency: dict[int, str], org_contract: dict[int, tuple]):
+    def __init__(self, at: datetime, list_prices: Iterable[_ListPrice], overrides: dict[int, _Overrides],
+                 billing_models: dict[int, str], org_currency: dict[int, str],
+                 org_contract: dict[int, tuple[int, str]]) -> None:
         self.at = at
-        self._list: dict[tuple, list[_ListPrice]] = {}
+        self._list: dict[tuple[int, str, str], list[_ListPrice]] = {}
         for lp in sorted(list_prices, key=lambda p: p.unit):
             self._list.setdefault((lp.product_id, lp.currency, lp.state), []).append(lp)
         self._overrides = overrides  # contract_id -> {(product_id, state): _Override}
         self._billing_models = billing_models
         self._org_currency = org_currency
         self._org_contract = org_contract  # org id -> (contract id, currency)
-        self._cache: dict[tuple, ResolvedPrice | NoPrice] = {}
+        self._cache: dict[_CacheKey, ResolvedPrice | NoPrice] = {}
 
     @classmethod
     def load(cls, *, at: datetime, organization_ids: Iterable[int] | None = None) -> PriceIndex:
@@ -248,7 +276,7 @@ class PriceIndex:
             raise ValueError("`at` must be timezone-aware")
         list_prices = _load_list_prices(_in_force(Price.objects.all(), at))
         contracts = {c.id: c for c in _in_force(Contract.objects.all(), at)}
-        overrides: dict[int, dict] = {}
+        overrides: dict[int, _Overrides] = {}
         for cp in ContractPrice.objects.filter(contract_id__in=list(contracts)):
             contract = contracts[cp.contract_id]
             overrides.setdefault(cp.contract_id, {})[(cp.product_id, cp.state)] = _override_from(cp, contract)
@@ -268,11 +296,10 @@ class PriceIndex:
     def resolve(self, organization_id: int | None, product_id: int, state: str, *, currency: str | None = None,
                 parent_billing_model: str | None = None) -> ResolvedPrice:
         if currency is None:
-            try:
-                currency = self._org_currency[organization_id]
-            except KeyError:
-                raise NotFound(f"No organisation {organization_id}.", field="organization") from None
-        contract = self._org_contract.get(organization_id)
+            currency = self._org_currency.get(organization_id) if organization_id is not None else None
+            if currency is None:
+                raise NotFound(f"No organisation {organization_id}.", field="organization")
+        contract = self._org_contract.get(organization_id) if organization_id is not None else None
         contract_id = contract[0] if contract is not None and contract[1] == currency else None
         key = (contract_id or currency, currency, product_id, state, parent_billing_model)
         hit = self._cache.get(key)
@@ -286,7 +313,8 @@ class PriceIndex:
             raise hit
         return hit
 
-    def _compute(self, contract_id, currency, product_id, state, parent_billing_model) -> ResolvedPrice:
+    def _compute(self, contract_id: int | None, currency: str, product_id: int, state: str,
+                 parent_billing_model: str | None) -> ResolvedPrice:
         billing_model = self._billing_models.get(product_id)
         if billing_model is None:
             raise NotFound(f"No product {product_id}.", field="product")

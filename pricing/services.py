@@ -12,8 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any, Literal, TypeVar, overload
 
 from django.db import IntegrityError, transaction
+from django.db.models import Model, QuerySet
 from django.utils import timezone
 
 from accounts.audit import audit_record
@@ -37,15 +39,17 @@ from pricing.models import (
 )
 from pricing.pricing_models import Tier, validate_tiers
 
+_Dated = TypeVar("_Dated", Price, Contract)
+
 # Which units a billing model may be priced in, and with which pricing models.
-UNITS_FOR_BILLING_MODEL = {
+UNITS_FOR_BILLING_MODEL: dict[str, set[str]] = {
     BillingModel.HOURLY: {PriceUnit.HOUR},
     BillingModel.MONTHLY: {PriceUnit.MONTH, PriceUnit.GB_MONTH},
     BillingModel.ADDON: {PriceUnit.HOUR, PriceUnit.MONTH},
     BillingModel.OVERAGE: {PriceUnit.GB, PriceUnit.UNIT},
 }
 # A per-minute accrual needs a rate, not a tier table: hourly and add-on prices are per unit.
-PRICING_MODELS_FOR_BILLING_MODEL = {
+PRICING_MODELS_FOR_BILLING_MODEL: dict[str, set[str]] = {
     BillingModel.HOURLY: {PricingModel.PER_UNIT},
     BillingModel.ADDON: {PricingModel.PER_UNIT},
     BillingModel.MONTHLY: set(PricingModel),
@@ -55,7 +59,8 @@ PRODUCT_FIELDS = ("name", "description", "group", "kind", "billing_model", "unit
                   "gpu_model", "gpu_count", "local_disk_gb", "is_active", "position")
 
 
-def _audit(action: str, *, actor: User | None, api_key: ApiKey | None, obj, organization=None, changes=None,
+def _audit(action: str, *, actor: User | None, api_key: ApiKey | None, obj: Model,
+           organization: Organization | None = None, changes: dict[str, Any] | None = None,
            reason: str = "") -> None:
     audit_record(action, actor=actor, api_key=api_key, organization=organization, obj=obj, changes=changes,
                  reason=reason)
@@ -74,18 +79,22 @@ def _whole_minute(value: datetime | None, field: str) -> None:
         raise DomainError("Prices and contracts change on a whole minute (seconds must be 0).", field=field)
 
 
-def _money(value, field: str, *, allow_none: bool = False) -> Decimal | None:
+@overload
+def _money(value: object, field: str, *, allow_none: Literal[False] = False) -> Decimal: ...
+@overload
+def _money(value: object, field: str, *, allow_none: bool) -> Decimal | None: ...
+def _money(value: object, field: str, *, allow_none: bool = False) -> Decimal | None:
     if value is None:
         if allow_none:
             return None
         raise DomainError("This amount is required.", field=field)
     try:
-        value = require_decimal(value)
+        amount = require_decimal(value)
     except (TypeError, ValueError) as exc:
         raise DomainError(f"Not a decimal amount: {exc}.", field=field) from exc
-    if value < 0:
+    if amount < 0:
         raise DomainError("Amounts cannot be negative.", field=field)
-    return value
+    return amount
 
 
 def _currency(code: str, field: str = "currency") -> str:
@@ -99,7 +108,7 @@ def _period_text(start: datetime, end: datetime | None) -> str:
     return f"{start:%Y-%m-%d %H:%M} UTC – {end:%Y-%m-%d %H:%M} UTC" if end else f"{start:%Y-%m-%d %H:%M} UTC onwards"
 
 
-def _overlapping(qs, valid_from: datetime, valid_to: datetime | None):
+def _overlapping(qs: QuerySet[_Dated], valid_from: datetime, valid_to: datetime | None) -> QuerySet[_Dated]:
     qs = qs.exclude(valid_to__isnull=False, valid_to__lte=valid_from)
     if valid_to is not None:
         qs = qs.filter(valid_from__lt=valid_to)
@@ -120,7 +129,7 @@ def product_check(product: Product) -> None:
 
 @transaction.atomic
 def product_create(*, code: str, name: str, group: ProductGroup, kind: str, billing_model: str,
-                   actor: User | None = None, api_key: ApiKey | None = None, **attributes) -> Product:
+                   actor: User | None = None, api_key: ApiKey | None = None, **attributes: Any) -> Product:
     unknown = set(attributes) - set(PRODUCT_FIELDS)
     if unknown:
         raise DomainError(f"Unknown product fields: {', '.join(sorted(unknown))}.")
@@ -136,7 +145,7 @@ def product_create(*, code: str, name: str, group: ProductGroup, kind: str, bill
 
 @transaction.atomic
 def product_update(*, product: Product, actor: User | None = None, api_key: ApiKey | None = None,
-                   **fields) -> Product:
+                   **fields: Any) -> Product:
     """`code` never changes (the platform refers to it); the billing model only while unpriced."""
     unknown = set(fields) - set(PRODUCT_FIELDS)
     if unknown:
@@ -178,10 +187,11 @@ class PriceSpec:
 
 
 def default_unit(product: Product) -> str:
-    return {
+    units: dict[str, str] = {
         BillingModel.HOURLY: PriceUnit.HOUR, BillingModel.MONTHLY: PriceUnit.MONTH,
         BillingModel.ADDON: PriceUnit.HOUR, BillingModel.OVERAGE: PriceUnit.UNIT,
-    }[product.billing_model]
+    }
+    return units[product.billing_model]
 
 
 def price_check(spec: PriceSpec, *, now: datetime | None = None, replacing: Price | None = None,
@@ -259,7 +269,7 @@ def _write_tiers(price: Price, tiers: Sequence[Tier]) -> None:
     )
 
 
-def _save_checked(instance) -> None:
+def _save_checked(instance: Price | Contract) -> None:
     """Save; the database's own constraints (the exclusion constraint on PostgreSQL) are
     the last word against a concurrent writer."""
     try:

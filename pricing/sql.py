@@ -43,6 +43,11 @@ that calls `recreate_view`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from django.db.backends.base.schema import BaseDatabaseSchemaEditor
+
 EFFECTIVE_RATE_VIEW = "pricing_effective_rate"
 
 # An open-ended validity compares as infinitely late.
@@ -151,10 +156,10 @@ def effective_rates_sql() -> str:
     return _render().strip()
 
 
-def recreate_view(schema_editor) -> None:
+def recreate_view(schema_editor: BaseDatabaseSchemaEditor) -> None:
     schema_editor.execute(f"DROP VIEW IF EXISTS {EFFECTIVE_RATE_VIEW}")
     schema_editor.execute(f"CREATE VIEW {EFFECTIVE_RATE_VIEW} AS {effective_rates_sql()}")
 
 
-def drop_view(schema_editor) -> None:
+def drop_view(schema_editor: BaseDatabaseSchemaEditor) -> None:
     schema_editor.execute(f"DROP VIEW IF EXISTS {EFFECTIVE_RATE_VIEW}")

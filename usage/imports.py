@@ -19,8 +19,8 @@ from decimal import Decimal, InvalidOperation
 from django.db import transaction
 
 from accounts.audit import audit_record
-from accounts.models import Organization
-from core.money import CurrencyError, round_stored, validate_currency
+from accounts.models import Organization, User
+from core.money import CurrencyError, decimal_places, round_stored, validate_currency
 from pricing.models import Product, ResourceState
 from usage.models import (
     ImportedUsage,
@@ -71,7 +71,7 @@ def _split(amount: Decimal, start: int, end: int) -> list[tuple[int, int, Decima
 
 
 @transaction.atomic
-def usage_import(*, rows: Iterable[dict], source: str = "legacy", actor=None) -> ImportResult:
+def usage_import(*, rows: Iterable[dict], source: str = "legacy", actor: User | None = None) -> ImportResult:
     result = ImportResult()
     orgs = {}
     for o in Organization.objects.values("id", "slug", "currency"):
@@ -100,7 +100,7 @@ def usage_import(*, rows: Iterable[dict], source: str = "legacy", actor=None) ->
                 amount = Decimal(row["amount"].strip())
             except InvalidOperation:
                 raise RowError(f"amount: {row['amount']!r} is not a number.")
-            if not amount.is_finite() or amount.as_tuple().exponent < -12:
+            if not amount.is_finite() or decimal_places(amount) > 12:
                 raise RowError("amount: at most 12 decimal places.")
             currency = row["currency"].strip()
             try:

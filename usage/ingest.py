@@ -12,15 +12,18 @@ change points of the accepted lifecycle events in bulk.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from typing import Literal, overload
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Organization
+from core.money import decimal_places
 from pricing.models import Product
 from usage import services
 from usage.models import (
@@ -55,6 +58,10 @@ class Rejected(Exception):
     pass
 
 
+# (id, organization_id, product_id, deleted_at) of a resource, by external id.
+ResourceRow = tuple[int, int, int, datetime | None]
+
+
 @dataclass(slots=True)
 class Item:
     index: int
@@ -69,9 +76,16 @@ class Item:
     name: str = ""
     metric: str = ""
     quantity: Decimal | None = None
-    resource: tuple | None = None  # (id, organization_id, product_id, deleted_at)
+    resource: ResourceRow | None = None
     product_id: int | None = None
     pk: int | None = None
+
+    @property
+    def resolved(self) -> ResourceRow:
+        """The resource, once `_resolve` found it (it rejects every item it finds none for)."""
+        if self.resource is None:
+            raise ValueError(f"event {self.event_id}: its resource was not resolved")
+        return self.resource
 
 
 @dataclass
@@ -86,6 +100,10 @@ class IngestResult:
                 "results": self.results}
 
 
+@overload
+def _text(raw: dict, name: str, *, required: Literal[True] = True, max_length: int = MAX_ID_LENGTH) -> str: ...
+@overload
+def _text(raw: dict, name: str, *, required: bool, max_length: int = MAX_ID_LENGTH) -> str | None: ...
 def _text(raw: dict, name: str, *, required: bool = True, max_length: int = MAX_ID_LENGTH) -> str | None:
     value = raw.get(name)
     if value is None:
@@ -156,7 +174,7 @@ def _parse(index: int, raw: object, window: _Window) -> Item:
             value = Decimal(quantity)
         except InvalidOperation:
             raise Rejected("quantity: not a number.")
-        if not value.is_finite() or value < 0 or value.as_tuple().exponent < -12 or abs(value) >= Decimal(10) ** 18:
+        if not value.is_finite() or value < 0 or decimal_places(value) > 12 or abs(value) >= Decimal(10) ** 18:
             raise Rejected("quantity: must be between 0 and 10^18 with at most 12 decimal places.")
         item.quantity = value
     return item
@@ -210,9 +228,12 @@ def events_ingest(*, items: list, now: datetime | None = None) -> IngestResult:
             out[item.index] = {"id": item.event_id, "status": ACCEPTED}
     _apply_lifecycle([i for i in accepted if i.type != EventType.METERED])
 
-    result = IngestResult(results=out)  # type: ignore[arg-type]
+    result = IngestResult()
     for r in out:
-        status = r["status"]  # type: ignore[index]
+        if r is None:  # every path above answers each event
+            raise RuntimeError("events_ingest left an event without an answer")
+        result.results.append(r)
+        status = r["status"]
         if status == ACCEPTED:
             result.accepted += 1
         elif status == DUPLICATE:
@@ -248,23 +269,22 @@ def _resolve(items: list[Item], out: list) -> list[Item]:
     if creations:
         org_ids = set(Organization.objects.filter(
             pk__in={i.organization_id for i in creations}, is_active=True).values_list("pk", flat=True))
-        new: dict[str, Item] = {}
+        new: dict[str, Resource] = {}
         for item in creations:
             if item.external_id in resources or item.external_id in new:
                 _reject(out, item, f"resource: {item.external_id} already exists.")
-            elif item.organization_id not in org_ids:
+            elif item.organization_id is None or item.organization_id not in org_ids:
                 _reject(out, item, "organization: no such active organisation.")
-            elif item.product_code not in products:
+            elif item.product_code is None or item.product_code not in products:
                 _reject(out, item, f"product: no product with code {item.product_code!r}.")
             else:
-                new[item.external_id] = item
+                new[item.external_id] = Resource(
+                    organization_id=item.organization_id, external_id=item.external_id, kind=item.kind,
+                    name=item.name or item.external_id, product_id=products[item.product_code],
+                    state=ResourceState.PROVISIONING, state_since=item.at,
+                )
         if new:
-            created = Resource.objects.bulk_create(
-                [Resource(organization_id=i.organization_id, external_id=i.external_id, kind=i.kind,
-                          name=i.name or i.external_id, product_id=products[i.product_code],
-                          state=ResourceState.PROVISIONING, state_since=i.at) for i in new.values()],
-                ignore_conflicts=True,
-            )
+            created = Resource.objects.bulk_create(list(new.values()), ignore_conflicts=True)
             del created  # ids are not returned with ignore_conflicts: read them back
             resources.update(_resources(new.keys()))
 
@@ -311,7 +331,7 @@ ON CONFLICT (event_id) DO NOTHING
 RETURNING event_id, id
 """
 
-def _resources(external_ids) -> dict[str, tuple]:
+def _resources(external_ids: Iterable[str]) -> dict[str, ResourceRow]:
     """external id -> (id, organization_id, product_id, deleted_at). One `= ANY(array)`
     parameter: the ORM's `IN (%s, …)` costs milliseconds to build for 1,000."""
     with connection.cursor() as cursor:
@@ -324,7 +344,7 @@ def _insert_events(items: list[Item], now: datetime) -> dict[str, int]:
     if not items:
         return {}
     rows = json.dumps([
-        [i.event_id, i.type, i.resource[1], i.resource[0], i.at.isoformat(), i.minute, i.metric,
+        [i.event_id, i.type, i.resolved[1], i.resolved[0], i.at.isoformat(), i.minute, i.metric,
          None if i.quantity is None else str(i.quantity), i.product_id]
         for i in items
     ])
@@ -341,8 +361,10 @@ def _apply_lifecycle(items: list[Item]) -> None:
     items.sort(key=lambda i: (i.at, i.index))
     points = []
     for item in items:
-        resource_id, organization_id, product_id, _deleted = item.resource
+        resource_id, organization_id, product_id, _deleted = item.resolved
         if item.type in (EventType.ADDON_ATTACHED, EventType.ADDON_DETACHED):
+            if item.product_id is None:  # _parse requires a product, _resolve rejects an unknown one
+                raise ValueError(f"event {item.event_id}: an add-on event without its product")
             fn = services.addon_attach_points if item.type == EventType.ADDON_ATTACHED else services.addon_detach_points
             fn(resource_id=resource_id, organization_id=organization_id, product_id=item.product_id, at=item.at)
             continue

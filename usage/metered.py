@@ -38,8 +38,9 @@ class MeteredCharge:
 
 def metered_quantities(*, organization: Organization, start: datetime, end: datetime) -> dict[str, Decimal]:
     """{metric code: aggregated quantity} over `[start, end)` for metrics with events."""
+    # Only events with a quantity, as invoices.sources reads them (no constraint requires one).
     events = UsageEvent.objects.filter(organization=organization, type=EventType.METERED,
-                                       occurred_at__gte=start, occurred_at__lt=end)
+                                       occurred_at__gte=start, occurred_at__lt=end, quantity__isnull=False)
     metrics = {m.code: m for m in Metric.objects.all()}
     out: dict[str, Decimal] = {}
     sums = dict(events.values_list("metric").annotate(total=Sum("quantity")).values_list("metric", "total"))
@@ -52,8 +53,10 @@ def metered_quantities(*, organization: Organization, start: datetime, end: date
         elif metric.aggregation == Aggregation.MAX:
             out[code] = maxes[code]
         else:
-            out[code] = (events.filter(metric=code).order_by("-occurred_at", "-id")
-                         .values_list("quantity", flat=True).first())
+            last = (events.filter(metric=code).order_by("-occurred_at", "-id")
+                    .values_list("quantity", flat=True).first())
+            if last is not None:
+                out[code] = last
     return out
 
 

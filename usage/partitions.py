@@ -18,12 +18,17 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from usage.models import MeteringRun, RatedUsage, UsageHourly, to_minute
+
+if TYPE_CHECKING:
+    from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 
 TABLE = "usage_ratedusage"
 DAYS_AHEAD = 3
@@ -57,7 +62,7 @@ CREATE TABLE {TABLE} (
 """
 
 
-def partition_table(schema_editor) -> None:
+def partition_table(schema_editor: BaseDatabaseSchemaEditor) -> None:
     """Migration step: replace the plain table (empty at this point) by a partitioned one
     with the same columns and indexes."""
     with schema_editor.connection.cursor() as cursor:
@@ -157,7 +162,7 @@ def _has_pending_rollup(lo: int, hi: int) -> bool:
     return RatedUsage.objects.filter(start_minute__gte=lo, start_minute__lt=hi, run_id__in=pending).exists()
 
 
-def _delete_in_batches(qs) -> int:
+def _delete_in_batches(qs: QuerySet[RatedUsage] | QuerySet[UsageHourly]) -> int:
     total = 0
     while True:
         ids = list(qs.order_by("id").values_list("id", flat=True)[:DELETE_BATCH])

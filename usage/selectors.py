@@ -9,9 +9,11 @@ minute.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.db.models import Q, Sum
 
@@ -47,19 +49,19 @@ def usage_series(*, organization: Organization, start: datetime, end: datetime, 
     if product_id is not None:
         filters &= Q(product_id=product_id)
     if granularity == "minute":
-        qs = (RatedUsage.objects.filter(filters, start_minute__gte=to_minute(start), start_minute__lt=to_minute(end))
-              .values("start_minute", "resource_id", "product_id", "state", "currency")
-              .annotate(minutes=Sum("minutes"), amount=Sum("amount")).order_by("start_minute", "resource_id"))
-        return [_point(from_minute(r["start_minute"]), r) for r in qs if r["minutes"] or r["amount"]]
+        minutes = (RatedUsage.objects.filter(filters, start_minute__gte=to_minute(start), start_minute__lt=to_minute(end))
+                   .values("start_minute", "resource_id", "product_id", "state", "currency")
+                   .annotate(minutes=Sum("minutes"), amount=Sum("amount")).order_by("start_minute", "resource_id"))
+        return [_point(from_minute(r["start_minute"]), r) for r in minutes if r["minutes"] or r["amount"]]
     if granularity == "hour":
-        qs = (UsageHourly.objects.filter(filters, hour__gte=start, hour__lt=end)
-              .values("hour", "resource_id", "product_id", "state", "currency")
-              .annotate(minutes=Sum("minutes"), amount=Sum("amount")).order_by("hour", "resource_id"))
-        return [_point(r["hour"], r) for r in qs if r["minutes"] or r["amount"]]
-    qs = (UsageDaily.objects.filter(filters, day__gte=start.date(), day__lt=_day_after(end))
-          .values("day", "resource_id", "product_id", "state", "currency")
-          .annotate(minutes=Sum("minutes"), amount=Sum("amount")).order_by("day", "resource_id"))
-    return [_point(datetime(r["day"].year, r["day"].month, r["day"].day, tzinfo=UTC), r) for r in qs
+        hours = (UsageHourly.objects.filter(filters, hour__gte=start, hour__lt=end)
+                 .values("hour", "resource_id", "product_id", "state", "currency")
+                 .annotate(minutes=Sum("minutes"), amount=Sum("amount")).order_by("hour", "resource_id"))
+        return [_point(r["hour"], r) for r in hours if r["minutes"] or r["amount"]]
+    days = (UsageDaily.objects.filter(filters, day__gte=start.date(), day__lt=_day_after(end))
+            .values("day", "resource_id", "product_id", "state", "currency")
+            .annotate(minutes=Sum("minutes"), amount=Sum("amount")).order_by("day", "resource_id"))
+    return [_point(datetime(r["day"].year, r["day"].month, r["day"].day, tzinfo=UTC), r) for r in days
             if r["minutes"] or r["amount"]]
 
 
@@ -68,7 +70,7 @@ def _day_after(end: datetime) -> date:
     return d.date() if d == datetime(d.year, d.month, d.day, tzinfo=UTC) else d.date() + timedelta(days=1)
 
 
-def _point(period: datetime, row: dict) -> dict:
+def _point(period: datetime, row: Mapping[str, Any]) -> dict:
     return {"period": period, "resource": row["resource_id"], "product": row["product_id"], "state": row["state"],
             "minutes": row["minutes"], "amount": row["amount"], "currency": row["currency"]}
 

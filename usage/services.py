@@ -15,6 +15,7 @@ from django.utils import timezone
 from accounts.audit import audit_record
 from accounts.models import ApiKey, Organization, User
 from core.errors import Conflict, DomainError
+from pricing.models import Product
 from usage.models import (
     AddonAttachment,
     Recheck,
@@ -156,7 +157,7 @@ def resource_create(
     *,
     organization: Organization,
     external_id: str,
-    product,
+    product: Product,
     at: datetime,
     kind: str = ResourceKind.SERVER,
     name: str = "",
@@ -219,7 +220,7 @@ def resource_change_state(
 
 @transaction.atomic
 def resource_resize(
-    *, resource: Resource, product, at: datetime, source: str = StateSource.SERVICE, reason: str = "",
+    *, resource: Resource, product: Product, at: datetime, source: str = StateSource.SERVICE, reason: str = "",
     actor: User | None = None, api_key: ApiKey | None = None,
 ) -> Resource:
     lock_resources([resource.pk])

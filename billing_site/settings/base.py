@@ -8,6 +8,7 @@ without real secrets. PostgreSQL is the only database, everywhere.
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import environ
 from celery.schedules import crontab
@@ -145,7 +146,7 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # Without REDIS_URL the broker is kombu's filesystem transport under var/: nothing to install.
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {
         # Longer than the longest task's hard time limit, so a message is never
         # redelivered to a second worker while the first still runs it.
         "visibility_timeout": 3600,
@@ -200,7 +201,7 @@ REST_FRAMEWORK = {
     # DRF's default (None) would trust a client's own X-Forwarded-For; see core/net.py.
     "NUM_PROXIES": TRUSTED_PROXY_COUNT,
 }
-SPECTACULAR_SETTINGS = {
+SPECTACULAR_SETTINGS: dict[str, Any] = {
     "TITLE": "cloudbill API",
     "DESCRIPTION": (
         "Billing for cloud servers. Authenticate with `Authorization: Bearer <api key>`. "
@@ -239,7 +240,7 @@ DEMO_SEEDERS = [
 # `python manage.py benchmark NAME`: each app registers its benchmarks in its section below.
 BENCHMARKS: dict[str, str] = {}
 
-LOGGING = {
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},

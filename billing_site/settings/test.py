@@ -20,10 +20,11 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 MEDIA_ROOT = tempfile.mkdtemp(prefix="cloudbill-media-")
 # Tests never run collectstatic: WhiteNoise serves from the finders, and STATIC_ROOT is an
 # existing empty directory so the middleware has nothing to warn about.
-STATIC_ROOT = tempfile.mkdtemp(prefix="cloudbill-static-")
+STATIC_ROOT = Path(tempfile.mkdtemp(prefix="cloudbill-static-"))
 WHITENOISE_USE_FINDERS = True
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405

@@ -15,6 +15,7 @@ import json
 from collections.abc import Callable
 from datetime import datetime
 from functools import wraps
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -52,7 +53,8 @@ def _replay(record: IdempotencyRecord) -> Response:
     return response
 
 
-def idempotent(view_method: Callable | None = None, *, redact: tuple[str, ...] = ()) -> Callable:
+def idempotent(view_method: Callable[..., Response] | None = None, *,
+               redact: tuple[str, ...] = ()) -> Callable[..., Any]:
     """`@idempotent`, or `@idempotent(redact=("key",))` for responses holding a secret
     that is shown once: the stored copy has those top-level fields set to null, so the
     secret is never written to the database and a replay does not show it again."""
@@ -60,7 +62,7 @@ def idempotent(view_method: Callable | None = None, *, redact: tuple[str, ...] =
         return lambda method: idempotent(method, redact=redact)
 
     @wraps(view_method)
-    def wrapper(self, request: Request, *args, **kwargs):
+    def wrapper(self: Any, request: Request, *args: Any, **kwargs: Any) -> Response:
         key = request.headers.get(HEADER)
         if key is None:
             return view_method(self, request, *args, **kwargs)
@@ -77,7 +79,7 @@ def idempotent(view_method: Callable | None = None, *, redact: tuple[str, ...] =
                     record = IdempotencyRecord.objects.create(
                         caller=caller,
                         key=key,
-                        method=request.method,
+                        method=request.method or "",
                         path=request.path[:500],
                         fingerprint=fingerprint,
                         status_code=0,
@@ -100,7 +102,7 @@ def idempotent(view_method: Callable | None = None, *, redact: tuple[str, ...] =
             record.save(update_fields=["status_code", "response_body"])
             return response
 
-    wrapper.idempotent = True  # read by core.api.schema to document the header
+    wrapper.__dict__["idempotent"] = True  # read by core.api.schema to document the header
     return wrapper
 
 

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from core.money import (
     DECIMAL_PRECISION,
     CurrencyError,
+    decimal_places,
     format_money,
     format_rate,
     from_minor_units,
@@ -166,3 +167,14 @@ def test_the_float_scan_finds_what_it_looks_for(tmp_path):
     bad = tmp_path / "services.py"
     bad.write_text("from django.db import models\nx = models.FloatField()\ny = float('1') * 0.5\n")
     assert len(_float_uses(bad)) == 3
+
+
+@pytest.mark.parametrize(("text", "places"), [("1.50", 2), ("7", 0), ("1E+2", 0), ("0.000000000001", 12)])
+def test_decimal_places_counts_the_digits_as_written(text, places):
+    assert decimal_places(D(text)) == places
+
+
+@pytest.mark.parametrize("text", ["NaN", "sNaN", "Infinity", "-Infinity"])
+def test_decimal_places_of_a_non_finite_value_is_refused(text):
+    with pytest.raises(ValueError):
+        decimal_places(D(text))

@@ -25,15 +25,18 @@ class Coupons:
                 coupon = redemption.coupon
                 if charges <= ZERO:
                     break
-                if coupon.kind == CouponKind.PERCENT:
+                # The coupon_kind_fields constraint: a percent coupon has percent_off, a fixed one amount_off.
+                if coupon.kind == CouponKind.PERCENT and coupon.percent_off is not None:
                     amount = charges * coupon.percent_off / HUNDRED
                     label = f"{coupon.percent_off.normalize():f}% off"
-                else:
+                elif coupon.kind == CouponKind.FIXED and coupon.amount_off is not None:
                     # A fixed amount is per period: it belongs to the span closing the month.
                     if not ctx.closes_period or coupon.currency != bill.currency:
                         continue
                     amount = min(coupon.amount_off, charges)
                     label = f"{coupon.amount_off.normalize():f} {coupon.currency} off"
+                else:
+                    raise ValueError(f"Coupon {coupon.code}: a {coupon.kind!r} coupon without its amount.")
                 amount = round_money(amount, bill.currency)
                 if amount <= ZERO:
                     continue

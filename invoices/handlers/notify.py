@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from django.db import transaction
 
 from invoices.pipeline import BillingContext
@@ -19,5 +21,4 @@ class Notify:
 
         for bill in ctx.bills.values():
             if bill.invoice_id is not None:
-                invoice_id = bill.invoice_id
-                transaction.on_commit(lambda i=invoice_id: invoice_email_task.delay(i))
+                transaction.on_commit(partial(invoice_email_task.delay, bill.invoice_id))

@@ -12,8 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Protocol
 
 from core.errors import DomainError
+
+if TYPE_CHECKING:
+    from accounts.models import Organization
+    from payments.models import Payment, PaymentMethod, Refund
 
 
 class GatewayUnavailable(DomainError):
@@ -63,4 +68,28 @@ class SavedMethod:
     last4: str = ""
     exp_month: int | None = None
     exp_year: int | None = None
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Gateway(Protocol):
+    """What every provider does: hosted checkout, where a payment stands, refunds."""
+
+    @property
+    def provider(self) -> str: ...
+
+    def start_checkout(self, payment: Payment, *, description: str, success_url: str,
+                       cancel_url: str) -> CheckoutStarted: ...
+
+    def snapshot(self, payment: Payment) -> PaymentSnapshot | None: ...
+
+    def refund(self, refund: Refund) -> RefundSnapshot: ...
+
+
+class CardGateway(Gateway, Protocol):
+    """A provider that keeps saved cards and charges them off-session."""
+
+    def start_setup(self, organization: Organization, *, success_url: str, cancel_url: str) -> CheckoutStarted: ...
+
+    def charge_saved_method(self, payment: Payment) -> PaymentSnapshot: ...
+
+    def detach(self, method: PaymentMethod) -> None: ...

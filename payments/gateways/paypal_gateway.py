@@ -9,8 +9,10 @@ the SDK has no webhook API, so verify-webhook-signature is a direct call (see
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from functools import lru_cache
+from typing import Any
 
 import requests
 from django.conf import settings
@@ -67,11 +69,11 @@ def api_base() -> str:
 class _Configuration(Configuration):
     """The SDK's configuration, pointed at `api_base()` (a local fake in tests)."""
 
-    def __init__(self, *, base_uri: str, **kwargs):
+    def __init__(self, *, base_uri: str, **kwargs: Any) -> None:
         self._base_uri = base_uri
         super().__init__(**kwargs)
 
-    def get_base_uri(self, server=None):
+    def get_base_uri(self, server: object = None) -> str:
         return self._base_uri
 
 
@@ -94,11 +96,15 @@ def client() -> PaypalServersdkClient:
                    float(settings.PAYMENTS_PROVIDER_TIMEOUT), settings.PAYPAL_ENVIRONMENT == "production")
 
 
-def _body(response) -> dict:
+# The SDK is untyped: its responses are read as the JSON PayPal sent.
+PayPalJSON = dict[str, Any]
+
+
+def _body(response: Any) -> PayPalJSON:
     return json.loads(response.text or "{}")
 
 
-def _call(fn, options: dict) -> dict:
+def _call(fn: Callable[[dict[str, Any]], Any], options: dict[str, Any]) -> PayPalJSON:
     try:
         return _body(fn(options))
     except ApiException as exc:
@@ -111,7 +117,7 @@ def _call(fn, options: dict) -> dict:
         raise GatewayUnavailable(f"PayPal did not answer: {type(exc).__name__}")
 
 
-def _issue(response) -> str:
+def _issue(response: Any) -> str:
     try:
         body = json.loads(response.text)
     except (AttributeError, TypeError, ValueError):
@@ -171,15 +177,15 @@ class PayPalGateway:
         return self.snapshot_from_order(order)
 
     @staticmethod
-    def snapshot_from_order(order: dict) -> PaymentSnapshot:
+    def snapshot_from_order(order: PayPalJSON) -> PaymentSnapshot:
         captures = [c for u in order.get("purchase_units", []) for c in (u.get("payments") or {}).get("captures", [])]
         if captures:
             return PayPalGateway.snapshot_from_capture(captures[0])
-        return PaymentSnapshot(status=ORDER_STATUS.get(order.get("status"), PaymentStatus.REQUIRES_ACTION))
+        return PaymentSnapshot(status=ORDER_STATUS.get(order.get("status", ""), PaymentStatus.REQUIRES_ACTION))
 
     @staticmethod
-    def snapshot_from_capture(capture: dict) -> PaymentSnapshot:
-        status = CAPTURE_STATUS.get(capture.get("status"), PaymentStatus.PROCESSING)
+    def snapshot_from_capture(capture: PayPalJSON) -> PaymentSnapshot:
+        status = CAPTURE_STATUS.get(capture.get("status", ""), PaymentStatus.PROCESSING)
         amount = capture.get("amount") or {}
         return PaymentSnapshot(
             status=status, provider_payment_id=capture["id"],
@@ -202,19 +208,23 @@ class PayPalGateway:
         return self.refund_snapshot(result, fallback_amount=refund.amount, fallback_currency=refund.currency)
 
     @staticmethod
-    def refund_snapshot(r: dict, *, fallback_amount=None, fallback_currency="") -> RefundSnapshot:
+    def refund_snapshot(r: PayPalJSON, *, fallback_amount: Decimal | None = None,
+                        fallback_currency: str = "") -> RefundSnapshot:
         amount = r.get("amount") or {}
+        value = Decimal(amount["value"]) if amount.get("value") else fallback_amount
+        if value is None:
+            raise ValueError(f"PayPal refund {r['id']} came without its amount.")
         ours = r.get("custom_id")
         return RefundSnapshot(
-            provider_refund_id=r["id"], status=REFUND_STATUS.get(r.get("status"), RefundStatus.PENDING),
-            amount=Decimal(amount["value"]) if amount.get("value") else fallback_amount,
+            provider_refund_id=r["id"], status=REFUND_STATUS.get(r.get("status", ""), RefundStatus.PENDING),
+            amount=value,
             currency=amount.get("currency_code") or fallback_currency,
             our_refund_id=int(ours) if ours and str(ours).isdigit() else None,
         )
 
     # --- webhooks: the REST API directly; the SDK has no notifications API --------
 
-    def verify_webhook(self, *, headers, raw_body: bytes) -> bool:
+    def verify_webhook(self, *, headers: Mapping[str, str], raw_body: bytes) -> bool:
         """PayPal's verify-webhook-signature. The event is spliced in as the raw bytes
         received: PayPal's CRC covers them, and re-serialized JSON would not match."""
         fields = {

@@ -10,11 +10,15 @@ dunning and failed auto top-ups can be tried in the demo.
 from __future__ import annotations
 
 import secrets
+from typing import TYPE_CHECKING
 
 from django.urls import reverse
 
 from payments.gateways.base import CheckoutStarted, PaymentSnapshot, RefundSnapshot
-from payments.models import Payment, PaymentStatus, Provider, Refund, RefundStatus
+from payments.models import Payment, PaymentMethod, PaymentStatus, Provider, Refund, RefundStatus
+
+if TYPE_CHECKING:
+    from accounts.models import Organization
 
 DECLINING_PREFIX = "sbx_pm_declining_"
 
@@ -28,7 +32,7 @@ class SandboxGateway:
             redirect_url=reverse("payments:sandbox_checkout", args=[payment.pk]),
         )
 
-    def start_setup(self, organization, *, success_url: str, cancel_url: str) -> CheckoutStarted:
+    def start_setup(self, organization: Organization, *, success_url: str, cancel_url: str) -> CheckoutStarted:
         return CheckoutStarted(checkout_id="", redirect_url=reverse("payments:sandbox_add_card"))
 
     def charge_saved_method(self, payment: Payment) -> PaymentSnapshot:
@@ -48,5 +52,5 @@ class SandboxGateway:
         return RefundSnapshot(provider_refund_id=f"sbx_re_{refund.pk}", status=RefundStatus.SUCCEEDED,
                               amount=refund.amount, currency=refund.currency, our_refund_id=refund.pk)
 
-    def detach(self, method) -> None:
+    def detach(self, method: PaymentMethod) -> None:
         return None

@@ -7,7 +7,9 @@ creating call carries an idempotency key built from our row id.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import stripe
 from django.conf import settings
@@ -31,6 +33,15 @@ from payments.models import (
     Refund,
     RefundStatus,
 )
+
+if TYPE_CHECKING:
+    from stripe.params import CustomerCreateParams, PaymentIntentCreateParams, RefundCreateParams
+    from stripe.params.checkout import SessionCreateParams
+
+    from accounts.models import Organization
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 PI_STATUS = {
     "succeeded": PaymentStatus.SUCCEEDED,
@@ -67,7 +78,7 @@ def client() -> stripe.StripeClient:
     )
 
 
-def _call(fn, *args, **kwargs):
+def _call(fn: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
     """Provider errors → our two kinds. A card error is a decline; anything that leaves
     the outcome unknown is `GatewayUnavailable`."""
     try:
@@ -82,7 +93,7 @@ def _call(fn, *args, **kwargs):
         raise GatewayDeclined(exc.user_message or "Stripe refused the request.", code=exc.code or "stripe_error")
 
 
-def _plain(obj) -> dict:
+def _plain(obj: stripe.StripeObject | dict[str, Any]) -> dict[str, Any]:
     """Stripe's objects are not dicts in v16; webhooks give dicts. Work on dicts."""
     return obj.to_dict() if hasattr(obj, "to_dict") else obj
 
@@ -91,21 +102,29 @@ def _metadata(payment: Payment) -> dict[str, str]:
     return {"payment_id": str(payment.pk), "organization_id": str(payment.organization_id), "purpose": payment.purpose}
 
 
+def _started(session: stripe.checkout.Session) -> CheckoutStarted:
+    if not session.url:  # hosted sessions always have one
+        raise GatewayUnavailable(f"Stripe returned checkout session {session.id} without its page.")
+    return CheckoutStarted(checkout_id=session.id, redirect_url=session.url)
+
+
 class StripeGateway:
     provider = Provider.STRIPE
 
     # --- customers and saved cards -----------------------------------------------
 
-    def customer_id(self, organization) -> str:
+    def customer_id(self, organization: Organization) -> str:
         existing = ProviderCustomer.objects.filter(organization=organization, provider=self.provider).first()
         if existing:
             return existing.customer_id
-        customer = _call(
-            client().v1.customers.create,
-            {"name": organization.legal_name or organization.name, "email": organization.billing_email or None,
-             "metadata": {"organization_id": str(organization.pk)}},
-            {"idempotency_key": f"customer:organization:{organization.pk}"},
-        )
+        params: CustomerCreateParams = {
+            "name": organization.legal_name or organization.name,
+            "metadata": {"organization_id": str(organization.pk)},
+        }
+        if organization.billing_email:
+            params["email"] = organization.billing_email
+        customer = _call(client().v1.customers.create, params,
+                         {"idempotency_key": f"customer:organization:{organization.pk}"})
         try:
             with transaction.atomic():
                 ProviderCustomer.objects.create(organization=organization, provider=self.provider, customer_id=customer.id)
@@ -113,8 +132,8 @@ class StripeGateway:
             pass  # a concurrent request saved it; the idempotency key made it the same customer
         return ProviderCustomer.objects.get(organization=organization, provider=self.provider).customer_id
 
-    def start_setup(self, organization, *, success_url: str, cancel_url: str) -> CheckoutStarted:
-        session = _call(client().v1.checkout.sessions.create, {
+    def start_setup(self, organization: Organization, *, success_url: str, cancel_url: str) -> CheckoutStarted:
+        params: SessionCreateParams = {
             "mode": "setup",
             "currency": organization.currency.lower(),
             "customer": self.customer_id(organization),
@@ -122,8 +141,8 @@ class StripeGateway:
             "setup_intent_data": {"metadata": {"organization_id": str(organization.pk)}},
             "success_url": success_url,
             "cancel_url": cancel_url,
-        })
-        return CheckoutStarted(checkout_id=session.id, redirect_url=session.url)
+        }
+        return _started(_call(client().v1.checkout.sessions.create, params))
 
     def saved_method_from_setup_intent(self, setup_intent_id: str) -> SavedMethod:
         si = _plain(_call(client().v1.setup_intents.retrieve, setup_intent_id, {"expand": ["payment_method"]}))
@@ -133,7 +152,7 @@ class StripeGateway:
         return self._method(_call(client().v1.payment_methods.retrieve, method_id), None)
 
     @staticmethod
-    def _method(pm, customer) -> SavedMethod:
+    def _method(pm: stripe.PaymentMethod | dict[str, Any], customer: str | None) -> SavedMethod:
         pm = _plain(pm)
         card = pm.get("card") or {}
         return SavedMethod(
@@ -148,7 +167,7 @@ class StripeGateway:
     # --- payments -----------------------------------------------------------------
 
     def start_checkout(self, payment: Payment, *, description: str, success_url: str, cancel_url: str) -> CheckoutStarted:
-        session = _call(client().v1.checkout.sessions.create, {
+        params: SessionCreateParams = {
             "mode": "payment",
             "customer": self.customer_id(payment.organization),
             "client_reference_id": str(payment.pk),
@@ -164,23 +183,27 @@ class StripeGateway:
             "payment_intent_data": {"metadata": _metadata(payment)},
             "success_url": success_url,
             "cancel_url": cancel_url,
-        }, {"idempotency_key": payment.idempotency_key})
-        return CheckoutStarted(checkout_id=session.id, redirect_url=session.url)
+        }
+        session = _call(client().v1.checkout.sessions.create, params, {"idempotency_key": payment.idempotency_key})
+        return _started(session)
 
     def charge_saved_method(self, payment: Payment) -> PaymentSnapshot:
         """Off-session: the customer is not present. A decline is a failed snapshot, not
         an exception; only an unknown outcome raises (retry with the same key)."""
         method = payment.payment_method
+        if method is None:
+            raise ValueError(f"Payment {payment.pk} has no saved method to charge.")
+        params: PaymentIntentCreateParams = {
+            "amount": to_minor_units(payment.amount, payment.currency),
+            "currency": payment.currency.lower(),
+            "customer": method.provider_customer_id or self.customer_id(payment.organization),
+            "payment_method": method.provider_method_id,
+            "off_session": True,
+            "confirm": True,
+            "metadata": _metadata(payment),
+        }
         try:
-            pi = _call(client().v1.payment_intents.create, {
-                "amount": to_minor_units(payment.amount, payment.currency),
-                "currency": payment.currency.lower(),
-                "customer": method.provider_customer_id or self.customer_id(payment.organization),
-                "payment_method": method.provider_method_id,
-                "off_session": True,
-                "confirm": True,
-                "metadata": _metadata(payment),
-            }, {"idempotency_key": payment.idempotency_key})
+            pi = _call(client().v1.payment_intents.create, params, {"idempotency_key": payment.idempotency_key})
         except GatewayDeclined as exc:
             return PaymentSnapshot(status=PaymentStatus.FAILED, failure_code=exc.code, failure_message=exc.message,
                                    provider_payment_id=self._declined_intent_id(exc))
@@ -193,7 +216,7 @@ class StripeGateway:
         return ((body.get("error") or {}).get("payment_intent") or {}).get("id", "")
 
     @staticmethod
-    def snapshot_from_intent(pi) -> PaymentSnapshot:
+    def snapshot_from_intent(pi: stripe.PaymentIntent | dict[str, Any]) -> PaymentSnapshot:
         pi = _plain(pi)
         error = pi.get("last_payment_error") or {}
         status = PI_STATUS.get(pi["status"], PaymentStatus.PROCESSING)
@@ -222,11 +245,12 @@ class StripeGateway:
 
     def refund(self, refund: Refund) -> RefundSnapshot:
         payment = refund.payment
-        created = _call(client().v1.refunds.create, {
+        params: RefundCreateParams = {
             "payment_intent": payment.provider_payment_id,
             "amount": to_minor_units(refund.amount, refund.currency),
             "metadata": {"refund_id": str(refund.pk), "payment_id": str(payment.pk)},
-        }, {"idempotency_key": refund.idempotency_key})
+        }
+        created = _call(client().v1.refunds.create, params, {"idempotency_key": refund.idempotency_key})
         return self.refund_snapshot(created)
 
     def refunds_of_charge(self, charge_id: str) -> list[RefundSnapshot]:
@@ -234,7 +258,7 @@ class StripeGateway:
         return [self.refund_snapshot(r) for r in page.auto_paging_iter()]
 
     @staticmethod
-    def refund_snapshot(r) -> RefundSnapshot:
+    def refund_snapshot(r: stripe.Refund | dict[str, Any]) -> RefundSnapshot:
         r = _plain(r)
         ours = (r.get("metadata") or {}).get("refund_id")
         return RefundSnapshot(
@@ -246,7 +270,7 @@ class StripeGateway:
 
     # --- reconciliation --------------------------------------------------------------
 
-    def recent_events(self, *, since_epoch: int, types: list[str]):
+    def recent_events(self, *, since_epoch: int, types: list[str]) -> list[stripe.Event]:
         """Events since a moment, oldest first (Stripe lists newest first)."""
         page = _call(client().v1.events.list, {"created": {"gte": since_epoch}, "types": types, "limit": 100})
         events = list(page.auto_paging_iter())

@@ -11,6 +11,7 @@ import pytest
 
 from credits.models import LedgerEntry
 from payments import services
+from payments.gateways import card_gateway_for
 from payments.gateways.base import GatewayUnavailable
 from payments.gateways.paypal_gateway import PayPalGateway
 from payments.models import Payment, PaymentStatus, Provider, Purpose, Refund, RefundStatus, WebhookEvent
@@ -170,3 +171,15 @@ def test_a_paypal_dispute_marks_the_payment_and_a_lost_one_reopens_the_invoice_o
     else:
         assert not Refund.objects.exists() and invoice.status == "paid" and balance(org) == paid_balance
         assert AuditLog.objects.filter(action="payment.dispute_closed").count() == 1
+
+
+def test_a_refund_without_an_amount_is_refused_by_name_not_recorded_as_null():
+    with pytest.raises(ValueError, match="came without its amount"):
+        PayPalGateway.refund_snapshot({"id": "RF-1", "status": "COMPLETED"}, fallback_currency="USD")
+
+
+def test_paypal_keeps_no_saved_cards_so_it_has_no_card_gateway():
+    # Off-session charges and detaching go through card_gateway_for; PayPal has neither.
+    with pytest.raises(ValueError, match="No card gateway"):
+        card_gateway_for(Provider.PAYPAL)
+    assert card_gateway_for(Provider.SANDBOX).provider == Provider.SANDBOX

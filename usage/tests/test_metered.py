@@ -7,7 +7,7 @@ import pytest
 from pricing.models import Price, PriceTier
 from usage.ingest import events_ingest
 from usage.metered import metered_charges, metered_quantities
-from usage.models import Aggregation, Metric
+from usage.models import Aggregation, Metric, Resource, UsageEvent, to_minute
 from usage.tests.conftest import at
 from usage.tests.factories import ProductFactory, add_price
 
@@ -50,3 +50,15 @@ def test_overage_above_the_allowance_is_priced_by_the_price_book_tiers(org, mete
     # 1,350.5 GB used, 100 included: 1,250.5 billable = 1,000 × 0.05 + 250.5 × 0.02.
     assert (bandwidth.included, bandwidth.billable, bandwidth.amount) == (
         Decimal("100"), Decimal("1250.5"), Decimal("55.01"))
+
+
+def test_an_event_without_a_quantity_is_ignored_as_the_invoice_ignores_it(org, metered):
+    # No constraint makes a metered event carry a quantity; invoices.sources reads only
+    # those that do, so the portal's figures must too (it used to take None as "last").
+    resource = Resource.objects.get(external_id="srv-1")
+    UsageEvent.objects.create(event_id="q-empty", type="metered", organization=org, resource=resource,
+                              occurred_at=at(12, 0), minute=to_minute(at(12, 0)), received_at=at(12, 0),
+                              metric="disk_gb", quantity=None)
+    assert metered_quantities(organization=org, start=at(0, 0), end=at(22, 0))["disk_gb"] == Decimal("30")
+    charges = {c.metric.code: c for c in metered_charges(organization=org, start=at(0, 0), end=at(22, 0))}
+    assert charges["disk_gb"].quantity == Decimal("30")
