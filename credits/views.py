@@ -18,6 +18,7 @@ from credits import hibernation, services
 from credits.forms import AutoTopUpForm, LedgerFilterForm, TopUpForm
 from credits.models import CreditEvent, TopUp
 from credits.selectors import credit_summary, ledger_for
+from credits.topup_contract import handler_is_sandboxed
 
 LEDGER_PAGE_SIZE = 25
 
@@ -55,7 +56,7 @@ def index(request):
         "topups": TopUp.objects.filter(organization=org)[:5],
         "events": CreditEvent.objects.filter(organization=org)[:10],
         "manual_resume": summary.hibernated and settings.CREDITS_RESUME_MODE == "manual",
-        "sandbox": settings.CREDITS_TOPUP_HANDLER == "credits.topup.sandbox_handler",
+        "sandbox": handler_is_sandboxed(settings.CREDITS_TOPUP_HANDLER),
     })
 
 

@@ -28,7 +28,7 @@ from accounts.models import Organization
 from core.money import ZERO
 
 if TYPE_CHECKING:
-    from pricing.pricing_models import PriceTerms
+    from pricing.quantity_pricing import PriceTerms
 
 HOUR = timedelta(hours=1)
 
@@ -156,10 +156,10 @@ def metered_quantities(
     metric says (sum, max or last): what the month had reached before the span, and what
     the span added, for many organisations in a few queries. The price is the resolver's
     (list or contract) for the metric's product at the month's start, with its monthly
-    allowance, as `usage.metered.metered_charges` prices a whole period; a metric without
+    allowance, the one implementation of metered pricing; a metric without
     a price is not billed. Reading "before" and "after" keeps the allowance monthly, so an
     interim invoice plus the rest of the month equals the month."""
-    from pricing.pricing_models import PriceTerms
+    from pricing.quantity_pricing import PriceTerms
     from pricing.resolver import NoPrice, resolve_price
 
     Product, UsageEvent, Metric = (source_model(m) for m in (PRODUCT, USAGE_EVENT, METRIC))  # noqa: N806
@@ -229,7 +229,7 @@ def credit_balances(currencies: dict[int, str]) -> dict[int, Decimal]:
 
 
 def price_quantity(terms: PriceTerms, quantity: Decimal) -> Decimal:
-    from pricing.pricing_models import price_quantity as _price_quantity
+    from pricing.quantity_pricing import price_quantity as _price_quantity
 
     return _price_quantity(terms, quantity).amount
 

@@ -20,7 +20,7 @@ from core.errors import DomainError
 from core.money import format_rate
 from pricing import services
 from pricing.models import TIERED_MODELS, Contract, ContractPrice, Price, PriceTier, Product, ProductGroup
-from pricing.pricing_models import Tier
+from pricing.quantity_pricing import Tier
 from pricing.services import OverrideSpec, PriceSpec
 
 PRICE_SPEC_FIELDS = ("product", "currency", "state", "unit", "pricing_model", "amount", "package_size",

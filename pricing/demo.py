@@ -14,9 +14,9 @@ from django.utils import timezone
 
 from accounts.models import Organization
 from pricing import services
-from pricing.billing_models import month_start
 from pricing.models import Contract, Price, Product, ProductGroup
-from pricing.pricing_models import Tier
+from pricing.proration import month_start
+from pricing.quantity_pricing import Tier
 from pricing.services import OverrideSpec, PriceSpec
 
 GROUPS = [

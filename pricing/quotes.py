@@ -1,7 +1,7 @@
 """A quote: what a quantity or a duration of a product costs, at the rates in force at `at`.
 
 Pure over a `ResolvedPrice`: the API resolves the price, this computes. It uses the same
-arithmetic metering and invoicing use (`billing_models`, `pricing_models`), so a quote is
+arithmetic metering and invoicing use (`proration`, `quantity_pricing`), so a quote is
 what the bill will say as long as the price does not change during the period.
 """
 
@@ -13,7 +13,8 @@ from decimal import Decimal
 
 from core.errors import DomainError
 from core.money import ZERO, round_money
-from pricing.billing_models import (
+from pricing.models import PriceUnit
+from pricing.proration import (
     billable_minutes,
     capped_hourly_amount,
     month_start,
@@ -21,8 +22,7 @@ from pricing.billing_models import (
     next_month_start,
     overage_quantity,
 )
-from pricing.models import PriceUnit
-from pricing.pricing_models import BreakdownLine
+from pricing.quantity_pricing import BreakdownLine
 from pricing.resolver import ResolvedPrice
 
 

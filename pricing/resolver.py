@@ -37,7 +37,7 @@ from pricing.models import (
     PriceUnit,
     Product,
 )
-from pricing.pricing_models import PricedQuantity, PriceTerms, Tier, price_quantity
+from pricing.quantity_pricing import PricedQuantity, PriceTerms, Tier, price_quantity
 
 if TYPE_CHECKING:
     from accounts.models import Organization

@@ -37,7 +37,7 @@ from pricing.models import (
     ProductKind,
     ResourceState,
 )
-from pricing.pricing_models import Tier, validate_tiers
+from pricing.quantity_pricing import Tier, validate_tiers
 
 _Dated = TypeVar("_Dated", Price, Contract)
 

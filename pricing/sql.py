@@ -33,7 +33,7 @@ Columns:
 
 Only per-unit prices of state-priced products are in the view (hourly, monthly and add-on
 billing). Quantity-priced products (overage, tiered, package) are priced by
-`pricing.pricing_models.price_quantity` on the quantities of a period. A state with no row
+`pricing.quantity_pricing.price_quantity` on the quantities of a period. A state with no row
 costs nothing if it is free by default (`pricing.models.FREE_BY_DEFAULT_STATES`); for a
 billable state no row means the product has no price there, which metering should report.
 

@@ -19,8 +19,8 @@ from django.db.models import Q, Sum
 
 from accounts.models import Organization
 from core.money import ZERO
-from pricing.billing_models import minutes_in_month, month_start
 from pricing.models import BillingModel, PriceUnit, Product
+from pricing.proration import minutes_in_month, month_start
 from pricing.resolver import resolve_many
 from usage.models import (
     AddonAttachment,

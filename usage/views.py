@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from accounts.portal import portal_view
 from core.money import ZERO, format_money, format_rate
-from pricing.billing_models import month_start
+from pricing.proration import month_start
 from usage import sandbox
 from usage.charts import stacked_bars
 from usage.models import UsageDaily

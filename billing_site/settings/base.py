@@ -322,12 +322,12 @@ BENCHMARKS["ingest"] = "usage.benchmarks.ingest"
 # --- credits --------------------------------------------------------------
 from decimal import Decimal  # noqa: E402
 
-# Top-up handlers (credits/topup.py has the contract): called with a TopUp id after commit.
+# Top-up handlers (credits/topup_contract.py has the contract): called with a TopUp id after commit.
 # Requested and automatic top-ups charge the saved card through payments, whose sandbox
-# gateway moves no money until provider keys are set. `credits.topup.sandbox_handler`
+# gateway moves no money until provider keys are set. `credits.topup_contract.sandbox_handler`
 # completes top-ups locally without payments at all.
-CREDITS_TOPUP_HANDLER = env("CREDITS_TOPUP_HANDLER", default="payments.topups.charge_topup")
-CREDITS_AUTO_TOPUP_HANDLER = env("CREDITS_AUTO_TOPUP_HANDLER", default="payments.topups.charge_topup")
+CREDITS_TOPUP_HANDLER = env("CREDITS_TOPUP_HANDLER", default="payments.card_topups.charge_topup")
+CREDITS_AUTO_TOPUP_HANDLER = env("CREDITS_AUTO_TOPUP_HANDLER", default="payments.card_topups.charge_topup")
 CREDITS_TOPUP_MAX_AMOUNT = Decimal(env("CREDITS_TOPUP_MAX_AMOUNT", default="100000"))
 # A failed top-up is retried with backoff (5 min, 20 min, 80 min, …) this many attempts in all.
 CREDITS_TOPUP_MAX_ATTEMPTS = env.int("CREDITS_TOPUP_MAX_ATTEMPTS", default=4)
@@ -384,8 +384,8 @@ BILLING_PIPELINES = {
     "scheduled": [
         "invoices.handlers.gather.GatherCharges",
         "invoices.handlers.recurring.RecurringFees",
-        "invoices.handlers.usage.HourlyUsage",
-        "invoices.handlers.usage.MeteredOverage",
+        "invoices.handlers.usage_lines.HourlyUsage",
+        "invoices.handlers.usage_lines.MeteredOverage",
         "invoices.handlers.minimum.ContractMinimum",
         "invoices.handlers.discounts.Coupons",
         "invoices.handlers.taxes.Taxes",

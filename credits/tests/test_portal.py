@@ -56,3 +56,13 @@ def test_auto_top_up_settings_are_saved_from_the_portal(member_client, org):
     c = member_client("billing")
     c.post("/credits/auto-top-up", {"enabled": "on", "threshold": "20", "amount": "100", "monthly_cap": ""})
     assert org.auto_topup.enabled and org.auto_topup.amount == Decimal("100")
+
+
+def test_top_ups_are_labelled_sandbox_while_no_money_moves_and_not_once_a_provider_is_set(member_client, settings):
+    # It compared CREDITS_TOPUP_HANDLER with credits' own sandbox handler, which payments
+    # replaces: the label never showed, though the demo's top-ups moved no money.
+    client = member_client()
+    settings.STRIPE_SECRET_KEY = ""
+    assert 'title="Completes locally, no money moves">Sandbox<' in client.get("/credits/").content.decode()
+    settings.STRIPE_SECRET_KEY = "sk_test_live_provider"
+    assert ">Sandbox<" not in client.get("/credits/").content.decode()

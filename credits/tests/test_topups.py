@@ -130,7 +130,7 @@ def test_a_failed_auto_top_up_is_reported_and_retried_with_backoff(org, credit, 
         assert credits_topup_retry_task() == 1
     topup.refresh_from_db()
     assert (topup.attempts, topup.next_attempt_at) == (2, start + timedelta(minutes=5) + timedelta(minutes=20))
-    settings.CREDITS_AUTO_TOPUP_HANDLER = "credits.topup.sandbox_handler"
+    settings.CREDITS_AUTO_TOPUP_HANDLER = "credits.topup_contract.sandbox_handler"
     with time_machine.travel(start + timedelta(hours=1), tick=False):
         credits_topup_retry_task()
     topup.refresh_from_db()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from invoices.handlers.usage import usage_line
+from invoices.handlers.usage_lines import usage_line
 from invoices.models import LineKind
 from invoices.pipeline import BillingContext, minutes_between
 

@@ -1,4 +1,4 @@
-"""Tax per line (see README, "Invoices"): rate of the organisation's country from the
+"""Tax per line (docs/invoices.md): rate of the organisation's country from the
 TaxRate table, zero with a note for EU reverse charge and for tax-exempt customers."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from core.money import round_money
-from invoices import taxes
+from invoices import tax_rules
 from invoices.pipeline import BillingContext
 
 HUNDRED = Decimal(100)
@@ -17,9 +17,9 @@ class Taxes:
     provides = frozenset({"taxes"})
 
     def __call__(self, ctx: BillingContext) -> None:
-        rates = taxes.rates_on(ctx.period_start.date())
+        rates = tax_rules.rates_on(ctx.period_start.date())
         for bill in ctx.bills.values():
-            treatment = taxes.treatment_for(bill.organization, rates)
+            treatment = tax_rules.treatment_for(bill.organization, rates)
             bill.tax_note = treatment.note
             for line in bill.lines:
                 line.tax_rate = treatment.rate

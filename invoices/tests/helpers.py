@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from invoices.sources import UsageRow
-from pricing.billing_models import hourly_amount, monthly_prorated_amount
+from pricing.proration import hourly_amount, monthly_prorated_amount
 
 HOUR = timedelta(hours=1)
 

@@ -10,9 +10,9 @@ from invoices import engine
 from invoices.models import Coupon, Invoice, TaxRate
 from invoices.services import coupon_redeem
 from invoices.sources import MeteredQuantity
-from invoices.taxes import EXEMPT_NOTE, REVERSE_CHARGE_NOTE
+from invoices.tax_rules import EXEMPT_NOTE, REVERSE_CHARGE_NOTE
 from invoices.tests.helpers import hourly_rows, utc
-from pricing.pricing_models import PriceTerms
+from pricing.quantity_pricing import PriceTerms
 
 pytestmark = pytest.mark.django_db
 

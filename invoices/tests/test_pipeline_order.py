@@ -96,7 +96,7 @@ def test_a_step_before_anything_provides_what_it_requires_is_refused(settings):
 
 @pytest.mark.parametrize(("path", "refusal"), [
     ("invoices.tests.test_pipeline_order.undeclared", r"invoices\.E003.*undeclared declares no requires or provides"),
-    (H + "usage.HourlyUsage", r"invoices\.E004.*HourlyUsage is listed twice"),
+    (H + "usage_lines.HourlyUsage", r"invoices\.E004.*HourlyUsage is listed twice"),
     (H + "taxes.Taxs", r"invoices\.E002.*Taxs"),
 ], ids=["declares nothing", "listed twice", "cannot be imported"])
 def test_a_step_that_declares_nothing_is_listed_twice_or_cannot_be_imported_is_refused(settings, path, refusal):

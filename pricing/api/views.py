@@ -16,7 +16,7 @@ from core.errors import NotFound
 from pricing import selectors, services
 from pricing.api import serializers as s
 from pricing.models import Contract, Price, Product
-from pricing.pricing_models import Tier
+from pricing.quantity_pricing import Tier
 from pricing.quotes import quote_price
 from pricing.resolver import resolve_price
 from pricing.services import OverrideSpec, PriceSpec

@@ -7,7 +7,7 @@ import time_machine
 from accounts.models import AuditLog
 from pricing import services
 from pricing.models import Contract, Price, ProductGroup
-from pricing.pricing_models import Tier
+from pricing.quantity_pricing import Tier
 from pricing.services import OverrideSpec
 from pricing.tests.conftest import T0
 from pricing.tests.factories import ProductFactory

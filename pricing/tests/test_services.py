@@ -8,7 +8,7 @@ from accounts.models import AuditLog
 from core.errors import Conflict, DomainError
 from pricing import services
 from pricing.models import Contract, Price, PriceTier
-from pricing.pricing_models import Tier
+from pricing.quantity_pricing import Tier
 from pricing.services import OverrideSpec, PriceSpec
 from pricing.tests.conftest import T0
 from pricing.tests.factories import ProductFactory

@@ -2,7 +2,7 @@ from datetime import UTC, datetime
 from decimal import Decimal as D
 
 from core.money import round_money
-from pricing.billing_models import (
+from pricing.proration import (
     billable_minutes,
     capped_hourly_amount,
     capped_hourly_increment,

@@ -1,5 +1,5 @@
 """The top-up handler contract, and a sandbox handler that completes top-ups without
-payments (settings name payments' handler, `payments.topups.charge_topup`, in
+payments (settings name payments' handler, `payments.card_topups.charge_topup`, in
 `CREDITS_AUTO_TOPUP_HANDLER` / `CREDITS_TOPUP_HANDLER`).
 
 Contract (see docs/ARCHITECTURE.md, "credits → payments"):
@@ -9,9 +9,10 @@ Contract (see docs/ARCHITECTURE.md, "credits → payments"):
 - Called by `credits_topup_dispatch_task` after the `TopUp` row committed and after
   `topup_begin_attempt` counted the attempt (`TopUp.attempts`). Never inside a transaction
   that could still roll back.
-- Charges `TopUp.amount` in `TopUp.currency` for `TopUp.organization`, using an
-  idempotency key built from our ids, `f"credits-topup:{topup.id}:{topup.attempts}"`, so
-  a redelivered task never charges twice for one attempt.
+- Charges `TopUp.amount` in `TopUp.currency` for `TopUp.organization` with a provider
+  idempotency key built from our own row ids, so a redelivered task or a retry after a
+  timeout never charges twice (payments keeps one payment per top-up while its outcome
+  is open and reuses its key, `payment:{id}`).
 - On success (now or later, e.g. from a provider webhook) calls
   `credits.services.credit_topup(organization=…, amount=topup.amount,
   currency=topup.currency, reference=topup.ledger_reference, topup_id=topup.id,
@@ -20,6 +21,8 @@ Contract (see docs/ARCHITECTURE.md, "credits → payments"):
 - On failure calls `credits.services.auto_topup_failed(topup_id=…, error=<readable>,
   retryable=<bool>)`; credits schedules the retry with backoff and tells the customer.
 - Raising an exception counts as a retryable failure (the task records it).
+- The handler may carry `handler.sandboxed() -> bool`: True while no money moves (the
+  portal then labels top-ups "Sandbox"). Without it, money is taken to move.
 """
 
 from __future__ import annotations
@@ -28,6 +31,14 @@ from credits import services
 from credits.models import TopUp
 
 SANDBOX_REFERENCE_PREFIX = "sandbox:"
+
+
+def handler_is_sandboxed(path: str) -> bool:
+    """Whether the handler at dotted `path` moves no money (see the contract above)."""
+    from django.utils.module_loading import import_string
+
+    sandboxed = getattr(import_string(path), "sandboxed", None)
+    return bool(sandboxed()) if callable(sandboxed) else False
 
 
 def sandbox_handler(topup_id: int) -> None:
@@ -39,3 +50,6 @@ def sandbox_handler(topup_id: int) -> None:
         provider_reference=f"{SANDBOX_REFERENCE_PREFIX}{topup.pk}:{topup.attempts}",
         reason=f"{'Auto top-up' if topup.source == 'auto' else 'Top-up'} (sandbox gateway: no money moved)",
     )
+
+
+sandbox_handler.sandboxed = lambda: True  # type: ignore[attr-defined]  # the contract's optional marker

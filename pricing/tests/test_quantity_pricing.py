@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.errors import DomainError
-from pricing.pricing_models import PriceTerms, Tier, price_quantity, validate_tiers
+from pricing.quantity_pricing import PriceTerms, Tier, price_quantity, validate_tiers
 
 TIERS = (
     Tier(D("0"), D("100"), D("0.10"), D("5.00")),

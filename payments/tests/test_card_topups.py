@@ -10,10 +10,10 @@ import pytest
 from credits import services as credits
 from credits.models import LedgerEntry, TopUp
 from credits.tasks import credits_topup_dispatch_task
+from payments.card_topups import charge_topup
 from payments.gateways.base import GatewayUnavailable
 from payments.models import Payment, PaymentStatus, Provider
 from payments.tests.factories import PaymentMethodFactory
-from payments.topups import charge_topup
 
 pytestmark = pytest.mark.django_db
 

@@ -1,5 +1,5 @@
 """Credits' top-up handler (`settings.CREDITS_TOPUP_HANDLER` / `CREDITS_AUTO_TOPUP_HANDLER`;
-the contract is in credits/topup.py): charge the organisation's saved card off-session.
+the contract is in credits/topup_contract.py): charge the organisation's saved card off-session.
 
 Without provider keys the SANDBOX gateway charges (no money moves), with the saved
 sandbox card if there is one, else standing in for one.
@@ -51,3 +51,7 @@ def charge_topup(topup_id: int) -> None:
     # Raises GatewayUnavailable when the outcome is unknown: credits records a retryable
     # failure and calls again later, and we retry this same payment.
     services.payment_charge_saved_method(payment_id=payment.pk)
+
+
+# Credits' contract: top-ups move no money while cards go to the sandbox gateway.
+charge_topup.sandboxed = lambda: card_provider() == Provider.SANDBOX  # type: ignore[attr-defined]  # contract marker
