@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from celery import Task, shared_task
+from django.db import OperationalError
 from django.utils import timezone
 
 from invoices import engine, rendering
 from invoices.models import RunItemStatus
 
 RETRY_AFTER = 60  # seconds before a failed organisation of a chunk is tried again alone
+RETRY_BACKOFF_MAX = 3600
+
+
+def backoff(retries: int, first: int = RETRY_AFTER) -> int:
+    """Seconds before retry number `retries` + 1: 60, 120, 240, … capped at an hour.
+    (Celery's retry_backoff only applies to autoretry_for; these tasks retry by hand.)"""
+    return min(RETRY_BACKOFF_MAX, first * 2 ** retries)
 
 
 @shared_task(name="invoices.monthly_run")
@@ -33,22 +41,25 @@ def invoice_chunk_task(self: Task, run_id: int, organization_ids: list[int]) -> 
     return {status: list(statuses.values()).count(status) for status in set(statuses.values())}
 
 
-@shared_task(
-    name="invoices.invoice_organization", bind=True, max_retries=5, retry_backoff=60, retry_backoff_max=3600,
-    retry_jitter=True,
-)
+@shared_task(name="invoices.invoice_organization", bind=True, max_retries=5)
 def invoice_organization_task(self: Task, run_id: int, organization_id: int) -> str:
     try:
         return engine.invoice_organization(run_id=run_id, organization_id=organization_id, render_pdf=True,
                                            send_email=True)
     except Exception as exc:
         # The failure is on the run item already; try again later, the others go on.
-        raise self.retry(exc=exc) from exc
+        raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from exc
 
 
-@shared_task(name="invoices.render_pdf", bind=True, max_retries=5, default_retry_delay=60)
+@shared_task(name="invoices.render_pdf", bind=True, max_retries=5, soft_time_limit=120, time_limit=180)
 def invoice_render_pdf_task(self: Task, invoice_id: int) -> None:
-    rendering.invoice_ensure_pdf(invoice_id=invoice_id)
+    """Render once and store (idempotent: an invoice with a PDF is left alone). Storage
+    and database hiccups are retried with backoff; the email task also renders a
+    missing PDF, so a PDF that never rendered still reaches the customer."""
+    try:
+        rendering.invoice_ensure_pdf(invoice_id=invoice_id)
+    except (OSError, OperationalError) as exc:
+        raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from exc
 
 
 @shared_task(name="invoices.email", bind=True, max_retries=5, default_retry_delay=120)
