@@ -75,10 +75,6 @@ def payment_method_detach_task(method_id: int) -> None:
     card_gateway_for(method.provider).detach(method)
 
 
-@shared_task(name="payments.charge", soft_time_limit=60, time_limit=90, **RETRY)
-def payment_charge_task(payment_id: int) -> None:
-    services.payment_charge_saved_method(payment_id=payment_id)
-
 
 @shared_task(name="payments.autopay_invoice", soft_time_limit=60, time_limit=90, **RETRY)
 def autopay_invoice_task(invoice_id: int, attempt: int = 0) -> None:
