@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Literal, overload
 
@@ -54,8 +54,23 @@ _NEEDS_PRODUCT = frozenset({EventType.CREATED, EventType.RESIZED, EventType.ADDO
 ACCEPTED, DUPLICATE, REJECTED = "accepted", "duplicate", "rejected"
 
 
+BIGINT_MAX = 2 ** 63 - 1
+
+
 class Rejected(Exception):
     pass
+
+
+def storable(value: str) -> bool:
+    """Text PostgreSQL can store: no NUL (text columns refuse it) and valid UTF-8 (a lone
+    surrogate, which JSON can carry, cannot be encoded)."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 # (id, organization_id, product_id, deleted_at) of a resource, by external id.
@@ -112,6 +127,8 @@ def _text(raw: dict, name: str, *, required: bool = True, max_length: int = MAX_
         return None
     if not isinstance(value, str) or not value or len(value) > max_length:
         raise Rejected(f"{name}: must be a string of 1 to {max_length} characters.")
+    if not storable(value):
+        raise Rejected(f"{name}: contains a NUL character or invalid Unicode.")
     return value
 
 
@@ -148,6 +165,8 @@ def _parse(index: int, raw: object, window: _Window) -> Item:
         raise Rejected("timestamp: not an ISO 8601 date and time.")
     if at.tzinfo is None:
         raise Rejected("timestamp: give a time zone (e.g. 2026-03-01T10:17:00Z).")
+    # Stored as UTC: PostgreSQL cannot represent offsets beyond ±15:59, ISO 8601 can.
+    at = at.astimezone(UTC)
     if at > window.latest:
         raise Rejected("timestamp: more than 5 minutes in the future.")
     if at < window.earliest:
@@ -157,8 +176,8 @@ def _parse(index: int, raw: object, window: _Window) -> Item:
         item.product_code = _text(raw, "product", max_length=60)
     if type_ == EventType.CREATED:
         org = raw.get("organization")
-        if isinstance(org, bool) or not isinstance(org, int):
-            raise Rejected("organization: must be the organisation's id (an integer).")
+        if isinstance(org, bool) or not isinstance(org, int) or not 0 < org <= BIGINT_MAX:
+            raise Rejected("organization: must be the organisation's id (a positive integer).")
         item.organization_id = org
         kind = raw.get("kind", ResourceKind.SERVER)
         if kind not in _KINDS:
@@ -168,7 +187,8 @@ def _parse(index: int, raw: object, window: _Window) -> Item:
     elif type_ == EventType.METERED:
         item.metric = _text(raw, "metric", max_length=60)
         quantity = raw.get("quantity")
-        if isinstance(quantity, bool) or not isinstance(quantity, str | int):
+        if isinstance(quantity, bool) or not isinstance(quantity, str | int) or (
+                isinstance(quantity, str) and not quantity.isascii()):
             raise Rejected("quantity: must be a decimal string such as \"12.5\" or an integer.")
         try:
             value = Decimal(quantity)
@@ -190,8 +210,12 @@ def events_ingest(*, items: list, now: datetime | None = None) -> IngestResult:
     for index, raw in enumerate(items):
         event_id = raw.get("id") if isinstance(raw, dict) else None
         if not isinstance(event_id, str) or not event_id or len(event_id) > MAX_ID_LENGTH:
-            out[index] = {"id": event_id if isinstance(event_id, str) else None, "status": REJECTED,
-                          "reason": f"id: must be a string of 1 to {MAX_ID_LENGTH} characters."}
+            out[index] = {"id": event_id if isinstance(event_id, str) and storable(event_id) else None,
+                          "status": REJECTED, "reason": f"id: must be a string of 1 to {MAX_ID_LENGTH} characters."}
+            continue
+        if not storable(event_id):
+            # Not echoed: the answer itself could not be encoded.
+            out[index] = {"id": None, "status": REJECTED, "reason": "id: contains a NUL character or invalid Unicode."}
             continue
         if event_id in seen:
             out[index] = {"id": event_id, "status": DUPLICATE}
