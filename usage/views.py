@@ -3,7 +3,6 @@ cost by product) and its CSV export."""
 
 from __future__ import annotations
 
-import csv
 from datetime import datetime, timedelta
 
 from django.db.models import Sum
@@ -12,6 +11,7 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from accounts.portal import portal_view
+from core.csv_export import SafeWriter
 from core.money import ZERO, format_money, format_rate
 from pricing.proration import month_start
 from usage import sandbox
@@ -59,7 +59,7 @@ def export(request):
         start, end = month_start(timezone.now()).date(), today
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="usage-{org.slug}-{start}-{end}.csv"'
-    writer = csv.writer(response)
+    writer = SafeWriter(response)
     writer.writerow(["day", "resource", "resource_name", "product", "state", "minutes", "amount", "currency"])
     rows = (UsageDaily.objects.filter(organization=org, day__gte=start, day__lte=end)
             .values("day", "resource__external_id", "resource__name", "product__code", "state", "currency")

@@ -46,6 +46,26 @@ def test_usage_csv_export_has_one_row_per_day_resource_product_and_state(org, ow
     assert rows[1:] == [["2026-03-10", "srv-1", "web-1", "cpu-4", "running", "103", "2.060000000000", "USD"]]
 
 
+def test_a_resource_named_like_a_formula_is_exported_as_text(org, owner, client, running):
+    # A spreadsheet would run it: =cmd|' /C calc'!A0 reached the export as a live formula.
+    Resource.objects.filter(external_id="srv-1").update(name="=cmd|' /C calc'!A0")
+    client.force_login(owner)
+    response = client.get("/usage/export.csv", {"start": "2026-03-01", "end": "2026-03-31"})
+    row = list(csv.reader(io.StringIO(response.content.decode())))[1]
+    assert row[2] == "'=cmd|' /C calc'!A0"
+    assert row[6] == "2.060000000000"  # numbers, negative ones included, stay numbers
+
+
+@pytest.mark.parametrize("text", ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"])
+def test_every_formula_start_is_neutralised_and_numbers_are_not(text):
+    from decimal import Decimal as D
+
+    from core.csv_export import neutralise
+
+    assert neutralise(text) == "'" + text
+    assert neutralise(D("-1.50")) == D("-1.50") and neutralise("web-1") == "web-1"
+
+
 def test_dashboard_card_shows_the_month_to_date(org, owner, client, running):
     client.force_login(owner)
     assert "Usage this month" in client.get("/").content.decode()
