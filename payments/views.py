@@ -24,6 +24,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.portal import portal_view
 from accounts.scopes import ROLE_SCOPES
+from core.api.exceptions import error_body
 from core.errors import DomainError
 from invoices.models import Invoice
 from payments import selectors, services, webhooks
@@ -236,9 +237,36 @@ def sandbox_add_card(request):
 # --- provider webhooks ----------------------------------------------------------------
 
 
+def _malformed(message: str) -> JsonResponse:
+    return JsonResponse(error_body("malformed_event", message), status=400)
+
+
+def _envelope(body: bytes, *, type_key: str, object_path: tuple[str, ...]) -> tuple[dict, str, str] | JsonResponse:
+    """The event's id, type and object, as the provider's published event schema has
+    them; a signed body without them is answered 400, never a 500."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return _malformed("The body is not JSON.")
+    if not isinstance(payload, dict):
+        return _malformed("An event is a JSON object.")
+    event_id, event_type = payload.get("id"), payload.get(type_key)
+    if not isinstance(event_id, str) or not event_id or not isinstance(event_type, str) or not event_type:
+        return _malformed(f"An event has a string id and {type_key}.")
+    node: object = payload
+    for key in object_path:
+        node = node.get(key) if isinstance(node, dict) else None
+    if not isinstance(node, dict):
+        return _malformed(f"An event carries its object in {'.'.join(object_path)}.")
+    return payload, event_id, event_type
+
+
 def _receive(provider: str, payload: dict, event_id: str, event_type: str) -> HttpResponse:
     try:
         webhooks.webhook_receive(provider=provider, event_id=event_id, event_type=event_type, payload=payload)
+    except webhooks.MalformedEvent as exc:
+        # Stored and marked failed for staff to see; no redelivery can make it readable.
+        return _malformed(str(exc))
     except Exception:
         logger.exception("payments: %s event %s failed; the provider will deliver it again", provider, event_id)
         return JsonResponse({"received": False}, status=500)
@@ -256,8 +284,12 @@ def stripe_webhook(request):
                                        settings.STRIPE_WEBHOOK_SECRET, tolerance=settings.STRIPE_WEBHOOK_TOLERANCE)
     except (ValueError, stripe.SignatureVerificationError):
         return JsonResponse({"error": "invalid signature"}, status=400)
-    payload = json.loads(request.body)
-    return _receive(Provider.STRIPE, payload, payload["id"], payload["type"])
+    except (AttributeError, TypeError):  # signed, but not an event object the SDK can build
+        return _malformed("An event is a JSON object.")
+    envelope = _envelope(request.body, type_key="type", object_path=("data", "object"))
+    if isinstance(envelope, JsonResponse):
+        return envelope
+    return _receive(Provider.STRIPE, *envelope)
 
 
 @csrf_exempt
@@ -281,6 +313,8 @@ def paypal_webhook(request):
         return JsonResponse({"error": "verification unavailable"}, status=503)
     if not verified:
         return JsonResponse({"error": "invalid signature"}, status=400)
-    payload = json.loads(request.body)
-    return _receive(Provider.PAYPAL, payload, payload["id"], payload["event_type"])
+    envelope = _envelope(request.body, type_key="event_type", object_path=("resource",))
+    if isinstance(envelope, JsonResponse):
+        return envelope
+    return _receive(Provider.PAYPAL, *envelope)
 

@@ -60,6 +60,11 @@ def webhook_event_store(*, provider: str, event_id: str, event_type: str, payloa
         return WebhookEvent.objects.get(provider=provider, event_id=event_id)
 
 
+class MalformedEvent(ValueError):
+    """An authentic event whose object lacks what its type promises (a field missing or
+    of the wrong type): redelivery cannot fix it, so it is not a server error."""
+
+
 def webhook_event_process(*, event_pk: int) -> WebhookEvent:
     """Run the event's handler once. A failing handler rolls back its effects, marks the
     event failed and re-raises (the view answers 500, so the provider delivers again)."""
@@ -70,7 +75,12 @@ def webhook_event_process(*, event_pk: int) -> WebhookEvent:
                 return event
             handler = HANDLERS.get(event.provider, {}).get(event.event_type)
             if handler is not None:
-                handler(event.payload)
+                try:
+                    handler(event.payload)
+                except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+                    if isinstance(exc, MalformedEvent):
+                        raise
+                    raise MalformedEvent(f"{event.event_type}: {type(exc).__name__}: {exc}") from exc
             # Counted in SQL, not from the row read above: without the lock, concurrent
             # duplicates would each count, and the concurrency test would see it.
             WebhookEvent.objects.filter(pk=event.pk).update(

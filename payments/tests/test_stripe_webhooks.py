@@ -284,3 +284,30 @@ def test_an_event_for_a_payment_that_is_not_ours_is_recorded_and_ignored(fake_st
 def test_a_webhook_without_a_configured_secret_is_not_served(settings, deliver_stripe):
     settings.STRIPE_WEBHOOK_SECRET = ""
     assert deliver_stripe({"id": "evt_x", "type": "x"}).status_code == 404
+
+
+@pytest.mark.parametrize("event", [
+    {"type": "payment_intent.succeeded", "data": {"object": {"id": "pi_1"}}},
+    {"id": "evt_1", "data": {"object": {"id": "pi_1"}}},
+    {"id": "evt_1", "type": "payment_intent.succeeded"},
+    {"id": "evt_1", "type": "payment_intent.succeeded", "data": {"object": "pi_1"}},
+    {"id": 7, "type": "payment_intent.succeeded", "data": {"object": {"id": "pi_1"}}},
+    ["not", "an", "object"],
+], ids=["no id", "no type", "no data", "object not an object", "id not a string", "not an object"])
+def test_a_signed_event_without_id_type_or_data_is_a_400_not_a_500(fake_stripe, deliver_stripe, event):
+    response = deliver_stripe(event)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "malformed_event"
+    assert WebhookEvent.objects.count() == 0
+
+
+def test_a_signed_refund_with_a_non_integer_amount_is_a_400_recorded_as_failed(org, fake_stripe, deliver_stripe):
+    payment = _topup(org)
+    charge = {"id": "ch_x", "object": "charge", "payment_intent": payment.provider_payment_id or "pi_x",
+              "amount": "lots", "amount_refunded": "lots", "currency": "usd", "refunded": True, "paid": True,
+              "metadata": {"payment_id": str(payment.pk)}}
+    response = deliver_stripe({"id": "evt_bad_amount", "type": "charge.refunded", "data": {"object": charge}})
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["code"] == "malformed_event"
+    event = WebhookEvent.objects.get(event_id="evt_bad_amount")
+    assert event.status == WebhookStatus.FAILED and "charge.refunded" in event.last_error
