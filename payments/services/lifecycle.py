@@ -1,0 +1,248 @@
+"""A payment's life: creating it, opening checkout or charging a saved card, provider news.
+
+Provider calls run outside transactions (they are slow and may hang); their results are
+applied under the payment's row lock (`_lock`). The one rule for provider news
+(webhooks, return pages, reconciliation, synchronous charge results) is
+`payment_apply_snapshot`: it moves a payment forward to what the provider says, ignores
+news older than what we know, and applies the payment's effect (`settlement`) exactly
+once, in the transaction that makes it `succeeded`. Every status change goes through
+`_move`, which checks `PAYMENT_TRANSITIONS` and writes the audit row; follow-up work is
+queued with `_after_commit`. Refunds and saved methods build on these helpers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from accounts.audit import audit_record
+from accounts.models import ApiKey, Organization, User
+from core.errors import Conflict, DomainError, NotFound
+from core.money import format_money, round_money
+from payments import settlement
+from payments.gateways import card_gateway_for, checkout_providers, gateway_for
+from payments.gateways.base import GatewayDeclined, PaymentSnapshot
+from payments.models import (
+    PAYMENT_TRANSITIONS,
+    SETTLED_STATUSES,
+    DunningCase,
+    Flow,
+    Payment,
+    PaymentMethod,
+    PaymentStatus,
+    Provider,
+    Purpose,
+)
+
+if TYPE_CHECKING:
+    from invoices.models import Invoice
+
+logger = logging.getLogger(__name__)
+S = PaymentStatus
+
+
+def _money(amount: Decimal, currency: str, *, field: str = "amount") -> Decimal:
+    if isinstance(amount, bool) or not isinstance(amount, Decimal | int):
+        raise TypeError(f"money must be Decimal, got {type(amount).__name__}")
+    amount = Decimal(amount)
+    if not amount.is_finite() or amount <= 0:
+        raise DomainError("Enter an amount greater than zero.", field=field)
+    if round_money(amount, currency) != amount:
+        raise DomainError(f"{currency} amounts have at most the currency's minor-unit digits.", field=field)
+    return amount
+
+
+def validate_topup_amount(amount: Decimal, currency: str) -> Decimal:
+    amount = _money(amount, currency)
+    if amount < settings.PAYMENTS_TOPUP_MIN or amount > settings.PAYMENTS_TOPUP_MAX:
+        low, high = format_money(settings.PAYMENTS_TOPUP_MIN, currency), format_money(settings.PAYMENTS_TOPUP_MAX, currency)
+        raise DomainError(f"Top up between {low} and {high}.", field="amount")
+    return amount
+
+
+def invoice_open_amount(invoice: Invoice, *, flow: str = Flow.CHECKOUT) -> Decimal:
+    """What is still owed on an invoice, less payments already under way. An automatic
+    charge (`flow` off-session) does not wait for hosted checkouts the customer opened
+    and may never finish: if one completes after all, its money is kept as credit
+    (settlement._apply_invoice_payment)."""
+    under_way = Payment.objects.filter(invoice=invoice, status__in=[S.PENDING, S.REQUIRES_ACTION, S.PROCESSING])
+    if flow == Flow.OFF_SESSION:
+        under_way = under_way.exclude(flow=Flow.CHECKOUT)
+    in_flight = under_way.aggregate(s=Sum("amount"))["s"] or Decimal("0")
+    from invoices.selectors import credited_total
+
+    return invoice.amount_due - invoice.amount_paid - credited_total(invoice) - in_flight
+
+
+def _lock(payment_id: int) -> Payment:
+    try:
+        return Payment.objects.select_for_update().select_related("organization").get(pk=payment_id)
+    except Payment.DoesNotExist:
+        raise NotFound("No such payment.")
+
+
+def _move(payment: Payment, to: str, *, actor: User | None = None, **fields: Any) -> None:
+    payment.check_transition(to)
+    before = payment.status
+    payment.status = to
+    for name, value in fields.items():
+        setattr(payment, name, value)
+    payment.save()
+    audit_record(f"payment.{to}", actor=actor, organization=payment.organization, obj=payment,
+                 changes={"status": [before, to], **{k: v for k, v in fields.items() if k.startswith("failure")}})
+
+
+@transaction.atomic
+def payment_create(
+    *, organization: Organization, purpose: str, provider: str, amount: Decimal, flow: str = Flow.CHECKOUT,
+    invoice: Invoice | None = None, payment_method: PaymentMethod | None = None, credits_topup_id: int | None = None,
+    dunning_attempt: int | None = None, dunning_case: DunningCase | None = None, actor: User | None = None, api_key: ApiKey | None = None,
+) -> Payment:
+    if purpose == Purpose.INVOICE:
+        if invoice is None or invoice.organization_id != organization.pk:
+            raise NotFound("No such invoice.", field="invoice")
+        if invoice.status != "open":
+            raise Conflict("Only an open invoice can be paid.", field="invoice")
+        currency = invoice.currency
+        amount = _money(amount, currency)
+        open_amount = invoice_open_amount(invoice, flow=flow)
+        if amount > open_amount:
+            raise DomainError(f"At most {format_money(open_amount, currency)} is still open on this invoice.",
+                              field="amount")
+    else:
+        currency = organization.currency
+        amount = _money(amount, currency) if credits_topup_id else validate_topup_amount(amount, currency)
+    payment = Payment.objects.create(
+        organization=organization, purpose=purpose, provider=provider, flow=flow, amount=amount, currency=currency,
+        invoice=invoice, payment_method=payment_method, credits_topup_id=credits_topup_id, initiated_by=actor,
+        dunning_attempt=dunning_attempt, dunning_case=dunning_case,
+    )
+    audit_record("payment.created", actor=actor, api_key=api_key, organization=organization, obj=payment,
+                 changes={"purpose": purpose, "provider": provider, "amount": amount, "currency": currency,
+                          "invoice": getattr(invoice, "pk", None), "flow": flow})
+    return payment
+
+
+def payment_start_checkout(
+    *, organization: Organization, purpose: str, provider: str, amount: Decimal, invoice: Invoice | None = None,
+    actor: User | None = None, urls: Callable[[Payment], tuple[str, str]],
+) -> Payment:
+    """Create the payment, then open the provider's hosted page for it. `urls(payment)`
+    gives the (success, cancel) return addresses. If the provider does not answer the
+    payment stays `pending`; reconciliation cancels it when it expires."""
+    if provider not in checkout_providers():
+        raise DomainError("That payment provider is not available.", field="provider")
+    payment = payment_create(organization=organization, purpose=purpose, provider=provider, amount=amount,
+                             invoice=invoice, actor=actor)
+    success_url, cancel_url = urls(payment)
+    description = (f"Invoice {getattr(invoice, 'number', '') or invoice.pk}" if invoice is not None
+                   else f"{settings.PORTAL_BRAND} credit top-up")
+    try:
+        started = gateway_for(provider).start_checkout(
+            payment, description=description, success_url=success_url, cancel_url=cancel_url)
+    except GatewayDeclined as exc:
+        payment_apply_snapshot(payment_id=payment.pk, snapshot=PaymentSnapshot(
+            status=S.FAILED, failure_code=exc.code, failure_message=exc.message))
+        raise
+    with transaction.atomic():
+        payment = _lock(payment.pk)
+        payment.provider_checkout_id = started.checkout_id
+        payment.checkout_url = started.redirect_url
+        if payment.status == S.PENDING:
+            _move(payment, S.REQUIRES_ACTION, actor=actor)
+        else:
+            payment.save(update_fields=["provider_checkout_id", "checkout_url", "updated_at"])
+    return payment
+
+
+def payment_charge_saved_method(*, payment_id: int) -> Payment:
+    """Charge an off-session payment's saved method and apply the answer. Safe to call
+    again: the provider sees the same idempotency key (`payment:{id}`) and charges once;
+    a payment already decided is left alone. Raises `GatewayUnavailable` when the
+    outcome is unknown (the payment stays as it was; call again)."""
+    payment = Payment.objects.select_related("payment_method", "organization").get(pk=payment_id)
+    if payment.status not in (S.PENDING, S.PROCESSING):
+        return payment
+    snapshot = card_gateway_for(payment.provider).charge_saved_method(payment)
+    return payment_apply_snapshot(payment_id=payment.pk, snapshot=snapshot)
+
+
+@transaction.atomic
+def payment_apply_snapshot(*, payment_id: int, snapshot: PaymentSnapshot) -> Payment:
+    payment = _lock(payment_id)
+    for name in ("provider_payment_id", "provider_charge_id"):
+        value = getattr(snapshot, name)
+        if value and not getattr(payment, name):
+            setattr(payment, name, value)
+    target = snapshot.status
+    if target == S.SUCCEEDED and payment.status not in SETTLED_STATUSES:
+        if snapshot.amount is not None and (snapshot.amount != payment.amount or snapshot.currency != payment.currency):
+            # Never credit what was not paid: a mismatch is a bug or tampering, for staff.
+            raise Conflict(f"Provider reports {snapshot.amount} {snapshot.currency} for payment {payment.pk} "
+                           f"of {payment.amount} {payment.currency}.")
+        _move(payment, S.SUCCEEDED, succeeded_at=timezone.now(), failure_code="", failure_message="")
+        settlement.apply_payment(payment)
+        _after_commit("payments.tasks.payment_succeeded_task", payment.pk)
+    elif target == S.FAILED and target in PAYMENT_TRANSITIONS[payment.status]:
+        _move(payment, S.FAILED, failed_at=timezone.now(), failure_code=snapshot.failure_code[:100],
+              failure_message=snapshot.failure_message[:500])
+        _after_commit("payments.tasks.payment_failed_task", payment.pk)
+    elif target != payment.status and target in PAYMENT_TRANSITIONS[payment.status] and target != S.SUCCEEDED:
+        _move(payment, target)
+    else:
+        # News no newer than what we know (a duplicate, or an event overtaken by a later one).
+        payment.save()
+    return payment
+
+
+def _after_commit(task_path: str, *args: object) -> None:
+    from django.utils.module_loading import import_string
+
+    transaction.on_commit(lambda: import_string(task_path).delay(*args))
+
+
+@transaction.atomic
+def payment_cancel(*, payment: Payment, actor: User | None = None, reason: str = "") -> Payment:
+    payment = _lock(payment.pk)
+    if payment.status in (S.PENDING, S.REQUIRES_ACTION):
+        _move(payment, S.CANCELED, actor=actor, failure_message=reason[:500])
+    return payment
+
+
+@transaction.atomic
+def payment_mark_disputed(*, payment_id: int, reason: str, at: datetime | None = None) -> Payment:
+    payment = _lock(payment_id)
+    if payment.disputed_at is None:
+        payment.disputed_at = at or timezone.now()
+        payment.dispute_reason = reason[:100]
+        payment.save(update_fields=["disputed_at", "dispute_reason", "updated_at"])
+        audit_record("payment.disputed", organization=payment.organization, obj=payment, reason=reason)
+        _after_commit("payments.tasks.payment_disputed_task", payment.pk)
+    return payment
+
+
+@transaction.atomic
+def payment_record_bank_transfer(
+    *, invoice: Invoice, amount: Decimal, reference: str, actor: User, reason: str = "", received_at: datetime | None = None,
+) -> Payment:
+    """Staff record money that arrived by bank transfer against an invoice."""
+    if not reference.strip():
+        raise DomainError("Enter the bank transfer's reference.", field="reference")
+    payment = payment_create(organization=invoice.organization, purpose=Purpose.INVOICE, provider=Provider.MANUAL,
+                             flow=Flow.BANK_TRANSFER, amount=amount, invoice=invoice, actor=actor)
+    payment.reference = reference.strip()[:200]
+    payment.provider_payment_id = f"bank:{payment.pk}"
+    _move(payment, S.SUCCEEDED, actor=actor, succeeded_at=received_at or timezone.now())
+    settlement.apply_payment(payment)
+    audit_record("payment.bank_transfer_recorded", actor=actor, organization=payment.organization, obj=payment,
+                 reason=reason or reference, changes={"invoice": invoice.pk, "amount": amount, "reference": reference})
+    _after_commit("payments.tasks.payment_succeeded_task", payment.pk)
+    return payment
