@@ -49,6 +49,9 @@ logger = logging.getLogger(__name__)
 S = PaymentStatus
 
 
+# --- amounts ------------------------------------------------------------------------
+
+
 def _money(amount: Decimal, currency: str, *, field: str = "amount") -> Decimal:
     if isinstance(amount, bool) or not isinstance(amount, Decimal | int):
         raise TypeError(f"money must be Decimal, got {type(amount).__name__}")
@@ -80,6 +83,9 @@ def invoice_open_amount(invoice: Invoice, *, flow: str = Flow.CHECKOUT) -> Decim
     from invoices.selectors import credited_total
 
     return invoice.amount_due - invoice.amount_paid - credited_total(invoice) - in_flight
+
+
+# --- creating payments ----------------------------------------------------------------
 
 
 def _lock(payment_id: int) -> Payment:
@@ -173,6 +179,9 @@ def payment_charge_saved_method(*, payment_id: int) -> Payment:
         return payment
     snapshot = card_gateway_for(payment.provider).charge_saved_method(payment)
     return payment_apply_snapshot(payment_id=payment.pk, snapshot=snapshot)
+
+
+# --- provider news --------------------------------------------------------------------
 
 
 @transaction.atomic
