@@ -10,7 +10,7 @@ settlement blocks on it and then does nothing) and the ledger's unique
 A run is settled set-based, whatever the number of organisations:
 1. one statement aggregates the run's rated rows (by the `run_id` index) into a charge
    per (organisation, currency) and locks those balance rows in id order
-   (`ORDER BY id FOR UPDATE`: the same discipline as `services._lock_balance`, so the sync
+   (`ORDER BY id FOR UPDATE`: the same discipline as `services.ledger._lock_balance`, so the sync
    and single posts never deadlock in a cycle and never lose an update); an
    organisation's first charge creates its balance row first;
 2. one statement, with the charges passed back as arrays: `INSERT … SELECT` of one usage

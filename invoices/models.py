@@ -32,7 +32,7 @@ class InvoiceStatus(models.TextChoices):
     UNCOLLECTIBLE = "uncollectible", "Uncollectible"
 
 
-# The allowed transitions, checked in one place (`invoices.services._transition`).
+# The allowed transitions, checked in one place (`invoices.services.lifecycle._transition`).
 TRANSITIONS: dict[str, frozenset[str]] = {
     InvoiceStatus.DRAFT: frozenset({InvoiceStatus.OPEN, InvoiceStatus.VOID}),
     InvoiceStatus.OPEN: frozenset({InvoiceStatus.PAID, InvoiceStatus.VOID, InvoiceStatus.UNCOLLECTIBLE}),

@@ -252,7 +252,7 @@ def _paypal_order_approved(event: dict) -> None:
     payment = services.payment_apply_snapshot(payment_id=payment.pk,
                                               snapshot=PaymentSnapshot(status=PaymentStatus.PROCESSING))
     if payment.status == PaymentStatus.PROCESSING:
-        services._after_commit("payments.tasks.paypal_capture_task", payment.pk)
+        services.lifecycle._after_commit("payments.tasks.paypal_capture_task", payment.pk)
 
 
 def _capture_payment(capture: dict) -> Payment | None:

@@ -23,6 +23,9 @@ catch-up and 360 one-minute passes produce the same Decimal totals.
 
 Hourly prices with a `monthly_cap` are clamped against `ResourceMonthTotal`, kept in the
 same statement. Monthly prices accrue per minute as `rate × minutes / minutes in month`.
+
+This module holds the chunks, slices and passes and runs the statements; the SQL itself
+(templates and the builders that fill in a window) is `usage.rating_sql`.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from core.money import round_stored
-from pricing.sql import EFFECTIVE_RATE_VIEW
+from usage import rating_sql
 from usage.models import (
     MeteringChunk,
     MeteringRun,
@@ -80,218 +83,10 @@ def ensure_chunks() -> None:
         MeteringChunk.objects.bulk_create(missing, ignore_conflicts=True)
 
 
-# --- SQL --------------------------------------------------------------------------
-
-# Epoch minutes of a price's validity bounds, for the pieces' integer arithmetic.
-_MINUTE_SQL = {
-    "vf": "(FLOOR(EXTRACT(EPOCH FROM valid_from) / 60))::bigint",
-    "vt": "(FLOOR(EXTRACT(EPOCH FROM valid_to) / 60))::bigint",
-}
-
-
-# The priced pieces of a window: interval (and add-on) × rate, clipped to the window and
-# to each other. Every column is an integer or a stored Decimal: portable SQL.
-_PIECES = """
-seg AS (
-    SELECT i.resource_id, i.organization_id, i.eff_product_id AS product_id, i.eff_state AS state,
-           p.billing_model AS parent_model,
-           GREATEST(i.start_minute, {lo}) AS s,
-           LEAST(COALESCE(i.end_minute, {hi}), {hi}) AS e
-    FROM usage_stateinterval i
-    {join_i}
-    JOIN pricing_product p ON p.id = i.eff_product_id
-    WHERE {filter_i} AND i.start_minute < {hi} AND (i.end_minute IS NULL OR i.end_minute > {lo})
-      AND i.eff_state <> 'deleted'
-    UNION ALL
-    SELECT i.resource_id, i.organization_id, a.product_id, i.eff_state, p.billing_model,
-           GREATEST(i.start_minute, a.start_minute, {lo}),
-           LEAST(COALESCE(i.end_minute, {hi}), COALESCE(a.end_minute, {hi}), {hi})
-    FROM usage_addonattachment a
-    {join_a}
-    JOIN usage_stateinterval i ON i.resource_id = a.resource_id
-         AND i.start_minute < COALESCE(a.end_minute, {hi})
-         AND (i.end_minute IS NULL OR i.end_minute > a.start_minute)
-    JOIN pricing_product p ON p.id = i.eff_product_id
-    WHERE {filter_a} AND a.start_minute < {hi} AND (a.end_minute IS NULL OR a.end_minute > {lo})
-      AND i.start_minute < {hi} AND (i.end_minute IS NULL OR i.end_minute > {lo})
-      AND i.eff_state <> 'deleted'
-),
-rates AS (
-    SELECT organization_id, product_id, state, unit, currency, rate, monthly_cap, min_billable_minutes, price_id,
-           contract_id, {vf} AS vf, {vt} AS vt
-    FROM {view}
-    WHERE organization_id %% %(chunks)s = %(chunk)s AND unit IN ('hour', 'month')
-),
-piece AS (
-    SELECT seg.resource_id, seg.organization_id, seg.product_id, seg.state, r.unit, r.currency, r.rate,
-           r.monthly_cap, r.price_id, r.contract_id,
-           GREATEST(seg.s, r.vf) AS s,
-           LEAST(seg.e, COALESCE(r.vt, seg.e)) AS e
-    FROM seg
-    JOIN rates r ON r.organization_id = seg.organization_id AND r.product_id = seg.product_id
-         AND r.state = seg.state
-         AND r.unit = CASE WHEN seg.parent_model = 'monthly' THEN 'month' ELSE 'hour' END
-         AND r.vf < seg.e AND (r.vt IS NULL OR r.vt > seg.s)
-    WHERE seg.s < seg.e
-)
-"""
-
-# PostgreSQL: split at clock hours, price with exact NUMERIC, clamp capped hourly prices
-# against the month-to-date total, insert, and keep that total, in one statement.
-_RATE = """
-WITH {win}
-{pieces},
-hpiece AS (
-    SELECT piece.*, GREATEST(piece.s, h * 60) AS hs, LEAST(piece.e, h * 60 + 60) AS he,
-           CASE WHEN piece.unit = 'month' OR piece.monthly_cap IS NOT NULL
-                THEN (date_trunc('month', to_timestamp(h * 3600) AT TIME ZONE 'UTC'))::date END AS month
-    FROM piece CROSS JOIN LATERAL generate_series(piece.s / 60, (piece.e - 1) / 60) AS h
-),
-priced AS (
-    SELECT hp.*,
-           CASE WHEN hp.unit = 'hour'
-                THEN ROUND(hp.rate * hp.he / 60, 12) - ROUND(hp.rate * hp.hs / 60, 12)
-                ELSE ROUND(hp.rate * (hp.he - m.ms) / m.mim, 12) - ROUND(hp.rate * (hp.hs - m.ms) / m.mim, 12)
-           END AS raw
-    FROM hpiece hp
-    LEFT JOIN LATERAL (
-        SELECT (EXTRACT(EPOCH FROM hp.month::timestamp) / 60)::bigint AS ms,
-               (EXTRACT(EPOCH FROM (hp.month + interval '1 month') - hp.month::timestamp) / 60)::bigint AS mim
-        WHERE hp.unit = 'month'
-    ) m ON TRUE
-),
-final AS (
-    SELECT resource_id, organization_id, product_id, state, unit, currency, rate, price_id, contract_id,
-           hs, he, month, FALSE AS capped, raw AS amount
-    FROM priced WHERE monthly_cap IS NULL OR unit <> 'hour'
-    UNION ALL
-    SELECT c.resource_id, c.organization_id, c.product_id, c.state, c.unit, c.currency, c.rate, c.price_id,
-           c.contract_id, c.hs, c.he, c.month, TRUE,
-           LEAST(c.raw, GREATEST(c.monthly_cap - COALESCE(t.amount, 0) - COALESCE(c.before, 0), 0))
-    FROM (
-        SELECT priced.*, SUM(raw) OVER (PARTITION BY resource_id, product_id, month ORDER BY hs
-                                        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before
-        FROM priced WHERE monthly_cap IS NOT NULL AND unit = 'hour'
-    ) c
-    LEFT JOIN usage_resourcemonthtotal t
-           ON t.resource_id = c.resource_id AND t.product_id = c.product_id AND t.month = c.month
-),
-ins AS (
-    INSERT INTO usage_ratedusage
-        (run_id, organization_id, resource_id, product_id, state, kind, start_minute, end_minute, minutes,
-         unit, unit_rate, amount, currency, price_id, contract_id)
-    SELECT %(run)s, organization_id, resource_id, product_id, state, %(kind)s, hs, he, he - hs,
-           unit, rate, amount, currency, price_id, contract_id
-    FROM final
-    RETURNING 1
-),
-acc AS (
-    INSERT INTO usage_resourcemonthtotal (resource_id, product_id, month, amount)
-    SELECT resource_id, product_id, month, SUM(amount) FROM final WHERE capped GROUP BY 1, 2, 3
-    ON CONFLICT (resource_id, product_id, month)
-    DO UPDATE SET amount = usage_resourcemonthtotal.amount + EXCLUDED.amount
-    RETURNING 1
-)
-SELECT (SELECT COUNT(*) FROM ins), (SELECT COUNT(*) FROM acc)
-"""
-
-# Minimum billable time: a run — consecutive intervals in one state, whatever the
-# product (a resize does not end a run) — that ended in the window after fewer minutes
-# than its last price's minimum gets one `minimum` row for the missing minutes, at the
-# rate in force in its last minute. The row sits at [end, end + 1) so a window holds it
-# exactly when it holds the run's end, and a correction reverses it. Only intervals
-# shorter than the minimum are candidates; for those the run's start is the end of the
-# last interval in another state (or the resource's first start).
-_RUN_START = """COALESCE(
-    (SELECT MAX(b.end_minute) FROM usage_stateinterval b
-     WHERE b.resource_id = i.resource_id AND b.end_minute <= i.start_minute AND b.end_minute > b.start_minute
-       AND b.eff_state <> i.eff_state),
-    (SELECT MIN(f.start_minute) FROM usage_stateinterval f WHERE f.resource_id = i.resource_id))"""
-_MINIMUMS = """
-WITH {win}
-{pieces}
-SELECT i.organization_id, i.resource_id, i.eff_product_id, i.eff_state, i.end_minute,
-       r.min_billable_minutes - (i.end_minute - %(run_start)s) AS missing, r.rate, r.currency, r.price_id,
-       r.contract_id
-FROM usage_stateinterval i
-{join_i}
-JOIN pricing_product p ON p.id = i.eff_product_id
-JOIN rates r ON r.organization_id = i.organization_id AND r.product_id = i.eff_product_id AND r.state = i.eff_state
-     AND r.unit = 'hour' AND r.vf <= i.end_minute - 1 AND (r.vt IS NULL OR r.vt > i.end_minute - 1)
-WHERE {filter_i} AND i.end_minute >= {lo} AND i.end_minute < {hi} AND i.end_minute > i.start_minute
-  AND p.billing_model = 'hourly' AND r.min_billable_minutes > i.end_minute - i.start_minute
-  AND NOT EXISTS (SELECT 1 FROM usage_stateinterval n
-                  WHERE n.resource_id = i.resource_id AND n.start_minute = i.end_minute AND n.eff_state = i.eff_state
-                    AND (n.end_minute IS NULL OR n.end_minute > n.start_minute))
-  AND r.min_billable_minutes > i.end_minute - %(run_start)s
-""".replace("%(run_start)s", _RUN_START)
-
-_REVERSE = """
-WITH d(resource_id, from_minute) AS (SELECT * FROM unnest(%(res)s::bigint[], %(from)s::bigint[])),
-rev AS (
-    SELECT r.* FROM usage_ratedusage r JOIN d ON d.resource_id = r.resource_id
-    WHERE r.end_minute > d.from_minute AND r.kind IN ('charge', 'correction', 'minimum')
-      AND NOT EXISTS (SELECT 1 FROM usage_ratedusage x WHERE x.corrects_id = r.id)
-),
-ins AS (
-    INSERT INTO usage_ratedusage
-        (run_id, organization_id, resource_id, product_id, state, kind, start_minute, end_minute, minutes,
-         unit, unit_rate, amount, currency, price_id, contract_id, corrects_id)
-    SELECT %(run)s, organization_id, resource_id, product_id, state, 'reversal', start_minute, end_minute,
-           -minutes, unit, unit_rate, -amount, currency, price_id, contract_id, id
-    FROM rev
-    RETURNING resource_id, product_id, start_minute, amount
-),
-acc AS (
-    UPDATE usage_resourcemonthtotal t SET amount = t.amount + a.amount
-    FROM (SELECT resource_id, product_id,
-                 (date_trunc('month', to_timestamp(start_minute * 60) AT TIME ZONE 'UTC'))::date AS month,
-                 SUM(amount) AS amount
-          FROM ins GROUP BY 1, 2, 3) a
-    WHERE t.resource_id = a.resource_id AND t.product_id = a.product_id AND t.month = a.month
-    RETURNING 1
-)
-SELECT resource_id, MIN(start_minute), COUNT(*) FROM ins GROUP BY resource_id
-"""
-
+# --- Rating a window: runs the statements of `usage.rating_sql` ----------------------
 
 def _sql_params(chunk: int, run_id: int, kind: str) -> dict:
     return {"chunks": chunk_count(), "chunk": chunk, "run": run_id, "kind": kind}
-
-
-# The chunk's organisations by id, so the (organization, end_minute) indexes serve the
-# lookup instead of a scan of every interval for `organization_id % chunks`.
-_IN_CHUNK = "{col} IN (SELECT id FROM accounts_organization WHERE id %% %(chunks)s = %(chunk)s)"
-
-
-def _chunk_window_sql(lo: int, hi: int) -> dict[str, str]:
-    return {
-        **_MINUTE_SQL, "view": EFFECTIVE_RATE_VIEW, "lo": str(int(lo)), "hi": str(int(hi)), "join_i": "", "join_a": "",
-        "filter_i": _IN_CHUNK.format(col="i.organization_id"),
-        "filter_a": _IN_CHUNK.format(col="a.organization_id"),
-    }
-
-
-def _resource_windows_sql() -> dict[str, str]:
-    return {
-        **_MINUTE_SQL, "view": EFFECTIVE_RATE_VIEW, "lo": "w.lo", "hi": "w.hi",
-        "join_i": "JOIN win w ON w.resource_id = i.resource_id",
-        "join_a": "JOIN win w ON w.resource_id = a.resource_id",
-        "filter_i": "TRUE", "filter_a": "TRUE",
-    }
-
-
-def _win_cte(windows: list[tuple[int, int, int]] | None, params: dict) -> str:
-    if windows is None:
-        return ""
-    params.update(w_res=[w[0] for w in windows], w_lo=[w[1] for w in windows], w_hi=[w[2] for w in windows])
-    return ("win(resource_id, lo, hi) AS (SELECT * FROM unnest(%(w_res)s::bigint[], %(w_lo)s::bigint[], "
-            "%(w_hi)s::bigint[])),")
-
-
-def _build(template: str, fmt: dict[str, str], win: str) -> str:
-    pieces = _PIECES.format(**fmt)
-    return template.format(win=win, pieces=pieces.strip(), **fmt)
 
 
 def _rate(*, run_id: int, chunk: int, kind: str, lo: int = 0, hi: int = 0,
@@ -301,12 +96,12 @@ def _rate(*, run_id: int, chunk: int, kind: str, lo: int = 0, hi: int = 0,
     if windows is not None and not windows:
         return 0
     params = _sql_params(chunk, run_id, kind)
-    fmt = _resource_windows_sql() if windows is not None else _chunk_window_sql(lo, hi)
-    win = _win_cte(windows, params)
+    fmt = rating_sql.resource_windows_sql() if windows is not None else rating_sql.chunk_window_sql(lo, hi)
+    win = rating_sql.win_cte(windows, params)
     with connection.cursor() as cursor:
-        cursor.execute(_build(_RATE, fmt, win), params)
+        cursor.execute(rating_sql.build(rating_sql.RATE, fmt, win), params)
         rows = cursor.fetchone()[0]
-        cursor.execute(_build(_MINIMUMS, fmt, win), params)
+        cursor.execute(rating_sql.build(rating_sql.MINIMUMS, fmt, win), params)
         minimums = cursor.fetchall()
     return rows + _insert_minimums(minimums, run_id=run_id)
 
@@ -331,7 +126,7 @@ def _reverse(*, run_id: int, dirty: list[tuple[int, int]]) -> dict[int, tuple[in
     if not dirty:
         return {}
     with connection.cursor() as cursor:
-        cursor.execute(_REVERSE, {"run": run_id, "res": [d[0] for d in dirty], "from": [d[1] for d in dirty]})
+        cursor.execute(rating_sql.REVERSE, {"run": run_id, "res": [d[0] for d in dirty], "from": [d[1] for d in dirty]})
         return {r: (start, n) for r, start, n in cursor.fetchall()}
 
 

@@ -52,7 +52,7 @@ def _hammer(org):
 def test_fifty_threads_end_with_balance_equal_to_the_ledger_only_with_the_row_lock(org, monkeypatch, row_lock):
     services.ledger_post(organization=org, amount=Decimal("1000"), kind="topup", reason="opening")
     if not row_lock:
-        monkeypatch.setattr(services, "_lock_balance", _unlocked_balance)
+        monkeypatch.setattr(services.ledger, "_lock_balance", _unlocked_balance)
 
     _hammer(org)
 

@@ -8,7 +8,7 @@ from django.db import transaction
 
 from credits import runway, services
 from credits.models import Balance, CreditEvent, LedgerEntry
-from credits.services import _lock_balance
+from credits.services.ledger import _lock_balance
 
 pytestmark = pytest.mark.django_db
 T0 = datetime(2030, 3, 10, 12, 0, tzinfo=UTC)

@@ -1,10 +1,13 @@
-"""Every write to payments: keyword-only, one transaction, audited; provider calls outside
-transactions (they are slow and may hang), their results applied under the row lock.
+"""A payment's life: creating it, opening checkout or charging a saved card, provider news.
 
-The one rule for provider news (webhooks, return pages, reconciliation, synchronous
-charge results) is `payment_apply_snapshot`: it moves a payment forward to what the
-provider says, ignores news older than what we know, and applies the payment's effect
-exactly once, in the transaction that makes it `succeeded`.
+Provider calls run outside transactions (they are slow and may hang); their results are
+applied under the payment's row lock (`_lock`). The one rule for provider news
+(webhooks, return pages, reconciliation, synchronous charge results) is
+`payment_apply_snapshot`: it moves a payment forward to what the provider says, ignores
+news older than what we know, and applies the payment's effect (`settlement`) exactly
+once, in the transaction that makes it `succeeded`. Every status change goes through
+`_move`, which checks `PAYMENT_TRANSITIONS` and writes the audit row; follow-up work is
+queued with `_after_commit`. Refunds and saved methods build on these helpers.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -26,7 +29,7 @@ from core.errors import Conflict, DomainError, NotFound
 from core.money import format_money, round_money
 from payments import settlement
 from payments.gateways import card_gateway_for, checkout_providers, gateway_for
-from payments.gateways.base import GatewayDeclined, PaymentSnapshot, RefundSnapshot, SavedMethod
+from payments.gateways.base import GatewayDeclined, PaymentSnapshot
 from payments.models import (
     PAYMENT_TRANSITIONS,
     SETTLED_STATUSES,
@@ -37,8 +40,6 @@ from payments.models import (
     PaymentStatus,
     Provider,
     Purpose,
-    Refund,
-    RefundStatus,
 )
 
 if TYPE_CHECKING:
@@ -254,172 +255,3 @@ def payment_record_bank_transfer(
                  reason=reason or reference, changes={"invoice": invoice.pk, "amount": amount, "reference": reference})
     _after_commit("payments.tasks.payment_succeeded_task", payment.pk)
     return payment
-
-
-# --- refunds --------------------------------------------------------------------------
-
-
-@transaction.atomic
-def refund_request(
-    *, payment: Payment, amount: Decimal | None, reason: str, actor: User | None = None,
-    api_key: ApiKey | None = None,
-) -> Refund:
-    payment = _lock(payment.pk)
-    if payment.status != S.SUCCEEDED:
-        raise Conflict(f"Only a succeeded payment can be refunded; this one is {payment.get_status_display().lower()}.")
-    if not reason or not reason.strip():
-        raise DomainError("Say why the money is returned.", field="reason")
-    pending = (payment.refunds.filter(status=RefundStatus.PENDING).aggregate(s=Sum("amount"))["s"] or Decimal("0"))
-    available = payment.refundable_amount - pending
-    amount = available if amount is None else _money(amount, payment.currency)
-    if amount <= 0 or amount > available:
-        raise DomainError(f"At most {format_money(available, payment.currency)} can be refunded.", field="amount")
-    refund = Refund.objects.create(payment=payment, organization=payment.organization, amount=amount,
-                                   currency=payment.currency, reason=reason.strip(), requested_by=actor)
-    audit_record("refund.requested", actor=actor, api_key=api_key, organization=payment.organization, obj=refund,
-                 reason=reason, changes={"payment": payment.pk, "amount": amount})
-    _after_commit("payments.tasks.refund_submit_task", refund.pk)
-    return refund
-
-
-def refund_submit(*, refund_id: int) -> Refund:
-    """Ask the provider to return the money; the refund's key (`refund:{id}`) makes a
-    repeated call one refund. Raises `GatewayUnavailable` when the outcome is unknown."""
-    refund = Refund.objects.select_related("payment").get(pk=refund_id)
-    if refund.status != RefundStatus.PENDING:
-        return refund
-    payment = refund.payment
-    if payment.provider == Provider.MANUAL:
-        # Money sent back by bank: staff record it here, nothing to call.
-        snapshot = RefundSnapshot(provider_refund_id=f"bank:{refund.pk}", status=RefundStatus.SUCCEEDED,
-                                  amount=refund.amount, currency=refund.currency, our_refund_id=refund.pk)
-    else:
-        try:
-            snapshot = gateway_for(payment.provider).refund(refund)
-        except GatewayDeclined as exc:
-            snapshot = RefundSnapshot(provider_refund_id="", status=RefundStatus.FAILED, amount=refund.amount,
-                                      currency=refund.currency, our_refund_id=refund.pk, failure_message=exc.message)
-    if snapshot.our_refund_id is None:
-        snapshot = RefundSnapshot(**{**snapshot.__dict__, "our_refund_id": refund.pk})
-    return refund_apply_snapshot(payment_id=payment.pk, snapshot=snapshot)
-
-
-@transaction.atomic
-def refund_apply_snapshot(*, payment_id: int, snapshot: RefundSnapshot,
-                          reason_if_new: str = "Refunded at the provider") -> Refund:
-    """Apply what the provider says about one refund. A refund we did not ask for (made
-    in the provider's dashboard) is recorded too. Its reversal runs once."""
-    payment = _lock(payment_id)
-    refund = None
-    if snapshot.provider_refund_id:
-        refund = payment.refunds.select_for_update().filter(provider_refund_id=snapshot.provider_refund_id).first()
-    if refund is None and snapshot.our_refund_id:
-        refund = payment.refunds.select_for_update().filter(pk=snapshot.our_refund_id).first()
-    if refund is None:
-        refund = Refund.objects.create(payment=payment, organization=payment.organization, amount=snapshot.amount,
-                                       currency=snapshot.currency or payment.currency, reason=reason_if_new,
-                                       provider_refund_id=snapshot.provider_refund_id)
-        audit_record("refund.recorded_from_provider", organization=payment.organization, obj=refund,
-                     changes={"payment": payment.pk, "amount": snapshot.amount})
-    if snapshot.provider_refund_id and not refund.provider_refund_id:
-        refund.provider_refund_id = snapshot.provider_refund_id
-    if snapshot.status == RefundStatus.SUCCEEDED and refund.status != RefundStatus.SUCCEEDED:
-        if payment.status not in SETTLED_STATUSES:
-            raise Conflict(f"Payment {payment.pk} is {payment.status}; a refund needs its success first.")
-        refund.status = RefundStatus.SUCCEEDED
-        refund.succeeded_at = timezone.now()
-        refund.save()
-        settlement.reverse_refund(refund)
-        payment.amount_refunded += refund.amount
-        if payment.amount_refunded == payment.amount:
-            _move(payment, S.REFUNDED)
-        else:
-            payment.save(update_fields=["amount_refunded", "updated_at"])
-        audit_record("refund.succeeded", actor=refund.requested_by, organization=payment.organization, obj=refund,
-                     reason=refund.reason, changes={"amount": refund.amount, "payment": payment.pk})
-    elif snapshot.status == RefundStatus.FAILED and refund.status == RefundStatus.PENDING:
-        refund.status = RefundStatus.FAILED
-        refund.failure_message = snapshot.failure_message[:500]
-        refund.save()
-        audit_record("refund.failed", organization=payment.organization, obj=refund, reason=refund.failure_message)
-    else:
-        refund.save()
-    return refund
-
-
-# --- saved payment methods ----------------------------------------------------------
-
-
-@transaction.atomic
-def payment_method_save(*, organization: Organization, provider: str, saved: SavedMethod,
-                        actor: User | None = None) -> PaymentMethod:
-    """Record a card saved through the provider's hosted flow. Idempotent on the
-    provider's id; the organisation's first active card becomes its default."""
-    Organization.objects.select_for_update().filter(pk=organization.pk).first()
-    method, created = PaymentMethod.objects.get_or_create(
-        provider=provider, provider_method_id=saved.provider_method_id,
-        defaults=dict(organization=organization, provider_customer_id=saved.provider_customer_id, brand=saved.brand,
-                      last4=saved.last4, exp_month=saved.exp_month, exp_year=saved.exp_year),
-    )
-    if method.organization_id != organization.pk:
-        raise Conflict("That payment method belongs to another customer.")
-    if created:
-        if not PaymentMethod.objects.filter(organization=organization, is_default=True, detached_at=None).exists():
-            method.is_default = True
-            method.save(update_fields=["is_default"])
-        audit_record("payment_method.added", actor=actor, organization=organization, obj=method,
-                     changes={"provider": provider, "brand": saved.brand, "last4": saved.last4})
-    return method
-
-
-@transaction.atomic
-def payment_method_set_default(*, method: PaymentMethod, actor: User | None = None) -> PaymentMethod:
-    Organization.objects.select_for_update().filter(pk=method.organization_id).first()
-    method = PaymentMethod.objects.get(pk=method.pk)
-    if method.detached_at:
-        raise Conflict("A removed payment method cannot be the default.")
-    PaymentMethod.objects.filter(organization_id=method.organization_id, is_default=True).exclude(
-        pk=method.pk).update(is_default=False)
-    if not method.is_default:
-        method.is_default = True
-        method.save(update_fields=["is_default"])
-        audit_record("payment_method.default_set", actor=actor, organization=method.organization, obj=method)
-    return method
-
-
-@transaction.atomic
-def payment_method_detach(*, method: PaymentMethod, actor: User | None = None, at_provider: bool = True) -> PaymentMethod:
-    """Remove a saved method here, and at the provider after commit (unless the provider
-    told us it is gone). The newest remaining card becomes the default."""
-    Organization.objects.select_for_update().filter(pk=method.organization_id).first()
-    method = PaymentMethod.objects.get(pk=method.pk)
-    if method.detached_at:
-        return method
-    was_default = method.is_default
-    method.detached_at = timezone.now()
-    method.is_default = False
-    method.save(update_fields=["detached_at", "is_default"])
-    if was_default:
-        successor = (PaymentMethod.objects.filter(organization_id=method.organization_id, detached_at=None)
-                     .order_by("-created_at").first())
-        if successor:
-            successor.is_default = True
-            successor.save(update_fields=["is_default"])
-    audit_record("payment_method.removed", actor=actor, organization=method.organization, obj=method,
-                 changes={"at_provider": at_provider})
-    if at_provider:
-        _after_commit("payments.tasks.payment_method_detach_task", method.pk)
-    return method
-
-
-def default_method(organization: Organization, provider: str) -> PaymentMethod | None:
-    return PaymentMethod.objects.filter(organization=organization, provider=provider, is_default=True,
-                                        detached_at=None).first()
-
-
-def payment_method_save_safely(**kwargs: Any) -> PaymentMethod:
-    """`payment_method_save` for concurrent deliveries of one card (webhook and return page)."""
-    try:
-        return payment_method_save(**kwargs)
-    except IntegrityError:
-        return payment_method_save(**kwargs)

@@ -1,0 +1,212 @@
+"""The credit ledger: posting, reversing and adjusting entries, and the cached balance.
+
+`ledger_post` is the one way an amount reaches a balance: it appends a `LedgerEntry`
+and moves `Balance.amount` (and `promo_amount`) with it under the balance row lock, so
+`balance_after` forms one unbroken chain. A non-empty `reference` makes a post
+idempotent. Entries are never edited: a correction is a reversal or an adjustment.
+
+Lock order, everywhere: the `Balance` row first (`_lock_balance`), then the rows that
+hang off it (promotional grants, top-ups). The set-based credit sync locks many balance
+rows in ascending id order, so two writers never wait on each other in a cycle. The
+package's other modules take the lock and check amounts and reasons through the helpers
+here (`_lock_balance`, `_require_amount`, `_require_reason`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.audit import audit_record
+from accounts.models import ApiKey, Organization, User
+from core.errors import Conflict, DomainError
+from credits.models import (
+    PROMO_CONSUMING_KINDS,
+    ZERO,
+    AutoTopUpSettings,
+    Balance,
+    EntryKind,
+    LedgerEntry,
+    PromoGrant,
+)
+
+MAX_REASON_LENGTH = 2000
+
+
+def _lock_balance(organization_id: int, currency: str) -> Balance:
+    """The balance row, locked until the transaction ends. Created on first use; the
+    insert ignores a concurrent creator, then everybody queues on the same row."""
+    balance = Balance.objects.select_for_update().filter(organization_id=organization_id, currency=currency).first()
+    if balance is None:
+        Balance.objects.bulk_create([Balance(organization_id=organization_id, currency=currency)], ignore_conflicts=True)
+        balance = Balance.objects.select_for_update().get(organization_id=organization_id, currency=currency)
+    return balance
+
+
+def _require_reason(reason: str) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise DomainError("Give a reason.", field="reason")
+    if len(reason) > MAX_REASON_LENGTH:
+        raise DomainError(f"Keep the reason under {MAX_REASON_LENGTH} characters.", field="reason")
+    return reason
+
+
+def _require_amount(amount: Decimal, *, positive: bool = False) -> Decimal:
+    if isinstance(amount, bool) or not isinstance(amount, Decimal | int):
+        raise TypeError(f"money must be Decimal, got {type(amount).__name__}")
+    amount = Decimal(amount)
+    if not amount.is_finite():
+        raise DomainError("Amount must be a number.", field="amount")
+    if positive and amount <= 0:
+        raise DomainError("Amount must be greater than zero.", field="amount")
+    if amount == 0:
+        raise DomainError("Amount must not be zero.", field="amount")
+    return amount
+
+
+@transaction.atomic
+def ledger_post(
+    *,
+    organization: Organization,
+    amount: Decimal,
+    kind: str,
+    reason: str,
+    reference: str = "",
+    actor: User | None = None,
+    api_key: ApiKey | None = None,
+    currency: str | None = None,
+    promo_grant: PromoGrant | None = None,
+    reverses: LedgerEntry | None = None,
+    at: datetime | None = None,
+    usage: dict | None = None,
+) -> LedgerEntry:
+    """Append one transaction and move the cached balance with it, under the row lock.
+
+    A non-empty `reference` names the external cause; posting the same reference again
+    returns the first entry and changes nothing. `usage` carries a usage entry's
+    metering fields (run, rated-usage ids, period)."""
+    amount = _require_amount(amount)
+    reason = _require_reason(reason)
+    if kind not in EntryKind.values:
+        raise DomainError(f"Unknown ledger entry kind {kind!r}.", field="kind")
+    currency = currency or organization.currency
+    if actor is not None and not getattr(actor, "is_authenticated", False):
+        actor = None
+    balance = _lock_balance(organization.pk, currency)
+    if reference:
+        existing = LedgerEntry.objects.filter(organization_id=organization.pk, reference=reference).first()
+        if existing is not None:
+            return existing
+
+    if kind in (EntryKind.PROMO_GRANT, EntryKind.PROMO_EXPIRY):
+        promo_delta = amount
+    elif amount < 0 and kind in PROMO_CONSUMING_KINDS and balance.promo_amount > 0:
+        promo_delta = -min(balance.promo_amount, -amount)
+        _consume_promo_grants(organization.pk, currency, -promo_delta)
+    else:
+        promo_delta = ZERO
+
+    now = at or timezone.now()
+    balance.amount += amount
+    balance.promo_amount += promo_delta
+    entry = LedgerEntry.objects.create(
+        organization_id=organization.pk, currency=currency, kind=kind, amount=amount, promo_amount=promo_delta,
+        balance_after=balance.amount, reason=reason, reference=reference, actor=actor, actor_api_key=api_key,
+        promo_grant=promo_grant, reverses=reverses, created_at=now, **(usage or {}),
+    )
+    _balance_moved(balance, entry_id=entry.pk, credited=amount > 0, now=now)
+    balance.save()
+    return entry
+
+
+def _consume_promo_grants(organization_id: int, currency: str, consumed: Decimal) -> None:
+    """Take `consumed` from the open grants, earliest expiry first. The caller holds the
+    balance lock, so the grants cannot change underneath."""
+    for grant in PromoGrant.objects.filter(
+        organization_id=organization_id, currency=currency, expired_at__isnull=True, remaining__gt=0
+    ).order_by("expires_at", "id"):
+        if consumed <= 0:
+            break
+        take = min(grant.remaining, consumed)
+        grant.remaining -= take
+        consumed -= take
+        grant.save(update_fields=["remaining"])
+
+
+def _balance_moved(balance: Balance, *, entry_id: int | None, credited: bool, now: datetime) -> None:
+    """Bookkeeping every balance change does (the set-based sync mirrors it in SQL):
+    depletion time for the hibernation grace, warnings re-armed and auto top-up re-armed
+    by a credit, auto resume once a credit brings the balance above zero."""
+    balance.updated_at = now
+    if balance.amount <= 0:
+        balance.depleted_at = balance.depleted_at or now
+    else:
+        balance.depleted_at = None
+    if credited:
+        from credits.runway import still_crossed
+
+        balance.warnings_sent = still_crossed(balance)
+        if balance.amount > 0 and balance.hibernated_at and settings.CREDITS_RESUME_MODE == "automatic":
+            org_id = balance.organization_id
+            transaction.on_commit(lambda: _resume_later(org_id))
+    elif balance.amount < balance_threshold(balance):
+        org_id, currency = balance.organization_id, balance.currency
+        transaction.on_commit(lambda: _auto_topup_later(org_id, currency))
+
+
+def balance_threshold(balance: Balance) -> Decimal:
+    """The auto top-up threshold, or -infinity when auto top-up is off (cached per call)."""
+    cfg = AutoTopUpSettings.objects.filter(organization_id=balance.organization_id, enabled=True).first()
+    return cfg.threshold if cfg else Decimal("-Infinity")
+
+
+def _resume_later(organization_id: int) -> None:
+    from credits.tasks import credits_resume_task
+
+    credits_resume_task.delay(organization_id)
+
+
+def _auto_topup_later(organization_id: int, currency: str) -> None:
+    from credits.tasks import credits_auto_topup_check_task
+
+    credits_auto_topup_check_task.delay(organization_id, currency)
+
+
+@transaction.atomic
+def ledger_reverse(
+    *, entry: LedgerEntry, reason: str, actor: User | None = None, api_key: ApiKey | None = None
+) -> LedgerEntry:
+    """Correct a posted entry by appending its mirror image. Entries that moved
+    promotional credit are corrected by expiring or granting promotional credit instead."""
+    if entry.reverses_id is not None:
+        raise Conflict("A reversal cannot itself be reversed; post an adjustment.")
+    if entry.promo_amount != 0:
+        raise Conflict("This entry moved promotional credit; grant or expire promotional credit instead.")
+    if LedgerEntry.objects.filter(reverses=entry).exists():
+        raise Conflict("This entry is already reversed.")
+    reversal = ledger_post(
+        organization=entry.organization, amount=-entry.amount, kind=entry.kind, currency=entry.currency,
+        reason=_require_reason(reason), reference=f"reversal:{entry.pk}", actor=actor, api_key=api_key, reverses=entry,
+    )
+    audit_record("credits.entry_reversed", actor=actor, api_key=api_key, organization=entry.organization,
+                 obj=reversal, reason=reason, changes={"reverses": entry.pk, "amount": -entry.amount})
+    return reversal
+
+
+@transaction.atomic
+def credit_adjust(
+    *, organization: Organization, amount: Decimal, reason: str, actor: User | None = None,
+    api_key: ApiKey | None = None, reference: str = "",
+) -> LedgerEntry:
+    """A staff correction: positive credits, negative debits paid credit."""
+    entry = ledger_post(organization=organization, amount=amount, kind=EntryKind.ADJUSTMENT, reason=reason,
+                        reference=reference, actor=actor, api_key=api_key)
+    audit_record("credits.adjusted", actor=actor, api_key=api_key, organization=organization, obj=entry,
+                 reason=entry.reason, changes={"amount": entry.amount, "currency": entry.currency,
+                                               "balance_after": entry.balance_after})
+    return entry

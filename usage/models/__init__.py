@@ -1,0 +1,68 @@
+"""Resources, their history as state intervals, events, and rated usage.
+
+One package, four modules, each named for what it holds:
+
+- `resources`: `Resource`, `StateInterval`, `AddonAttachment`, and the epoch-minute
+  helpers `to_minute` / `from_minute`;
+- `events`: `UsageEvent`, `Metric` and the event types;
+- `metering_state`: `MeteringChunk` (watermarks), `MeteringRun`, `Recheck`;
+- `rated_usage`: `RatedUsage`, `ResourceMonthTotal`, the rollups, `ImportedUsage`.
+
+Every model is imported here, so Django's app registry and the migrations see the app
+exactly as before and callers keep `from usage.models import RatedUsage`. The resource
+states are pricing's (`pricing.models.ResourceState`: a price is per state) and are
+re-exported here too, as they always were, for the code that reads resource states.
+
+Invariants (stated in full in each module):
+- `StateInterval.end_minute`, `eff_state` and `eff_product` are derived by
+  `services.intervals_recompute` and never written elsewhere.
+- `RatedUsage` is append-only: a late event reverses and re-rates, never edits.
+- Rollups are sums of rated rows, added once per metering run.
+"""
+
+from pricing.models import ResourceState
+from usage.models.events import EVENT_STATE, Aggregation, EventType, Metric, UsageEvent
+from usage.models.metering_state import MeteringChunk, MeteringRun, Recheck, RunKind
+from usage.models.rated_usage import (
+    ImportedUsage,
+    RatedKind,
+    RatedUsage,
+    ResourceMonthTotal,
+    UsageDaily,
+    UsageHourly,
+)
+from usage.models.resources import (
+    AddonAttachment,
+    Resource,
+    ResourceKind,
+    StateInterval,
+    StateSource,
+    from_minute,
+    to_minute,
+)
+
+__all__ = [
+    "EVENT_STATE",
+    "AddonAttachment",
+    "Aggregation",
+    "EventType",
+    "ImportedUsage",
+    "MeteringChunk",
+    "MeteringRun",
+    "Metric",
+    "RatedKind",
+    "RatedUsage",
+    "Recheck",
+    "Resource",
+    "ResourceKind",
+    "ResourceMonthTotal",
+    "ResourceState",
+    "RunKind",
+    "StateInterval",
+    "StateSource",
+    "UsageDaily",
+    "UsageEvent",
+    "UsageHourly",
+    "from_minute",
+    "to_minute",
+]

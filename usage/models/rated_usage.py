@@ -1,0 +1,168 @@
+"""Rated usage and the sums kept of it: month-to-date totals, hourly and daily rollups.
+
+`RatedUsage` is append-only. A late event never edits a rated row: the rows it affects
+get a `reversal` row each and the minutes are rated again as `correction` rows.
+`ResourceMonthTotal` is the month-to-date amount a capped hourly price is clamped
+against, kept by the rating statement itself. Rollups (`UsageHourly`, `UsageDaily`) are
+sums of rated rows, added once per metering run (`MeteringRun.rolled_up_at` marks it in
+the same transaction). `ImportedUsage` makes a legacy import add nothing the second time.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import models
+from django.db.models import Q
+
+from core.money import currency_field, money_field
+from pricing.models import ResourceState
+from usage.models.metering_state import MeteringRun
+from usage.models.resources import Resource, from_minute
+
+
+class RatedKind(models.TextChoices):
+    CHARGE = "charge", "Charge"
+    REVERSAL = "reversal", "Reversal (late event)"
+    CORRECTION = "correction", "Correction (late event)"
+    MINIMUM = "minimum", "Minimum billable time"
+    IMPORT = "import", "Imported history"
+
+
+class RatedUsage(models.Model):
+    """Priced minutes of one resource and product in one state at one rate, inside one
+    clock hour: `[start_minute, end_minute)`.
+
+    `amount` is unrounded (12 places) and telescoping: round12(rate·end/60) −
+    round12(rate·start/60) with epoch minutes, so however a span is split (one pass a
+    minute or one catch-up pass) the pieces add up to the same Decimal. A `reversal`
+    row negates the row named by `corrects_id`.
+
+    On PostgreSQL the table is partitioned by day of `start_minute` (see
+    `usage.partitions`); old days are dropped whole."""
+
+    # No foreign keys in the database and no single-column indexes: rows arrive 100,000 a
+    # minute into a partitioned table; the composite indexes below serve every read.
+    run = models.ForeignKey(
+        MeteringRun, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    resource = models.ForeignKey(
+        Resource, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    product = models.ForeignKey(
+        "pricing.Product", on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    state = models.CharField(max_length=12, choices=ResourceState.choices)
+    kind = models.CharField(max_length=10, choices=RatedKind.choices, default=RatedKind.CHARGE)
+    start_minute = models.BigIntegerField()
+    end_minute = models.BigIntegerField()
+    minutes = models.IntegerField(help_text="Negative on reversals.")
+    unit = models.CharField(max_length=8, default="hour", help_text="What `unit_rate` buys: hour or month.")
+    unit_rate = money_field(help_text="Rate in force per `unit`.")
+    amount = money_field(help_text="Unrounded; negative on reversals.")
+    currency = currency_field()
+    price_id = models.BigIntegerField(null=True, blank=True)
+    contract_id = models.BigIntegerField(null=True, blank=True)
+    corrects_id = models.BigIntegerField(null=True, blank=True, help_text="The row a reversal negates.")
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["run"]),
+            models.Index(fields=["organization", "start_minute"]),
+            models.Index(fields=["resource", "end_minute"]),
+            models.Index(fields=["corrects_id"], condition=Q(corrects_id__isnull=False), name="usage_rated_corrects"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.resource_id} {self.state} {self.minutes}m {self.amount} {self.currency}"
+
+    @property
+    def start(self) -> datetime:
+        return from_minute(self.start_minute)
+
+    @property
+    def end(self) -> datetime:
+        return from_minute(self.end_minute)
+
+
+class ResourceMonthTotal(models.Model):
+    """Month-to-date charge of one resource and product, kept by metering in the same
+    transaction as the rows, for products whose hourly price is capped per month."""
+
+    resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="+")
+    product = models.ForeignKey("pricing.Product", on_delete=models.PROTECT, related_name="+")
+    month = models.DateField()
+    amount = money_field()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["resource", "product", "month"], name="usage_month_total_uniq")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.resource_id} {self.month:%Y-%m} {self.amount}"
+
+
+class _Rollup(models.Model):
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.PROTECT, related_name="+")
+    resource = models.ForeignKey(Resource, on_delete=models.PROTECT, related_name="+")
+    product = models.ForeignKey("pricing.Product", on_delete=models.PROTECT, related_name="+")
+    state = models.CharField(max_length=12, choices=ResourceState.choices)
+    price_id = models.BigIntegerField(default=0, help_text="0: no price row (imported history).")
+    currency = currency_field()
+    minutes = models.IntegerField(default=0)
+    amount = money_field()
+
+    class Meta:
+        abstract = True
+
+
+class UsageHourly(_Rollup):
+    """Sum of rated usage per organisation, resource, product, state and price per
+    clock hour. Kept `USAGE_HOURLY_RETENTION_DAYS`."""
+
+    hour = models.DateTimeField()
+
+    class Meta:
+        ordering = ["hour", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["resource", "product", "state", "price_id", "hour"], name="usage_hourly_uniq"
+            )
+        ]
+        indexes = [models.Index(fields=["organization", "hour"])]
+
+    def __str__(self) -> str:
+        return f"{self.resource_id} {self.hour:%Y-%m-%d %H:00} {self.amount} {self.currency}"
+
+
+class UsageDaily(_Rollup):
+    """Sum of rated usage per organisation, resource, product, state and price per UTC
+    day. Kept for ever: this is what invoices and history charts read."""
+
+    day = models.DateField()
+
+    class Meta:
+        ordering = ["day", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["resource", "product", "state", "price_id", "day"], name="usage_daily_uniq")
+        ]
+        indexes = [models.Index(fields=["organization", "day"])]
+
+    def __str__(self) -> str:
+        return f"{self.resource_id} {self.day} {self.amount} {self.currency}"
+
+
+class ImportedUsage(models.Model):
+    """A legacy usage row already loaded by `import_usage`: its key makes a second run add nothing."""
+
+    key = models.CharField(max_length=200, unique=True)
+    rated_usage_id = models.BigIntegerField()
+    imported_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.key
