@@ -128,6 +128,11 @@ def invoice_finalize(
     now = now or timezone.now()
     with transaction.atomic():
         inv = Invoice.objects.select_for_update().select_related("organization").get(pk=invoice.pk)
+        if inv.status != InvoiceStatus.DRAFT:
+            # Not only a transition check: PAID -> OPEN is legal (a refund reopens an
+            # invoice), but finalizing once more would renumber it and draw again.
+            raise Conflict(f"Invoice {inv.number or inv.pk} is {inv.get_status_display().lower()}: "
+                           "only a draft is finalized.", code="invalid_transition")
         _transition(inv, InvoiceStatus.OPEN)
         org = inv.organization
         drawn = _credit_drawn_at_finalize(inv)

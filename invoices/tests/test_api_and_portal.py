@@ -41,6 +41,25 @@ def test_staff_void_needs_a_reason(issued, platform_api):
     assert (response.status_code, response.json()["status"]) == (200, "void")
 
 
+@pytest.mark.parametrize("state", ["open", "paid"])
+def test_finalizing_an_issued_invoice_again_is_a_409_and_changes_nothing(issued, platform_api, state):
+    # PAID -> OPEN is a legal transition (a refund reopens an invoice), so finalize let a
+    # paid invoice through: only the immutability trigger stopped a renumber and a second
+    # draw on the ledger.
+    from credits.models import LedgerEntry
+    from invoices import services
+
+    if state == "paid":
+        services.invoice_record_payment(invoice=issued, amount=issued.amount_due, reference="wire-1")
+    entries = LedgerEntry.objects.count()
+    response = platform_api.post(f"/api/v1/invoices/{issued.pk}/finalize", {}, format="json")
+    assert response.status_code == 409, response.content
+    assert response.json()["error"]["code"] == "invalid_transition"
+    fresh = Invoice.objects.get(pk=issued.pk)
+    assert (fresh.number, fresh.status) == (issued.number, state)
+    assert LedgerEntry.objects.count() == entries
+
+
 def test_staff_issue_a_credit_note(issued, platform_api):
     response = platform_api.post(f"/api/v1/invoices/{issued.pk}/credit-notes",
                                  {"reason": "goodwill", "amount": "2.50"}, format="json")
