@@ -41,6 +41,10 @@ class ProductSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+SMALLINT_MAX = 32_767
+INTEGER_MAX = 2_147_483_647
+
+
 class ProductWriteSerializer(StrictSerializer):
     code = serializers.SlugField(max_length=60)
     name = serializers.CharField(max_length=150)
@@ -49,11 +53,13 @@ class ProductWriteSerializer(StrictSerializer):
     kind = serializers.ChoiceField(choices=ProductKind.choices)
     billing_model = serializers.ChoiceField(choices=BillingModel.choices)
     unit_label = serializers.CharField(max_length=30, required=False, allow_blank=True)
-    vcpus = serializers.IntegerField(min_value=1, required=False, allow_null=True)
-    ram_gb = serializers.IntegerField(min_value=0, required=False, allow_null=True)
+    # Bounded by their columns (smallint, integer): beyond them PostgreSQL refused the
+    # INSERT and the API answered 500.
+    vcpus = serializers.IntegerField(min_value=1, max_value=SMALLINT_MAX, required=False, allow_null=True)
+    ram_gb = serializers.IntegerField(min_value=0, max_value=INTEGER_MAX, required=False, allow_null=True)
     gpu_model = serializers.CharField(max_length=40, required=False, allow_blank=True)
-    gpu_count = serializers.IntegerField(min_value=0, required=False)
-    local_disk_gb = serializers.IntegerField(min_value=0, required=False, allow_null=True)
+    gpu_count = serializers.IntegerField(min_value=0, max_value=SMALLINT_MAX, required=False)
+    local_disk_gb = serializers.IntegerField(min_value=0, max_value=INTEGER_MAX, required=False, allow_null=True)
     is_active = serializers.BooleanField(required=False)
 
 

@@ -193,3 +193,14 @@ def test_product_code_cannot_be_changed_and_creation_is_audited(platform_api, db
     assert response.status_code == 201, response.content
     assert platform_api.patch("/api/v1/products/gpu-h200", {"code": "x"}, format="json").status_code == 400
     assert AuditLog.objects.filter(action="product.created").exists()
+
+
+@pytest.mark.parametrize(("field", "value"), [("gpu_count", 40_000), ("vcpus", 70_000), ("ram_gb", 3_000_000_000),
+                                              ("local_disk_gb", 2 ** 31)])
+def test_a_hardware_figure_beyond_its_column_is_a_400_naming_the_field(platform_api, db, field, value):
+    ProductGroup.objects.create(slug="gpu", name="GPU")
+    body = {"code": "gpu-big", "name": "Big", "group": "gpu", "kind": "server", "billing_model": "hourly",
+            "gpu_model": "NVIDIA H200", field: value}
+    response = platform_api.post("/api/v1/products", body, format="json")
+    assert response.status_code == 400, response.content
+    assert field in response.json()["error"]["fields"]
