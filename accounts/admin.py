@@ -9,8 +9,9 @@ from django.db.models import Count
 from django.forms.models import BaseInlineFormSet
 from django.utils import timezone
 from django.utils.html import format_html
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts import services
+from accounts import services, two_factor
 from accounts.admin_base import AuditedModelAdmin, ReadOnlyAdmin
 from accounts.audit import audit_record
 from accounts.models import ApiKey, AuditLog, Invitation, Membership, Organization, User
@@ -35,6 +36,17 @@ class UserAdmin(AuditedModelAdmin, DjangoUserAdmin):
     ]
     add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "full_name", "password1", "password2"]})]
     readonly_fields = ["last_login", "date_joined"]
+    actions = ["reset_two_factor"]
+
+    def has_reset_two_factor_permission(self, request):
+        return request.user.is_superuser
+
+    @admin.action(description="Reset two-factor sign-in (they enrol again)", permissions=["reset_two_factor"])
+    def reset_two_factor(self, request, queryset):
+        for user in queryset:  # each through the service: one audit row per person
+            two_factor.two_factor_reset(user=user, actor=request.user)
+        messages.success(request, f"Reset two-factor sign-in of {queryset.count()} person(s); "
+                                  "those who need it enrol at their next sign-in.")
 
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))
@@ -70,6 +82,9 @@ class UserAdmin(AuditedModelAdmin, DjangoUserAdmin):
 
 
 admin.site.unregister(Group)
+# TOTP devices hold their secrets in the clear: the console never shows them. A superuser
+# resets a person's two-factor from the user list instead.
+admin.site.unregister(TOTPDevice)
 
 
 @admin.register(Group)
