@@ -17,6 +17,36 @@ def _fresh_cache():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _force_login_passes_two_factor(monkeypatch):
+    """`client.force_login` skips signing in, the second factor included: a staff member
+    forced in gets a confirmed device and a verified session, as after the code step.
+    Tests of the sign-in itself post to the login and code pages (accounts/tests/
+    test_two_factor.py), or call `force_login_password_only`."""
+    from django.test.client import ClientMixin
+
+    original = ClientMixin.force_login
+
+    def force_login(self, user, backend=None):
+        original(self, user, backend)
+        if user.is_staff:
+            _verify_session(self, user)
+
+    monkeypatch.setattr(ClientMixin, "force_login", force_login)
+    monkeypatch.setattr(ClientMixin, "force_login_password_only", original, raising=False)
+
+
+def _verify_session(client, user) -> None:
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first() or TOTPDevice.objects.create(
+        user=user, name="test", confirmed=True)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
+
+
 @pytest.fixture
 def org(db) -> Organization:
     return OrganizationFactory()

@@ -1,23 +1,29 @@
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Count
 from django.forms.models import BaseInlineFormSet
 from django.utils import timezone
 from django.utils.html import format_html
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts import services
+from accounts import services, two_factor
 from accounts.admin_base import AuditedModelAdmin, ReadOnlyAdmin
 from accounts.audit import audit_record
 from accounts.models import ApiKey, AuditLog, Invitation, Membership, Organization, User
 from accounts.scopes import Role
+from accounts.staff import STAFF_ACCESS_FIELDS, may_manage_user
 
 
 @admin.register(User)
 class UserAdmin(AuditedModelAdmin, DjangoUserAdmin):
-    """Staff access (is_staff, groups, superuser) is changed here: audited like the rest."""
+    """Staff access (is_staff, groups, superuser) is changed here, by superusers only, and
+    audited like the rest. Anyone else who may change users changes only people with no
+    more rights than their own, and never their access fields (accounts.staff)."""
 
     ordering = ["email"]
     list_display = ["email", "full_name", "is_staff", "is_active", "last_login", "date_joined"]
@@ -30,6 +36,38 @@ class UserAdmin(AuditedModelAdmin, DjangoUserAdmin):
     ]
     add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "full_name", "password1", "password2"]})]
     readonly_fields = ["last_login", "date_joined"]
+    actions = ["reset_two_factor"]
+
+    def has_reset_two_factor_permission(self, request):
+        return request.user.is_superuser
+
+    @admin.action(description="Reset two-factor sign-in (they enrol again)", permissions=["reset_two_factor"])
+    def reset_two_factor(self, request, queryset):
+        for user in queryset:  # each through the service: one audit row per person
+            two_factor.two_factor_reset(user=user, actor=request.user)
+        messages.success(request, f"Reset two-factor sign-in of {queryset.count()} person(s); "
+                                  "those who need it enrol at their next sign-in.")
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if not request.user.is_superuser:
+            fields += [f for f in STAFF_ACCESS_FIELDS if f not in fields]
+        return fields
+
+    def has_change_permission(self, request, obj=None):
+        # Also guards Django's password-change page, which asks this for the user it changes.
+        allowed = super().has_change_permission(request, obj)
+        return allowed and (obj is None or may_manage_user(request.user, obj))
+
+    def has_delete_permission(self, request, obj=None):
+        allowed = super().has_delete_permission(request, obj)
+        return allowed and (obj is None or may_manage_user(request.user, obj))
+
+    def delete_queryset(self, request, queryset):
+        # "Delete selected" asks has_delete_permission per user already; this is the backstop.
+        if not all(may_manage_user(request.user, user) for user in queryset):
+            raise PermissionDenied("Only superusers manage staff accounts.")
+        super().delete_queryset(request, queryset)
 
     def user_change_password(self, request, id, form_url=""):
         with transaction.atomic():  # the new password and its audit row commit together
@@ -41,6 +79,30 @@ class UserAdmin(AuditedModelAdmin, DjangoUserAdmin):
         super().log_change(request, obj, message)
         if request.resolver_match and request.resolver_match.url_name == "auth_user_password_change":
             audit_record("user.password_set_in_console", actor=request.user, obj=obj)
+
+
+admin.site.unregister(Group)
+# TOTP devices hold their secrets in the clear: the console never shows them. A superuser
+# resets a person's two-factor from the user list instead.
+admin.site.unregister(TOTPDevice)
+
+
+@admin.register(Group)
+class GroupAdmin(AuditedModelAdmin, DjangoGroupAdmin):
+    """Superusers only, whatever permissions anyone else holds: a group is a bundle of rights."""
+
+    def has_module_permission(self, request):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_superuser
+
+    has_add_permission = has_module_permission
+
+    def has_change_permission(self, request, obj=None):
+        return self.has_view_permission(request, obj)
+
+    has_delete_permission = has_change_permission
 
 
 class KeepAnOwnerFormSet(BaseInlineFormSet):

@@ -23,6 +23,12 @@ class ConsoleSite(admin.AdminSite):
     # full width; the index and the breadcrumbs lead everywhere the sidebar did.
     enable_nav_sidebar = False
 
+    def has_permission(self, request):
+        # Staff only, and only in a session that passed two-factor sign-in. (The middleware
+        # sends a staff session to the code step or enrolment first; this is the backstop.)
+        user = request.user
+        return super().has_permission(request) and getattr(user, "is_verified", lambda: False)()
+
     def get_app_list(self, request, app_label=None):
         apps = list(self._build_app_dict(request, app_label).values())
         position = {label: i for i, label in enumerate(APP_ORDER)}

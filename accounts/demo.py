@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+from base64 import b32decode
 from decimal import Decimal
 
 from django.contrib.auth.models import Group
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.models import BillingMode, Membership, Organization, User
+from accounts.models import BillingMode, Membership, Organization, RecoveryCode, RecoveryCodeDevice, User
 from accounts.scopes import Role
 from accounts.staff import BILLING_ADMIN, SUPPORT
+from accounts.two_factor import recovery_code_hash
 
 DEMO_PASSWORD = "cloudbill-demo"
+# Demo only, and public: every demo staff account's authenticator key and one recovery
+# code, so the console tour works without enrolling a phone. `seed_demo` refuses to run
+# under production settings (DEMO_SEEDERS is empty there), so these never reach one.
+DEMO_TOTP_SECRET = "CLOUDBILLDEMOSECRETNOTFORPRODUCT"  # base32, 20 bytes
+DEMO_RECOVERY_CODE = "demo-only-recovery-code"
+DEMO_DEVICE_NAME = "Demo authenticator (public key)"
 
 ORGANIZATIONS = [
     dict(slug="acme-ai", name="Acme AI", legal_name="Acme AI Labs Inc.", country="US", currency="USD",
@@ -56,5 +65,18 @@ def seed(stdout=None) -> None:
     admin = User.objects.filter(email="admin@cloudbill.example").first()
     if admin is None:
         User.objects.create_superuser(email="admin@cloudbill.example", password=DEMO_PASSWORD, full_name="Ada Admin")
+    for user in User.objects.filter(is_staff=True, email__endswith="@cloudbill.example"):
+        seed_two_factor(user)
     if stdout:
         stdout.write(f"accounts: {len(orgs)} organisations, {len(PEOPLE) + 1} people")
+
+
+def seed_two_factor(user: User) -> None:
+    """The public demo key and recovery code on a staff account; the code is put back on
+    every run, so the tour can use it again after a restart."""
+    TOTPDevice.objects.update_or_create(
+        user=user, name=DEMO_DEVICE_NAME,
+        defaults={"key": b32decode(DEMO_TOTP_SECRET).hex(), "confirmed": True, "throttling_failure_count": 0},
+    )
+    device, _ = RecoveryCodeDevice.objects.get_or_create(user=user, defaults={"name": "Recovery codes"})
+    RecoveryCode.objects.get_or_create(device=device, code_hash=recovery_code_hash(DEMO_RECOVERY_CODE))

@@ -9,6 +9,7 @@ from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django_otp.models import Device, ThrottlingMixin, TimestampMixin
 
 from accounts.scopes import Role
 from core.money import currency_field, money_field
@@ -96,6 +97,9 @@ class Organization(models.Model):
     )
     payment_terms_days = models.PositiveSmallIntegerField(default=14, help_text="Net terms for postpaid invoices.")
     is_active = models.BooleanField(default=True)
+    require_two_factor = models.BooleanField(
+        default=False, help_text="Set by an owner: members sign in with a second factor, or enrol first."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -237,3 +241,41 @@ class AuditLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.action}"
+
+
+class RecoveryCodeDevice(TimestampMixin, ThrottlingMixin, Device):
+    """A person's single-use recovery codes, as one django-otp device. Only each code's
+    SHA-256 is stored (a code has 80 random bits, so a slow hash buys nothing); a code
+    that verifies is deleted in the same transaction, under the device's row lock."""
+
+    class Meta(Device.Meta):
+        verbose_name = "recovery codes"
+
+    def get_throttle_factor(self) -> int:
+        return getattr(settings, "OTP_TOTP_THROTTLE_FACTOR", 1)
+
+    def verify_token(self, token) -> bool:
+        from accounts.two_factor import recovery_code_hash
+
+        allowed, _ = self.verify_is_allowed()
+        if not allowed:
+            return False
+        used, _ = self.codes.filter(code_hash=recovery_code_hash(str(token))).delete()
+        if used:
+            self.throttle_reset(commit=False)
+            self.set_last_used_timestamp(commit=False)
+            self.save()
+        else:
+            self.throttle_increment()
+        return bool(used)
+
+
+class RecoveryCode(models.Model):
+    device = models.ForeignKey(RecoveryCodeDevice, on_delete=models.CASCADE, related_name="codes")
+    code_hash = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["device", "code_hash"], name="recovery_code_device_hash_uniq")]
+
+    def __str__(self) -> str:
+        return f"recovery code {self.pk} of {self.device.user_id}"

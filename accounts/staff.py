@@ -1,28 +1,136 @@
 """Staff groups, defined in code and re-synced after every migrate.
 
-- Billing admin: every permission of the billing apps, and API access across organisations.
-- Support (read-only): view permissions only, and read-only API access.
+Each group holds what its work in the console and the API needs, model by model, and
+nothing else (docs/accounts.md has the same table; a test keeps the two equal):
+
+- Billing admin: runs customers' billing: edits billing profiles and memberships, the
+  price book, tax rates and coupons; moves money only through the audited actions
+  (adjust credit, finalize/void/credit invoices, refunds, bank transfers); acts across
+  organisations through the API. Never users, groups or permissions, never deletes a
+  record of money.
+- Support (read-only): sees every console page, changes nothing; reads the API across
+  organisations.
+
+Staff accounts, groups and permissions are managed by superusers only (accounts/admin.py).
 """
 
 from __future__ import annotations
 
-from django.contrib.auth.models import Group, Permission
+from django.core.exceptions import ImproperlyConfigured
 
-BILLING_APPS = ("accounts", "pricing", "usage", "credits", "invoices", "payments", "core")
 BILLING_ADMIN = "Billing admin"
 SUPPORT = "Support (read-only)"
+
+_EDIT = ("view", "add", "change")
+_ALL = ("view", "add", "change", "delete")
+
+# "app.model": (Billing admin, Support). A verb without "_" is a model permission
+# (view/add/change/delete); one with "_" is the codename of a custom permission.
+CONSOLE_ACCESS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    # Creating customers and editing their profile; API access across organisations.
+    "accounts.organization": ((*_EDIT, "platform_read", "platform_write"), ("view", "platform_read")),
+    "accounts.membership": (_ALL, ("view",)),  # the owner rules hold in the console too
+    "accounts.invitation": (("view",), ("view",)),
+    "accounts.apikey": (("view", "change"), ("view",)),  # change: the "Revoke" action
+    "accounts.auditlog": (("view",), ("view",)),
+    "accounts.user": (("view",), ("view",)),  # to find people (membership autocomplete)
+    # The price book. Deleting a price or contract not yet in force cancels it (audited).
+    "pricing.productgroup": (_EDIT, ("view",)),
+    "pricing.product": (_EDIT, ("view",)),
+    "pricing.price": (_ALL, ("view",)),
+    "pricing.pricetier": (_ALL, ("view",)),
+    "pricing.contract": (_ALL, ("view",)),
+    "pricing.contractprice": (_ALL, ("view",)),
+    # Usage is a record of what happened: read-only, but for the metric catalogue.
+    "usage.resource": (("view",), ("view",)),
+    "usage.stateinterval": (("view",), ("view",)),
+    "usage.addonattachment": (("view",), ("view",)),
+    "usage.usageevent": (("view",), ("view",)),
+    "usage.ratedusage": (("view",), ("view",)),
+    "usage.usagehourly": (("view",), ("view",)),
+    "usage.usagedaily": (("view",), ("view",)),
+    "usage.meteringchunk": (("view",), ("view",)),
+    "usage.meteringrun": (("view",), ("view",)),
+    "usage.metric": (_EDIT, ("view",)),
+    # Credit moves only through "Adjust credit…" (and resume/retry, which need the same).
+    "credits.balance": (("view", "adjust_credit"), ("view",)),
+    "credits.ledgerentry": (("view",), ("view",)),
+    "credits.promogrant": (("view",), ("view",)),
+    "credits.topup": (("view",), ("view",)),
+    "credits.autotopupsettings": (("view", "change"), ("view",)),
+    "credits.creditevent": (("view",), ("view",)),
+    "credits.provisioningrequest": (("view",), ("view",)),
+    # Invoices change only through their actions, each with its permission and a reason.
+    "invoices.invoice": (("view", "finalize_invoice", "void_invoice", "credit_invoice"), ("view",)),
+    "invoices.invoiceline": (("view",), ("view",)),
+    "invoices.invoicepayment": (("view",), ("view",)),
+    "invoices.invoicepaymentreversal": (("view",), ("view",)),
+    "invoices.creditnote": (("view",), ("view",)),
+    "invoices.creditnoteline": (("view",), ("view",)),
+    "invoices.taxrate": (_EDIT, ("view",)),
+    "invoices.coupon": (_EDIT, ("view",)),
+    "invoices.couponredemption": (_ALL, ("view",)),
+    "invoices.invoicerun": (("view",), ("view",)),
+    "invoices.invoicerunitem": (("view",), ("view",)),
+    # Payments are records; refunds and bank transfers are the two audited actions.
+    "payments.payment": (("view", "refund_payment", "record_manual_payment"), ("view",)),
+    "payments.refund": (("view",), ("view",)),
+    "payments.webhookevent": (("view",), ("view",)),
+    "payments.paymentmethod": (("view",), ("view",)),
+    "payments.dunningcase": (("view",), ("view",)),
+}
+
+
+def _permissions(column: int) -> tuple[str, ...]:
+    perms = []
+    for label, verbs in CONSOLE_ACCESS.items():
+        app, model = label.split(".")
+        perms += [f"{app}.{verb if '_' in verb else f'{verb}_{model}'}" for verb in verbs[column]]
+    return tuple(perms)
+
+
+# {group: ("app.codename", …)}: the form `user.has_perm` takes.
+GROUP_PERMISSIONS: dict[str, tuple[str, ...]] = {BILLING_ADMIN: _permissions(0), SUPPORT: _permissions(1)}
 
 
 def sync_staff_groups(sender=None, **kwargs) -> None:
     from django.apps import apps
+    from django.contrib.auth.models import Group, Permission
 
     # post_migrate is sent once per app; permissions of an app exist only after its own
     # signal, so sync once, after the last app's.
     last = [c for c in apps.get_app_configs() if c.models_module is not None][-1]
     if sender is not None and sender is not last:
         return
-    perms = Permission.objects.filter(content_type__app_label__in=BILLING_APPS)
-    admin, _ = Group.objects.get_or_create(name=BILLING_ADMIN)
-    admin.permissions.set(perms.exclude(codename="delete_auditlog").exclude(codename="change_auditlog"))
-    support, _ = Group.objects.get_or_create(name=SUPPORT)
-    support.permissions.set(list(perms.filter(codename__startswith="view_")) + list(perms.filter(codename="platform_read")))
+    by_name = {f"{app}.{codename}": pk for pk, app, codename in
+               Permission.objects.values_list("pk", "content_type__app_label", "codename")}
+    for name, perms in GROUP_PERMISSIONS.items():
+        missing = sorted(set(perms) - set(by_name))
+        if missing:  # a renamed model or permission must not leave a group silently short
+            raise ImproperlyConfigured(f"accounts.staff: the {name!r} group names unknown permissions: {missing}")
+        group, _ = Group.objects.get_or_create(name=name)
+        group.permissions.set([by_name[p] for p in perms])
+
+
+# What makes a user staff and what they may do: set by superusers only.
+STAFF_ACCESS_FIELDS = ("is_staff", "is_superuser", "groups", "user_permissions")
+
+
+def _held_permissions(user) -> set[str]:
+    """Every permission the user holds directly or through a group, active or not (an
+    inactive account's rights come back when it is reactivated)."""
+    from django.contrib.auth.models import Permission
+    from django.db.models import Q
+
+    return {f"{app}.{codename}" for app, codename in Permission.objects.filter(
+        Q(user=user) | Q(group__user=user)).values_list("content_type__app_label", "codename")}
+
+
+def may_manage_user(actor, target) -> bool:
+    """Whether `actor` may change or delete `target` in the console: superusers may;
+    anyone else only a person who is not staff and holds no right the actor lacks."""
+    if actor.is_superuser:
+        return True
+    if target.is_superuser or target.is_staff:
+        return False
+    return _held_permissions(target) <= _held_permissions(actor)

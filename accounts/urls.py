@@ -1,12 +1,13 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from accounts import views
+from accounts import two_factor_views, views
 
 portal_patterns = [
     path("", views.dashboard, name="dashboard"),
     path("switch-organization", views.switch_organization, name="switch_organization"),
     path("settings/", views.settings_page, name="settings"),
+    path("settings/two-factor-requirement", two_factor_views.requirement, name="two_factor_requirement"),
     path("team/", views.team, name="team"),
     path("team/members/<int:pk>/role", views.member_role, name="member_role"),
     path("team/members/<int:pk>/remove", views.member_remove, name="member_remove"),
@@ -19,6 +20,10 @@ portal_patterns = [
 urlpatterns = [
     path("", include((portal_patterns, "portal"))),
     path("login/", views.LoginView.as_view(), name="login"),
+    path("login/verify/", two_factor_views.verify, name="two_factor_verify"),
+    path("two-factor/enrol/", two_factor_views.enrol, name="two_factor_enrol"),
+    path("two-factor/recovery-codes/", two_factor_views.recovery_codes, name="two_factor_recovery_codes"),
+    path("two-factor/disable", two_factor_views.disable, name="two_factor_disable"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("password-reset/", auth_views.PasswordResetView.as_view(), name="password_reset"),
     path("password-reset/sent/", auth_views.PasswordResetDoneView.as_view(), name="password_reset_done"),

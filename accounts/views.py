@@ -3,15 +3,18 @@ profile, team and invitations, API keys. Views parse, call one service, and rend
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from accounts import services
+from accounts import services, two_factor
 from accounts.forms import (
     AcceptInvitationForm,
     ApiKeyForm,
@@ -28,9 +31,20 @@ from core.errors import DomainError
 
 
 class LoginView(auth_views.LoginView):
+    """The password step. Someone with two-factor on (or required of them) goes on to the
+    code step (or enrolment), carrying where they were going."""
+
     template_name = "registration/login.html"
     authentication_form = EmailAuthenticationForm
     redirect_authenticated_user = True
+
+    def get_success_url(self):
+        url = super().get_success_url()
+        step = two_factor.pending_step(self.request)
+        if step is None:
+            return url
+        return f"{reverse('two_factor_verify' if step == two_factor.VERIFY else 'two_factor_enrol')}?" + \
+            urlencode({"next": url})
 
 
 def _can(request, scope: str) -> bool:
@@ -76,7 +90,8 @@ def settings_page(request):
     if not can_edit:
         for field in form.fields.values():
             field.disabled = True
-    return render(request, "accounts/settings.html", {"form": form, "can_edit": can_edit, "org": org})
+    return render(request, "accounts/settings.html", {"form": form, "can_edit": can_edit, "org": org,
+                                                      **two_factor.settings_summary(request)})
 
 
 @portal_view("account:read")

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from rest_framework import authentication, exceptions
 
+from accounts import two_factor
 from accounts.models import ApiKey
 from accounts.services import api_key_authenticate
 
@@ -49,5 +50,17 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         return self.keyword
 
 
+class TwoFactorRequired(exceptions.PermissionDenied):
+    default_code = "two_factor_required"
+    default_detail = "This session has not passed two-factor sign-in: finish signing in in the portal."
+
+
 class SessionAuthentication(authentication.SessionAuthentication):
-    """The portal's session, with CSRF enforced on unsafe methods (DRF's default)."""
+    """The portal's session, with CSRF enforced on unsafe methods (DRF's default). A
+    session that owes its second factor (or an enrolment) is refused: 403."""
+
+    def authenticate(self, request):
+        result = super().authenticate(request)
+        if result is not None and two_factor.pending_step(request._request) is not None:
+            raise TwoFactorRequired()
+        return result

@@ -28,6 +28,8 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.
 INSTALLED_APPS = [
     "accounts.console.ConsoleAdminConfig",  # Django's admin as the billing console
     "django.contrib.auth",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
@@ -56,7 +58,11 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): whether this session passed a second factor.
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Sessions that owe a second factor (or an enrolment) are sent to it first.
+    "accounts.middleware.TwoFactorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "accounts.middleware.CurrentOrganizationMiddleware",
 ]
@@ -251,6 +257,12 @@ LOGGING: dict[str, Any] = {
 
 # --- accounts -------------------------------------------------------------
 INVITATION_TTL = timedelta(days=7)
+# Two-factor sign-in (accounts/two_factor.py). Staff always need it; an organisation's
+# owner may require it of every member. The issuer is what authenticator apps show.
+OTP_TOTP_ISSUER = "cloudbill"
+# Wrong codes in a row make a device wait 1, 2, 4, 8 … seconds (django-otp's throttling).
+OTP_TOTP_THROTTLE_FACTOR = 1
+TWO_FACTOR_RECOVERY_CODES = 10
 PORTAL_BRAND = "cloudbill"
 # (label, url name, scope needed, icon). Pages appear once their app provides the URL.
 PORTAL_NAV = [

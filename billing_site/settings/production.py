@@ -19,6 +19,9 @@ if not env("DATABASE_URL", default=""):
 if USAGE_SANDBOX_PROVISIONING:  # noqa: F405
     raise ImproperlyConfigured("USAGE_SANDBOX_PROVISIONING is for demos; servers come from the platform's events.")
 
+# Demo data has public passwords and a public two-factor key: `seed_demo` refuses to run.
+DEMO_SEEDERS: list[str] = []
+
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
 SESSION_COOKIE_SECURE = True

@@ -13,7 +13,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         from django.db import connection
 
-        from accounts.demo import DEMO_PASSWORD
+        from accounts.demo import DEMO_PASSWORD, DEMO_RECOVERY_CODE, DEMO_TOTP_SECRET
 
         port = options["port"]
         db = settings.DATABASES["default"]
@@ -31,7 +31,11 @@ class Command(BaseCommand):
             f"  cloudbill is starting: http://127.0.0.1:{port}/\n\n"
             f"  Customer portal   customer@cloudbill.example / {DEMO_PASSWORD}\n"
             f"  Billing console   http://127.0.0.1:{port}/console/\n"
-            f"                    staff@cloudbill.example / {DEMO_PASSWORD}\n"
+            f"                    staff@cloudbill.example / {DEMO_PASSWORD}, then a two-factor code:\n"
+            f"                    add the key {DEMO_TOTP_SECRET} to an authenticator app,\n"
+            f"                    or the recovery code {DEMO_RECOVERY_CODE} (once per start).\n"
+            f"                    DEMO ONLY: this key and code are public; every staff account of\n"
+            f"                    the demo has them, and production settings refuse demo data.\n"
             f"  API reference     http://127.0.0.1:{port}/api/docs/\n\n"
             f"  Database: {engine}; broker: {broker}.\n"
             f"  Payments: {payments}.\n"
