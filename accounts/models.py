@@ -31,7 +31,7 @@ class UserManager(BaseUserManager["User"]):
         return self.create_user(email, password, **extra)
 
 
-class User(AbstractBaseUser, PermissionsMixin):
+class User(AbstractBaseUser, PermissionsMixin):  # type: ignore[django-manager-missing]  # django-otp ships no types, so its Device subclasses look untyped
     """A person: a customer's member, a staff member, or both. Logs in by email."""
 
     email = models.EmailField(unique=True)
@@ -254,7 +254,7 @@ class RecoveryCodeDevice(TimestampMixin, ThrottlingMixin, Device):
     def get_throttle_factor(self) -> int:
         return getattr(settings, "OTP_TOTP_THROTTLE_FACTOR", 1)
 
-    def verify_token(self, token) -> bool:
+    def verify_token(self, token: str) -> bool:
         from accounts.two_factor import recovery_code_hash
 
         allowed, _ = self.verify_is_allowed()

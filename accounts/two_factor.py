@@ -15,10 +15,14 @@ import hashlib
 import io
 import secrets
 from base64 import b32encode
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import QuerySet
+
+# A signed-in portal request: the middleware sets `user` (authenticated) and `membership`.
+PortalRequest = Any
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -28,6 +32,8 @@ from accounts.models import Membership, Organization, RecoveryCode, RecoveryCode
 from accounts.scopes import Role
 from core.errors import Conflict, Forbidden
 
+# A signed-in portal request: the middleware sets `user` (authenticated) and `membership`.
+PortalRequest = Any
 ENROLMENT_DEVICE_NAME = "Authenticator app"
 # 16 characters of base32 (80 bits), shown as four groups: "7hq2-mx4k-…".
 _CODE_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
@@ -52,7 +58,7 @@ def required_by(user: User) -> str | None:
     return org
 
 
-def pending_step(request) -> str | None:
+def pending_step(request: PortalRequest) -> str | None:
     """VERIFY when a signed-in session still owes its code, ENROL when its person must use
     two-factor but has no device yet, else None (anonymous, verified, or not needed)."""
     user = getattr(request, "user", None)
@@ -68,7 +74,7 @@ def pending_step(request) -> str | None:
     return None
 
 
-def settings_summary(request) -> dict:
+def settings_summary(request: PortalRequest) -> dict:
     """What the Settings page shows about sign-in, for the person and (owners) the organisation."""
     user, membership = request.user, request.membership
     summary = {"two_factor_on": has_two_factor(user), "two_factor_required_by": required_by(user),
@@ -129,7 +135,7 @@ def _new_codes(user: User) -> list[str]:
 
 
 @transaction.atomic
-def two_factor_enrol(*, request, device: TOTPDevice, code: str) -> list[str] | None:
+def two_factor_enrol(*, request: PortalRequest, device: TOTPDevice, code: str) -> list[str] | None:
     """Confirm the device with a code from the app. Returns the new recovery codes (to be
     shown once) and marks the session verified; None when the code is wrong."""
     device = TOTPDevice.objects.select_for_update().get(pk=device.pk, user=request.user, confirmed=False)
@@ -152,7 +158,7 @@ def recovery_codes_regenerate(*, user: User) -> list[str]:
 
 
 @transaction.atomic
-def two_factor_disable(*, request) -> None:
+def two_factor_disable(*, request: PortalRequest) -> None:
     user = request.user
     reason = required_by(user)
     if reason:
@@ -178,7 +184,7 @@ def _remove_devices(user: User) -> None:
 # --- The code step at sign-in ----------------------------------------------------------
 
 
-def two_factor_verify(*, request, code: str) -> tuple[TOTPDevice | RecoveryCodeDevice | None, int]:
+def two_factor_verify(*, request: PortalRequest, code: str) -> tuple[TOTPDevice | RecoveryCodeDevice | None, int]:
     """Six digits are checked against the authenticator app, anything else as a recovery
     code (used up). On success the session is verified, under a new session key. Returns
     the device that took the code, or None and the seconds to wait when wrong codes made
