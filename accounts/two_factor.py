@@ -20,9 +20,6 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.db.models import QuerySet
-
-# A signed-in portal request: the middleware sets `user` (authenticated) and `membership`.
-PortalRequest = Any
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
