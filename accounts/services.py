@@ -19,7 +19,7 @@ from accounts import keys
 from accounts.audit import audit_record, model_changes
 from accounts.models import ApiKey, ApiKeyKind, Invitation, Membership, Organization, User
 from accounts.scopes import ORGANIZATION_SCOPES, PLATFORM_SCOPES, ROLE_SCOPES, Role
-from accounts.tenancy import Caller, key_maker_authority, key_maker_membership
+from accounts.tenancy import Caller, key_maker_authority, key_maker_membership, person_caller
 from core.errors import Conflict, DomainError, Forbidden, NotFound
 
 BILLING_PROFILE_FIELDS = (
@@ -275,10 +275,16 @@ def invitation_for_token(token: str) -> Invitation:
 @transaction.atomic
 def invitation_accept(*, token: str, user: User | None = None, password: str | None = None,
                       full_name: str = "") -> Membership:
-    """Accept as the signed-in user, or create the account with `password`."""
+    """Accept as the signed-in user, or create the account with `password`. The role is
+    granted now, so whoever sent the invitation must still be allowed to grant it."""
     inv = Invitation.objects.select_for_update().get(pk=invitation_for_token(token).pk)
     if inv.status != "pending":
         raise Conflict(f"This invitation is {inv.status}.")
+    if inv.invited_by_id is not None:
+        try:
+            _check_may_manage(person_caller(inv.invited_by, inv.organization), inv.organization, new_role=inv.role)
+        except DomainError:
+            raise Conflict("Whoever sent this invitation may no longer grant this role: ask for a new one.")
     if user is None:
         if User.objects.filter(email=inv.email).exists():
             raise Conflict("An account with this email exists: sign in first, then open the link again.")

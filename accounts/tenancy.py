@@ -123,6 +123,19 @@ def membership_caller(membership: Membership) -> Caller:
     )
 
 
+def person_caller(user: User, organization: Organization) -> Caller:
+    """What a person may do in an organisation now, outside any request of theirs (to
+    check again, later, what they granted)."""
+    scopes = staff_scopes(user)
+    if scopes:
+        return Caller(user=user, platform=True, scopes=scopes)
+    membership = Membership.objects.select_related("user", "organization").filter(
+        user=user, organization=organization).first()
+    if membership is None or not user.is_active:
+        return Caller(user=user)
+    return membership_caller(membership)
+
+
 @dataclass(frozen=True)
 class Authority:
     """What the maker of an organisation key may do in the key's organisation now."""

@@ -14,8 +14,10 @@ import pytest
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+from accounts import services
 from accounts.models import ApiKey, AuditLog, Invitation, Membership
 from accounts.scopes import ORGANIZATION_SCOPES, Role
+from accounts.tenancy import membership_caller
 from credits.models import TopUp
 
 pytestmark = pytest.mark.django_db
@@ -261,3 +263,26 @@ def test_a_new_key_records_its_maker_even_when_a_key_made_it(team):
     assert child.created_by == team[ADMIN].user
     audit = AuditLog.objects.get(action="api_key.created", object_id=str(child.pk))
     assert audit.actor_api_key is not None and audit.actor_api_key.name == "made"
+
+
+# --- An invitation grants its role when accepted ---------------------------------------------
+
+
+def _invited_by(membership, email: str, role: str) -> str:
+    """The invitation's one-time token (only ever emailed; stored hashed)."""
+    return services.invitation_create(organization=membership.organization, email=email, role=role,
+                                      by=membership_caller(membership))[1]
+
+
+def test_an_invitation_from_someone_who_may_no_longer_grant_its_role_is_refused(client, team):
+    token = _invited_by(team[ADMIN], "late@example.com", ADMIN)
+    Membership.objects.filter(pk=team[ADMIN].pk).update(role=VIEWER)
+    page = client.post(reverse("accept_invitation", args=[token]), {"password": "a long passphrase"})
+    assert "may no longer grant this role" in page.content.decode()
+    assert not Membership.objects.filter(user__email="late@example.com").exists()
+
+
+def test_an_invitation_from_someone_still_allowed_is_accepted(client, team):
+    token = _invited_by(team[ADMIN], "soon@example.com", BILLING)
+    client.post(reverse("accept_invitation", args=[token]), {"password": "a long passphrase"})
+    assert Membership.objects.get(user__email="soon@example.com").role == BILLING
