@@ -108,8 +108,7 @@ def _organization_id(value: int | str | None) -> int | None:
 
 
 ANONYMOUS = Caller()
-# The platform itself, for code that acts on no one's request: management commands,
-# the demo seed, tests. Never built from a request.
+# The platform itself, for code that acts on no one's request (tests, one-off scripts).
 SYSTEM = Caller(platform=True, scopes=PLATFORM_SCOPES)
 
 
