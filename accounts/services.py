@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.db.models import Model
+from django.db.models import Model, OuterRef, Subquery
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
@@ -20,7 +20,8 @@ from django.utils.text import slugify
 from accounts import keys
 from accounts.audit import audit_record, model_changes
 from accounts.models import ApiKey, ApiKeyKind, Invitation, Membership, Organization, User
-from accounts.scopes import ORGANIZATION_SCOPES, PLATFORM_SCOPES, Role
+from accounts.scopes import ORGANIZATION_SCOPES, PLATFORM_SCOPES, ROLE_SCOPES, Role
+from accounts.tenancy import Caller, key_maker_authority, key_maker_membership, person_caller
 from core.errors import Conflict, DomainError, Forbidden, NotFound
 
 BILLING_PROFILE_FIELDS = (
@@ -102,14 +103,39 @@ def _owner_count(organization: Organization) -> int:
     return Membership.objects.filter(organization=organization, role=Role.OWNER).count()
 
 
-def _check_may_manage(actor_role: str | None, target_role: str, new_role: str | None = None) -> None:
-    """Admins manage everyone except owners and cannot make owners; owners manage all."""
-    if actor_role is None or actor_role == Role.OWNER:
-        return
-    if actor_role != Role.ADMIN:
+# Managing members needs members:write; the platform's organizations:write ("create and
+# edit organisations and their members") serves too.
+MANAGE_MEMBERS_SCOPES = ("members:write", "organizations:write")
+
+
+def _check_may_manage(by: Caller, organization: Organization, *, target_role: str | None = None,
+                      new_role: str | None = None) -> None:
+    """The owner rules, the one place they live; the portal, a session on the API and a key
+    all come through here. A key acts with its maker's role (accounts.tenancy).
+
+    - Only owners and admins of the organisation (and the platform) manage members.
+    - Only an owner (or the platform) makes, changes or removes an owner.
+    - Nobody grants a role holding a scope they do not hold themselves.
+    (That the last owner stays is checked under the organisation's lock, by the callers.)
+    """
+    if not any(by.can(scope) for scope in MANAGE_MEMBERS_SCOPES):
         raise Forbidden("Only owners and admins manage members.")
-    if target_role == Role.OWNER or new_role == Role.OWNER:
-        raise Forbidden("Only an owner can make, change or remove owners.")
+    if not by.platform:
+        if by.organization is None or by.organization.pk != organization.pk:
+            raise NotFound("No such organisation.")
+        if by.role not in (Role.OWNER, Role.ADMIN):
+            raise Forbidden("Only owners and admins manage members.")
+        if by.role != Role.OWNER and Role.OWNER in (target_role, new_role):
+            raise Forbidden("Only an owner can make, change or remove owners.")
+    if new_role is not None:
+        _check_holds(by, ROLE_SCOPES[new_role], what=f"the {new_role} role", field="role")
+
+
+def _check_holds(by: Caller, scopes: Iterable[str], *, what: str, field: str) -> None:
+    """Nobody grants a scope they do not hold."""
+    missing = sorted(set(scopes) - by.scopes)
+    if missing:
+        raise Forbidden(f"You cannot grant {what}: you do not hold {', '.join(missing)}.", field=field)
 
 
 def _lock_membership(membership: Membership) -> Membership:
@@ -135,13 +161,11 @@ def organization_owner_ids_locked(organization_id: int) -> set[int]:
 
 
 @transaction.atomic
-def membership_change_role(
-    *, membership: Membership, role: str, actor: User | None, actor_role: str | None = None
-) -> Membership:
+def membership_change_role(*, membership: Membership, role: str, by: Caller) -> Membership:
     if role not in Role.values:
         raise DomainError(f"Unknown role {role!r}.", field="role")
     m = _lock_membership(membership)
-    _check_may_manage(actor_role, m.role, role)
+    _check_may_manage(by, m.organization, target_role=m.role, new_role=role)
     if m.role == Role.OWNER and role != Role.OWNER and _owner_count(m.organization) <= 1:
         raise Conflict("An organisation needs at least one owner.")
     old = m.role
@@ -150,33 +174,36 @@ def membership_change_role(
     m.role = role
     m.save(update_fields=["role"])
     audit_record(
-        "member.role_changed", actor=actor, organization=m.organization, obj=m,
+        "member.role_changed", actor=by.user, api_key=by.api_key, organization=m.organization, obj=m,
         changes={"user": m.user.email, "role": [old, role]},
     )
     return m
 
 
 @transaction.atomic
-def membership_remove(*, membership: Membership, actor: User | None, actor_role: str | None = None) -> None:
+def membership_remove(*, membership: Membership, by: Caller) -> None:
+    """The member's keys stop working with the membership (accounts.tenancy reads the
+    maker's membership at every request); they stay listed, for the audit trail."""
     m = _lock_membership(membership)
-    _check_may_manage(actor_role, m.role)
+    _check_may_manage(by, m.organization, target_role=m.role)
     if m.role == Role.OWNER and _owner_count(m.organization) <= 1:
         raise Conflict("An organisation needs at least one owner.")
-    audit_record("member.removed", actor=actor, organization=m.organization, obj=m, changes={"user": m.user.email})
+    audit_record("member.removed", actor=by.user, api_key=by.api_key, organization=m.organization, obj=m,
+                 changes={"user": m.user.email})
     m.delete()
 
 
 @transaction.atomic
-def membership_add(*, organization: Organization, user: User, role: str, actor: User | None = None,
-                   api_key: ApiKey | None = None) -> Membership:
+def membership_add(*, organization: Organization, user: User, role: str, by: Caller) -> Membership:
     if role not in Role.values:
         raise DomainError(f"Unknown role {role!r}.", field="role")
+    _check_may_manage(by, organization, new_role=role)
     try:
         with transaction.atomic():
             m = Membership.objects.create(organization=organization, user=user, role=role)
     except IntegrityError:
         raise Conflict(f"{user.email} is already a member.", field="email")
-    audit_record("member.added", actor=actor, api_key=api_key, organization=organization, obj=m,
+    audit_record("member.added", actor=by.user, api_key=by.api_key, organization=organization, obj=m,
                  changes={"user": user.email, "role": role})
     return m
 
@@ -190,14 +217,15 @@ def _token_hash(token: str) -> str:
 
 @transaction.atomic
 def invitation_create(
-    *, organization: Organization, email: str, role: str, invited_by: User | None, actor_role: str | None = None,
-    api_key: ApiKey | None = None, accept_url_builder: Callable[[str], str] | None = None,
+    *, organization: Organization, email: str, role: str, by: Caller,
+    accept_url_builder: Callable[[str], str] | None = None,
 ) -> tuple[Invitation, str]:
     """Returns the invitation and its one-time token (only ever sent by email)."""
     email = User.objects.normalize_email(email).lower()
     if role not in Role.values:
         raise DomainError(f"Unknown role {role!r}.", field="role")
-    _check_may_manage(actor_role, Role.VIEWER, role)
+    _check_may_manage(by, organization, new_role=role)
+    invited_by = _person_behind(by)
     if Membership.objects.filter(organization=organization, user__email=email).exists():
         raise Conflict(f"{email} is already a member.", field="email")
     # An expired pending invitation is retired so a new one can be sent.
@@ -213,7 +241,7 @@ def invitation_create(
             )
     except IntegrityError:
         raise Conflict(f"{email} already has a pending invitation.", field="email")
-    audit_record("invitation.created", actor=invited_by, api_key=api_key, organization=organization,
+    audit_record("invitation.created", actor=by.user, api_key=by.api_key, organization=organization,
                  obj=invitation, changes={"email": email, "role": role})
     inviter = invited_by.get_full_name() if invited_by else organization.name
     path = reverse("accept_invitation", args=[token])
@@ -250,10 +278,16 @@ def invitation_for_token(token: str) -> Invitation:
 @transaction.atomic
 def invitation_accept(*, token: str, user: User | None = None, password: str | None = None,
                       full_name: str = "") -> Membership:
-    """Accept as the signed-in user, or create the account with `password`."""
+    """Accept as the signed-in user, or create the account with `password`. The role is
+    granted now, so whoever sent the invitation must still be allowed to grant it."""
     inv = Invitation.objects.select_for_update().get(pk=invitation_for_token(token).pk)
     if inv.status != "pending":
         raise Conflict(f"This invitation is {inv.status}.")
+    if inv.invited_by is not None:
+        try:
+            _check_may_manage(person_caller(inv.invited_by, inv.organization), inv.organization, new_role=inv.role)
+        except DomainError:
+            raise Conflict("Whoever sent this invitation may no longer grant this role: ask for a new one.")
     if user is None:
         if User.objects.filter(email=inv.email).exists():
             raise Conflict("An account with this email exists: sign in first, then open the link again.")
@@ -273,11 +307,24 @@ def invitation_accept(*, token: str, user: User | None = None, password: str | N
 # --- API keys -------------------------------------------------------------------
 
 
+def _person_behind(by: Caller) -> User | None:
+    """The person a change is made for: the member or staff member, or the maker of the
+    key that made it (None for the platform)."""
+    if by.user is not None:
+        return by.user
+    return by.api_key.created_by if by.api_key is not None else None
+
+
 @transaction.atomic
 def api_key_create(
-    *, name: str, scopes: list[str], organization: Organization | None, created_by: User | None,
+    *, name: str, scopes: list[str], organization: Organization | None, by: Caller | None,
 ) -> tuple[ApiKey, str]:
-    """Returns the key row and the full secret, which is never stored nor shown again."""
+    """Returns the key row and the full secret, which is never stored nor shown again.
+
+    `by` is who asks for the key; None is the platform itself (`create_platform_key`).
+    A key holds at most the scopes of whoever makes it, and records the person behind it
+    (for a key made by a key, that key's maker): what it may do is then cut, at every
+    request, to what that person still holds (accounts.tenancy.key_caller)."""
     kind = ApiKeyKind.ORGANIZATION if organization is not None else ApiKeyKind.PLATFORM
     allowed = ORGANIZATION_SCOPES if organization is not None else PLATFORM_SCOPES
     scopes = sorted(set(scopes))
@@ -288,38 +335,62 @@ def api_key_create(
         raise DomainError(f"Not a scope a {kind} key can hold: {', '.join(refused)}.", field="scopes")
     if not name.strip():
         raise DomainError("Give the key a name.", field="name")
+    if by is not None:
+        if not by.can("api_keys:write"):
+            raise Forbidden("Only owners and admins create API keys.")
+        if not by.platform and (organization is None or by.organization is None
+                                or by.organization.pk != organization.pk):
+            raise NotFound("No such organisation.", field="organization")
+        _check_holds(by, scopes, what="these scopes", field="scopes")
+    created_by = _person_behind(by) if by is not None else None
     material = keys.generate()
     key = ApiKey.objects.create(
         kind=kind, organization=organization, name=name.strip()[:100], prefix=material.prefix,
         secret_hash=keys.hash_secret(material.secret), scopes=scopes, created_by=created_by,
     )
-    audit_record("api_key.created", actor=created_by, organization=organization, obj=key,
-                 changes={"name": key.name, "scopes": scopes, "prefix": key.prefix})
+    audit_record("api_key.created", actor=created_by, api_key=by.api_key if by else None, organization=organization,
+                 obj=key, changes={"name": key.name, "scopes": scopes, "prefix": key.prefix})
     return key, material.full
 
 
 @transaction.atomic
-def api_key_revoke(*, api_key: ApiKey, actor: User | None) -> ApiKey:
+def api_key_revoke(*, api_key: ApiKey, actor: User | None, by_key: ApiKey | None = None) -> ApiKey:
     key = ApiKey.objects.select_for_update().get(pk=api_key.pk)
     if key.revoked_at is not None:
         return key
     key.revoked_at = timezone.now()
     key.save(update_fields=["revoked_at"])
-    audit_record("api_key.revoked", actor=actor, organization=key.organization, obj=key, changes={"prefix": key.prefix})
+    audit_record("api_key.revoked", actor=actor, api_key=by_key, organization=key.organization, obj=key,
+                 changes={"prefix": key.prefix})
     return key
 
 
 def api_key_authenticate(raw: str, *, now: datetime | None = None) -> ApiKey | None:
-    """The active key for a raw bearer string, or None. Touches last_used_at at most
-    once a minute per key, so authentication is not a write per request."""
+    """The active key for a raw bearer string, or None. An organisation key whose maker
+    has left the organisation (or was deactivated) is None too. The key comes back with
+    `maker_authority`, read in the same query, for accounts.tenancy.key_caller. Touches
+    last_used_at at most once a minute per key, so authentication is not a write per
+    request."""
     material = keys.parse(raw)
     if material is None:
         return None
-    key = ApiKey.objects.select_related("organization").filter(prefix=material.prefix).first()
+    maker_role = key_maker_membership(
+        maker=OuterRef("created_by_id"), organization=OuterRef("organization_id"), made_at=OuterRef("created_at")
+    )
+    key = (
+        ApiKey.objects.select_related("organization", "created_by")
+        .annotate(maker_role=Subquery(maker_role.values("role")[:1]))
+        .filter(prefix=material.prefix).first()
+    )
     if key is None or not keys.secret_matches(material.secret, key.secret_hash) or key.revoked_at is not None:
         return None
-    if key.organization is not None and not key.organization.is_active:
-        return None
+    if key.organization is not None:
+        if not key.organization.is_active:
+            return None
+        authority = key_maker_authority(key, maker_role=key.maker_role, looked_up=True)
+        if authority is None:
+            return None
+        key.maker_authority = authority  # type: ignore[attr-defined]  # read by tenancy.key_caller
     now = now or timezone.now()
     if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
@@ -328,16 +399,18 @@ def api_key_authenticate(raw: str, *, now: datetime | None = None) -> ApiKey | N
 
 
 def member_add_or_invite(
-    *, organization: Organization, email: str, role: str, actor: User | None = None,
-    api_key: ApiKey | None = None, actor_role: str | None = None,
+    *, organization: Organization, email: str, role: str, by: Caller,
+    accept_url_builder: Callable[[str], str] | None = None,
 ) -> Membership | Invitation:
     """An existing user becomes a member at once; anyone else gets an invitation."""
     email = User.objects.normalize_email(email).lower()
-    _check_may_manage(actor_role, Role.VIEWER, role)
+    if role not in Role.values:
+        raise DomainError(f"Unknown role {role!r}.", field="role")
+    _check_may_manage(by, organization, new_role=role)
     user = User.objects.filter(email=email).first()
     if user is not None:
-        return membership_add(organization=organization, user=user, role=role, actor=actor, api_key=api_key)
+        return membership_add(organization=organization, user=user, role=role, by=by)
     invitation, _token = invitation_create(
-        organization=organization, email=email, role=role, invited_by=actor, actor_role=actor_role, api_key=api_key,
+        organization=organization, email=email, role=role, by=by, accept_url_builder=accept_url_builder,
     )
     return invitation

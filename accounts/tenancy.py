@@ -7,12 +7,13 @@ Every query a customer can reach goes through `Caller.scope_queryset` (API) or
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from accounts.models import ApiKey, ApiKeyKind, Membership, Organization, User
-from accounts.scopes import PLATFORM_SCOPES, READ_SCOPES, ROLE_SCOPES
+from accounts.scopes import ORGANIZATION_SCOPES, PLATFORM_SCOPES, READ_SCOPES, ROLE_SCOPES, Role
 from core.errors import DomainError, NotFound
 
 SESSION_KEY = "organization_id"
@@ -46,6 +47,14 @@ def staff_scopes(user: User) -> frozenset[str]:
 
 @dataclass(frozen=True)
 class Caller:
+    """Who acts, where, with which scopes, and with which role for the owner rules.
+
+    `role` is the member role the caller acts with: a member's own, an organisation key's
+    maker's (the owner rules read it, in accounts.services), None for the platform (staff,
+    platform keys: `platform` is True) and for callers who are nobody's member. `scopes`
+    are what the caller may do now: for a key, its own scopes cut to what its maker holds.
+    """
+
     user: User | None = None
     api_key: ApiKey | None = None
     organization: Organization | None = None
@@ -100,16 +109,97 @@ def _organization_id(value: int | str | None) -> int | None:
 
 
 ANONYMOUS = Caller()
+# The platform itself, for code that acts on no one's request (tests, one-off scripts).
+SYSTEM = Caller(platform=True, scopes=PLATFORM_SCOPES)
+
+
+def membership_caller(membership: Membership) -> Caller:
+    """A member acting in their organisation (the portal, a session on the API)."""
+    return Caller(
+        user=membership.user,
+        organization=membership.organization,
+        role=membership.role,
+        scopes=ROLE_SCOPES[membership.role],
+    )
+
+
+def person_caller(user: User, organization: Organization) -> Caller:
+    """What a person may do in an organisation now, outside any request of theirs (to
+    check again, later, what they granted)."""
+    scopes = staff_scopes(user)
+    if scopes:
+        return Caller(user=user, platform=True, scopes=scopes)
+    membership = Membership.objects.select_related("user", "organization").filter(
+        user=user, organization=organization).first()
+    if membership is None or not user.is_active:
+        return Caller(user=user)
+    return membership_caller(membership)
+
+
+@dataclass(frozen=True)
+class Authority:
+    """What the maker of an organisation key may do in the key's organisation now."""
+
+    role: str | None
+    scopes: frozenset[str]
+
+
+# An organisation key made by the platform (a platform key, a command) answers to no
+# member: inside its organisation it acts with an owner's authority, its scopes its own.
+PLATFORM_MADE = Authority(role=Role.OWNER, scopes=ORGANIZATION_SCOPES)
+
+
+def key_maker_membership(*, maker: Any, organization: Any, made_at: Any) -> QuerySet[Membership]:
+    """The membership an organisation key was made under, while its maker is still in it
+    (values, or OuterRefs for a subquery). A membership that began after the key (the
+    maker left and was invited back) does not count: a key lives no longer than the
+    membership it was made in."""
+    return Membership.objects.filter(user_id=maker, organization_id=organization, created_at__lte=made_at)
+
+
+def key_maker_authority(api_key: ApiKey, *, maker_role: str | None = None, looked_up: bool = False) -> Authority | None:
+    """The maker's authority over an organisation key now, read at every request (so a
+    role changed anywhere, the console included, counts at once); None when the maker no
+    longer stands behind the key (left the organisation, deactivated).
+
+    With `looked_up`, `maker_role` is the maker's role as the authentication query
+    already read it (None: no longer a member); otherwise it is read here."""
+    if api_key.created_by_id is None:
+        return PLATFORM_MADE
+    maker = api_key.created_by
+    if maker is None:
+        return PLATFORM_MADE
+    if not maker.is_active:
+        return None
+    held = staff_scopes(maker)
+    if held:  # made by staff: the platform's authority, as far as the staff member's own
+        return Authority(role=Role.OWNER, scopes=held & ORGANIZATION_SCOPES)
+    if not looked_up:
+        maker_role = key_maker_membership(
+            maker=api_key.created_by_id, organization=api_key.organization_id, made_at=api_key.created_at
+        ).values_list("role", flat=True).first()
+    if maker_role is None:
+        return None
+    return Authority(role=maker_role, scopes=ROLE_SCOPES[maker_role])
+
+
+def key_caller(api_key: ApiKey, authority: Authority | None = None) -> Caller:
+    if api_key.kind == ApiKeyKind.PLATFORM:
+        return Caller(api_key=api_key, platform=True, scopes=frozenset(api_key.scopes))
+    authority = authority or key_maker_authority(api_key)
+    if authority is None:
+        return Caller(api_key=api_key, organization=api_key.organization)
+    return Caller(
+        api_key=api_key,
+        organization=api_key.organization,
+        role=authority.role,
+        scopes=frozenset(api_key.scopes) & authority.scopes,
+    )
 
 
 def caller_for(user: User | None, api_key: ApiKey | None, request: HttpRequest | None = None) -> Caller:
     if api_key is not None:
-        return Caller(
-            api_key=api_key,
-            organization=api_key.organization,
-            platform=api_key.kind == ApiKeyKind.PLATFORM,
-            scopes=frozenset(api_key.scopes),
-        )
+        return key_caller(api_key, getattr(api_key, "maker_authority", None))
     if user is None or not user.is_authenticated:
         return ANONYMOUS
     scopes = staff_scopes(user)
@@ -118,9 +208,4 @@ def caller_for(user: User | None, api_key: ApiKey | None, request: HttpRequest |
     membership = current_membership(request) if request is not None else None
     if membership is None:
         return Caller(user=user)
-    return Caller(
-        user=user,
-        organization=membership.organization,
-        role=membership.role,
-        scopes=ROLE_SCOPES[membership.role],
-    )
+    return membership_caller(membership)

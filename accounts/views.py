@@ -26,7 +26,7 @@ from accounts.forms import (
 from accounts.models import ApiKey, Invitation, Membership
 from accounts.portal import dashboard_cards, portal_view
 from accounts.scopes import ROLE_DESCRIPTIONS, ROLE_SCOPES, Role
-from accounts.tenancy import SESSION_KEY
+from accounts.tenancy import SESSION_KEY, membership_caller
 from core.errors import DomainError
 
 
@@ -106,8 +106,7 @@ def team(request):
             try:
                 services.invitation_create(
                     organization=org, email=form.cleaned_data["email"], role=form.cleaned_data["role"],
-                    invited_by=request.user, actor_role=request.membership.role,
-                    accept_url_builder=request.build_absolute_uri,
+                    by=membership_caller(request.membership), accept_url_builder=request.build_absolute_uri,
                 )
             except DomainError as exc:
                 form.add_error(exc.field if exc.field in form.fields else None, exc.message)
@@ -131,8 +130,8 @@ def member_role(request, pk: int):
         messages.error(request, "Choose a valid role.")
         return redirect("portal:team")
     try:
-        services.membership_change_role(membership=membership, role=form.cleaned_data["role"], actor=request.user,
-                                        actor_role=request.membership.role)
+        services.membership_change_role(membership=membership, role=form.cleaned_data["role"],
+                                        by=membership_caller(request.membership))
         messages.success(request, f"{membership.user.email} is now {form.cleaned_data['role']}.")
     except DomainError as exc:
         messages.error(request, exc.message)
@@ -144,7 +143,7 @@ def member_role(request, pk: int):
 def member_remove(request, pk: int):
     membership = get_object_or_404(Membership, pk=pk, organization=request.membership.organization)
     try:
-        services.membership_remove(membership=membership, actor=request.user, actor_role=request.membership.role)
+        services.membership_remove(membership=membership, by=membership_caller(request.membership))
         messages.success(request, f"{membership.user.email} was removed.")
     except DomainError as exc:
         messages.error(request, exc.message)
@@ -207,13 +206,17 @@ def api_keys(request):
         if not can_manage:
             raise PermissionDenied
         if form.is_valid():
-            key, full = services.api_key_create(
-                name=form.cleaned_data["name"], scopes=form.cleaned_data["scopes"], organization=org,
-                created_by=request.user,
-            )
-            # Shown once, on the next page view, then gone from the session.
-            request.session["new_api_key"] = {"id": key.pk, "key": full}
-            return redirect("portal:api_keys")
+            try:
+                key, full = services.api_key_create(
+                    name=form.cleaned_data["name"], scopes=form.cleaned_data["scopes"], organization=org,
+                    by=membership_caller(request.membership),
+                )
+            except DomainError as exc:
+                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            else:
+                # Shown once, on the next page view, then gone from the session.
+                request.session["new_api_key"] = {"id": key.pk, "key": full}
+                return redirect("portal:api_keys")
     new_key = request.session.pop("new_api_key", None)
     keys = ApiKey.objects.filter(organization=org).select_related("created_by")
     return render(request, "accounts/api_keys.html", {"keys": keys, "form": form, "new_key": new_key,

@@ -94,9 +94,7 @@ class OrganizationViewSet(
         with transaction.atomic():
             org = services.organization_create(actor=caller.user, api_key=caller.api_key, **data)
             if owner_email:
-                services.member_add_or_invite(
-                    organization=org, email=owner_email, role="owner", actor=caller.user, api_key=caller.api_key
-                )
+                services.member_add_or_invite(organization=org, email=owner_email, role="owner", by=caller)
         return Response(OrganizationSerializer(org).data, status=status.HTTP_201_CREATED)
 
     def partial_update(self, request, *args, **kwargs):
@@ -155,10 +153,7 @@ class MemberViewSet(
         serializer = MembershipCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         caller = get_caller(request)
-        result = services.member_add_or_invite(
-            organization=organization, actor=caller.user, api_key=caller.api_key,
-            actor_role=caller.role, **serializer.validated_data,
-        )
+        result = services.member_add_or_invite(organization=organization, by=caller, **serializer.validated_data)
         if isinstance(result, Membership):
             return Response(MembershipSerializer(result).data, status=status.HTTP_201_CREATED)
         return Response(InvitationSerializer(result).data, status=status.HTTP_202_ACCEPTED)
@@ -168,15 +163,13 @@ class MemberViewSet(
         membership = self.get_object()
         serializer = MembershipUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        caller = get_caller(request)
         membership = services.membership_change_role(
-            membership=membership, role=serializer.validated_data["role"], actor=caller.user, actor_role=caller.role
+            membership=membership, role=serializer.validated_data["role"], by=get_caller(request)
         )
         return Response(MembershipSerializer(membership).data)
 
     def destroy(self, request, *args, **kwargs):
-        caller = get_caller(request)
-        services.membership_remove(membership=self.get_object(), actor=caller.user, actor_role=caller.role)
+        services.membership_remove(membership=self.get_object(), by=get_caller(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -207,15 +200,14 @@ class ApiKeyViewSet(
         serializer.is_valid(raise_exception=True)
         caller = get_caller(request)
         org = caller.target_organization(request.query_params.get("organization"))
-        key, full = services.api_key_create(
-            organization=org, created_by=caller.user, **serializer.validated_data
-        )
+        key, full = services.api_key_create(organization=org, by=caller, **serializer.validated_data)
         data = ApiKeySerializer(key).data
         data["key"] = full
         return Response(data, status=status.HTTP_201_CREATED)
 
     def destroy(self, request, *args, **kwargs):
-        key = services.api_key_revoke(api_key=self.get_object(), actor=get_caller(request).user)
+        caller = get_caller(request)
+        key = services.api_key_revoke(api_key=self.get_object(), actor=caller.user, by_key=caller.api_key)
         return Response(ApiKeySerializer(key).data, status=status.HTTP_200_OK)
 
 

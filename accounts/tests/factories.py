@@ -62,7 +62,7 @@ def make_api_key(organization: Organization | None, scopes=None, name: str = "te
     """An active key and its raw bearer string (organisation key, or platform key for None)."""
     if scopes is None:
         scopes = ORGANIZATION_SCOPES if organization is not None else PLATFORM_SCOPES
-    return api_key_create(name=name, scopes=list(scopes), organization=organization, created_by=None)
+    return api_key_create(name=name, scopes=list(scopes), organization=organization, by=None)
 
 
 # --- Tenancy: how to make each accounts model for a given organisation -------------

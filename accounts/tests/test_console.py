@@ -303,6 +303,7 @@ def test_the_console_and_the_api_demoting_the_two_owners_at_once_leave_one_owner
     from django.test import Client
 
     from accounts import services
+    from accounts.tenancy import SYSTEM
     from accounts.tests.factories import OrganizationFactory
     from core.errors import DomainError
 
@@ -325,7 +326,7 @@ def test_the_console_and_the_api_demoting_the_two_owners_at_once_leave_one_owner
         def by_service(membership=b, barrier=barrier):
             try:
                 barrier.wait()
-                services.membership_change_role(membership=membership, role=Role.VIEWER, actor=None)
+                services.membership_change_role(membership=membership, role=Role.VIEWER, by=SYSTEM)
             except DomainError:
                 pass
             finally:

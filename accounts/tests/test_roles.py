@@ -12,6 +12,7 @@ from rest_framework.test import APIClient
 from accounts import services
 from accounts.models import AuditLog, Invitation, Membership, Organization
 from accounts.scopes import ROLE_SCOPES, Role
+from accounts.tenancy import membership_caller
 from accounts.tests.factories import MembershipFactory
 from core.errors import Conflict, Forbidden
 
@@ -122,7 +123,9 @@ def test_api_actions_by_session_follow_the_role(org, make_member, role, method, 
 
 @pytest.mark.parametrize(("method", "path", "body", "scope"), API_ACTIONS, ids=[f"{a[0]} {a[1]}" for a in API_ACTIONS])
 def test_api_keys_hold_exactly_their_scopes(org, make_key, api, method, path, body, scope):
-    allowed = api(make_key(org, [scope]))
+    # A key that hands out scopes (in a new key, or a member's role) must hold them too.
+    handed_out = set((body or {}).get("scopes", [])) | ROLE_SCOPES.get((body or {}).get("role"), frozenset())
+    allowed = api(make_key(org, sorted({scope} | handed_out)))
     refused = api(make_key(org, sorted(ROLE_SCOPES[OWNER] - {scope})))
     path = path.format(org=org.pk)
     assert getattr(allowed, method)(path, body, format="json").status_code in (200, 201, 202)
@@ -158,8 +161,8 @@ def team(org, make_member):
 
 
 def test_admin_manages_billing_and_viewer_members(team):
-    services.membership_change_role(membership=team[VIEWER], role=BILLING, actor=team[ADMIN].user, actor_role=ADMIN)
-    services.membership_remove(membership=team[BILLING], actor=team[ADMIN].user, actor_role=ADMIN)
+    services.membership_change_role(membership=team[VIEWER], role=BILLING, by=membership_caller(team[ADMIN]))
+    services.membership_remove(membership=team[BILLING], by=membership_caller(team[ADMIN]))
     assert Membership.objects.get(pk=team[VIEWER].pk).role == BILLING
     assert not Membership.objects.filter(pk=team[BILLING].pk).exists()
 
@@ -167,12 +170,12 @@ def test_admin_manages_billing_and_viewer_members(team):
 @pytest.mark.parametrize(
     "attempt",
     [
-        lambda t: services.membership_change_role(membership=t[OWNER], role=VIEWER, actor=None, actor_role=ADMIN),
-        lambda t: services.membership_remove(membership=t[OWNER], actor=None, actor_role=ADMIN),
-        lambda t: services.membership_change_role(membership=t[VIEWER], role=OWNER, actor=None, actor_role=ADMIN),
-        lambda t: services.membership_change_role(membership=t[ADMIN], role=OWNER, actor=None, actor_role=ADMIN),
+        lambda t: services.membership_change_role(membership=t[OWNER], role=VIEWER, by=membership_caller(t[ADMIN])),
+        lambda t: services.membership_remove(membership=t[OWNER], by=membership_caller(t[ADMIN])),
+        lambda t: services.membership_change_role(membership=t[VIEWER], role=OWNER, by=membership_caller(t[ADMIN])),
+        lambda t: services.membership_change_role(membership=t[ADMIN], role=OWNER, by=membership_caller(t[ADMIN])),
         lambda t: services.invitation_create(organization=t[OWNER].organization, email="o@example.com", role=OWNER,
-                                             invited_by=None, actor_role=ADMIN),
+                                             by=membership_caller(t[ADMIN])),
     ],
     ids=["demote an owner", "remove an owner", "promote to owner", "promote self to owner", "invite an owner"],
 )
@@ -203,8 +206,8 @@ def test_admin_is_refused_in_the_portal_with_a_message(client, team):
 
 def test_owner_promotes_and_then_steps_down(team):
     owner = team[OWNER]
-    services.membership_change_role(membership=team[ADMIN], role=OWNER, actor=owner.user, actor_role=OWNER)
-    services.membership_change_role(membership=owner, role=VIEWER, actor=owner.user, actor_role=OWNER)
+    services.membership_change_role(membership=team[ADMIN], role=OWNER, by=membership_caller(owner))
+    services.membership_change_role(membership=owner, role=VIEWER, by=membership_caller(owner))
     assert list(Membership.objects.filter(role=OWNER)) == [Membership.objects.get(pk=team[ADMIN].pk)]
     assert AuditLog.objects.filter(action="member.role_changed").count() == 2
 
@@ -212,9 +215,9 @@ def test_owner_promotes_and_then_steps_down(team):
 def test_the_last_owner_cannot_be_demoted_or_removed(team):
     owner = team[OWNER]
     with pytest.raises(Conflict, match="at least one owner"):
-        services.membership_change_role(membership=owner, role=ADMIN, actor=owner.user, actor_role=OWNER)
+        services.membership_change_role(membership=owner, role=ADMIN, by=membership_caller(owner))
     with pytest.raises(Conflict, match="at least one owner"):
-        services.membership_remove(membership=owner, actor=owner.user, actor_role=OWNER)
+        services.membership_remove(membership=owner, by=membership_caller(owner))
     assert Membership.objects.get(pk=owner.pk).role == OWNER
 
 
@@ -240,9 +243,9 @@ def test_two_owners_stepping_down_at_once_leave_one_owner(org, make_member, how)
         try:
             barrier.wait()
             if how == "demote":
-                services.membership_change_role(membership=target, role=VIEWER, actor=actor.user, actor_role=OWNER)
+                services.membership_change_role(membership=target, role=VIEWER, by=membership_caller(actor))
             else:
-                services.membership_remove(membership=target, actor=actor.user, actor_role=OWNER)
+                services.membership_remove(membership=target, by=membership_caller(actor))
             outcomes.append("done")
         except Conflict:
             outcomes.append("refused")

@@ -144,7 +144,7 @@ def _setup(tag: str, resources: int):
                 FROM usage_resource WHERE organization_id = %(org)s
             """, {"org": org.pk, "since": since, "m": to_minute(since)})
         _key, raw = api_key_create(name=f"{tag} platform", scopes=sorted(PLATFORM_SCOPES), organization=None,
-                                   created_by=None)
+                                   by=None)
     return org, raw
 
 

@@ -15,7 +15,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, name, scopes, **options):
         try:
-            key, full = api_key_create(name=name, scopes=scopes, organization=None, created_by=None)
+            key, full = api_key_create(name=name, scopes=scopes, organization=None, by=None)
         except DomainError as exc:
             raise CommandError(exc.message)
         self.stdout.write(full)
