@@ -26,6 +26,8 @@ NO_ROW = "classify it: add a row saying which scope it needs (or PUBLIC, MEMBER,
 PUBLIC = "public"
 MEMBER = "member"
 NOBODY = "nobody"
+SIGNED_IN = "signed in"  # any person with a session, member or not, staff included
+OWNER_ROLE = "owner role"  # a session of an owner (a setting only owners may change)
 
 # --- The API: (URL name, method) → scope ----------------------------------------------------
 
@@ -122,10 +124,16 @@ WEB: dict[tuple[str, str], str] = {
     **_page("password_reset_confirm", PUBLIC, PUBLIC),
     **_page("password_reset_complete", PUBLIC, NOBODY),
     **_page("accept_invitation", PUBLIC, PUBLIC),
+    # Two-factor sign-in: the code step and one's own authenticator, for anyone signed in.
+    **_page("two_factor_verify", SIGNED_IN, SIGNED_IN),
+    **_page("two_factor_enrol", SIGNED_IN, SIGNED_IN),
+    **_page("two_factor_recovery_codes", SIGNED_IN, SIGNED_IN),
+    **_page("two_factor_disable", NOBODY, SIGNED_IN),
     # The portal: accounts.
     **_page("portal:dashboard", MEMBER, MEMBER),
     **_page("portal:switch_organization", NOBODY, MEMBER),
     **_page("portal:settings", "account:read", "account:write"),
+    **_page("portal:two_factor_requirement", NOBODY, OWNER_ROLE),
     **_page("portal:team", "account:read", "members:write"),
     **_page("portal:member_role", NOBODY, "members:write"),
     **_page("portal:member_remove", NOBODY, "members:write"),
@@ -241,6 +249,10 @@ def allowed(principal: Principal, rule: str, *, web: bool) -> bool:
         return True
     if rule == NOBODY or principal.kind == "anonymous":
         return False
+    if rule == SIGNED_IN:
+        return principal.kind == "session"
+    if rule == OWNER_ROLE:
+        return principal.kind == "session" and principal.role == "owner"
     if rule == MEMBER or web:
         return principal.member and (rule == MEMBER or rule in principal.holds)
     return rule in principal.holds

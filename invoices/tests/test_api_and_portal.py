@@ -75,7 +75,8 @@ def test_the_interim_preview_is_computed_not_stored(org, org_api, fixture_pipeli
     assert Invoice.objects.count() == 0
 
 
-def test_the_portal_lists_shows_and_downloads_an_invoice(issued, org, make_member, client):
+def test_the_portal_lists_shows_and_downloads_an_invoice(issued, org, make_member, client, settings, tmp_path):
+    settings.MEDIA_ROOT = str(tmp_path)  # another test's INV-2026-000001.pdf would make Django rename this one
     client.force_login(make_member(org, "billing").user)
     assert issued.number in client.get("/invoices/").content.decode()
     assert "Server 0" in client.get(f"/invoices/{issued.pk}/").content.decode()
