@@ -245,7 +245,9 @@ def invitation_create(
                  obj=invitation, changes={"email": email, "role": role})
     inviter = invited_by.get_full_name() if invited_by else organization.name
     path = reverse("accept_invitation", args=[token])
-    url = accept_url_builder(path) if accept_url_builder else path
+    # The portal builds the link from its request; the API and commands have none, so
+    # the configured portal address stands in (a bare path in an email links nowhere).
+    url = accept_url_builder(path) if accept_url_builder else settings.PORTAL_BASE_URL.rstrip("/") + path
     transaction.on_commit(lambda: send_mail(
         subject=f"You are invited to {organization.name} on {settings.PORTAL_BRAND}",
         message=(

@@ -185,3 +185,14 @@ def test_the_api_invites_unknown_people_and_adds_known_ones(org, org_api, django
     assert invited.status_code == 202 and invited.json()["status"] == "pending"
     assert added.status_code == 201 and added.json()["email"] == known.email
     assert [m.to for m in mail.outbox] == [["stranger@example.com"]]
+
+
+def test_an_invitation_made_through_the_api_links_absolutely_to_the_portal(org, org_api, settings,
+                                                                            django_capture_on_commit_callbacks):
+    # Without a request to build from, the email carried "/invitations/…": no link at all.
+    settings.PORTAL_BASE_URL = "https://billing.example.com"
+    with django_capture_on_commit_callbacks(execute=True):
+        org_api.post(f"/api/v1/organizations/{org.pk}/members", {"email": "new@example.com", "role": "viewer"},
+                     format="json")
+    [email] = mail.outbox
+    assert "https://billing.example.com/invitations/" in email.body
