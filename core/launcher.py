@@ -176,11 +176,7 @@ def run(port: str) -> int:
     stop = threading.Event()
 
     def _asked_to_stop(signum: int, _frame: object) -> None:
-        if not stop.is_set():
-            stop.set()
-            print(flush=True)
-            say(f"  {signal.Signals(signum).name} received: stopping web, worker, beat"
-                + (" and the database" if server is not None else "") + "…")
+        _announce_stop(stop, server, signum)
         raise _Stop
 
     signal.signal(signal.SIGINT, _asked_to_stop)
@@ -213,8 +209,8 @@ def run(port: str) -> int:
             return prepare.returncode
         supervisor = Supervisor(processes(port), env)
         # From here the signal only sets `stop`: the supervisor's loop notices and stops all.
-        signal.signal(signal.SIGINT, lambda *_: _quiet_stop(stop, server))
-        signal.signal(signal.SIGTERM, lambda *_: _quiet_stop(stop, server))
+        signal.signal(signal.SIGINT, lambda signum, _frame: _announce_stop(stop, server, signum))
+        signal.signal(signal.SIGTERM, lambda signum, _frame: _announce_stop(stop, server, signum))
         died = supervisor.run(stop)
         return 1 if died else 0
     except _Stop:
@@ -232,11 +228,13 @@ class _Stop(Exception):
     """Ctrl-C or SIGTERM before the processes started: end the current step."""
 
 
-def _quiet_stop(stop: threading.Event, server: EmbeddedServer | None) -> None:
+def _announce_stop(stop: threading.Event, server: EmbeddedServer | None, signum: int) -> None:
+    """Set `stop` and say so, once however many signals arrive."""
     if not stop.is_set():
         stop.set()
         print(flush=True)
-        say("  Stopping web, worker, beat" + (" and the database" if server is not None else "") + "…")
+        say(f"  {signal.Signals(signum).name} received: stopping web, worker, beat"
+            + (" and the database" if server is not None else "") + "…")
 
 
 def main(argv: list[str] | None = None) -> int:
