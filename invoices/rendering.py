@@ -3,6 +3,7 @@ the finalizing transaction committed; both are safe to run twice."""
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from decimal import Decimal
 from functools import cache
@@ -17,6 +18,8 @@ from django.utils import timezone
 
 from core.money import ZERO, format_money
 from invoices.models import Invoice, InvoiceLine, LineKind
+
+logger = logging.getLogger(__name__)
 
 
 def line_groups(lines: list) -> list[dict]:
@@ -75,13 +78,25 @@ def pdf_filename(invoice: Invoice) -> str:
     return f"{invoice.number or f'draft-{invoice.pk}'}.pdf"
 
 
+def _pdf_stored(invoice: Invoice) -> bool:
+    return bool(invoice.pdf) and invoice.pdf.storage.exists(invoice.pdf.name)
+
+
 def invoice_ensure_pdf(*, invoice_id: int) -> Invoice:
     """Render and store the PDF of an issued invoice once. The row lock serialises a
-    render started by finalization with one started by the email."""
+    render started by finalization with one started by the email. A recorded PDF whose
+    file is gone from storage (a lost volume, a restore without media) is rendered again
+    from the invoice's frozen lines and billing details, not answered with a 500."""
+    invoice = Invoice.objects.select_related("organization").get(pk=invoice_id)
+    if invoice.number is None or _pdf_stored(invoice):
+        return invoice
     with transaction.atomic():
         invoice = Invoice.objects.select_for_update().select_related("organization").get(pk=invoice_id)
-        if invoice.pdf or invoice.number is None:
+        if invoice.number is None or _pdf_stored(invoice):
             return invoice
+        if invoice.pdf:
+            logger.warning("invoice %s: stored PDF %s is missing; rendering it again", invoice.number,
+                           invoice.pdf.name)
         data = render_invoice_pdf(invoice)
         invoice.pdf.save(pdf_filename(invoice), ContentFile(data), save=False)
         invoice.pdf_rendered_at = timezone.now()

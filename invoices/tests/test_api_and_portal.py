@@ -95,3 +95,21 @@ def test_the_portal_shows_this_months_interim_invoice(org, make_member, client, 
     assert "$216.00" in page and "web-1" in page
     assert "$216.00" in client.get("/").content.decode()  # the dashboard card
     assert Invoice.objects.count() == 0
+
+
+def test_a_stored_pdf_whose_file_is_gone_is_rendered_again_not_a_500(issued, org, make_member, client, org_api,
+                                                                      settings, tmp_path):
+    # A restore without the media volume left `invoice.pdf` naming a file that is not there:
+    # the download opened it and answered 500 (FileNotFoundError).
+    settings.MEDIA_ROOT = str(tmp_path)
+    client.force_login(make_member(org, "billing").user)
+    assert client.get(f"/invoices/{issued.pk}/pdf").status_code == 200
+    issued.refresh_from_db()
+    issued.pdf.storage.delete(issued.pdf.name)
+    pdf = client.get(f"/invoices/{issued.pk}/pdf")
+    assert pdf.status_code == 200 and b"".join(pdf.streaming_content).startswith(b"%PDF")
+    issued.pdf.storage.delete(issued.pdf.name)
+    api = org_api.get(f"/api/v1/invoices/{issued.pk}/pdf")
+    assert api.status_code == 200 and b"".join(api.streaming_content).startswith(b"%PDF")
+    issued.refresh_from_db()
+    assert issued.pdf.storage.exists(issued.pdf.name)
