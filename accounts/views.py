@@ -38,6 +38,14 @@ class LoginView(auth_views.LoginView):
     authentication_form = EmailAuthenticationForm
     redirect_authenticated_user = True
 
+    def get_default_redirect_url(self):
+        """Staff who belong to no organisation came for the console: sending them to the
+        portal's dashboard landed them on its 403 "no organisation" page."""
+        user = self.request.user
+        if user.is_staff and not Membership.objects.filter(user=user, organization__is_active=True).exists():
+            return reverse("admin:index")
+        return super().get_default_redirect_url()
+
     def get_success_url(self):
         url = super().get_success_url()
         step = two_factor.pending_step(self.request)

@@ -245,6 +245,17 @@ class TestStaff:
         _verify(client, code_for(device), "/console/")
         assert client.get("/console/").status_code == 200
 
+    def test_staff_signing_in_on_the_portal_page_end_in_the_console(self, client, staff_member):
+        # The portal's sign-in sent staff (members of no organisation) through the code
+        # step to the dashboard, which answered its 403 "no organisation" page.
+        device, _codes = enrolled(staff_member)
+        step = sign_in(client, staff_member)
+        assert step["Location"].startswith(reverse("two_factor_verify"))
+        next_url = client.get(step["Location"]).context["next"]
+        done = _verify(client, code_for(device), next_url)
+        assert done["Location"] == reverse("admin:index")
+        assert client.get(done["Location"]).status_code == 200
+
     def test_the_console_refuses_an_unverified_staff_session_on_its_own(self, rf, staff_member):
         """The backstop behind the middleware: the console's own permission check."""
         from django.contrib import admin
