@@ -173,8 +173,19 @@ class TopUpAdmin(ReadOnlyAdmin):
 
 @admin.register(AutoTopUpSettings)
 class AutoTopUpSettingsAdmin(AuditedModelAdmin):
-    list_display = ["organization", "enabled", "threshold", "amount", "monthly_cap", "updated_at"]
+    list_display = ["organization", "enabled", "threshold", "amount", "monthly_cap", "updated_at", "rearmed_at"]
     list_filter = ["enabled"]
+    fields = ["organization", "enabled", "threshold", "amount", "monthly_cap", "rearmed_at"]
+    readonly_fields = ["rearmed_at"]
+
+    def save_model(self, request, obj, form, change):
+        """Through the service, so the rules hold and a save that changes nothing re-arms
+        nothing (it would start a second auto top-up in the same crossing)."""
+        try:
+            services.auto_topup_configure(organization=obj.organization, enabled=obj.enabled, threshold=obj.threshold,
+                                          amount=obj.amount, monthly_cap=obj.monthly_cap, actor=request.user)
+        except DomainError as exc:
+            self.message_user(request, f"Not saved: {exc.message}", messages.ERROR)
 
 
 @admin.register(CreditEvent)

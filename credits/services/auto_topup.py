@@ -53,11 +53,15 @@ def auto_topup_configure(
         raise DomainError("The monthly cap must allow at least one top-up.", field="monthly_cap")
     cfg, _ = AutoTopUpSettings.objects.select_for_update().get_or_create(organization=organization)
     before = {"enabled": cfg.enabled, "threshold": cfg.threshold, "amount": cfg.amount, "monthly_cap": cfg.monthly_cap}
-    cfg.enabled, cfg.threshold, cfg.amount, cfg.monthly_cap = enabled, threshold, amount, monthly_cap
-    cfg.save()
     after = {"enabled": enabled, "threshold": threshold, "amount": amount, "monthly_cap": monthly_cap}
+    changes = {k: [before[k], after[k]] for k in after if before[k] != after[k]}
+    if not changes:
+        return cfg  # a resubmitted form: nothing re-armed, nothing audited
+    cfg.enabled, cfg.threshold, cfg.amount, cfg.monthly_cap = enabled, threshold, amount, monthly_cap
+    cfg.rearmed_at = timezone.now()
+    cfg.save()
     audit_record("credits.auto_topup_configured", actor=actor, api_key=api_key, organization=organization, obj=cfg,
-                 changes={k: [before[k], after[k]] for k in after if before[k] != after[k]})
+                 changes=changes)
     if enabled:
         org_id, currency = organization.pk, organization.currency
         transaction.on_commit(lambda: _auto_topup_later(org_id, currency))
@@ -93,11 +97,16 @@ def auto_topup_check(*, organization_id: int, currency: str, now: datetime | Non
     balance = _lock_balance(organization_id, currency)
     if balance.amount >= cfg.threshold or currency != cfg.organization.currency:
         return None
+    # One automatic top-up under way at a time, whatever the crossing (also a database
+    # constraint, credits_topup_one_auto_in_flight): its outcome decides what comes next.
+    if TopUp.objects.filter(organization_id=organization_id, source=TopUpSource.AUTO,
+                            status__in=[TopUpStatus.PENDING, TopUpStatus.FAILED]).exists():
+        return None
     entries = LedgerEntry.objects.filter(organization_id=organization_id, currency=currency)
     # A top-up under earlier settings, or one skipped for last month's cap, does not answer
     # this crossing: saving the settings starts afresh, and this month's cap is fresh.
     last_key = (TopUp.objects.filter(organization_id=organization_id, currency=currency, source=TopUpSource.AUTO,
-                                     created_at__gte=cfg.updated_at)
+                                     created_at__gte=cfg.rearmed_at)
                 .exclude(status=TopUpStatus.ABANDONED, created_at__lt=_month_start(now))
                 .order_by("-id").values_list("crossing_key", flat=True).first())
     answered = _crossing_entry(last_key)
