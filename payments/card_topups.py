@@ -55,3 +55,15 @@ def charge_topup(topup_id: int) -> None:
 
 # Credits' contract: top-ups move no money while cards go to the sandbox gateway.
 charge_topup.sandboxed = lambda: card_provider() == Provider.SANDBOX  # type: ignore[attr-defined]  # contract marker
+
+
+def _charged_method(organization) -> str:
+    """What an auto top-up would charge, for credits' console confirmation (contract marker)."""
+    provider = card_provider()
+    method = services.default_method(organization, provider)
+    if method is not None:
+        return f"saved card {method}"
+    return "the sandbox gateway (no money moves)" if provider == Provider.SANDBOX else "no saved card (it would fail)"
+
+
+charge_topup.charged_method = _charged_method  # type: ignore[attr-defined]  # contract marker
