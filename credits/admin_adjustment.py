@@ -58,7 +58,9 @@ class AdjustmentForm(forms.Form):
     """Step 1. `user` and `organizations` decide the precision and the staff limit."""
 
     amount = forms.DecimalField(
-        max_digits=20, decimal_places=6, help_text="Positive credits the customer, negative debits paid credit."
+        max_digits=20,
+        decimal_places=6,
+        help_text="Positive credits the customer, negative debits paid credit.",
     )
     category = forms.ChoiceField(choices=REASON_CATEGORIES, label="Reason category")
     reason = forms.CharField(
@@ -67,8 +69,12 @@ class AdjustmentForm(forms.Form):
         max_length=1900,
         help_text=f"What happened and the ticket, at least {MIN_REASON_LENGTH} characters.",
     )
-    promotional = forms.BooleanField(required=False, help_text="Grant as promotional credit (positive amounts only).")
-    expires_at = forms.DateTimeField(required=False, help_text="Promotional credit: when what is left expires (UTC).")
+    promotional = forms.BooleanField(
+        required=False, help_text="Grant as promotional credit (positive amounts only)."
+    )
+    expires_at = forms.DateTimeField(
+        required=False, help_text="Promotional credit: when what is left expires (UTC)."
+    )
 
     def __init__(self, *args: Any, user: Any, organizations: list[Organization], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -145,7 +151,9 @@ def outlook(organization: Organization, amount: Decimal) -> Outlook:
             running = _running_resources(organization.pk).count()
             if running:
                 grace = settings.CREDITS_HIBERNATE_GRACE_PERIOD
-                when = f" after the grace period of {int(grace.total_seconds() // 60)} minutes" if grace else ""
+                when = (
+                    f" after the grace period of {int(grace.total_seconds() // 60)} minutes" if grace else ""
+                )
                 view.consequences.append(f"{_plural(running, 'running server')} will be hibernated{when}.")
         topup = auto_topup_outlook(
             organization_id=organization.pk, currency=currency, balance_before=before, balance_after=after
@@ -165,7 +173,11 @@ def outlook(organization: Organization, amount: Decimal) -> Outlook:
                 f"Auto top-up will charge {format_money(topup['amount'], currency)} to {method}.{still}"
             )
         # As runway.send_warnings: one message per crossing, the most severe new key speaks.
-        new = [k for k in crossed_keys(after, balance.burn_rate_per_hour) if k not in (balance.warnings_sent or [])]
+        new = [
+            k
+            for k in crossed_keys(after, balance.burn_rate_per_hour)
+            if k not in (balance.warnings_sent or [])
+        ]
         if new:
             text = warning_text(new[0], after, currency, balance.burn_rate_per_hour)
             view.consequences.append(f"A warning will be emailed: “{text}”")
@@ -174,7 +186,9 @@ def outlook(organization: Organization, amount: Decimal) -> Outlook:
         if settings.CREDITS_RESUME_MODE == "automatic":
             view.consequences.append(f"{_plural(count, 'hibernated server')} will be resumed.")
         else:
-            view.consequences.append(f"{_plural(count, 'hibernated server')} can then be resumed (Resume action).")
+            view.consequences.append(
+                f"{_plural(count, 'hibernated server')} can then be resumed (Resume action)."
+            )
     if not view.consequences:
         view.consequences.append("Nothing else follows.")
     return view
@@ -212,8 +226,9 @@ def _nonce(request: HttpRequest, organizations: list[Organization], data: dict[s
     return str(claims["n"])
 
 
-def _post(modeladmin: Any, request: HttpRequest, organizations: list[Organization], form: AdjustmentForm,
-          nonce: str) -> int:
+def _post(
+    modeladmin: Any, request: HttpRequest, organizations: list[Organization], form: AdjustmentForm, nonce: str
+) -> int:
     data, done = form.cleaned_data, 0
     for org in organizations:
         reference = f"console-adjustment:{nonce}"
@@ -222,11 +237,21 @@ def _post(modeladmin: Any, request: HttpRequest, organizations: list[Organizatio
                 # Grants have no caller reference: the nonce is claimed once per organisation.
                 if not cache.add(f"{reference}:{org.pk}", 1, TOKEN_MAX_AGE):
                     continue
-                services.promo_grant(organization=org, amount=data["amount"], reason=form.full_reason,
-                                     expires_at=data["expires_at"], actor=request.user)
+                services.promo_grant(
+                    organization=org,
+                    amount=data["amount"],
+                    reason=form.full_reason,
+                    expires_at=data["expires_at"],
+                    actor=request.user,
+                )
             else:
-                services.credit_adjust(organization=org, amount=data["amount"], reason=form.full_reason,
-                                       reference=reference, actor=request.user)
+                services.credit_adjust(
+                    organization=org,
+                    amount=data["amount"],
+                    reason=form.full_reason,
+                    reference=reference,
+                    actor=request.user,
+                )
             done += 1
         except DomainError as exc:
             modeladmin.message_user(request, f"{org}: {exc.message}", messages.ERROR)
@@ -234,13 +259,17 @@ def _post(modeladmin: Any, request: HttpRequest, organizations: list[Organizatio
 
 
 def _current_balance(organization: Organization) -> str:
-    amount = (Balance.objects.filter(organization=organization, currency=organization.currency)
-              .values_list("amount", flat=True).first())
+    amount = (
+        Balance.objects.filter(organization=organization, currency=organization.currency)
+        .values_list("amount", flat=True)
+        .first()
+    )
     return format_money(amount if amount is not None else Decimal("0"), organization.currency)
 
 
-def adjust(modeladmin: Any, request: HttpRequest, organizations: list[Organization],
-           back_to_action: str) -> HttpResponse | None:
+def adjust(
+    modeladmin: Any, request: HttpRequest, organizations: list[Organization], back_to_action: str
+) -> HttpResponse | None:
     """The admin action's body (organisation and balance changelists)."""
     step = request.POST.get("step", "")
     form = AdjustmentForm(request.POST if step else None, user=request.user, organizations=organizations)
@@ -265,7 +294,9 @@ def adjust(modeladmin: Any, request: HttpRequest, organizations: list[Organizati
                 modeladmin.message_user(request, exc.message, messages.ERROR)
             else:
                 done = _post(modeladmin, request, organizations, form, nonce)
-                modeladmin.message_user(request, f"Adjusted the credit of {done} organisation(s).", messages.SUCCESS)
+                modeladmin.message_user(
+                    request, f"Adjusted the credit of {done} organisation(s).", messages.SUCCESS
+                )
                 return None
         context.update(
             step="confirm",

@@ -133,7 +133,7 @@ def send_warnings(*, now: datetime | None = None) -> int:
 
 @transaction.atomic
 def _warn_one(balance_id: int, now: datetime) -> None:
-    balance = Balance.objects.select_for_update().select_related("organization").get(pk=balance_id)
+    balance = Balance.objects.select_for_update(of=("self",)).select_related("organization").get(pk=balance_id)
     crossed = crossed_keys(balance.amount, balance.burn_rate_per_hour)
     new = [k for k in crossed if k not in balance.warnings_sent]
     if not new:

@@ -5,8 +5,11 @@ and moves `Balance.amount` (and `promo_amount`) with it under the balance row lo
 `balance_after` forms one unbroken chain. A non-empty `reference` makes a post
 idempotent. Entries are never edited: a correction is a reversal or an adjustment.
 
-Lock order, everywhere: the `Balance` row first (`_lock_balance`), then the rows that
-hang off it (promotional grants, top-ups). The set-based credit sync locks many balance
+Lock order, everywhere: the `Organization` row if at all (payments' `_lock` takes it with
+the payment), then the `Balance` row (`_lock_balance`), then the rows that hang off it
+(promotional grants, top-ups). A credits lock that reads the organisation through
+`select_related` names `of=("self",)`, or PostgreSQL locks the organisation row too, in
+the opposite order to a payment being credited (a deadlock: payments/tests/test_lock_order.py). The set-based credit sync locks many balance
 rows in ascending id order, so two writers never wait on each other in a cycle. The
 package's other modules take the lock and check amounts and reasons through the helpers
 here (`_lock_balance`, `_require_amount`, `_require_reason`).

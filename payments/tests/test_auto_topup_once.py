@@ -20,8 +20,9 @@ pytestmark = pytest.mark.django_db
 
 
 def _configure(org, threshold="1000", amount="500"):
-    return credits.auto_topup_configure(organization=org, enabled=True, threshold=Decimal(threshold),
-                                        amount=Decimal(amount))
+    return credits.auto_topup_configure(
+        organization=org, enabled=True, threshold=Decimal(threshold), amount=Decimal(amount)
+    )
 
 
 def _charges(fake_stripe) -> int:
@@ -29,7 +30,8 @@ def _charges(fake_stripe) -> int:
 
 
 def test_resaving_unchanged_settings_in_a_crossing_charges_the_card_once(
-        org, fake_stripe, stripe_card, balance, django_capture_on_commit_callbacks):
+    org, fake_stripe, stripe_card, balance, django_capture_on_commit_callbacks
+):
     stripe_card(org)
     _configure(org)
     with django_capture_on_commit_callbacks(execute=True):
@@ -45,8 +47,9 @@ def test_resaving_unchanged_settings_in_a_crossing_charges_the_card_once(
     assert TopUp.objects.filter(source="auto").count() == 1
 
 
-def test_a_second_trigger_while_an_auto_top_up_is_open_starts_none(org, fake_stripe, stripe_card,
-                                                                    django_capture_on_commit_callbacks):
+def test_a_second_trigger_while_an_auto_top_up_is_open_starts_none(
+    org, fake_stripe, stripe_card, django_capture_on_commit_callbacks
+):
     stripe_card(org)
     _configure(org)
     credits.credit_adjust(organization=org, amount=Decimal("-2000"), reason="staff correction, INC-1")
@@ -60,11 +63,25 @@ def test_a_second_trigger_while_an_auto_top_up_is_open_starts_none(org, fake_str
 
 
 def test_the_database_refuses_a_second_open_auto_top_up(org):
-    TopUp.objects.create(organization=org, source="auto", amount=Decimal("500"), currency="USD", crossing_key="a")
+    TopUp.objects.create(
+        organization=org, source="auto", amount=Decimal("500"), currency="USD", crossing_key="a"
+    )
     with pytest.raises(IntegrityError), transaction.atomic():
-        TopUp.objects.create(organization=org, source="auto", amount=Decimal("500"), currency="USD",
-                             crossing_key="b", status="failed")
+        TopUp.objects.create(
+            organization=org,
+            source="auto",
+            amount=Decimal("500"),
+            currency="USD",
+            crossing_key="b",
+            status="failed",
+        )
     # Manual top-ups and finished auto ones are not limited.
     TopUp.objects.create(organization=org, source="manual", amount=Decimal("10"), currency="USD")
-    TopUp.objects.create(organization=org, source="auto", amount=Decimal("500"), currency="USD", crossing_key="c",
-                         status="succeeded")
+    TopUp.objects.create(
+        organization=org,
+        source="auto",
+        amount=Decimal("500"),
+        currency="USD",
+        crossing_key="c",
+        status="succeeded",
+    )
