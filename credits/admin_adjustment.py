@@ -19,7 +19,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.conf import settings
@@ -30,7 +30,7 @@ from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
-from accounts.models import BillingMode, Organization
+from accounts.models import BillingMode, Organization, User
 from core.errors import DomainError
 from core.money import format_money, minor_unit_exponent, round_money
 from credits import services
@@ -98,7 +98,7 @@ class AdjustmentForm(forms.Form):
         return amount
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         if data.get("promotional"):
             if not data.get("expires_at"):
                 self.add_error("expires_at", "Promotional credit needs an expiry.")
@@ -230,6 +230,7 @@ def _post(
     modeladmin: Any, request: HttpRequest, organizations: list[Organization], form: AdjustmentForm, nonce: str
 ) -> int:
     data, done = form.cleaned_data, 0
+    staff = cast(User, request.user)  # the admin lets only signed-in staff this far
     for org in organizations:
         reference = f"console-adjustment:{nonce}"
         try:
@@ -242,7 +243,7 @@ def _post(
                     amount=data["amount"],
                     reason=form.full_reason,
                     expires_at=data["expires_at"],
-                    actor=request.user,
+                    actor=staff,
                 )
             else:
                 services.credit_adjust(
@@ -250,7 +251,7 @@ def _post(
                     amount=data["amount"],
                     reason=form.full_reason,
                     reference=reference,
-                    actor=request.user,
+                    actor=staff,
                 )
             done += 1
         except DomainError as exc:

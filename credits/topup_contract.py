@@ -29,6 +29,7 @@ Contract (see docs/ARCHITECTURE.md, "credits → payments"):
 
 from __future__ import annotations
 
+from accounts.models import Organization
 from credits import services
 from credits.models import TopUp
 
@@ -54,7 +55,7 @@ def sandbox_handler(topup_id: int) -> None:
     )
 
 
-def handler_charged_method(path: str, organization) -> str:
+def handler_charged_method(path: str, organization: Organization) -> str:
     """What the handler at dotted `path` would charge for `organization` (see the contract)."""
     from django.utils.module_loading import import_string
 

@@ -239,5 +239,5 @@ def credit_adjust(
                         reference=reference, actor=actor, api_key=api_key)
     audit_record("credits.adjusted", actor=actor, api_key=api_key, organization=organization, obj=entry,
                  reason=entry.reason, changes={"amount": entry.amount, "currency": entry.currency,
-                                               "balance_after": entry.balance_after})
+                                               "balance_after": entry.balance_after, "reference": entry.reference})
     return entry
