@@ -148,6 +148,9 @@ class AutoTopUpSettingsAdmin(AuditedModelAdmin):
     fields = ["organization", "enabled", "threshold", "amount", "monthly_cap", "rearmed_at"]
     readonly_fields = ["rearmed_at"]
 
+    def get_readonly_fields(self, request, obj=None):
+        return [*self.readonly_fields, "organization"] if obj is not None else self.readonly_fields
+
     def save_model(self, request, obj, form, change):
         """Through the service, so the rules hold and a save that changes nothing re-arms
         nothing (it would start a second auto top-up in the same crossing)."""

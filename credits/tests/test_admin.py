@@ -187,3 +187,19 @@ def test_support_cannot_adjust_credit(client, org):
     response = _step(client, org, "confirm", amount="15", token="forged")
     assert response.status_code in (200, 302, 403)
     assert not LedgerEntry.objects.exists()
+
+
+def test_saving_auto_top_up_settings_unchanged_in_the_console_re_arms_nothing(client, org):
+    cfg = services.auto_topup_configure(organization=org, enabled=True, threshold=Decimal("20"), amount=Decimal("50"))
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    url = f"/console/credits/autotopupsettings/{cfg.pk}/change/"
+    assert client.get(url).status_code == 200
+    fields = {"enabled": "on", "threshold": "20", "amount": "50", "monthly_cap": ""}
+    assert client.post(url, fields).status_code == 302
+    before = cfg.rearmed_at
+    cfg.refresh_from_db()
+    assert cfg.rearmed_at == before
+    assert client.post(url, {**fields, "threshold": "30"}).status_code == 302
+    cfg.refresh_from_db()
+    assert cfg.threshold == Decimal("30") and cfg.rearmed_at > before
+    assert AuditLog.objects.filter(action="credits.auto_topup_configured").count() == 2
