@@ -6,17 +6,14 @@ and goes through the services (so it is ledgered and audited)."""
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.contrib.admin import helpers
 from django.forms.models import BaseInlineFormSet
-from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html
 
 from accounts.admin_base import AuditedModelAdmin, ReadOnlyAdmin
 from accounts.models import Organization
 from core.errors import DomainError
-from credits import hibernation, services
-from credits.forms import AdjustmentForm
+from credits import admin_adjustment, hibernation, services
 from credits.models import (
     AutoTopUpSettings,
     Balance,
@@ -74,35 +71,8 @@ class BalanceInline(admin.TabularInline):
 
 
 def _adjust(modeladmin, request, organizations, back_to_action: str):
-    """Shared by the organisation and balance actions: an intermediate form, then one
-    adjustment (or promotional grant) per organisation through the services."""
-    form = AdjustmentForm(request.POST if "apply" in request.POST else None)
-    if "apply" in request.POST and form.is_valid():
-        data = form.cleaned_data
-        done = 0
-        for org in organizations:
-            try:
-                if data["promotional"]:
-                    services.promo_grant(organization=org, amount=data["amount"], reason=data["reason"],
-                                         expires_at=data["expires_at"], actor=request.user)
-                else:
-                    services.credit_adjust(organization=org, amount=data["amount"], reason=data["reason"],
-                                           actor=request.user)
-                done += 1
-            except DomainError as exc:
-                modeladmin.message_user(request, f"{org}: {exc.message}", messages.ERROR)
-        modeladmin.message_user(request, f"Adjusted the credit of {done} organisation(s).", messages.SUCCESS)
-        return None
-    return TemplateResponse(request, "credits/admin/adjust.html", {
-        **modeladmin.admin_site.each_context(request),
-        "title": "Adjust credit",
-        "form": form,
-        "organizations": organizations,
-        "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
-        "action": back_to_action,
-        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-        "opts": modeladmin.model._meta,
-    })
+    """Shared by the organisation and balance actions: the two steps in admin_adjustment."""
+    return admin_adjustment.adjust(modeladmin, request, organizations, back_to_action)
 
 
 def _has_adjust_permission(request) -> bool:
@@ -173,8 +143,22 @@ class TopUpAdmin(ReadOnlyAdmin):
 
 @admin.register(AutoTopUpSettings)
 class AutoTopUpSettingsAdmin(AuditedModelAdmin):
-    list_display = ["organization", "enabled", "threshold", "amount", "monthly_cap", "updated_at"]
+    list_display = ["organization", "enabled", "threshold", "amount", "monthly_cap", "updated_at", "rearmed_at"]
     list_filter = ["enabled"]
+    fields = ["organization", "enabled", "threshold", "amount", "monthly_cap", "rearmed_at"]
+    readonly_fields = ["rearmed_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*self.readonly_fields, "organization"] if obj is not None else self.readonly_fields
+
+    def save_model(self, request, obj, form, change):
+        """Through the service, so the rules hold and a save that changes nothing re-arms
+        nothing (it would start a second auto top-up in the same crossing)."""
+        try:
+            services.auto_topup_configure(organization=obj.organization, enabled=obj.enabled, threshold=obj.threshold,
+                                          amount=obj.amount, monthly_cap=obj.monthly_cap, actor=request.user)
+        except DomainError as exc:
+            self.message_user(request, f"Not saved: {exc.message}", messages.ERROR)
 
 
 @admin.register(CreditEvent)

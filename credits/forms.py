@@ -23,22 +23,3 @@ class AutoTopUpForm(forms.Form):
 
 class LedgerFilterForm(forms.Form):
     kind = forms.ChoiceField(required=False, choices=[("", "All kinds"), *EntryKind.choices])
-
-
-class AdjustmentForm(forms.Form):
-    """Console: a staff adjustment or promotional grant, always with a reason."""
-
-    amount = forms.DecimalField(max_digits=20, decimal_places=6,
-                                help_text="Positive credits the customer, negative debits paid credit.")
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=2000)
-    promotional = forms.BooleanField(required=False, help_text="Grant as promotional credit (positive amounts only).")
-    expires_at = forms.DateTimeField(required=False, help_text="Promotional credit: when what is left expires (UTC).")
-
-    def clean(self):
-        data = super().clean()
-        if data.get("promotional"):
-            if not data.get("expires_at"):
-                self.add_error("expires_at", "Promotional credit needs an expiry.")
-            if data.get("amount") is not None and data["amount"] <= 0:
-                self.add_error("amount", "Promotional credit must be positive.")
-        return data

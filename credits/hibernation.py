@@ -80,7 +80,7 @@ def hibernate(*, balance_id: int, now: datetime | None = None) -> ProvisioningRe
     now = now or timezone.now()
     from usage.services import resource_change_state
 
-    balance = Balance.objects.select_for_update().select_related("organization").get(pk=balance_id)
+    balance = Balance.objects.select_for_update(of=("self",)).select_related("organization").get(pk=balance_id)
     org = balance.organization
     if (balance.hibernated_at is not None or org.billing_mode != BillingMode.PREPAID
             or balance.amount > -settings.CREDITS_HIBERNATE_GRACE_AMOUNT
@@ -114,7 +114,7 @@ def resume(*, organization_id: int, actor: User | None = None, now: datetime | N
     from usage.models import Resource
     from usage.services import resource_change_state
 
-    balance = (Balance.objects.select_for_update().select_related("organization")
+    balance = (Balance.objects.select_for_update(of=("self",)).select_related("organization")
                .filter(organization_id=organization_id, hibernated_at__isnull=False).first())
     if balance is None:
         return None

@@ -211,6 +211,10 @@ class TopUp(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["organization", "crossing_key"], name="credits_topup_one_per_crossing"),
             models.UniqueConstraint(fields=["organization", "request_key"], name="credits_topup_request_key_uniq"),
+            # One automatic top-up under way (pending, or failed and retrying) per organisation:
+            # a second one while the first is open would charge the saved card twice.
+            models.UniqueConstraint(fields=["organization"], condition=Q(source="auto", status__in=["pending", "failed"]),
+                                    name="credits_topup_one_auto_in_flight"),
             models.CheckConstraint(condition=Q(amount__gt=0), name="credits_topup_amount_positive"),
         ]
         indexes = [models.Index(fields=["status", "next_attempt_at"], name="credits_topup_due")]
@@ -230,6 +234,10 @@ class AutoTopUpSettings(models.Model):
     amount = money_field(default=ZERO, help_text="How much to buy each time.")
     monthly_cap = money_field(null=True, blank=True, help_text="At most this much auto top-up per calendar month.")
     updated_at = models.DateTimeField(auto_now=True)
+    # When enabled/threshold/amount/cap last really changed (auto_topup_configure): only auto
+    # top-ups made since then answer the current crossing. Never moved by a save that changes
+    # nothing, which would re-arm the crossing and start a second top-up.
+    rearmed_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         verbose_name_plural = "auto top-up settings"

@@ -109,7 +109,7 @@ class Warning:
     message: str
 
 
-def _warning_text(key: str, amount: Decimal, currency: str, burn: Decimal) -> str:
+def warning_text(key: str, amount: Decimal, currency: str, burn: Decimal) -> str:
     kind, value = key.split(":", 1)
     if kind == "runway":
         return (f"Your credit of {amount:.2f} {currency} lasts less than {value} hours at your current usage "
@@ -133,7 +133,7 @@ def send_warnings(*, now: datetime | None = None) -> int:
 
 @transaction.atomic
 def _warn_one(balance_id: int, now: datetime) -> None:
-    balance = Balance.objects.select_for_update().select_related("organization").get(pk=balance_id)
+    balance = Balance.objects.select_for_update(of=("self",)).select_related("organization").get(pk=balance_id)
     crossed = crossed_keys(balance.amount, balance.burn_rate_per_hour)
     new = [k for k in crossed if k not in balance.warnings_sent]
     if not new:
@@ -143,7 +143,7 @@ def _warn_one(balance_id: int, now: datetime) -> None:
     kind = EventKind.RUNWAY_WARNING if key.startswith("runway:") else EventKind.BALANCE_WARNING
     event = CreditEvent.objects.create(
         organization=balance.organization, kind=kind, created_at=now,
-        message=_warning_text(key, balance.amount, balance.currency, balance.burn_rate_per_hour),
+        message=warning_text(key, balance.amount, balance.currency, balance.burn_rate_per_hour),
         data={"keys": new, "balance": str(balance.amount), "currency": balance.currency,
               "burn_rate_per_hour": str(balance.burn_rate_per_hour),
               "runway_hours": str(runway_hours(balance.amount, balance.burn_rate_per_hour))},

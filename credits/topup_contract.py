@@ -23,10 +23,13 @@ Contract (see docs/ARCHITECTURE.md, "credits → payments"):
 - Raising an exception counts as a retryable failure (the task records it).
 - The handler may carry `handler.sandboxed() -> bool`: True while no money moves (the
   portal then labels top-ups "Sandbox"). Without it, money is taken to move.
+- The handler may carry `handler.charged_method(organization) -> str`: what it would
+  charge ("saved card Visa ····4242"), shown on the console's adjustment confirmation.
 """
 
 from __future__ import annotations
 
+from accounts.models import Organization
 from credits import services
 from credits.models import TopUp
 
@@ -52,4 +55,13 @@ def sandbox_handler(topup_id: int) -> None:
     )
 
 
+def handler_charged_method(path: str, organization: Organization) -> str:
+    """What the handler at dotted `path` would charge for `organization` (see the contract)."""
+    from django.utils.module_loading import import_string
+
+    describe = getattr(import_string(path), "charged_method", None)
+    return describe(organization) if callable(describe) else "the configured top-up handler"
+
+
 sandbox_handler.sandboxed = lambda: True  # type: ignore[attr-defined]  # the contract's optional marker
+sandbox_handler.charged_method = lambda organization: "the sandbox handler (no money moves)"  # type: ignore[attr-defined]

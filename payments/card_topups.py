@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from django.db import IntegrityError
 
+from accounts.models import Organization
 from payments import services
 from payments.gateways import card_provider
 from payments.models import SETTLED_STATUSES, Flow, Payment, PaymentStatus, Provider, Purpose
@@ -55,3 +56,15 @@ def charge_topup(topup_id: int) -> None:
 
 # Credits' contract: top-ups move no money while cards go to the sandbox gateway.
 charge_topup.sandboxed = lambda: card_provider() == Provider.SANDBOX  # type: ignore[attr-defined]  # contract marker
+
+
+def _charged_method(organization: Organization) -> str:
+    """What an auto top-up would charge, for credits' console confirmation (contract marker)."""
+    provider = card_provider()
+    method = services.default_method(organization, provider)
+    if method is not None:
+        return f"saved card {method}"
+    return "the sandbox gateway (no money moves)" if provider == Provider.SANDBOX else "no saved card (it would fail)"
+
+
+charge_topup.charged_method = _charged_method  # type: ignore[attr-defined]  # contract marker

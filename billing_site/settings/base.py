@@ -343,6 +343,13 @@ CREDITS_AUTO_TOPUP_HANDLER = env("CREDITS_AUTO_TOPUP_HANDLER", default="payments
 CREDITS_TOPUP_MAX_AMOUNT = Decimal(env("CREDITS_TOPUP_MAX_AMOUNT", default="100000"))
 # A failed top-up is retried with backoff (5 min, 20 min, 80 min, …) this many attempts in all.
 CREDITS_TOPUP_MAX_ATTEMPTS = env.int("CREDITS_TOPUP_MAX_ATTEMPTS", default=4)
+# Console "Adjust credit": the largest amount (either sign) staff who are not superusers may
+# post, per currency, "default" for the rest. Env: CREDITS_ADJUSTMENT_STAFF_LIMITS=default=5000,JPY=750000
+# (checked at start-up by credits.checks: a value that is not a positive amount stops the site).
+CREDITS_ADJUSTMENT_STAFF_LIMITS = {
+    code: (Decimal(value) if value.replace(".", "", 1).isdigit() else value)
+    for code, value in env.dict("CREDITS_ADJUSTMENT_STAFF_LIMITS", default={"default": "5000", "JPY": "750000"}).items()
+}
 # Warnings: hours of runway, and a balance amount (in the organisation's currency).
 CREDITS_RUNWAY_WARNING_HOURS = [72, 24, 1]
 CREDITS_LOW_BALANCE_WARNING = Decimal(env("CREDITS_LOW_BALANCE_WARNING", default="10"))

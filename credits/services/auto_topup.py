@@ -53,11 +53,15 @@ def auto_topup_configure(
         raise DomainError("The monthly cap must allow at least one top-up.", field="monthly_cap")
     cfg, _ = AutoTopUpSettings.objects.select_for_update().get_or_create(organization=organization)
     before = {"enabled": cfg.enabled, "threshold": cfg.threshold, "amount": cfg.amount, "monthly_cap": cfg.monthly_cap}
-    cfg.enabled, cfg.threshold, cfg.amount, cfg.monthly_cap = enabled, threshold, amount, monthly_cap
-    cfg.save()
     after = {"enabled": enabled, "threshold": threshold, "amount": amount, "monthly_cap": monthly_cap}
+    changes = {k: [before[k], after[k]] for k in after if before[k] != after[k]}
+    if not changes:
+        return cfg  # a resubmitted form: nothing re-armed, nothing audited
+    cfg.enabled, cfg.threshold, cfg.amount, cfg.monthly_cap = enabled, threshold, amount, monthly_cap
+    cfg.rearmed_at = timezone.now()
+    cfg.save()
     audit_record("credits.auto_topup_configured", actor=actor, api_key=api_key, organization=organization, obj=cfg,
-                 changes={k: [before[k], after[k]] for k in after if before[k] != after[k]})
+                 changes=changes)
     if enabled:
         org_id, currency = organization.pk, organization.currency
         transaction.on_commit(lambda: _auto_topup_later(org_id, currency))
@@ -79,6 +83,49 @@ def _month_start(now: datetime) -> datetime:
     return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
+def _crossing_answered(cfg: AutoTopUpSettings, currency: str, now: datetime) -> bool:
+    """Whether the balance is still in the crossing the last auto top-up answered. A top-up
+    under earlier settings, or one skipped for last month's cap, does not answer it: a real
+    change of the settings starts afresh, and this month's cap is fresh."""
+    last_key = (TopUp.objects.filter(organization_id=cfg.organization_id, currency=currency, source=TopUpSource.AUTO,
+                                     created_at__gte=cfg.rearmed_at)
+                .exclude(status=TopUpStatus.ABANDONED, created_at__lt=_month_start(now))
+                .order_by("-id").values_list("crossing_key", flat=True).first())
+    answered = _crossing_entry(last_key)
+    return answered is not None and not LedgerEntry.objects.filter(
+        organization_id=cfg.organization_id, currency=currency, id__gt=answered, balance_after__gte=cfg.threshold,
+    ).exists()
+
+
+def _spent_this_month(organization_id: int, now: datetime) -> Decimal:
+    return (TopUp.objects.filter(
+        organization_id=organization_id, source=TopUpSource.AUTO, created_at__gte=_month_start(now),
+        status__in=[TopUpStatus.PENDING, TopUpStatus.FAILED, TopUpStatus.SUCCEEDED],
+    ).aggregate(s=Sum("amount"))["s"] or ZERO)
+
+
+def _in_flight(organization_id: int) -> bool:
+    return TopUp.objects.filter(organization_id=organization_id, source=TopUpSource.AUTO,
+                                status__in=[TopUpStatus.PENDING, TopUpStatus.FAILED]).exists()
+
+
+def auto_topup_outlook(*, organization_id: int, currency: str, balance_before: Decimal, balance_after: Decimal,
+                       now: datetime | None = None) -> dict | None:
+    """What auto top-up would do if the balance moved from `balance_before` to
+    `balance_after` now (the console's confirmation step): None when it would not fire,
+    else {"amount", "capped", "threshold"}. Read-only; `auto_topup_check` decides for real."""
+    now = now or timezone.now()
+    cfg = AutoTopUpSettings.objects.filter(organization_id=organization_id, enabled=True).first()
+    if cfg is None or balance_after >= cfg.threshold or currency != cfg.organization.currency:
+        return None
+    if _in_flight(organization_id):
+        return None
+    if balance_before < cfg.threshold and _crossing_answered(cfg, currency, now):
+        return None
+    capped = cfg.monthly_cap is not None and _spent_this_month(organization_id, now) + cfg.amount > cfg.monthly_cap
+    return {"amount": cfg.amount, "capped": capped, "threshold": cfg.threshold}
+
+
 @transaction.atomic
 def auto_topup_check(*, organization_id: int, currency: str, now: datetime | None = None) -> TopUp | None:
     """Start one auto top-up if the balance is below the threshold and this crossing has
@@ -93,23 +140,17 @@ def auto_topup_check(*, organization_id: int, currency: str, now: datetime | Non
     balance = _lock_balance(organization_id, currency)
     if balance.amount >= cfg.threshold or currency != cfg.organization.currency:
         return None
-    entries = LedgerEntry.objects.filter(organization_id=organization_id, currency=currency)
-    # A top-up under earlier settings, or one skipped for last month's cap, does not answer
-    # this crossing: saving the settings starts afresh, and this month's cap is fresh.
-    last_key = (TopUp.objects.filter(organization_id=organization_id, currency=currency, source=TopUpSource.AUTO,
-                                     created_at__gte=cfg.updated_at)
-                .exclude(status=TopUpStatus.ABANDONED, created_at__lt=_month_start(now))
-                .order_by("-id").values_list("crossing_key", flat=True).first())
-    answered = _crossing_entry(last_key)
-    if answered is not None and not entries.filter(id__gt=answered, balance_after__gte=cfg.threshold).exists():
+    # One automatic top-up under way at a time, whatever the crossing (also a database
+    # constraint, credits_topup_one_auto_in_flight): its outcome decides what comes next.
+    if _in_flight(organization_id):
+        return None
+    if _crossing_answered(cfg, currency, now):
         return None  # still the crossing the last auto top-up answered
+    entries = LedgerEntry.objects.filter(organization_id=organization_id, currency=currency)
     key = _crossing_key(entries.order_by("-id").values_list("id", flat=True).first() or 0)
     if TopUp.objects.filter(organization_id=organization_id, crossing_key=key).exists():
         return None
-    spent = (TopUp.objects.filter(
-        organization_id=organization_id, source=TopUpSource.AUTO, created_at__gte=_month_start(now),
-        status__in=[TopUpStatus.PENDING, TopUpStatus.FAILED, TopUpStatus.SUCCEEDED],
-    ).aggregate(s=Sum("amount"))["s"] or ZERO)
+    spent = _spent_this_month(organization_id, now)
     capped = cfg.monthly_cap is not None and spent + cfg.amount > cfg.monthly_cap
     cap = format_money(cfg.monthly_cap, currency) if cfg.monthly_cap is not None else ""
     topup = TopUp.objects.create(

@@ -5,8 +5,11 @@ and moves `Balance.amount` (and `promo_amount`) with it under the balance row lo
 `balance_after` forms one unbroken chain. A non-empty `reference` makes a post
 idempotent. Entries are never edited: a correction is a reversal or an adjustment.
 
-Lock order, everywhere: the `Balance` row first (`_lock_balance`), then the rows that
-hang off it (promotional grants, top-ups). The set-based credit sync locks many balance
+Lock order, everywhere: the `Organization` row if at all (payments' `_lock` takes it with
+the payment), then the `Balance` row (`_lock_balance`), then the rows that hang off it
+(promotional grants, top-ups). A credits lock that reads the organisation through
+`select_related` names `of=("self",)`, or PostgreSQL locks the organisation row too, in
+the opposite order to a payment being credited (a deadlock: payments/tests/test_lock_order.py). The set-based credit sync locks many balance
 rows in ascending id order, so two writers never wait on each other in a cycle. The
 package's other modules take the lock and check amounts and reasons through the helpers
 here (`_lock_balance`, `_require_amount`, `_require_reason`).
@@ -23,7 +26,8 @@ from django.utils import timezone
 
 from accounts.audit import audit_record
 from accounts.models import ApiKey, Organization, User
-from core.errors import Conflict, DomainError
+from core.errors import Conflict, DomainError, Forbidden
+from core.money import format_money, minor_unit_exponent, round_money
 from credits.models import (
     PROMO_CONSUMING_KINDS,
     ZERO,
@@ -45,6 +49,12 @@ def _lock_balance(organization_id: int, currency: str) -> Balance:
         Balance.objects.bulk_create([Balance(organization_id=organization_id, currency=currency)], ignore_conflicts=True)
         balance = Balance.objects.select_for_update().get(organization_id=organization_id, currency=currency)
     return balance
+
+
+def adjustment_staff_limit(currency: str) -> Decimal:
+    """The largest staff adjustment (either sign) a non-superuser may post in `currency`."""
+    limits = settings.CREDITS_ADJUSTMENT_STAFF_LIMITS
+    return limits.get(currency, limits["default"])
 
 
 def _require_reason(reason: str) -> str:
@@ -203,10 +213,31 @@ def credit_adjust(
     *, organization: Organization, amount: Decimal, reason: str, actor: User | None = None,
     api_key: ApiKey | None = None, reference: str = "",
 ) -> LedgerEntry:
-    """A staff correction: positive credits, negative debits paid credit."""
+    """A staff correction: positive credits, negative debits paid credit.
+
+    In the currency's precision, and beyond the staff limit
+    (`CREDITS_ADJUSTMENT_STAFF_LIMITS`) only a superuser may move it: a person or key
+    asking for more is refused (403). Internal callers (no actor, no key) are not limited.
+    A `reference` posted before returns its entry and writes no second audit row, so a
+    double submit of the console's confirmation posts once."""
+    amount = _require_amount(amount)
+    currency = organization.currency
+    if round_money(amount, currency) != amount:
+        raise DomainError(f"{currency} amounts have at most {minor_unit_exponent(currency)} decimal places.",
+                          field="amount")
+    person = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
+    if (person is not None or api_key is not None) and not (person is not None and person.is_superuser):
+        limit = adjustment_staff_limit(currency)
+        if abs(amount) > limit:
+            raise Forbidden(f"Adjustments above {format_money(limit, currency)} need a superuser.", field="amount")
+    if reference:
+        _lock_balance(organization.pk, currency)  # replays queue here, then find the first entry
+        existing = LedgerEntry.objects.filter(organization_id=organization.pk, reference=reference).first()
+        if existing is not None:
+            return existing
     entry = ledger_post(organization=organization, amount=amount, kind=EntryKind.ADJUSTMENT, reason=reason,
                         reference=reference, actor=actor, api_key=api_key)
     audit_record("credits.adjusted", actor=actor, api_key=api_key, organization=organization, obj=entry,
                  reason=entry.reason, changes={"amount": entry.amount, "currency": entry.currency,
-                                               "balance_after": entry.balance_after})
+                                               "balance_after": entry.balance_after, "reference": entry.reference})
     return entry

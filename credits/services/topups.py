@@ -126,7 +126,7 @@ def topup_retry_delay(attempts: int) -> timedelta:
 def auto_topup_failed(*, topup_id: int, error: str, retryable: bool = True) -> TopUp:
     """Payments calls this when a top-up payment failed. Retryable failures are tried
     again with backoff up to `CREDITS_TOPUP_MAX_ATTEMPTS`; the customer is told."""
-    topup = TopUp.objects.select_for_update().select_related("organization").filter(pk=topup_id).first()
+    topup = TopUp.objects.select_for_update(of=("self",)).select_related("organization").filter(pk=topup_id).first()
     if topup is None:
         raise NotFound("No such top-up.")
     if topup.status == TopUpStatus.SUCCEEDED:

@@ -61,6 +61,19 @@ def test_staff_adjustment_needs_credits_write_and_a_reason(org, org_api, platfor
     assert LedgerEntry.objects.get().amount == Decimal("10.50")
 
 
+def test_api_adjustments_follow_the_consoles_precision_and_staff_limit(org, platform_api, settings):
+    settings.CREDITS_ADJUSTMENT_STAFF_LIMITS = {"default": Decimal("5000")}
+    fine = platform_api.post("/api/v1/credits/adjustments",
+                             {"organization": org.pk, "amount": "10.001", "reason": "SLA credit, ticket 42"},
+                             format="json")
+    assert fine.status_code == 400 and "amount" in fine.json()["error"]["fields"]
+    big = platform_api.post("/api/v1/credits/adjustments",
+                            {"organization": org.pk, "amount": "-99999999", "reason": "SLA credit, ticket 42"},
+                            format="json")
+    assert big.status_code == 403 and "superuser" in big.json()["error"]["message"]
+    assert not LedgerEntry.objects.exists()
+
+
 def test_promotional_grant_through_the_api(org, platform_api):
     response = platform_api.post("/api/v1/credits/promotional-grants", {
         "organization": org.pk, "amount": "25", "reason": "launch promo", "expires_at": "2030-01-01T00:00:00Z",

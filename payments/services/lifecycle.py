@@ -90,7 +90,7 @@ def invoice_open_amount(invoice: Invoice, *, flow: str = Flow.CHECKOUT) -> Decim
 
 def _lock(payment_id: int) -> Payment:
     try:
-        return Payment.objects.select_for_update().select_related("organization").get(pk=payment_id)
+        return Payment.objects.select_for_update(of=("self",)).select_related("organization").get(pk=payment_id)
     except Payment.DoesNotExist:
         raise NotFound("No such payment.")
 
