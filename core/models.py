@@ -23,3 +23,25 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.caller} {self.key}"
+
+
+class OutboxMessage(models.Model):
+    """A task to send to the broker, written in the same transaction as the rows it is
+    about (core.outbox). It exists if and only if they committed; it is sent right after
+    commit and, while the broker is down, by the relay once it is back."""
+
+    task = models.CharField(max_length=200, help_text="The Celery task's name.")
+    args = models.JSONField(default=list, blank=True)
+    kwargs = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    claimed_until = models.DateTimeField(null=True, blank=True,
+                                         help_text="A sender holds the message until then.")
+    sent_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["id"], condition=models.Q(sent_at__isnull=True), name="core_outbox_unsent")]
+
+    def __str__(self) -> str:
+        return f"{self.task}{tuple(self.args)}"

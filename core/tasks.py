@@ -20,3 +20,11 @@ def purge_idempotency_records_task() -> int:
     """Beat, hourly: delete the idempotency records past their lifetime, in bounded
     batches (`core.api.idempotency.purge_expired`). Safe to run twice."""
     return purge_expired()
+
+
+@shared_task(name="core.outbox_relay", soft_time_limit=50, time_limit=60)
+def outbox_relay_task() -> int:
+    """Beat, every 30 s: send the outbox messages a broker outage left behind (core.outbox)."""
+    from core.outbox import relay
+
+    return relay()

@@ -145,10 +145,9 @@ def _outbox(org: Organization, action: str, resource_ids: list[int], reason: str
         organization=org, action=action, created_at=now, next_attempt_at=now,
         payload={"resource_ids": resource_ids, "reason": reason, "at": now.isoformat()},
     )
-    from credits.tasks import credits_provisioning_deliver_task
+    from core import outbox
 
-    request_id = request.pk
-    transaction.on_commit(lambda: credits_provisioning_deliver_task.delay(request_id))
+    outbox.enqueue("credits.provisioning_deliver", request.pk)
     return request
 
 

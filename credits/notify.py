@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import transaction
 
 from accounts.models import Membership, Organization
 from accounts.scopes import Role
@@ -21,10 +20,9 @@ def recipients(organization: Organization) -> list[str]:
 
 
 def email_event_after_commit(event: CreditEvent) -> None:
-    from credits.tasks import credits_email_event_task
+    from core import outbox
 
-    event_id = event.pk
-    transaction.on_commit(lambda: credits_email_event_task.delay(event_id))
+    outbox.enqueue("credits.email_event", event.pk)
 
 
 def email_event(event_id: int) -> int:

@@ -51,6 +51,9 @@ def credits_topup_dispatch_task(topup_id: int) -> None:
 
 @shared_task(name="credits.topup_retry", soft_time_limit=120, time_limit=180)
 def credits_topup_retry_task() -> int:
+    from credits.services.topups import topups_stranded_sweep
+
+    topups_stranded_sweep()
     due = services.topups_due_for_retry()
     for topup_id in due:
         credits_topup_dispatch_task.delay(topup_id)

@@ -93,13 +93,10 @@ def invoice_run_start(
         ).update(status=RunItemStatus.PENDING)
         InvoiceRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, finished_at=None)
         if dispatch:
-            from invoices.tasks import invoice_chunk_task
+            from core import outbox
 
-            def fan_out() -> None:
-                for chunk in chunks(todo):
-                    invoice_chunk_task.delay(run.pk, chunk)
-
-            transaction.on_commit(fan_out)
+            for chunk in chunks(todo):
+                outbox.enqueue("invoices.invoice_chunk", run.pk, list(chunk))
     _maybe_close(run.pk)
     return run, todo
 

@@ -230,6 +230,8 @@ SPECTACULAR_SETTINGS: dict[str, Any] = {
 # Idempotency records are kept this long; a key reused later is treated as new. An
 # hourly purge deletes older records in bounded batches (core/api/idempotency.py).
 IDEMPOTENCY_KEY_TTL = timedelta(hours=env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24))
+# Sends what a broker outage left in the transactional outbox (core.outbox).
+CELERY_BEAT_SCHEDULE["core-outbox-relay"] = {"task": "core.outbox_relay", "schedule": 30.0, "options": {"expires": 25}}
 CELERY_BEAT_SCHEDULE["core-purge-idempotency-records"] = {
     "task": "core.purge_idempotency_records",
     "schedule": crontab(minute=43),

@@ -63,8 +63,7 @@ def auto_topup_configure(
     audit_record("credits.auto_topup_configured", actor=actor, api_key=api_key, organization=organization, obj=cfg,
                  changes=changes)
     if enabled:
-        org_id, currency = organization.pk, organization.currency
-        transaction.on_commit(lambda: _auto_topup_later(org_id, currency))
+        _auto_topup_later(organization.pk, organization.currency)
     return cfg
 
 

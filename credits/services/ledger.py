@@ -162,11 +162,9 @@ def _balance_moved(balance: Balance, *, entry_id: int | None, credited: bool, no
 
         balance.warnings_sent = still_crossed(balance)
         if balance.amount > 0 and balance.hibernated_at and settings.CREDITS_RESUME_MODE == "automatic":
-            org_id = balance.organization_id
-            transaction.on_commit(lambda: _resume_later(org_id))
+            _resume_later(balance.organization_id)
     elif balance.amount < balance_threshold(balance):
-        org_id, currency = balance.organization_id, balance.currency
-        transaction.on_commit(lambda: _auto_topup_later(org_id, currency))
+        _auto_topup_later(balance.organization_id, balance.currency)
 
 
 def balance_threshold(balance: Balance) -> Decimal:
@@ -176,15 +174,16 @@ def balance_threshold(balance: Balance) -> Decimal:
 
 
 def _resume_later(organization_id: int) -> None:
-    from credits.tasks import credits_resume_task
+    """After commit, through the outbox (core.outbox): survives a broker outage."""
+    from core import outbox
 
-    credits_resume_task.delay(organization_id)
+    outbox.enqueue("credits.resume", organization_id)
 
 
 def _auto_topup_later(organization_id: int, currency: str) -> None:
-    from credits.tasks import credits_auto_topup_check_task
+    from core import outbox
 
-    credits_auto_topup_check_task.delay(organization_id, currency)
+    outbox.enqueue("credits.auto_topup_check", organization_id, currency)
 
 
 @transaction.atomic

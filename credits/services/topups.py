@@ -10,6 +10,7 @@ this path; when an automatic one starts is `credits.services.auto_topup`.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -24,6 +25,10 @@ from core.money import decimal_places, format_money
 from credits import notify
 from credits.models import CreditEvent, EntryKind, EventKind, LedgerEntry, TopUp, TopUpSource, TopUpStatus
 from credits.services.ledger import _lock_balance, _require_amount, ledger_post
+
+logger = logging.getLogger(__name__)
+# A pending top-up with no attempt after this long was lost on its way to the broker.
+STRANDED_AFTER = timedelta(minutes=10)
 
 
 @transaction.atomic
@@ -54,10 +59,9 @@ def topup_request(
 
 
 def _dispatch_after_commit(topup: TopUp) -> None:
-    from credits.tasks import credits_topup_dispatch_task
+    from core import outbox
 
-    topup_id = topup.pk
-    transaction.on_commit(lambda: credits_topup_dispatch_task.delay(topup_id))
+    outbox.enqueue("credits.topup_dispatch", topup.pk)
 
 
 @transaction.atomic
@@ -148,6 +152,29 @@ def auto_topup_failed(*, topup_id: int, error: str, retryable: bool = True) -> T
                  changes={"attempts": topup.attempts, "final": give_up})
     notify.email_event_after_commit(event)
     return topup
+
+
+def topups_stranded_sweep(*, now: datetime | None = None, batch: int = 200) -> int:
+    """Top-ups committed as pending that never had an attempt nor an outbox message
+    (requested while the broker was down, before the outbox existed): hand each to the
+    outbox once. Beat runs it with the retry pass (credits.topup_retry)."""
+    from django.db.models import CharField, Exists, OuterRef
+    from django.db.models.fields.json import KeyTextTransform
+    from django.db.models.functions import Cast
+
+    from core import outbox
+    from core.models import OutboxMessage
+
+    now = now or timezone.now()
+    has_message = OutboxMessage.objects.filter(task="credits.topup_dispatch").annotate(
+        topup=KeyTextTransform("0", "args")).filter(topup=Cast(OuterRef("pk"), CharField()))
+    ids = list(TopUp.objects.filter(status=TopUpStatus.PENDING, attempts=0, created_at__lte=now - STRANDED_AFTER)
+               .exclude(Exists(has_message)).order_by("id").values_list("id", flat=True)[:batch])
+    with transaction.atomic():
+        for topup_id in ids:
+            logger.warning("top-up %s was stranded (pending, never attempted): dispatching it", topup_id)
+            outbox.enqueue("credits.topup_dispatch", topup_id)
+    return len(ids)
 
 
 def topups_due_for_retry(*, now: datetime | None = None, batch: int = 200) -> list[int]:

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
-
-from django.db import transaction
-
 from invoices.pipeline import BillingContext
 
 
@@ -17,8 +13,8 @@ class Notify:
     def __call__(self, ctx: BillingContext) -> None:
         if not ctx.send_email:
             return
-        from invoices.tasks import invoice_email_task
+        from core import outbox
 
         for bill in ctx.bills.values():
             if bill.invoice_id is not None:
-                transaction.on_commit(partial(invoice_email_task.delay, bill.invoice_id))
+                outbox.enqueue("invoices.email", bill.invoice_id)

@@ -159,9 +159,9 @@ def invoice_finalize(
             changes={"number": inv.number, "total": inv.total, "amount_due": inv.amount_due},
         )
         if render_pdf:
-            from invoices.tasks import invoice_render_pdf_task
+            from core import outbox
 
-            transaction.on_commit(lambda: invoice_render_pdf_task.delay(inv.pk))
+            outbox.enqueue("invoices.render_pdf", inv.pk)
     return inv
 
 
@@ -220,6 +220,6 @@ def invoice_resend(*, invoice: Invoice, actor: User | None = None, api_key: ApiK
     if invoice.number is None:
         raise Conflict("Only issued invoices are sent.")
     audit_record("invoice.resent", actor=actor, api_key=api_key, organization=invoice.organization, obj=invoice)
-    from invoices.tasks import invoice_email_task
+    from core import outbox
 
-    transaction.on_commit(lambda: invoice_email_task.delay(invoice.pk, force=True))
+    outbox.enqueue("invoices.email", invoice.pk, force=True)

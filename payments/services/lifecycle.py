@@ -213,9 +213,12 @@ def payment_apply_snapshot(*, payment_id: int, snapshot: PaymentSnapshot) -> Pay
 
 
 def _after_commit(task_path: str, *args: object) -> None:
+    """Through the outbox (core.outbox): sent after commit, and after a broker outage."""
     from django.utils.module_loading import import_string
 
-    transaction.on_commit(lambda: import_string(task_path).delay(*args))
+    from core import outbox
+
+    outbox.enqueue(import_string(task_path).name, *args)
 
 
 @transaction.atomic
