@@ -23,9 +23,11 @@ install: $(STAMP)
 run: install
 	@$(BIN)/python -m core.launcher --port $(PORT)
 
-# Type errors fail the build before the suite starts (CI runs `make test`).
+# Type errors fail the build before the suite starts (CI runs `make test`). The suite runs on
+# TEST_WORKERS processes (pytest-xdist; 0 = one process), each with its own database and Redis DB.
+TEST_WORKERS ?= 2
 test: typecheck
-	DJANGO_SETTINGS_MODULE=billing_site.settings.test $(BIN)/pytest --create-db -q -p no:randomly
+	DJANGO_SETTINGS_MODULE=billing_site.settings.test $(BIN)/pytest --create-db -q -p no:randomly -n $(TEST_WORKERS)
 
 # mypy over the modules listed in pyproject.toml ([tool.mypy] files); incremental, cached in .mypy_cache.
 typecheck: install

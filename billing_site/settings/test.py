@@ -1,11 +1,35 @@
 """`make test`: real PostgreSQL and Redis on localhost, overridable by environment."""
 
+import os
+from urllib.parse import urlsplit, urlunsplit
+
 from .base import *  # noqa: F403
 from .base import env
+
+
+def per_worker_redis_url(url: str, worker: int) -> str:
+    """`url` with database number n replaced by n - worker (redis://host:6379/15, 1 -> /14)."""
+    parts = urlsplit(url)
+    db = int(parts.path.strip("/") or 0) - worker
+    if db < 0:
+        raise ValueError(
+            f"REDIS_URL {url}: no Redis database left for pytest-xdist worker gw{worker}; "
+            "give REDIS_URL a higher database number or run fewer workers"
+        )
+    return urlunsplit(parts._replace(path=f"/{db}"))
+
 
 DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@localhost:5432/cloudbill")}
 DATABASES["default"]["CONN_MAX_AGE"] = 0
 REDIS_URL = env("REDIS_URL", default="redis://localhost:6379/15")
+# Under pytest-xdist (`make test` runs `-n 2`) each worker gets its own Redis database, counting
+# down from REDIS_URL's: gw0 15, gw1 14, … by default. Workers must never share one: the cache
+# is cleared (FLUSHDB) before every test, and a broker queue is read by whoever asks first. The
+# result is exported, marked as done, so a process a test starts (a real Celery worker) uses the
+# same database, and a REDIS_URL a test hands it on purpose is taken as it is.
+if os.environ.get("PYTEST_XDIST_WORKER") and not os.environ.get("CLOUDBILL_TEST_REDIS_PER_WORKER"):
+    REDIS_URL = per_worker_redis_url(REDIS_URL, int(os.environ["PYTEST_XDIST_WORKER"].removeprefix("gw")))
+    os.environ.update(REDIS_URL=REDIS_URL, CLOUDBILL_TEST_REDIS_PER_WORKER="1")
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 CELERY_BROKER_URL = REDIS_URL
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
