@@ -92,7 +92,7 @@ def invoice_ensure_pdf(*, invoice_id: int) -> Invoice:
     if invoice.number is None or _pdf_stored(invoice):
         return invoice
     with transaction.atomic():
-        invoice = Invoice.objects.select_for_update().select_related("organization").get(pk=invoice_id)
+        invoice = Invoice.objects.select_for_update(no_key=True).select_related("organization").get(pk=invoice_id)
         if invoice.number is None or _pdf_stored(invoice):
             return invoice
         if invoice.pdf:

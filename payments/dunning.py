@@ -101,7 +101,7 @@ def dunning_record_failure(*, invoice_id: int, attempt: int, message: str, now: 
     from invoices.models import Invoice
 
     now = now or timezone.now()
-    invoice = Invoice.objects.select_for_update().select_related("organization").get(pk=invoice_id)
+    invoice = Invoice.objects.select_for_update(no_key=True).select_related("organization").get(pk=invoice_id)
     case, created = DunningCase.objects.select_for_update().get_or_create(
         invoice=invoice, defaults={"organization": invoice.organization, "first_failed_at": now})
     if case.status != DunningStatus.ACTIVE or (not created and attempt <= case.retries_done):

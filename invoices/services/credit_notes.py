@@ -36,7 +36,7 @@ def credit_note_create(
         raise DomainError("Say why the invoice is credited.", field="reason")
     now = now or timezone.now()
     with transaction.atomic():
-        inv = Invoice.objects.select_for_update().select_related("organization").get(pk=invoice.pk)
+        inv = Invoice.objects.select_for_update(no_key=True).select_related("organization").get(pk=invoice.pk)
         if inv.status not in (InvoiceStatus.OPEN, InvoiceStatus.PAID, InvoiceStatus.UNCOLLECTIBLE):
             raise Conflict("Only issued invoices are credited; void a draft instead.")
         credited = selectors.credited_total(inv)

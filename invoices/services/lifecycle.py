@@ -127,7 +127,7 @@ def invoice_finalize(
     was computed before it, so the numbering lock is held for milliseconds."""
     now = now or timezone.now()
     with transaction.atomic():
-        inv = Invoice.objects.select_for_update().select_related("organization").get(pk=invoice.pk)
+        inv = Invoice.objects.select_for_update(no_key=True).select_related("organization").get(pk=invoice.pk)
         if inv.status != InvoiceStatus.DRAFT:
             # Not only a transition check: PAID -> OPEN is legal (a refund reopens an
             # invoice), but finalizing once more would renumber it and draw again.
@@ -172,7 +172,7 @@ def invoice_void(
 ) -> Invoice:
     if not reason.strip():
         raise DomainError("Say why the invoice is voided.", field="reason")
-    inv = Invoice.objects.select_for_update().select_related("organization").get(pk=invoice.pk)
+    inv = Invoice.objects.select_for_update(no_key=True).select_related("organization").get(pk=invoice.pk)
     was = inv.status
     _transition(inv, InvoiceStatus.VOID)
     if inv.amount_paid > ZERO:

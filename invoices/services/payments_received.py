@@ -42,7 +42,7 @@ def invoice_record_payment(
         raise DomainError("A payment needs a reference.", field="reference")
     now = received_at or timezone.now()
     with transaction.atomic():
-        inv = Invoice.objects.select_for_update().select_related("organization").get(pk=invoice.pk)
+        inv = Invoice.objects.select_for_update(no_key=True).select_related("organization").get(pk=invoice.pk)
         existing = InvoicePayment.objects.filter(reference=reference).first()
         if existing is not None:
             if existing.invoice_id != inv.pk or existing.amount != amount:
@@ -103,7 +103,7 @@ def invoice_reverse_payment(
         raise DomainError("A reversal needs a reference.", field="reference")
     now = reversed_at or timezone.now()
     with transaction.atomic():
-        inv = Invoice.objects.select_for_update().select_related("organization").get(pk=invoice.pk)
+        inv = Invoice.objects.select_for_update(no_key=True).select_related("organization").get(pk=invoice.pk)
         existing = InvoicePaymentReversal.objects.filter(reference=reference).first()
         if existing is not None:
             if existing.invoice_id != inv.pk or existing.amount != amount:
