@@ -7,7 +7,6 @@ only CSRF-exempt views: they are authenticated by the provider's signature inste
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 from datetime import UTC, datetime
