@@ -39,6 +39,7 @@ class RequestLimitsMiddleware:
         except ValueError:
             return limit_response(request, 400, "bad_request", "Content-Length is not a number.")
         if limit is not None and length > limit:
-            return limit_response(request, 413, "request_too_large",
-                                  f"The request body is larger than {limit} bytes.")
+            return limit_response(
+                request, 413, "request_too_large", f"The request body is larger than {limit} bytes."
+            )
         return self.get_response(request)

@@ -12,6 +12,7 @@ from typing import Any
 
 import environ
 from celery.schedules import crontab
+from csp.constants import NONCE, NONE, SELF
 
 from core import embedded_db
 
@@ -29,6 +30,7 @@ INSTALLED_APPS = [
     "accounts.console.ConsoleAdminConfig",  # Django's admin as the billing console
     "django.contrib.auth",
     "django_otp",
+    "csp",
     "django_otp.plugins.otp_totp",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -66,6 +68,7 @@ MIDDLEWARE = [
     # Sessions that owe a second factor (or an enrolment) are sent to it first.
     "accounts.middleware.TwoFactorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "accounts.middleware.CurrentOrganizationMiddleware",
 ]
 
@@ -193,6 +196,24 @@ CELERY_BEAT_SCHEDULE: dict = {}
 # explicitly because the docs promise it.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 
+# Content-Security-Policy on every response, in every settings (django-csp). Scripts come
+# from our origin or carry the response's nonce (request.csp_nonce); no template has an
+# inline script or an on*= handler (core/tests/test_csp.py). style-src allows
+# 'unsafe-inline' because Swagger UI sets inline styles; img-src allows data: for its icons.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, "'unsafe-inline'"],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+
 # --- REST API -------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -218,7 +239,9 @@ SPECTACULAR_SETTINGS: dict[str, Any] = {
     "DESCRIPTION": (
         "Billing for cloud servers. Authenticate with `Authorization: Bearer <api key>`. "
         "Every 4xx has the body `{\"error\": {\"code\", \"message\", \"fields\"}}`. "
-        "POST endpoints accept an `Idempotency-Key` header."
+        "POST endpoints accept an `Idempotency-Key` header. "
+        "A request body over 2,621,440 bytes is a 413 `request_too_large`; JSON nested deeper "
+        "than 32 levels is a 400 `parse_error`."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,

@@ -43,7 +43,9 @@ def test_a_body_over_the_limit_is_a_413_in_the_error_format(platform_api):
 
 def test_a_form_post_over_the_limit_is_an_html_413(client):
     body = "x=" + "y" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1)
-    response = client.generic("POST", "/accounts/login/", body, content_type="application/x-www-form-urlencoded")
+    response = client.generic(
+        "POST", "/accounts/login/", body, content_type="application/x-www-form-urlencoded"
+    )
     assert response.status_code == 413
     assert response["Content-Type"].startswith("text/html")
     assert b"Request refused" in response.content
