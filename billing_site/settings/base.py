@@ -58,6 +58,8 @@ MIDDLEWARE = [
     # A body over DATA_UPLOAD_MAX_MEMORY_SIZE is a 413 in the error format (core/limits.py).
     "core.limits.RequestLimitsMiddleware",
     "core.middleware.ApiNotFoundMiddleware",
+    # Redis down during a view (login throttle counters) is a 503 with Retry-After.
+    "core.middleware.RedisOutageMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -138,7 +140,9 @@ STORAGES = {
 # --- Cache ----------------------------------------------------------------
 REDIS_URL = env("REDIS_URL", default="")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    # A 2 s socket timeout: with Redis gone a sign-in fails fast (a 503, core.middleware).
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                          "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2}}}
 else:
     CACHES = {
         "default": {

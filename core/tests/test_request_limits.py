@@ -48,4 +48,4 @@ def test_a_form_post_over_the_limit_is_an_html_413(client):
     )
     assert response.status_code == 413
     assert response["Content-Type"].startswith("text/html")
-    assert b"Request refused" in response.content
+    assert b"Request refused (413)" in response.content
