@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 
 from accounts.api.permissions import OrganizationScopedMixin, get_caller
 from core.api.idempotency import idempotent
+from core.errors import Conflict
 from core.api.pagination import NewestFirstCursorPagination
 from credits import hibernation, services
 from credits.api.serializers import (
@@ -27,6 +28,7 @@ from credits.api.serializers import (
 )
 from credits.models import (
     AutoTopUpSettings,
+    Balance,
     CreditEvent,
     EntryKind,
     EventKind,
@@ -154,6 +156,10 @@ class AutoTopUpView(APIView):
         return Response(AutoTopUpSettingsSerializer(cfg).data)
 
 
+class NotHibernated(Conflict):
+    code = "not_hibernated"
+
+
 class ResumeView(APIView):
     """Manual resume after a top-up (when `CREDITS_RESUME_MODE` is manual)."""
 
@@ -162,6 +168,8 @@ class ResumeView(APIView):
     @extend_schema(parameters=[ORG_PARAM], request=None, responses={200: CreditEventSerializer})
     def post(self, request):
         caller, org = _target(request)
+        if not Balance.objects.filter(organization=org, hibernated_at__isnull=False).exists():
+            raise NotHibernated("Nothing is hibernated: there is nothing to resume.")
         hibernation.resume(organization_id=org.pk, actor=caller.user)
         event = CreditEvent.objects.filter(organization=org, kind=EventKind.RESUMED).first()
         return Response(CreditEventSerializer(event).data if event else None)

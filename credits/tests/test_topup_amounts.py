@@ -28,3 +28,9 @@ def test_the_schema_documents_the_same_pattern():
     field = schema["components"]["schemas"]["TopUpCreateRequest"]["properties"]["amount"]
     assert field["type"] == "string" and field["pattern"] == MONEY_PATTERN
     assert re.fullmatch(MONEY_PATTERN, "100.00") and not re.fullmatch(MONEY_PATTERN, "1E+2")
+
+
+def test_resume_with_nothing_hibernated_is_a_409_not_hibernated_in_json(org_api):
+    response = org_api.post("/api/v1/credits/resume", format="json")
+    assert response.status_code == 409, response.content
+    assert response.json()["error"]["code"] == "not_hibernated"
