@@ -11,8 +11,8 @@ from rest_framework.views import APIView
 
 from accounts.api.permissions import OrganizationScopedMixin, get_caller
 from core.api.idempotency import idempotent
-from core.errors import Conflict
 from core.api.pagination import NewestFirstCursorPagination
+from core.errors import Conflict
 from credits import hibernation, services
 from credits.api.serializers import (
     AdjustmentCreateSerializer,
