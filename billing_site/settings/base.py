@@ -199,6 +199,12 @@ CELERY_BEAT_SCHEDULE: dict = {}
 # Request bodies over this many bytes are a 413 (core/limits.py); Django's default, set
 # explicitly because the docs promise it.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+# A request URI (path + query) longer than this is a 414; a header line ("Name: value")
+# longer than REQUEST_MAX_HEADER_BYTES, or more than REQUEST_MAX_HEADERS headers, a 431
+# (core/limits.py). gunicorn's defaults; gunicorn.conf.py sets gunicorn's own at twice these.
+REQUEST_MAX_URI_BYTES = 4_094
+REQUEST_MAX_HEADER_BYTES = 8_190
+REQUEST_MAX_HEADERS = 100
 
 # Content-Security-Policy on every response, in every settings (django-csp). Scripts come
 # from our origin or carry the response's nonce (request.csp_nonce); no template has an
