@@ -4,7 +4,7 @@ adjustments and promotional grants (`credits:write`, reason mandatory)."""
 from __future__ import annotations
 
 import django_filters
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -28,7 +28,6 @@ from credits.api.serializers import (
 )
 from credits.models import (
     AutoTopUpSettings,
-    Balance,
     CreditEvent,
     EntryKind,
     EventKind,
@@ -165,11 +164,21 @@ class ResumeView(APIView):
 
     required_scopes = {"POST": "billing:write"}
 
-    @extend_schema(parameters=[ORG_PARAM], request=None, responses={200: CreditEventSerializer})
+    @extend_schema(
+        parameters=[ORG_PARAM],
+        request=None,
+        responses={
+            200: OpenApiResponse(CreditEventSerializer, description="The `resumed` event."),
+            409: OpenApiResponse(
+                description="Nothing is hibernated (`not_hibernated`), or the balance is not above zero yet "
+                "(`conflict`): top up first."
+            ),
+        },
+    )
     def post(self, request):
         caller, org = _target(request)
-        if not Balance.objects.filter(organization=org, hibernated_at__isnull=False).exists():
+        # resume() answers None when nothing is hibernated (also when a concurrent resume won).
+        if hibernation.resume(organization_id=org.pk, actor=caller.user) is None:
             raise NotHibernated("Nothing is hibernated: there is nothing to resume.")
-        hibernation.resume(organization_id=org.pk, actor=caller.user)
         event = CreditEvent.objects.filter(organization=org, kind=EventKind.RESUMED).first()
-        return Response(CreditEventSerializer(event).data if event else None)
+        return Response(CreditEventSerializer(event).data)
