@@ -1,7 +1,9 @@
 """Liveness and readiness probes, and the error pages.
 
-Under /api/ even Django's own 404 and 500 answer in the API's one error format, so an
-integrator never has to parse an HTML page."""
+Under /api/ even Django's own 400, 403, 404 and 500 answer in the API's one error format,
+so an integrator never has to parse an HTML page. Django answers a 400 itself for a
+SuspiciousOperation (a Host not in ALLOWED_HOSTS, too many form fields) or a BadRequest
+(a multipart body with a broken boundary)."""
 
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -45,6 +47,21 @@ def readyz(request: HttpRequest) -> JsonResponse:
 
 def api_not_found_body() -> dict:
     return error_body("not_found", "No such endpoint or object.")
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    # Never request.get_host() here: a bad Host header is what brought us here.
+    from core.limits import limit_response
+
+    return limit_response(request, 400, "bad_request", "The request is malformed or unsafe and was refused.")
+
+
+def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if request.path.startswith(API_PREFIX):
+        return JsonResponse(
+            error_body("permission_denied", "You do not have permission to perform this action."), status=403
+        )
+    return defaults.permission_denied(request, exception)
 
 
 def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:

@@ -3,11 +3,27 @@ hosted pages (or, in the sandbox, picked from labelled test cards)."""
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 from django import forms
 
+from core.api.serializers import MONEY_PATTERN
 from payments.models import Provider
+
+_MONEY_RE = re.compile(MONEY_PATTERN, re.ASCII)
+
+
+class MoneyFormField(forms.DecimalField):
+    """The API's rule on a form: ASCII digits with an optional fraction. Django's own field
+    strips spaces and lets Decimal() read Arabic-Indic digits and exponents."""
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        if not isinstance(value, str) or not _MONEY_RE.fullmatch(value):
+            raise forms.ValidationError('Enter an amount in digits, e.g. "100.00".', code="invalid")
+        return super().to_python(value)
 
 PROVIDER_LABELS = {Provider.STRIPE: "Card (Stripe)", Provider.PAYPAL: "PayPal",
                    Provider.SANDBOX: "Sandbox — no real money"}
@@ -19,7 +35,7 @@ def _provider_field(providers: list[str]) -> forms.ChoiceField:
 
 
 class TopUpForm(forms.Form):
-    amount = forms.DecimalField(min_value=Decimal("0.01"), max_digits=14, decimal_places=2, label="Amount")
+    amount = MoneyFormField(min_value=Decimal("0.01"), max_digits=14, decimal_places=2, label="Amount")
 
     def __init__(self, *args, providers: list[str], **kwargs):
         super().__init__(*args, **kwargs)
@@ -27,8 +43,8 @@ class TopUpForm(forms.Form):
 
 
 class InvoicePaymentForm(forms.Form):
-    amount = forms.DecimalField(min_value=Decimal("0.01"), max_digits=14, decimal_places=2,
-                                help_text="Pay all that is open, or part of it.")
+    amount = MoneyFormField(min_value=Decimal("0.01"), max_digits=14, decimal_places=2,
+                            help_text="Pay all that is open, or part of it.")
 
     def __init__(self, *args, providers: list[str], **kwargs):
         super().__init__(*args, **kwargs)

@@ -7,7 +7,6 @@ only CSRF-exempt views: they are authenticated by the provider's signature inste
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 from datetime import UTC, datetime
@@ -25,6 +24,7 @@ from django.views.decorators.http import require_POST
 from accounts.portal import portal_view
 from accounts.scopes import ROLE_SCOPES
 from core.api.exceptions import error_body
+from core.api.parsers import loads_bounded
 from core.errors import DomainError
 from invoices.models import Invoice
 from payments import selectors, services, webhooks
@@ -245,7 +245,7 @@ def _envelope(body: bytes, *, type_key: str, object_path: tuple[str, ...]) -> tu
     """The event's id, type and object, as the provider's published event schema has
     them; a signed body without them is answered 400, never a 500."""
     try:
-        payload = json.loads(body)
+        payload = loads_bounded(body)
     except ValueError:
         return _malformed("The body is not JSON.")
     if not isinstance(payload, dict):
@@ -280,12 +280,13 @@ def stripe_webhook(request):
         raise Http404
     try:
         # Verified on the raw bytes: HMAC-SHA256 over "timestamp.body", within the tolerance.
-        stripe.Webhook.construct_event(request.body, request.headers.get("Stripe-Signature"),
-                                       settings.STRIPE_WEBHOOK_SECRET, tolerance=settings.STRIPE_WEBHOOK_TOLERANCE)
+        # Only the signature: the SDK's construct_event would also parse the body with an
+        # unbounded json.loads; _envelope parses it with the bounded parser.
+        stripe.WebhookSignature.verify_header(request.body.decode("utf-8"), request.headers.get("Stripe-Signature"),
+                                              settings.STRIPE_WEBHOOK_SECRET, tolerance=settings.STRIPE_WEBHOOK_TOLERANCE)
     except (ValueError, stripe.SignatureVerificationError):
-        return JsonResponse({"error": "invalid signature"}, status=400)
-    except (AttributeError, TypeError):  # signed, but not an event object the SDK can build
-        return _malformed("An event is a JSON object.")
+        return JsonResponse(error_body("invalid_signature", "The Stripe-Signature header does not verify."),
+                            status=400)
     envelope = _envelope(request.body, type_key="type", object_path=("data", "object"))
     if isinstance(envelope, JsonResponse):
         return envelope

@@ -65,6 +65,14 @@ class MalformedEvent(ValueError):
     of the wrong type): redelivery cannot fix it, so it is not a server error."""
 
 
+def minor_units(value: object) -> int:
+    """A provider's amount in minor units: a JSON integer, nothing else. int() would take
+    "1050" and truncate 1050.5 (and True is an int to Python), so each is refused."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise MalformedEvent(f"An amount in minor units is an integer, not {value!r}.")
+    return value
+
+
 def webhook_event_process(*, event_pk: int) -> WebhookEvent:
     """Run the event's handler once. A failing handler rolls back its effects, marks the
     event failed and re-raises (the view answers 500, so the provider delivers again)."""
@@ -79,7 +87,9 @@ def webhook_event_process(*, event_pk: int) -> WebhookEvent:
                     handler(event.payload)
                 except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
                     if isinstance(exc, MalformedEvent):
-                        raise
+                        if str(exc).startswith(event.event_type):
+                            raise
+                        raise MalformedEvent(f"{event.event_type}: {exc}") from exc
                     raise MalformedEvent(f"{event.event_type}: {type(exc).__name__}: {exc}") from exc
             # Counted in SQL, not from the row read above: without the lock, concurrent
             # duplicates would each count, and the concurrency test would see it.
@@ -140,7 +150,7 @@ def _stripe_checkout_completed(event: dict) -> None:
     services.payment_apply_snapshot(payment_id=payment.pk, snapshot=PaymentSnapshot(
         status=PaymentStatus.SUCCEEDED if paid else PaymentStatus.PROCESSING,
         provider_payment_id=session.get("payment_intent") or "",
-        amount=from_minor_units(int(amount), currency) if paid and amount is not None else None, currency=currency,
+        amount=from_minor_units(minor_units(amount), currency) if paid and amount is not None else None, currency=currency,
     ))
 
 
@@ -168,7 +178,7 @@ def _stripe_charge_refunded(event: dict) -> None:
         # A refund can arrive before the success it follows: the charge says it was paid.
         services.payment_apply_snapshot(payment_id=payment.pk, snapshot=PaymentSnapshot(
             status=PaymentStatus.SUCCEEDED, provider_payment_id=charge.get("payment_intent") or "",
-            provider_charge_id=charge["id"], amount=from_minor_units(int(charge["amount"]), currency),
+            provider_charge_id=charge["id"], amount=from_minor_units(minor_units(charge["amount"]), currency),
             currency=currency,
         ))
     # Current API versions do not embed the refunds in the charge: list them.
@@ -203,7 +213,7 @@ def _stripe_dispute_closed(event: dict) -> None:
         services.refund_apply_snapshot(
             payment_id=payment.pk,
             snapshot=RefundSnapshot(provider_refund_id=f"dispute:{dispute['id']}", status=RefundStatus.SUCCEEDED,
-                                    amount=from_minor_units(int(dispute["amount"]), currency), currency=currency),
+                                    amount=from_minor_units(minor_units(dispute["amount"]), currency), currency=currency),
             reason_if_new=f"Dispute lost ({dispute.get('reason') or 'no reason given'})",
         )
     else:  # each event is processed once (webhook_event_process), so this is written once

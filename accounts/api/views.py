@@ -1,6 +1,6 @@
 from django.db import transaction
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -205,6 +205,7 @@ class ApiKeyViewSet(
         data["key"] = full
         return Response(data, status=status.HTTP_201_CREATED)
 
+    @extend_schema(responses={200: OpenApiResponse(ApiKeySerializer, description="The key, revoked (`revoked_at` set).")})
     def destroy(self, request, *args, **kwargs):
         caller = get_caller(request)
         key = services.api_key_revoke(api_key=self.get_object(), actor=caller.user, by_key=caller.api_key)

@@ -157,3 +157,33 @@ def test_behind_trusted_proxies_the_address_the_outermost_one_saw_is_throttled(c
     # Another customer behind the same balancer signs in.
     assert _sign_in(Client(REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="198.51.100.2"),
                     users[3].email).status_code == 302
+
+
+@pytest.fixture
+def redis_down(settings):
+    """The cache (login counters) on a closed port, as when Redis is down (Django resets
+    its cache handler when the setting changes)."""
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                   "LOCATION": "redis://127.0.0.1:1/0",
+                                   "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1}}}
+
+
+def test_signing_in_while_redis_is_down_is_a_503_page_with_retry_after(client, owner, redis_down):
+    response = _sign_in(client, owner.email)
+    assert response.status_code == 503
+    assert response["Retry-After"]
+    assert response["Content-Type"].startswith("text/html")
+    assert SESSION_KEY not in client.session
+
+
+def test_an_api_request_while_redis_is_down_is_a_503_in_the_error_format(rf, redis_down):
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from core.middleware import RedisOutageMiddleware
+
+    request = rf.post("/api/v1/anything")
+    response = RedisOutageMiddleware(lambda r: None).process_exception(request, RedisConnectionError("down"))
+    assert response.status_code == 503 and response["Retry-After"]
+    import json
+
+    assert json.loads(response.content)["error"]["code"] == "service_unavailable"

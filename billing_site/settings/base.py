@@ -12,6 +12,7 @@ from typing import Any
 
 import environ
 from celery.schedules import crontab
+from csp.constants import NONCE, NONE, SELF
 
 from core import embedded_db
 
@@ -29,6 +30,7 @@ INSTALLED_APPS = [
     "accounts.console.ConsoleAdminConfig",  # Django's admin as the billing console
     "django.contrib.auth",
     "django_otp",
+    "csp",
     "django_otp.plugins.otp_totp",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -53,7 +55,11 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # A body over DATA_UPLOAD_MAX_MEMORY_SIZE is a 413 in the error format (core/limits.py).
+    "core.limits.RequestLimitsMiddleware",
     "core.middleware.ApiNotFoundMiddleware",
+    # Redis down during a view (login throttle counters) is a 503 with Retry-After.
+    "core.middleware.RedisOutageMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -64,6 +70,7 @@ MIDDLEWARE = [
     # Sessions that owe a second factor (or an enrolment) are sent to it first.
     "accounts.middleware.TwoFactorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "accounts.middleware.CurrentOrganizationMiddleware",
 ]
 
@@ -133,7 +140,9 @@ STORAGES = {
 # --- Cache ----------------------------------------------------------------
 REDIS_URL = env("REDIS_URL", default="")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    # A 2 s socket timeout: with Redis gone a sign-in fails fast (a 503, core.middleware).
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                          "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2}}}
 else:
     CACHES = {
         "default": {
@@ -187,6 +196,34 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Each app adds its periodic jobs here (see the sections below).
 CELERY_BEAT_SCHEDULE: dict = {}
 
+# Request bodies over this many bytes are a 413 (core/limits.py); Django's default, set
+# explicitly because the docs promise it.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+# A request URI (path + query) longer than this is a 414; a header line ("Name: value")
+# longer than REQUEST_MAX_HEADER_BYTES, or more than REQUEST_MAX_HEADERS headers, a 431
+# (core/limits.py). gunicorn's defaults; gunicorn.conf.py sets gunicorn's own at twice these.
+REQUEST_MAX_URI_BYTES = 4_094
+REQUEST_MAX_HEADER_BYTES = 8_190
+REQUEST_MAX_HEADERS = 100
+
+# Content-Security-Policy on every response, in every settings (django-csp). Scripts come
+# from our origin or carry the response's nonce (request.csp_nonce); no template has an
+# inline script or an on*= handler (core/tests/test_csp.py). style-src allows
+# 'unsafe-inline' because Swagger UI sets inline styles; img-src allows data: for its icons.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, "'unsafe-inline'"],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+
 # --- REST API -------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -199,7 +236,7 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["core.api.filters.FilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "core.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "core.api.exceptions.api_exception_handler",
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["core.api.parsers.BoundedJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "COERCE_DECIMAL_TO_STRING": True,
     "UNAUTHENTICATED_USER": None,
@@ -212,7 +249,9 @@ SPECTACULAR_SETTINGS: dict[str, Any] = {
     "DESCRIPTION": (
         "Billing for cloud servers. Authenticate with `Authorization: Bearer <api key>`. "
         "Every 4xx has the body `{\"error\": {\"code\", \"message\", \"fields\"}}`. "
-        "POST endpoints accept an `Idempotency-Key` header."
+        "POST endpoints accept an `Idempotency-Key` header. "
+        "A request body over 2,621,440 bytes is a 413 `request_too_large`; JSON nested deeper "
+        "than 32 levels is a 400 `parse_error`."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,

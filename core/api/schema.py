@@ -94,7 +94,8 @@ def add_error_responses(result, generator, request, public):
             if any(p.get("name") == HEADER for p in operation.get("parameters", [])):
                 documented |= IDEMPOTENT_ERROR_RESPONSES
             for status, description in documented.items():
-                operation["responses"].setdefault(
-                    status, {"description": description, "content": {"application/json": {"schema": ref}}}
-                )
+                declared = operation["responses"].setdefault(status, {"description": description})
+                # A view may declare an error status with its own description (what the 409
+                # means there); the body is the one error format all the same.
+                declared.setdefault("content", {"application/json": {"schema": ref}})
     return result

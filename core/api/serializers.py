@@ -1,5 +1,9 @@
+import re
 from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 
@@ -35,3 +39,23 @@ class StrictSerializer(StrictFieldsMixin, serializers.Serializer):
 
 class StrictModelSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     pass
+
+
+# A money amount on the wire: a string of ASCII digits with an optional fraction. JSON
+# numbers are refused (many clients parse them as floats), as are exponents, signs,
+# spaces and non-ASCII digits, which Decimal() would accept. The schema's pattern is this
+# same constant (MoneyField's schema below), so code and schema agree.
+MONEY_PATTERN = r"^[0-9]{1,18}(\.[0-9]{1,12})?$"
+_MONEY_RE = re.compile(MONEY_PATTERN, re.ASCII)
+
+
+@extend_schema_field({"type": "string", "format": "decimal", "pattern": MONEY_PATTERN})
+class MoneyField(serializers.DecimalField):
+    default_error_messages = {
+        "money_format": "An amount is a string of ASCII digits with an optional fraction, e.g. \"100.00\".",
+    }
+
+    def to_internal_value(self, data: Any) -> Decimal:
+        if not isinstance(data, str) or not _MONEY_RE.fullmatch(data):
+            self.fail("money_format")
+        return super().to_internal_value(data)

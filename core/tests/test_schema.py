@@ -53,3 +53,91 @@ def test_the_docs_page_serves_its_assets_itself(client):
     page = client.get("/api/docs/")
     assert page.status_code == 200
     assert b"cdn" not in page.content.lower() and b"/static/drf_spectacular_sidecar/" in page.content
+
+
+# --- Answers match the schema, operation by operation ---------------------------------
+
+
+def _nullable_to_json_schema(node):
+    """OpenAPI 3.0's `nullable: true` as JSON Schema's type list, so jsonschema reads it."""
+    if isinstance(node, dict):
+        node = {k: _nullable_to_json_schema(v) for k, v in node.items()}
+        if node.pop("nullable", False):
+            if "type" in node:
+                node["type"] = [node["type"], "null"]
+            else:
+                node = {"anyOf": [node, {"type": "null"}]}
+        return node
+    if isinstance(node, list):
+        return [_nullable_to_json_schema(v) for v in node]
+    return node
+
+
+def assert_answer_matches_schema(schema: dict, path: str, method: str, response) -> None:
+    """The status is one the operation documents, and the body is what it says for it."""
+    import jsonschema
+
+    responses = schema["paths"][path][method]["responses"]
+    status = str(response.status_code)
+    assert status in responses, (
+        f"{method.upper()} {path} answered {status}; the schema says {sorted(responses)}"
+    )
+    content = responses[status].get("content")
+    if content is None:
+        assert response.content == b"", f"{status} has no body in the schema, got {response.content[:200]!r}"
+        return
+    body_schema = _nullable_to_json_schema(
+        {**content["application/json"]["schema"], "components": schema["components"]}
+    )
+    jsonschema.validate(response.json(), body_schema)
+
+
+@pytest.mark.django_db
+def test_revoking_an_api_key_answers_what_the_schema_says(schema, org_api):
+    created = org_api.post("/api/v1/api-keys", {"name": "ci", "scopes": ["account:read"]}, format="json")
+    assert created.status_code == 201, created.content
+    response = org_api.delete(f"/api/v1/api-keys/{created.json()['id']}")
+    # The code's answer: 200 with the revoked key (the row stays for the audit trail).
+    assert response.status_code == 200
+    assert response.json()["revoked_at"]
+    assert_answer_matches_schema(schema, "/api/v1/api-keys/{id}", "delete", response)
+    documented = set(schema["paths"]["/api/v1/api-keys/{id}"]["delete"]["responses"])
+    assert documented & {"201", "202", "204"} == set()
+
+
+@pytest.mark.django_db
+def test_effective_prices_are_a_plain_list_in_the_code_and_in_the_schema(schema, org_api):
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from pricing import services
+    from pricing.services import PriceSpec
+    from pricing.tests.factories import ProductFactory
+
+    product = ProductFactory(code="cpu-4-16", name="CPU 4/16")
+    services.price_create(
+        spec=PriceSpec(
+            product=product,
+            currency="USD",
+            state="running",
+            amount=Decimal("0.12"),
+            valid_from=datetime(2026, 1, 1, tzinfo=UTC),
+        ),
+        now=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    response = org_api.get("/api/v1/prices/effective")
+    assert response.status_code == 200
+    assert isinstance(response.json(), list) and response.json()
+    assert_answer_matches_schema(schema, "/api/v1/prices/effective", "get", response)
+    operation = schema["paths"]["/api/v1/prices/effective"]["get"]
+    assert {p["name"] for p in operation.get("parameters", [])} & {"page", "page_size"} == set()
+
+
+@pytest.mark.django_db
+def test_resume_declares_its_409_in_the_error_format(schema, org_api):
+    declared = schema["paths"]["/api/v1/credits/resume"]["post"]["responses"]["409"]
+    assert "not_hibernated" in declared["description"]
+    assert declared["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+    response = org_api.post("/api/v1/credits/resume", format="json")
+    assert response.status_code == 409
+    assert_answer_matches_schema(schema, "/api/v1/credits/resume", "post", response)

@@ -2,7 +2,7 @@ from decimal import Decimal
 
 from rest_framework import serializers
 
-from core.api.serializers import StrictSerializer
+from core.api.serializers import MoneyField, StrictSerializer
 from credits.models import AutoTopUpSettings, CreditEvent, LedgerEntry, PromoGrant, TopUp
 
 AMOUNT = {"max_digits": 20, "decimal_places": 6}
@@ -61,7 +61,7 @@ class PromoGrantSerializer(serializers.ModelSerializer):
 
 class TopUpCreateSerializer(StrictSerializer):
     organization = serializers.IntegerField(required=False)
-    amount = serializers.DecimalField(max_digits=20, decimal_places=2, min_value=Decimal("0.01"))
+    amount = MoneyField(max_digits=20, decimal_places=2, min_value=Decimal("0.01"))
 
 
 class TopUpSerializer(serializers.ModelSerializer):

@@ -4,7 +4,7 @@ adjustments and promotional grants (`credits:write`, reason mandatory)."""
 from __future__ import annotations
 
 import django_filters
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from accounts.api.permissions import OrganizationScopedMixin, get_caller
 from core.api.idempotency import idempotent
 from core.api.pagination import NewestFirstCursorPagination
+from core.errors import Conflict
 from credits import hibernation, services
 from credits.api.serializers import (
     AdjustmentCreateSerializer,
@@ -154,14 +155,30 @@ class AutoTopUpView(APIView):
         return Response(AutoTopUpSettingsSerializer(cfg).data)
 
 
+class NotHibernated(Conflict):
+    code = "not_hibernated"
+
+
 class ResumeView(APIView):
     """Manual resume after a top-up (when `CREDITS_RESUME_MODE` is manual)."""
 
     required_scopes = {"POST": "billing:write"}
 
-    @extend_schema(parameters=[ORG_PARAM], request=None, responses={200: CreditEventSerializer})
+    @extend_schema(
+        parameters=[ORG_PARAM],
+        request=None,
+        responses={
+            200: OpenApiResponse(CreditEventSerializer, description="The `resumed` event."),
+            409: OpenApiResponse(
+                description="Nothing is hibernated (`not_hibernated`), or the balance is not above zero yet "
+                "(`conflict`): top up first."
+            ),
+        },
+    )
     def post(self, request):
         caller, org = _target(request)
-        hibernation.resume(organization_id=org.pk, actor=caller.user)
+        # resume() answers None when nothing is hibernated (also when a concurrent resume won).
+        if hibernation.resume(organization_id=org.pk, actor=caller.user) is None:
+            raise NotHibernated("Nothing is hibernated: there is nothing to resume.")
         event = CreditEvent.objects.filter(organization=org, kind=EventKind.RESUMED).first()
-        return Response(CreditEventSerializer(event).data if event else None)
+        return Response(CreditEventSerializer(event).data)

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from core.api.serializers import StrictSerializer
+from core.api.serializers import MoneyField, StrictSerializer
 from payments.models import Payment, Refund
 
 
@@ -28,6 +28,6 @@ class PaymentSerializer(serializers.ModelSerializer):
 
 
 class RefundCreateSerializer(StrictSerializer):
-    amount = serializers.DecimalField(max_digits=30, decimal_places=12, required=False, min_value=0,
+    amount = MoneyField(max_digits=30, decimal_places=12, required=False, min_value=0,
                                       help_text="Default: all that is still refundable.")
     reason = serializers.CharField(max_length=2000, help_text="Why the money is returned (audited).")

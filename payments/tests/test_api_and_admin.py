@@ -176,3 +176,13 @@ def test_the_console_shows_amounts_as_people_read_them(console, org, staff_user)
         assert "20,000.00" in page and "20000.000000000000" not in page, url
     assert money_for_people(Decimal("0.034333333333")) == "0.034333333333"  # per-minute precision kept
     assert money_for_people(Decimal("-1234.500000000000")) == "-1,234.50"
+
+
+@pytest.mark.parametrize("amount", ["", " 10", "1E+2", "١٠", 10, "10.5.0"])
+def test_a_refund_amount_outside_the_pattern_is_a_400_field_error(org, platform_api, amount):
+    payment = _paid_topup(org)
+    response = platform_api.post(f"/api/v1/payments/{payment.pk}/refund", {"amount": amount, "reason": "x"},
+                                 format="json")
+    assert response.status_code == 400, response.content
+    assert set(response.json()["error"]["fields"]) == {"amount"}
+    assert not Refund.objects.exists()

@@ -141,3 +141,18 @@ def test_another_organisations_setup_session_saves_nothing(portal, other_org, fa
     fake_stripe.complete_checkout(started.checkout_id)
     assert portal.get(f"/payments/methods/added?session_id={started.checkout_id}").status_code == 404
     assert PaymentMethod.objects.count() == 0
+
+
+@pytest.mark.parametrize("amount", [" 10", "١٠", "1E+2", "１０"])
+def test_the_top_up_form_refuses_amounts_outside_the_pattern(amount):
+    from payments.forms import TopUpForm
+
+    form = TopUpForm({"amount": amount, "provider": "sandbox"}, providers=["sandbox"])
+    assert not form.is_valid() and "amount" in form.errors
+
+
+def test_the_top_up_form_takes_plain_digits():
+    from payments.forms import TopUpForm
+
+    form = TopUpForm({"amount": "10.50", "provider": "sandbox"}, providers=["sandbox"])
+    assert form.is_valid(), form.errors

@@ -311,3 +311,29 @@ def test_a_signed_refund_with_a_non_integer_amount_is_a_400_recorded_as_failed(o
     assert response.json()["error"]["code"] == "malformed_event"
     event = WebhookEvent.objects.get(event_id="evt_bad_amount")
     assert event.status == WebhookStatus.FAILED and "charge.refunded" in event.last_error
+
+
+@pytest.mark.parametrize("amount", [1050.5, "1050", True], ids=["float", "string", "bool"])
+def test_a_signed_refund_whose_amount_is_not_a_strict_integer_is_a_400(org, fake_stripe, deliver_stripe, amount):
+    payment = _topup(org)
+    charge = {"id": "ch_y", "object": "charge", "payment_intent": payment.provider_payment_id or "pi_y",
+              "amount": amount, "amount_refunded": amount, "currency": "usd", "refunded": True, "paid": True,
+              "metadata": {"payment_id": str(payment.pk)}}
+    response = deliver_stripe({"id": "evt_strict", "type": "charge.refunded", "data": {"object": charge}})
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["code"] == "malformed_event"
+
+
+def test_a_signed_event_nested_too_deep_is_a_400_not_a_500(fake_stripe, deliver_stripe):
+    from payments.tests.conftest import stripe_signature
+
+    body = ('{"id": "evt_deep", "type": "x", "data": {"object": {"x": ' + "[" * 5000 + "]" * 5000 + "}}}").encode()
+    response = deliver_stripe({}, body=body, signature=stripe_signature(body))
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["code"] == "malformed_event"
+
+
+def test_a_bad_signature_is_a_400_in_the_error_format(fake_stripe, deliver_stripe):
+    response = deliver_stripe({"id": "evt_x", "type": "x", "data": {"object": {}}}, signature="t=1,v1=bad")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_signature"

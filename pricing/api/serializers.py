@@ -210,7 +210,7 @@ class EffectivePriceSerializer(serializers.Serializer):
     currency = serializers.CharField(source="price.currency")
     billing_model = serializers.CharField(source="price.billing_model")
     pricing_model = serializers.CharField(source="price.pricing_model")
-    monthly_cap = money(source="price.monthly_cap")
+    monthly_cap = money(source="price.monthly_cap", allow_null=True)
     source = serializers.CharField(source="price.source")
     contract_id = serializers.IntegerField(source="price.contract_id", allow_null=True)
     valid_to = serializers.DateTimeField(source="price.valid_to", allow_null=True)

@@ -109,10 +109,12 @@ class PriceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Crea
                                    api_key=caller.api_key)
         return Response(s.PriceSerializer(price).data)
 
+    # One row per product, state and currency: a plain list, not paginated (the schema says so too).
     @extend_schema(responses=s.EffectivePriceSerializer(many=True))
-    @action(detail=False, methods=["get"])
+    @action(detail=False, methods=["get"], pagination_class=None)
     def effective(self, request, *args, **kwargs):
-        """What the caller's organisation pays now (or `?at=`), contract prices applied."""
+        """What the caller's organisation pays now (or `?at=`), contract prices applied: the
+        whole list, not paginated."""
         caller = get_caller(request)
         org_param = request.query_params.get("organization")
         organization = caller.target_organization(int(org_param) if org_param and org_param.isdigit() else None)

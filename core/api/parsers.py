@@ -1,0 +1,61 @@
+"""A JSON parser with a nesting limit.
+
+Python's json module recurses once per level: a body nested a few thousand levels deep
+raised RecursionError, a 500. No request of this API nests more than a handful of levels,
+so anything deeper than MAX_DEPTH is refused as a parse error (400) before json.loads
+runs. The depth is counted on the raw text, skipping string contents."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from django.conf import settings
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import JSONParser
+
+MAX_DEPTH = 32
+
+
+def json_depth_exceeds(text: str, limit: int = MAX_DEPTH) -> bool:
+    depth = 0
+    in_string = False
+    escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif ch in "]}":
+            depth -= 1
+    return False
+
+
+def loads_bounded(raw: bytes | str) -> Any:
+    """json.loads that refuses nesting over MAX_DEPTH; raises ValueError on bad input."""
+    text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    if json_depth_exceeds(text):
+        raise ValueError(f"JSON nested deeper than {MAX_DEPTH} levels.")
+    return json.loads(text)
+
+
+class BoundedJSONParser(JSONParser):
+    def parse(
+        self, stream: Any, media_type: str | None = None, parser_context: Mapping[str, Any] | None = None
+    ) -> Any:
+        parser_context = parser_context or {}
+        encoding = parser_context.get("encoding", settings.DEFAULT_CHARSET)
+        try:
+            return loads_bounded(stream.read().decode(encoding))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ParseError(f"JSON parse error - {exc}") from exc
