@@ -101,3 +101,35 @@ def test_bad_usage_queries_are_400_with_field_messages(org_api, db):
     assert response.status_code == 400 and "granularity" in response.json()["error"]["fields"]
     response = org_api.get("/api/v1/usage", {"start": "yesterday", "end": "2026-03-09T00:00:00Z", "colour": "red"})
     assert set(response.json()["error"]["fields"]) == {"start", "colour"}
+
+
+def _documented(schema: dict, path: str, method: str, status: str) -> dict:
+    """The JSON schema of one documented answer, refs resolvable, OpenAPI 3.0's
+    `nullable` turned into JSON Schema."""
+
+    def convert(node):
+        if isinstance(node, dict):
+            node = {k: convert(v) for k, v in node.items()}
+            if node.pop("nullable", False) and "type" in node:
+                node["type"] = [node["type"], "null"]
+            return node
+        if isinstance(node, list):
+            return [convert(v) for v in node]
+        return node
+
+    answer = schema["paths"][path][method]["responses"][status]["content"]["application/json"]["schema"]
+    return convert({**answer, "components": schema["components"]})
+
+
+def test_the_usage_answer_matches_its_documented_schema(org, org_api, fleet):
+    """The schema documented a bare list of points; the answer is {granularity, currency, results}."""
+    import jsonschema
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    response = org_api.get("/api/v1/usage", {"start": "2026-03-10T00:00:00Z", "end": "2026-03-11T00:00:00Z",
+                                             "granularity": "hour"})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["results"] and body["currency"] == "USD"
+    jsonschema.validate(body, _documented(schema, "/api/v1/usage", "get", "200"))
