@@ -215,3 +215,97 @@ def test_another_organisations_id_in_a_query_string_answers_as_an_id_that_exists
             f"GET {url}?{param}=<{other_org}'s {related.__name__}> by an {caller_name} answered "
             f"{theirs[0]} {str(theirs[1])[:300]}, an id of no row {nowhere[0]} {str(nowhere[1])[:300]}"
         )
+
+
+# --- ids in JSON bodies ---------------------------------------------------------------
+
+# A body that is valid but for the id under test, per operation whose body names another
+# row; "{product}" is replaced by a product's code. An operation the walk finds without a
+# row here fails with instructions, so a new body id cannot slip past this test.
+BODY_ID_CASES_BODIES: dict[str, dict] = {
+    "POST /api/v1/contracts": {"name": "Isolation", "valid_from": "2026-01-01T00:00:00Z", "prices": []},
+    "POST /api/v1/credits/adjustments": {"amount": "5.00", "reason": "Isolation test"},
+    "POST /api/v1/credits/promotional-grants": {"amount": "5.00", "reason": "Isolation test"},
+    "POST /api/v1/credits/topups": {"amount": "10.00"},
+    "POST /api/v1/quotes": {"product": "{product}", "duration_minutes": 60},
+}
+
+
+def _body_id_fields() -> list[tuple[str, str, type]]:
+    """(operation, body field, model) for every POST/PUT/PATCH whose documented body takes
+    the id of another row: an integer field (or list of them) named after a model."""
+    from django.apps import apps
+    from drf_spectacular.generators import SchemaGenerator
+
+    models_by_name = {m._meta.model_name: m for m in apps.get_models()}
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    components = schema["components"]["schemas"]
+    found = []
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            if method not in {"post", "put", "patch"} or "requestBody" not in operation:
+                continue
+            ref = operation["requestBody"]["content"]["application/json"]["schema"].get("$ref", "")
+            properties = components.get(ref.rsplit("/", 1)[-1], {}).get("properties", {})
+            for name, prop in properties.items():
+                if prop.get("readOnly"):
+                    continue
+                integer = prop.get("type") == "integer" or prop.get("items", {}).get("type") == "integer"
+                model = models_by_name.get(name.removesuffix("_ids").removesuffix("_id").replace("_", ""))
+                if integer and model is not None:
+                    found.append((f"{method.upper()} {path}", name, model))
+    return found
+
+
+BODY_ID_CASES = [pytest.param(op, name, model, id=f"{op} {name}") for op, name, model in _body_id_fields()]
+
+
+def _tenant_rows(organization: Organization) -> dict[str, int]:
+    """How many rows of every model with an `organization` field belong to it."""
+    from django.apps import apps
+
+    return {
+        m._meta.label: m._default_manager.filter(organization=organization).count()
+        for m in apps.get_models()
+        if any(f.name == "organization" and f.is_relation for f in m._meta.concrete_fields)
+    }
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("operation", "field", "related"), BODY_ID_CASES)
+def test_another_organisations_id_in_a_body_answers_as_an_id_that_exists_nowhere(
+    operation, field, related, org, other_org, callers
+):
+    """`{"organization": <another organisation>}` in a body must be told apart from an id of
+    no row by nothing (status, error code, field), and must never act on that row."""
+    from pricing.tests.factories import ProductFactory
+
+    if operation not in BODY_ID_CASES_BODIES:
+        pytest.fail(f"{operation} takes `{field}` in its body: add a body to BODY_ID_CASES_BODIES")
+    method, path = operation.split(" ", 1)
+    if "{" in path:
+        pytest.fail(f"{operation}: the body walk does not fill path parameters yet; teach it")
+    foreign = other_org if related is Organization else make_for(related, other_org)
+    product = ProductFactory()
+    body = {k: (product.code if v == "{product}" else v) for k, v in BODY_ID_CASES_BODIES[operation].items()}
+    rows_before = _tenant_rows(other_org)
+    for caller_name, client in callers.items():
+        send = getattr(client, method.lower())
+        answers = {}
+        for label, value in (("nowhere", NO_SUCH_ID), ("theirs", foreign.pk)):
+            response = send(path, {**body, field: value}, format="json")
+            status, payload = _answer(response)
+            error = payload.get("error", {}) if isinstance(payload, dict) else {}
+            answers[label] = (status, error.get("code"), sorted(error.get("fields") or {}))
+        assert answers["theirs"] == answers["nowhere"], (
+            f"{operation} with {field}=<{other_org}'s {related.__name__}> by an {caller_name} answered "
+            f"{answers['theirs']}, an id of no row {answers['nowhere']}"
+        )
+        assert answers["theirs"][0] >= 400, f"{operation} by an {caller_name} accepted another organisation's id"
+    assert _tenant_rows(other_org) == rows_before, f"{operation} wrote rows of another organisation"
+
+
+def test_the_body_walk_finds_the_body_ids_that_exist_today():
+    assert {("POST /api/v1/credits/topups", "organization"), ("POST /api/v1/quotes", "organization")} <= {
+        (op, name) for op, name, _model in _body_id_fields()
+    }
