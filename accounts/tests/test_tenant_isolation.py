@@ -151,3 +151,161 @@ def test_the_walker_finds_the_routes_that_exist_today():
 def test_a_model_without_a_registered_factory_fails_with_instructions(org):
     with pytest.raises(LookupError, match=r"Register one in accounts/tests/factories.py"):
         make_for(AuditLog, org)
+
+
+NO_SUCH_ID = 2_000_000_000
+
+
+def _filter_models(route):
+    """Query-string filters of a list route that name another row: field -> model."""
+    view_class = route.callback.cls
+    model = api_model(route)
+    found = {}
+    for name in getattr(view_class, "filterset_fields", None) or []:
+        field = model._meta.get_field(name) if name in {f.name for f in model._meta.get_fields()} else None
+        if field is not None and field.is_relation and field.related_model is not None:
+            found[name] = field.related_model
+    if getattr(view_class, "organization_param", True):
+        found.setdefault("organization", Organization)
+    return found
+
+
+ID_PARAM_CASES = [
+    pytest.param(route, name, related, id=f"{route}?{name}")
+    for route in ALL_ROUTES
+    if is_api(route) and getattr(route.callback, "actions", {}).get("get") in ("list", None)
+    and not exempt(route) and hasattr(route.callback.cls, "queryset")
+    for name, related in _filter_models(route).items()
+]
+
+
+def _answer(response):
+    try:
+        body = response.json()
+    except ValueError:
+        body = response.content
+    return response.status_code, body
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("route", "param", "related"), ID_PARAM_CASES)
+def test_another_organisations_id_in_a_query_string_answers_as_an_id_that_exists_nowhere(
+    route, param, related, org, other_org, callers
+):
+    """`?invoice=<another organisation's invoice>` must not be told apart from an id of no row:
+    the same status and body, never the other organisation's rows."""
+    try:
+        foreign = other_org if related is Organization else make_for(related, other_org)
+    except LookupError:
+        pytest.skip(f"no tenancy factory for {related._meta.label}")
+    own_kwargs = {}
+    if route.kwargs:
+        model = api_model(route)
+        own = make_for(model, org)
+        own_kwargs = {k: kwarg_value(route, k, own, route.callback.cls) for k in route.kwargs}
+    url = reverse(route.name, kwargs=own_kwargs)
+    for caller_name, client in callers.items():
+        nowhere = _answer(client.get(url, {param: NO_SUCH_ID}))
+        theirs = _answer(client.get(url, {param: foreign.pk}))
+        if isinstance(nowhere[1], dict) and isinstance(theirs[1], dict):
+            # The message may quote the id; compare everything else.
+            for body in (nowhere[1], theirs[1]):
+                body.get("error", {}).pop("message", None)
+        assert theirs[0] == nowhere[0] and theirs[1] == nowhere[1], (
+            f"GET {url}?{param}=<{other_org}'s {related.__name__}> by an {caller_name} answered "
+            f"{theirs[0]} {str(theirs[1])[:300]}, an id of no row {nowhere[0]} {str(nowhere[1])[:300]}"
+        )
+
+
+# --- ids in JSON bodies ---------------------------------------------------------------
+
+# A body that is valid but for the id under test, per operation whose body names another
+# row; "{product}" is replaced by a product's code. An operation the walk finds without a
+# row here fails with instructions, so a new body id cannot slip past this test.
+BODY_ID_CASES_BODIES: dict[str, dict] = {
+    "POST /api/v1/contracts": {"name": "Isolation", "valid_from": "2026-01-01T00:00:00Z", "prices": []},
+    "POST /api/v1/credits/adjustments": {"amount": "5.00", "reason": "Isolation test"},
+    "POST /api/v1/credits/promotional-grants": {"amount": "5.00", "reason": "Isolation test"},
+    "POST /api/v1/credits/topups": {"amount": "10.00"},
+    "POST /api/v1/quotes": {"product": "{product}", "duration_minutes": 60},
+}
+
+
+def _body_id_fields() -> list[tuple[str, str, type]]:
+    """(operation, body field, model) for every POST/PUT/PATCH whose documented body takes
+    the id of another row: an integer field (or list of them) named after a model."""
+    from django.apps import apps
+    from drf_spectacular.generators import SchemaGenerator
+
+    models_by_name = {m._meta.model_name: m for m in apps.get_models()}
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    components = schema["components"]["schemas"]
+    found = []
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            if method not in {"post", "put", "patch"} or "requestBody" not in operation:
+                continue
+            ref = operation["requestBody"]["content"]["application/json"]["schema"].get("$ref", "")
+            properties = components.get(ref.rsplit("/", 1)[-1], {}).get("properties", {})
+            for name, prop in properties.items():
+                if prop.get("readOnly"):
+                    continue
+                integer = prop.get("type") == "integer" or prop.get("items", {}).get("type") == "integer"
+                model = models_by_name.get(name.removesuffix("_ids").removesuffix("_id").replace("_", ""))
+                if integer and model is not None:
+                    found.append((f"{method.upper()} {path}", name, model))
+    return found
+
+
+BODY_ID_CASES = [pytest.param(op, name, model, id=f"{op} {name}") for op, name, model in _body_id_fields()]
+
+
+def _tenant_rows(organization: Organization) -> dict[str, int]:
+    """How many rows of every model with an `organization` field belong to it."""
+    from django.apps import apps
+
+    return {
+        m._meta.label: m._default_manager.filter(organization=organization).count()
+        for m in apps.get_models()
+        if any(f.name == "organization" and f.is_relation for f in m._meta.concrete_fields)
+    }
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("operation", "field", "related"), BODY_ID_CASES)
+def test_another_organisations_id_in_a_body_answers_as_an_id_that_exists_nowhere(
+    operation, field, related, org, other_org, callers
+):
+    """`{"organization": <another organisation>}` in a body must be told apart from an id of
+    no row by nothing (status, error code, field), and must never act on that row."""
+    from pricing.tests.factories import ProductFactory
+
+    if operation not in BODY_ID_CASES_BODIES:
+        pytest.fail(f"{operation} takes `{field}` in its body: add a body to BODY_ID_CASES_BODIES")
+    method, path = operation.split(" ", 1)
+    if "{" in path:
+        pytest.fail(f"{operation}: the body walk does not fill path parameters yet; teach it")
+    foreign = other_org if related is Organization else make_for(related, other_org)
+    product = ProductFactory()
+    body = {k: (product.code if v == "{product}" else v) for k, v in BODY_ID_CASES_BODIES[operation].items()}
+    rows_before = _tenant_rows(other_org)
+    for caller_name, client in callers.items():
+        send = getattr(client, method.lower())
+        answers = {}
+        for label, value in (("nowhere", NO_SUCH_ID), ("theirs", foreign.pk)):
+            response = send(path, {**body, field: value}, format="json")
+            status, payload = _answer(response)
+            error = payload.get("error", {}) if isinstance(payload, dict) else {}
+            answers[label] = (status, error.get("code"), sorted(error.get("fields") or {}))
+        assert answers["theirs"] == answers["nowhere"], (
+            f"{operation} with {field}=<{other_org}'s {related.__name__}> by an {caller_name} answered "
+            f"{answers['theirs']}, an id of no row {answers['nowhere']}"
+        )
+        assert answers["theirs"][0] >= 400, f"{operation} by an {caller_name} accepted another organisation's id"
+    assert _tenant_rows(other_org) == rows_before, f"{operation} wrote rows of another organisation"
+
+
+def test_the_body_walk_finds_the_body_ids_that_exist_today():
+    assert {("POST /api/v1/credits/topups", "organization"), ("POST /api/v1/quotes", "organization")} <= {
+        (op, name) for op, name, _model in _body_id_fields()
+    }

@@ -35,6 +35,28 @@ def _flatten(detail: Any) -> Any:
     return str(detail)
 
 
+def _dotted(detail: dict, prefix: str = "") -> dict[str, list[str]]:
+    """Nested field errors as one level of dotted paths ({"tiers.0.lower": [...]}), the
+    documented shape of `fields`: a list serializer's errors are a list per item (an
+    empty one for a valid item), a list field's a dict keyed by index."""
+    out: dict[str, list[str]] = {}
+    for key, value in detail.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_dotted(value, f"{path}."))
+        elif isinstance(value, list) and any(isinstance(v, dict | list) for v in value):
+            for i, item in enumerate(value):
+                if isinstance(item, dict):
+                    out.update(_dotted(item, f"{path}.{i}."))
+                elif isinstance(item, list):
+                    out.update(_dotted({str(i): item}, f"{path}."))
+                elif item:
+                    out.setdefault(path, []).append(item)
+        else:
+            out[path] = value if isinstance(value, list) else [value]
+    return out
+
+
 def error_body(code: str, message: str, fields: dict | None = None) -> dict:
     return {"error": {"code": code, "message": message, "fields": fields or {}}}
 
@@ -61,6 +83,7 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, exceptions.ValidationError):
         detail = _flatten(exc.detail)
         if isinstance(detail, dict):
+            detail = _dotted(detail)
             non_field = detail.pop("non_field_errors", [])
             message = "; ".join(non_field) if non_field else "Invalid input."
             if detail and not non_field:

@@ -138,3 +138,18 @@ def test_a_datetime_filter_that_cannot_be_converted_is_a_400(platform_api):
     response = platform_api.get("/api/v1/organizations", {"created_at__lt": "0001-01-01T00:00:00+10:00"})
     assert response.status_code == 400
     assert _error(response)["fields"] == {"created_at__lt": ["This date and time is out of range."]}
+
+
+def test_400_names_a_nested_field_by_its_dotted_path(platform_api):
+    from pricing.tests.factories import ProductFactory
+
+    ProductFactory(code="egress", kind="bandwidth", billing_model="overage", vcpus=None)
+    response = platform_api.post("/api/v1/prices", {
+        "product": "egress", "currency": "USD", "unit": "gb", "pricing_model": "graduated",
+        "valid_from": "2030-01-01T00:00:00Z",
+        "tiers": [{"lower": "0", "upper": "100", "unit_amount": "0.01"}, {"lower": "-1", "unit_amount": "0.005"}],
+    }, format="json")
+    assert response.status_code == 400
+    fields = _error(response)["fields"]
+    assert "tiers.1.lower" in fields, fields
+    assert all(isinstance(m, list) and all(isinstance(x, str) for x in m) for m in fields.values()), fields

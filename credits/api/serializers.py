@@ -83,6 +83,8 @@ class AutoTopUpSettingsSerializer(serializers.ModelSerializer):
     class Meta:
         model = AutoTopUpSettings
         fields = ["organization", "enabled", "threshold", "amount", "monthly_cap", "updated_at"]
+        # null while the organisation has never configured auto top-up (defaults are shown).
+        extra_kwargs = {"updated_at": {"allow_null": True}}
 
 
 class CreditEventSerializer(serializers.ModelSerializer):

@@ -116,8 +116,18 @@ class PriceEndSerializer(StrictSerializer):
     valid_to = serializers.DateTimeField()
 
 
+class EveryStateChoiceField(serializers.ChoiceField):
+    """A contract override's state; a blank one (every state of the product) reads as null,
+    since "" is no state the schema's enum could name."""
+
+    def to_representation(self, value):
+        return None if value == "" else super().to_representation(value)
+
+
 class ContractPriceSerializer(serializers.ModelSerializer):
     product = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    state = EveryStateChoiceField(choices=ResourceState.choices, allow_null=True, read_only=True,
+                                  help_text="null: the override applies in every state of the product.")
 
     class Meta:
         model = ContractPrice

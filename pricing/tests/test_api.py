@@ -204,3 +204,13 @@ def test_a_hardware_figure_beyond_its_column_is_a_400_naming_the_field(platform_
     response = platform_api.post("/api/v1/products", body, format="json")
     assert response.status_code == 400, response.content
     assert field in response.json()["error"]["fields"]
+
+
+def test_a_contract_override_for_every_state_reads_state_null(platform_api, org):
+    from pricing.tests.factories import make_contract
+
+    contract = make_contract(org)
+    contract.prices.update(state="")
+    response = platform_api.get(f"/api/v1/contracts/{contract.pk}")
+    assert response.status_code == 200
+    assert {p["state"] for p in response.json()["prices"]} == {None}

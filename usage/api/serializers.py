@@ -93,6 +93,15 @@ class UsagePointSerializer(serializers.Serializer):
     currency = serializers.CharField()
 
 
+class UsageSeriesSerializer(serializers.Serializer):
+    """The answer of `GET /usage`: the series with its granularity and the organisation's
+    currency (the schema used to document a bare list, the answer was always this object)."""
+
+    granularity = serializers.ChoiceField(choices=GRANULARITIES)
+    currency = serializers.CharField()
+    results = UsagePointSerializer(many=True)
+
+
 class MonthToDateSerializer(serializers.Serializer):
     month = serializers.DateField()
     amount = _money()

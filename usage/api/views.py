@@ -20,8 +20,8 @@ from usage.api.serializers import (
     MonthToDateSerializer,
     ResourceSerializer,
     StateIntervalSerializer,
-    UsagePointSerializer,
     UsageQuerySerializer,
+    UsageSeriesSerializer,
 )
 from usage.ingest import MAX_BATCH, events_ingest
 from usage.models import Resource
@@ -79,7 +79,7 @@ class UsageView(APIView):
 
     required_scopes = {"GET": "usage:read"}
 
-    @extend_schema(parameters=[UsageQuerySerializer], responses=UsagePointSerializer(many=True))
+    @extend_schema(parameters=[UsageQuerySerializer], responses=UsageSeriesSerializer)
     def get(self, request):
         query = UsageQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
@@ -95,8 +95,8 @@ class UsageView(APIView):
                 raise NotFound("No such product.", field="product")
         points = usage_series(organization=org, start=q["start"], end=q["end"], granularity=q["granularity"],
                               resource_id=resource_id, product_id=product_id)
-        return Response({"granularity": q["granularity"], "currency": org.currency,
-                         "results": UsagePointSerializer(points, many=True).data})
+        return Response(UsageSeriesSerializer({"granularity": q["granularity"], "currency": org.currency,
+                                               "results": points}).data)
 
 
 class MonthToDateView(APIView):

@@ -101,3 +101,77 @@ def test_bad_usage_queries_are_400_with_field_messages(org_api, db):
     assert response.status_code == 400 and "granularity" in response.json()["error"]["fields"]
     response = org_api.get("/api/v1/usage", {"start": "yesterday", "end": "2026-03-09T00:00:00Z", "colour": "red"})
     assert set(response.json()["error"]["fields"]) == {"start", "colour"}
+
+
+def _documented(schema: dict, path: str, method: str, status: str) -> dict:
+    """The JSON schema of one documented answer, refs resolvable, OpenAPI 3.0's
+    `nullable` turned into JSON Schema."""
+
+    def convert(node):
+        if isinstance(node, dict):
+            node = {k: convert(v) for k, v in node.items()}
+            if node.pop("nullable", False) and "type" in node:
+                node["type"] = [node["type"], "null"]
+            return node
+        if isinstance(node, list):
+            return [convert(v) for v in node]
+        return node
+
+    answer = schema["paths"][path][method]["responses"][status]["content"]["application/json"]["schema"]
+    return convert({**answer, "components": schema["components"]})
+
+
+def test_the_usage_answer_matches_its_documented_schema(org, org_api, fleet):
+    """The schema documented a bare list of points; the answer is {granularity, currency, results}."""
+    import jsonschema
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    response = org_api.get("/api/v1/usage", {"start": "2026-03-10T00:00:00Z", "end": "2026-03-11T00:00:00Z",
+                                             "granularity": "hour"})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["results"] and body["currency"] == "USD"
+    jsonschema.validate(body, _documented(schema, "/api/v1/usage", "get", "200"))
+
+
+def test_resource_history_and_usage_filters_never_reveal_another_organisations_resource(
+    org, other_org, clock, platform_api, org_api, fleet
+):
+    """Another organisation's resource id, or filter values naming it (organisation, external
+    id, state), answer like a resource of no row and never show its intervals."""
+    response = platform_api.post("/api/v1/events", {"events": [
+        {"id": "b1", "type": "created", "resource": "srv-b", "timestamp": "2026-03-10T09:00:00Z",
+         "organization": other_org.pk, "product": "cpu-4", "name": "theirs"},
+        {"id": "b2", "type": "started", "resource": "srv-b", "timestamp": "2026-03-10T09:30:00Z"},
+    ]}, format="json")
+    assert response.json()["accepted"] == 2
+    theirs = other_org.resources.get()
+    own = org.resources.get()
+    nowhere = 2_000_000_000
+
+    def answer(url, params=None):
+        response = org_api.get(url, params or {})
+        body = response.json()
+        if isinstance(body.get("error"), dict):
+            body["error"].pop("message", None)
+        return response.status_code, body
+
+    assert answer(f"/api/v1/resources/{theirs.pk}/history") == answer(f"/api/v1/resources/{nowhere}/history")
+    assert answer(f"/api/v1/resources/{theirs.pk}/history")[0] == 404
+    for params in ({"organization": other_org.pk}, {"external_id": "srv-b"}, {"state": "running"},
+                   {"kind": theirs.kind}, {"organization": other_org.pk, "external_id": "srv-b"}):
+        assert answer(f"/api/v1/resources/{theirs.pk}/history", params)[0] == 404, params
+        status, body = answer(f"/api/v1/resources/{own.pk}/history", params)
+        assert status in (200, 404), (params, status)
+        if status == 200:
+            assert {row["start"] for row in body["results"]} <= {"2026-03-10T10:00:00Z", "2026-03-10T10:17:00Z",
+                                                                 "2026-03-10T13:42:00Z"}, params
+        listed = org_api.get("/api/v1/resources", params).json()
+        assert theirs.pk not in {row["id"] for row in listed.get("results", [])}, params
+    span = {"start": "2026-03-10T00:00:00Z", "end": "2026-03-11T00:00:00Z", "granularity": "hour"}
+    assert answer("/api/v1/usage", {**span, "resource": theirs.pk}) == answer("/api/v1/usage", {**span, "resource": nowhere})
+    mine = answer("/api/v1/usage", {**span, "organization": other_org.pk})
+    assert mine[0] == 404 and mine == answer("/api/v1/usage", {**span, "organization": nowhere})
+    assert answer("/api/v1/usage/month-to-date", {"organization": other_org.pk}) == answer(
+        "/api/v1/usage/month-to-date", {"organization": nowhere})
