@@ -13,9 +13,9 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import connections
 from django.utils import timezone
 
+from core.tests.concurrency import run_second_while_first_holds
 from credits import hibernation, services
 from credits.models import Balance, LedgerEntry
 from invoices.models import Invoice, InvoiceStatus
@@ -32,7 +32,7 @@ def test_finalizing_while_credits_hibernates_does_not_deadlock(org, monkeypatch)
     ResourceFactory(organization=org, state="running")
     draft = make_invoice(org, finalize=False)
 
-    invoice_locked, errors = threading.Event(), []
+    invoice_locked = threading.Event()
     original = lifecycle.ledger_post
 
     def slow_post(**kwargs):  # the invoice (and its organisation) are locked: let hibernation start
@@ -42,28 +42,11 @@ def test_finalizing_while_credits_hibernates_does_not_deadlock(org, monkeypatch)
 
     monkeypatch.setattr(lifecycle, "ledger_post", slow_post)
 
-    def finalize():
-        try:
-            lifecycle.invoice_finalize(invoice=draft, render_pdf=False)
-        except Exception as exc:  # reported below
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    def hibernate():
-        try:
-            invoice_locked.wait(10)
-            hibernation.hibernate(balance_id=balance.pk)
-        except Exception as exc:  # reported below
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=finalize), threading.Thread(target=hibernate)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    errors = run_second_while_first_holds(
+        lambda: lifecycle.invoice_finalize(invoice=draft, render_pdf=False),
+        lambda: hibernation.hibernate(balance_id=balance.pk),
+        invoice_locked,
+    )
     assert not errors, errors
     balance.refresh_from_db()
     assert balance.hibernated_at is not None

@@ -13,9 +13,9 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import connections
 from django.utils import timezone
 
+from core.tests.concurrency import run_second_while_first_holds
 from credits import hibernation
 from credits.models import Balance, CreditEvent, LedgerEntry
 from payments import settlement
@@ -40,7 +40,7 @@ def test_a_payment_succeeding_while_credits_hibernates_does_not_deadlock(org, mo
         amount=Decimal("50.00"),
         provider_payment_id="sbx_pi_1",
     )
-    payment_locked, errors = threading.Event(), []
+    payment_locked = threading.Event()
     original = settlement.apply_payment
 
     def slow_apply(p):  # the payment (and its organisation) are locked: let hibernation start
@@ -50,30 +50,13 @@ def test_a_payment_succeeding_while_credits_hibernates_does_not_deadlock(org, mo
 
     monkeypatch.setattr(settlement, "apply_payment", slow_apply)
 
-    def pay():
-        try:
-            lifecycle.payment_apply_snapshot(
-                payment_id=payment.pk, snapshot=PaymentSnapshot(status=PaymentStatus.SUCCEEDED)
-            )
-        except Exception as exc:  # reported below
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    def hibernate():
-        try:
-            payment_locked.wait(10)
-            hibernation.hibernate(balance_id=balance.pk)
-        except Exception as exc:  # reported below
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=pay), threading.Thread(target=hibernate)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    errors = run_second_while_first_holds(
+        lambda: lifecycle.payment_apply_snapshot(
+            payment_id=payment.pk, snapshot=PaymentSnapshot(status=PaymentStatus.SUCCEEDED)
+        ),
+        lambda: hibernation.hibernate(balance_id=balance.pk),
+        payment_locked,
+    )
     assert not errors, errors
     balance.refresh_from_db()
     # Both happened: hibernated, then credited (and, resume being automatic, resumed).
