@@ -200,6 +200,9 @@ class StripeGateway:
             "payment_method": method.provider_method_id,
             "off_session": True,
             "confirm": True,
+            # The customer is not there to follow a redirect: without this, today's API
+            # defaults (automatic payment methods) ask for a return_url and refuse the charge.
+            "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
             "metadata": _metadata(payment),
         }
         try:

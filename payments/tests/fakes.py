@@ -412,6 +412,18 @@ class FakeStripe(FakeProvider):
         pi = self._new_payment_intent(amount=int(params["amount"]), currency=params["currency"],
                                       customer=params.get("customer"), metadata=params.get("metadata") or {})
         if params.get("confirm") == "true":
+            # Under the API version the pinned SDK sends, a PaymentIntent without
+            # payment_method_types has automatic payment methods on, and confirming one
+            # needs a return_url unless redirects are refused (Stripe's own answer).
+            apm = params.get("automatic_payment_methods") or {}
+            if (not params.get("payment_method_types") and not params.get("return_url")
+                    and apm.get("allow_redirects") != "never"):
+                raise self._err(
+                    400, "This PaymentIntent is configured to accept payment methods enabled in your Dashboard. "
+                    "Because some of these payment methods might redirect your customer off of your page, you "
+                    "must provide a `return_url`. If you don't want to accept redirect-based payment methods, set "
+                    "`automatic_payment_methods[enabled]` to `true` and `automatic_payment_methods[allow_redirects]` "
+                    "to `never` when creating Setup Intents and Payment Intents.", param="return_url")
             pm_id = params.get("payment_method")
             if pm_id not in self.objects:
                 raise self._err(400, f"No such PaymentMethod: '{pm_id}'", param="payment_method")

@@ -101,3 +101,24 @@ def test_a_declining_sandbox_card_fails_the_auto_top_up(org, django_capture_on_c
         charge_topup(topup.pk)
     topup.refresh_from_db()
     assert topup.status == "failed" and "sandbox card declined" in topup.last_error
+
+
+def test_an_off_session_charge_refuses_redirects_as_stripe_requires(org, fake_stripe, stripe_card, balance,
+                                                                    django_capture_on_commit_callbacks):
+    """Under today's API defaults a confirmed PaymentIntent has automatic payment methods
+    on, and Stripe asks for a return_url unless redirects are refused: without
+    `automatic_payment_methods[allow_redirects]=never` every auto top-up and autopay
+    failed (issue 13, finding 4). The fake answers as Stripe does."""
+    import stripe
+
+    stripe_card(org)
+    client = stripe.StripeClient(fake_stripe.api_key, base_addresses={"api": fake_stripe.url})
+    pm = next(o["id"] for o in fake_stripe.objects.values() if o["object"] == "payment_method")
+    with pytest.raises(stripe.InvalidRequestError, match="return_url"):
+        client.v1.payment_intents.create({"amount": 5000, "currency": "usd", "payment_method": pm,
+                                          "off_session": True, "confirm": True})
+    topup = _auto_topup(org)
+    with django_capture_on_commit_callbacks(execute=True):
+        charge_topup(topup.pk)
+    topup.refresh_from_db()
+    assert topup.status == "succeeded" and balance(org) == Decimal("50.00")
