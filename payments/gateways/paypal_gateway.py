@@ -147,7 +147,9 @@ class PayPalGateway:
                 }}},
             },
         })
-        link = next(lk["href"] for lk in order.get("links", []) if lk.get("rel") in ("payer-action", "approve"))
+        link = next((lk["href"] for lk in order.get("links") or [] if lk.get("rel") in ("payer-action", "approve")), None)
+        if link is None:  # the links are optional in PayPal's spec: no page to send the customer to
+            raise GatewayUnavailable(f"PayPal returned order {order.get('id')} without its approval page.")
         return CheckoutStarted(checkout_id=order["id"], redirect_url=link)
 
     def capture(self, payment: Payment) -> PaymentSnapshot:

@@ -477,6 +477,9 @@ class FakePayPal(FakeProvider):
     orders: dict[str, dict] = field(default_factory=dict)
     captures: dict[str, dict] = field(default_factory=dict)
     refunds: dict[str, dict] = field(default_factory=dict)
+    # The order's links are optional in PayPal's Orders v2 description: an order may come
+    # back without the page the customer approves it on.
+    omit_approval_link: bool = False
     disputes: dict[str, dict] = field(default_factory=dict)
     events: list[dict] = field(default_factory=list)
     tokens: set[str] = field(default_factory=set)
@@ -618,6 +621,8 @@ class FakePayPal(FakeProvider):
                 {"href": f"{self.url}/v2/checkout/orders/{order_id}/capture", "rel": "capture", "method": "POST"},
             ],
         }
+        if self.omit_approval_link:
+            order["links"] = [lk for lk in order["links"] if lk["rel"] not in ("payer-action", "approve")]
         self.orders[order_id] = order
         return order
 

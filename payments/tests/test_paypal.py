@@ -183,3 +183,14 @@ def test_paypal_keeps_no_saved_cards_so_it_has_no_card_gateway():
     with pytest.raises(ValueError, match="No card gateway"):
         card_gateway_for(Provider.PAYPAL)
     assert card_gateway_for(Provider.SANDBOX).provider == Provider.SANDBOX
+
+
+def test_an_order_without_its_approval_link_is_provider_unavailable_not_a_500(org, fake_paypal):
+    """PayPal's description makes an order's links optional; `next()` over them raised
+    StopIteration, a 500 (issue 13, finding 6). Now it is the provider being unavailable,
+    in the error format, and nothing is half-written as started."""
+    fake_paypal.omit_approval_link = True
+    with pytest.raises(GatewayUnavailable, match="without its approval page"):
+        _checkout(org)
+    payment = Payment.objects.get()
+    assert payment.checkout_url == "" and payment.status == PaymentStatus.PENDING
