@@ -204,7 +204,8 @@ class PayPalGateway:
             "body": {
                 "amount": {"currency_code": refund.currency, "value": paypal_amount(refund.amount, refund.currency)},
                 "custom_id": str(refund.pk),
-                "note_to_payer": refund.reason[:255],
+                # PayPal's pattern is `^.*$` (one line), 1-255 characters; the service requires a reason.
+                "note_to_payer": " ".join(refund.reason.split())[:255],
             },
         })
         return self.refund_snapshot(result, fallback_amount=refund.amount, fallback_currency=refund.currency)

@@ -21,7 +21,9 @@ import threading
 import time
 import zlib
 from dataclasses import dataclass, field
+from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -459,6 +461,24 @@ class FakeStripe(FakeProvider):
 
 # --------------------------------------------------------------------------- PayPal
 
+# The providers' published descriptions (../shared/specs, see its README), beside the project.
+SPECS_DIR = next((p for p in (Path(__file__).resolve().parents[2].parent / "shared" / "specs",
+                              Path("/work/shared/specs")) if p.is_dir()), None)
+
+
+@cache
+def paypal_request_schema(spec_file: str, path: str, method: str) -> Any:
+    """A validator for the JSON body PayPal's own description gives `method path`, or None
+    where the descriptions are not beside the project."""
+    import jsonschema
+
+    if SPECS_DIR is None:
+        return None
+    doc = json.loads((SPECS_DIR / "paypal" / spec_file).read_text())
+    schema = doc["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"]
+    return jsonschema.Draft4Validator({**schema, "components": doc["components"]})
+
+
 
 @dataclass
 class FakePayPal(FakeProvider):
@@ -648,6 +668,9 @@ class FakePayPal(FakeProvider):
         return order
 
     def _refund(self, capture_id: str, body: dict) -> dict:
+        validator = paypal_request_schema("payments_payment_v2.json", "/v2/payments/captures/{capture_id}/refund", "post")
+        if validator is not None and not validator.is_valid(body):
+            raise self._err(400, "INVALID_REQUEST", "INVALID_PARAMETER_SYNTAX")
         capture = self.captures.get(capture_id)
         if capture is None:
             raise self._err(404, "RESOURCE_NOT_FOUND", "INVALID_RESOURCE_ID")
