@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import enum
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from core.models import OutboxMessage
@@ -35,6 +35,12 @@ class Sent(enum.Enum):
     SENT = "sent"
     TAKEN = "taken"  # sent already, or another sender holds it
     FAILED = "failed"  # the broker refused or could not be reached
+
+
+def _unclaimed(now: datetime) -> QuerySet[OutboxMessage]:
+    """Messages not sent yet that no sender holds."""
+    return OutboxMessage.objects.filter(sent_at__isnull=True).filter(
+        Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
 
 
 def enqueue(task_name: str, *args: Any, **kwargs: Any) -> OutboxMessage:
@@ -58,9 +64,7 @@ def send(pk: int, connection: Any = None) -> Sent:
     """Claim message `pk`, publish it, mark it sent. A broker that cannot be reached
     fails fast (one connection try, 2 s), so a request never waits out an outage."""
     now = timezone.now()
-    claimed = OutboxMessage.objects.filter(pk=pk, sent_at__isnull=True).filter(
-        Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
-    ).update(claimed_until=now + LEASE, attempts=F("attempts") + 1)
+    claimed = _unclaimed(now).filter(pk=pk).update(claimed_until=now + LEASE, attempts=F("attempts") + 1)
     if not claimed:
         return Sent.TAKEN
     msg = OutboxMessage.objects.get(pk=pk)
@@ -103,29 +107,27 @@ def relay(*, batch: int = 500) -> int:
     is down: the next run goes on). Forget sent messages after `KEEP_SENT`. Returns how
     many were sent."""
     now = timezone.now()
-    waiting = list(
-        OutboxMessage.objects.filter(sent_at__isnull=True)
-        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-        .order_by("id").values_list("id", flat=True)[:batch]
-    )
+    waiting = list(_unclaimed(now).order_by("id").values_list("id", flat=True)[:batch])
     sent = 0
     if waiting:
         from billing_site.celery import app
 
-        if app.conf.task_always_eager:
-            sent = sum(send(pk) is Sent.SENT for pk in waiting)
-        else:
+        conn = None  # tasks run inline: no broker
+        if not app.conf.task_always_eager:
             try:
                 conn = _connect(app)
             except Exception as exc:
                 logger.warning("outbox relay: broker unavailable, %s messages wait: %s", len(waiting), exc)
                 return 0
-            with conn:
-                for pk in waiting:
-                    result = send(pk, conn)
-                    if result is Sent.FAILED:
-                        break
-                    sent += result is Sent.SENT
+        try:
+            for pk in waiting:
+                result = send(pk, conn)
+                if result is Sent.FAILED:
+                    break
+                sent += result is Sent.SENT
+        finally:
+            if conn is not None:
+                conn.release()
     OutboxMessage.objects.filter(sent_at__lt=now - KEEP_SENT).delete()
     return sent
 
