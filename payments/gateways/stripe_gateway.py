@@ -7,9 +7,10 @@ creating call carries an idempotency key built from our row id.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import stripe
 from django.conf import settings
@@ -35,13 +36,17 @@ from payments.models import (
 )
 
 if TYPE_CHECKING:
-    from stripe.params import CustomerCreateParams, PaymentIntentCreateParams, RefundCreateParams
+    from stripe.params import (
+        CustomerCreateParams,
+        EventListParams,
+        PaymentIntentCreateParams,
+        RefundCreateParams,
+        RefundListParams,
+        SetupIntentRetrieveParams,
+    )
     from stripe.params.checkout import SessionCreateParams
 
     from accounts.models import Organization
-
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
 
 PI_STATUS = {
     "succeeded": PaymentStatus.SUCCEEDED,
@@ -78,11 +83,14 @@ def client() -> stripe.StripeClient:
     )
 
 
-def _call(fn: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
+@contextmanager
+def stripe_errors() -> Iterator[None]:
     """Provider errors → our two kinds. A card error is a decline; anything that leaves
-    the outcome unknown is `GatewayUnavailable`."""
+    the outcome unknown is `GatewayUnavailable`. A context, not a wrapper taking the SDK
+    method and its arguments: the call stays a plain SDK call with its typed parameter
+    dict, which mypy checks against the API version the pinned SDK targets."""
     try:
-        return fn(*args, **kwargs)
+        yield
     except stripe.CardError as exc:
         raise GatewayDeclined(exc.user_message or "The card was declined.", code=exc.code or "card_declined")
     except (stripe.APIConnectionError, stripe.RateLimitError) as exc:
@@ -123,8 +131,9 @@ class StripeGateway:
         }
         if organization.billing_email:
             params["email"] = organization.billing_email
-        customer = _call(client().v1.customers.create, params,
-                         {"idempotency_key": f"customer:organization:{organization.pk}"})
+        with stripe_errors():
+            customer = client().v1.customers.create(
+                params, {"idempotency_key": f"customer:organization:{organization.pk}"})
         try:
             with transaction.atomic():
                 ProviderCustomer.objects.create(organization=organization, provider=self.provider, customer_id=customer.id)
@@ -142,14 +151,20 @@ class StripeGateway:
             "success_url": success_url,
             "cancel_url": cancel_url,
         }
-        return _started(_call(client().v1.checkout.sessions.create, params))
+        with stripe_errors():
+            session = client().v1.checkout.sessions.create(params)
+        return _started(session)
 
     def saved_method_from_setup_intent(self, setup_intent_id: str) -> SavedMethod:
-        si = _plain(_call(client().v1.setup_intents.retrieve, setup_intent_id, {"expand": ["payment_method"]}))
+        params: SetupIntentRetrieveParams = {"expand": ["payment_method"]}
+        with stripe_errors():
+            si = _plain(client().v1.setup_intents.retrieve(setup_intent_id, params))
         return self._method(si["payment_method"], si.get("customer"))
 
     def saved_method(self, method_id: str) -> SavedMethod:
-        return self._method(_call(client().v1.payment_methods.retrieve, method_id), None)
+        with stripe_errors():
+            pm = client().v1.payment_methods.retrieve(method_id)
+        return self._method(pm, None)
 
     @staticmethod
     def _method(pm: stripe.PaymentMethod | dict[str, Any], customer: str | None) -> SavedMethod:
@@ -162,7 +177,8 @@ class StripeGateway:
         )
 
     def detach(self, method: PaymentMethod) -> None:
-        _call(client().v1.payment_methods.detach, method.provider_method_id)
+        with stripe_errors():
+            client().v1.payment_methods.detach(method.provider_method_id)
 
     # --- payments -----------------------------------------------------------------
 
@@ -184,7 +200,8 @@ class StripeGateway:
             "success_url": success_url,
             "cancel_url": cancel_url,
         }
-        session = _call(client().v1.checkout.sessions.create, params, {"idempotency_key": payment.idempotency_key})
+        with stripe_errors():
+            session = client().v1.checkout.sessions.create(params, {"idempotency_key": payment.idempotency_key})
         return _started(session)
 
     def charge_saved_method(self, payment: Payment) -> PaymentSnapshot:
@@ -206,7 +223,8 @@ class StripeGateway:
             "metadata": _metadata(payment),
         }
         try:
-            pi = _call(client().v1.payment_intents.create, params, {"idempotency_key": payment.idempotency_key})
+            with stripe_errors():
+                pi = client().v1.payment_intents.create(params, {"idempotency_key": payment.idempotency_key})
         except GatewayDeclined as exc:
             return PaymentSnapshot(status=PaymentStatus.FAILED, failure_code=exc.code, failure_message=exc.message,
                                    provider_payment_id=self._declined_intent_id(exc))
@@ -236,13 +254,16 @@ class StripeGateway:
         """Ask Stripe where a payment stands (return pages and reconciliation)."""
         pi_id = payment.provider_payment_id
         if not pi_id and payment.provider_checkout_id:
-            session = _plain(_call(client().v1.checkout.sessions.retrieve, payment.provider_checkout_id))
+            with stripe_errors():
+                session = _plain(client().v1.checkout.sessions.retrieve(payment.provider_checkout_id))
             if session.get("status") == "expired":
                 return PaymentSnapshot(status=PaymentStatus.CANCELED)
             pi_id = session.get("payment_intent") or ""
         if not pi_id:
             return None
-        return self.snapshot_from_intent(_call(client().v1.payment_intents.retrieve, pi_id))
+        with stripe_errors():
+            pi = client().v1.payment_intents.retrieve(pi_id)
+        return self.snapshot_from_intent(pi)
 
     # --- refunds ----------------------------------------------------------------------
 
@@ -253,12 +274,14 @@ class StripeGateway:
             "amount": to_minor_units(refund.amount, refund.currency),
             "metadata": {"refund_id": str(refund.pk), "payment_id": str(payment.pk)},
         }
-        created = _call(client().v1.refunds.create, params, {"idempotency_key": refund.idempotency_key})
+        with stripe_errors():
+            created = client().v1.refunds.create(params, {"idempotency_key": refund.idempotency_key})
         return self.refund_snapshot(created)
 
     def refunds_of_charge(self, charge_id: str) -> list[RefundSnapshot]:
-        page = _call(client().v1.refunds.list, {"charge": charge_id, "limit": 100})
-        return [self.refund_snapshot(r) for r in page.auto_paging_iter()]
+        params: RefundListParams = {"charge": charge_id, "limit": 100}
+        with stripe_errors():
+            return [self.refund_snapshot(r) for r in client().v1.refunds.list(params).auto_paging_iter()]
 
     @staticmethod
     def refund_snapshot(r: stripe.Refund | dict[str, Any]) -> RefundSnapshot:
@@ -275,6 +298,7 @@ class StripeGateway:
 
     def recent_events(self, *, since_epoch: int, types: list[str]) -> list[stripe.Event]:
         """Events since a moment, oldest first (Stripe lists newest first)."""
-        page = _call(client().v1.events.list, {"created": {"gte": since_epoch}, "types": types, "limit": 100})
-        events = list(page.auto_paging_iter())
+        params: EventListParams = {"created": {"gte": since_epoch}, "types": types, "limit": 100}
+        with stripe_errors():
+            events = list(client().v1.events.list(params).auto_paging_iter())
         return list(reversed(events))
