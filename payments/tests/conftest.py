@@ -14,6 +14,7 @@ import stripe
 from django.test import Client
 
 from payments.tests.fakes import FakePayPal, FakeStripe
+from payments.tests.provider_contract import specs_dir
 
 STRIPE_WEBHOOK_SECRET = "whsec_test_secret"
 CARD_CANDIDATE = re.compile(r"(?<!\d)(?:\d[ -]?){13,19}(?!\d)")
@@ -50,6 +51,7 @@ def no_card_numbers_logged(caplog):
 
 @pytest.fixture
 def fake_stripe(settings):
+    specs_dir()  # the fake checks every exchange against Stripe's descriptions; skips without them
     fake = FakeStripe().start()
     settings.STRIPE_SECRET_KEY = fake.api_key
     settings.STRIPE_API_BASE = fake.url
@@ -58,10 +60,12 @@ def fake_stripe(settings):
     settings.PAYMENTS_PROVIDER_MAX_RETRIES = 0
     yield fake
     fake.stop()
+    assert fake.violations == [], "the fake Stripe answered as Stripe never would (provider_contract)"
 
 
 @pytest.fixture
 def fake_paypal(settings):
+    specs_dir()  # the fake checks every exchange against PayPal's descriptions; skips without them
     fake = FakePayPal().start()
     settings.PAYPAL_CLIENT_ID = fake.client_id
     settings.PAYPAL_CLIENT_SECRET = fake.client_secret
@@ -70,6 +74,7 @@ def fake_paypal(settings):
     settings.PAYMENTS_PROVIDER_TIMEOUT = 2
     yield fake
     fake.stop()
+    assert fake.violations == [], "the fake PayPal answered as PayPal never would (provider_contract)"
 
 
 def stripe_body(event: dict) -> bytes:

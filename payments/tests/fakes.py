@@ -21,11 +21,20 @@ import threading
 import time
 import zlib
 from dataclasses import dataclass, field
-from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from payments.tests.provider_contract import (
+    paypal_event_problems,
+    paypal_operation,
+    paypal_request_issues,
+    paypal_response_problems,
+    stripe_params_class,
+    stripe_request_problems,
+    stripe_shape_problems,
+    stripe_template,
+)
 
 _ids = itertools.count(1)
 
@@ -85,6 +94,11 @@ class FakeProvider:
         self.requests: list[tuple[str, str]] = []
         self._idempotent: dict[str, _Stored] = {}
         self._stalls: list[tuple[str, float]] = []
+        # What this fake sent that its provider's published description says it never
+        # would (provider_contract): the fixtures fail a test that leaves any here.
+        self.violations: list[str] = []
+        # Each request checked against the description: (method, path, what checked it).
+        self.checked: list[tuple[str, str, str]] = []
         provider = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -157,9 +171,11 @@ class FakeProvider:
                     return status, json.dumps(body).encode(), {}, stall
                 return stored.status, stored.body, {"Idempotent-Replayed": "true"}, stall
             try:
+                self.check_request(method, path, query, headers, raw)
                 status, body = self.handle(method, path, query, headers, raw)
             except FakeError as exc:
                 status, body = exc.status, exc.body
+            self.check_response(method, path, status, body)
             encoded = json.dumps(body).encode()
             if key and status < 500:
                 self._idempotent[key] = _Stored(fingerprint, status, encoded)
@@ -168,11 +184,24 @@ class FakeProvider:
     def handle(self, method, path, query, headers, raw):  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def check_request(self, method, path, query, headers, raw) -> None:
+        """Refuse, as the provider would, a request its description does not accept."""
+
+    def check_response(self, method, path, status, body) -> None:
+        """Record in `violations` an answer the provider would never give."""
+
     def idempotency_mismatch(self):  # pragma: no cover - abstract
         raise NotImplementedError
 
 
 # --------------------------------------------------------------------------- Stripe
+
+
+class _StripeObjects(dict):
+    def __setitem__(self, key: str, obj: dict) -> None:
+        for name, value in stripe_template(obj["object"]).items():
+            obj.setdefault(name, value)
+        super().__setitem__(key, obj)
 
 
 @dataclass
@@ -181,9 +210,14 @@ class FakeStripe(FakeProvider):
     SetupIntents, PaymentMethods, Refunds and Events."""
 
     api_key: str = "sk_test_fake"
-    objects: dict[str, dict] = field(default_factory=dict)
+    # Every object is stored with all the fields Stripe returns for its type
+    # (provider_contract.stripe_template); the builders below set what they model.
+    objects: dict[str, dict] = field(default_factory=lambda: _StripeObjects())
     events: list[dict] = field(default_factory=list)
     declining_methods: set[str] = field(default_factory=set)
+    # The creating parameters of each Checkout Session (e.g. payment_intent_data), which
+    # Stripe applies later but never returns as fields of the session.
+    session_params: dict[str, dict] = field(default_factory=dict)
 
     idempotency_header = "Idempotency-Key"
 
@@ -201,6 +235,7 @@ class FakeStripe(FakeProvider):
             "data": {"object": json.loads(json.dumps(obj))}, "livemode": False, "pending_webhooks": 1,
             "request": {"id": None, "idempotency_key": None}, "type": type_,
         }
+        self.violations += [f"event {type_}: {p}" for p in stripe_shape_problems(event)]
         self.events.append(event)
         return event
 
@@ -238,7 +273,8 @@ class FakeStripe(FakeProvider):
             pm = self.make_card(customer=session.get("customer"), declines=declines)
             pi = self._new_payment_intent(
                 amount=session["amount_total"], currency=session["currency"], customer=session.get("customer"),
-                metadata=dict((session.get("payment_intent_data") or {}).get("metadata") or session["metadata"]),
+                metadata=dict((self.session_params[session_id].get("payment_intent_data") or {}).get("metadata")
+                              or session["metadata"]),
             )
             session["payment_intent"] = pi["id"]
             self._confirm(pi, pm["id"])
@@ -264,6 +300,26 @@ class FakeStripe(FakeProvider):
         return self._event("charge.dispute.closed", dispute)
 
     # --- the API -------------------------------------------------------------------
+
+    def check_request(self, method, path, query, headers, raw) -> None:
+        if not path.startswith("/v1/"):
+            return
+        params = parse_stripe_form(raw.decode() if method == "POST" else query)
+        problems = stripe_request_problems(method, path, params)
+        if problems is None:
+            self.violations.append(f"{method} {path}: a Stripe call no parameter type is checked for "
+                                   f"(add it to provider_contract.STRIPE_OPERATIONS)")
+            return
+        self.checked.append((method, path, f"stripe.params.{stripe_params_class(method, path).__name__}"))
+        if problems:
+            message, param = problems[0]
+            code = ("parameter_unknown" if message.startswith("Received unknown") else
+                    "parameter_missing" if message.startswith("Missing required") else "parameter_invalid")
+            raise self._err(400, message, code=code, param=param)
+
+    def check_response(self, method, path, status, body) -> None:
+        if status < 300:
+            self.violations += [f"{method} {path}: {p}" for p in stripe_shape_problems(body)]
 
     def idempotency_mismatch(self):
         return 400, {"error": {"type": "idempotency_error", "message": "Keys for idempotent requests can only be used with the same parameters they were first used with."}}
@@ -361,7 +417,6 @@ class FakeStripe(FakeProvider):
             "cancel_url": params.get("cancel_url"), "payment_intent": None, "setup_intent": None,
             "created": self.now(), "expires_at": self.now() + 86400, "livemode": False,
             "currency": params.get("currency"), "amount_total": None,
-            "payment_intent_data": params.get("payment_intent_data") or {},
         }
         if mode == "payment":
             items = params.get("line_items") or []
@@ -375,6 +430,7 @@ class FakeStripe(FakeProvider):
             session.update(amount_total=total, currency=currency)
         session["url"] = f"https://checkout.stripe.com/c/pay/{session['id']}"
         self.objects[session["id"]] = session
+        self.session_params[session["id"]] = params  # what Stripe keeps but does not show
         return session
 
     def _new_payment_intent(self, *, amount: int, currency: str, customer, metadata) -> dict:
@@ -415,10 +471,11 @@ class FakeStripe(FakeProvider):
                                       customer=params.get("customer"), metadata=params.get("metadata") or {})
         if params.get("confirm") == "true":
             # Under the API version the pinned SDK sends, a PaymentIntent without
-            # payment_method_types has automatic payment methods on, and confirming one
-            # needs a return_url unless redirects are refused (Stripe's own answer).
+            # allowed_payment_method_types (this version's name for payment_method_types)
+            # has automatic payment methods on, and confirming one needs a return_url
+            # unless redirects are refused (Stripe's own answer).
             apm = params.get("automatic_payment_methods") or {}
-            if (not params.get("payment_method_types") and not params.get("return_url")
+            if (not params.get("allowed_payment_method_types") and not params.get("return_url")
                     and apm.get("allow_redirects") != "never"):
                 raise self._err(
                     400, "This PaymentIntent is configured to accept payment methods enabled in your Dashboard. "
@@ -461,23 +518,9 @@ class FakeStripe(FakeProvider):
 
 # --------------------------------------------------------------------------- PayPal
 
-# The providers' published descriptions (../shared/specs, see its README), beside the project.
-SPECS_DIR = next((p for p in (Path(__file__).resolve().parents[2].parent / "shared" / "specs",
-                              Path("/work/shared/specs")) if p.is_dir()), None)
-
-
-@cache
-def paypal_request_schema(spec_file: str, path: str, method: str) -> Any:
-    """A validator for the JSON body PayPal's own description gives `method path`, or None
-    where the descriptions are not beside the project."""
-    import jsonschema
-
-    if SPECS_DIR is None:
-        return None
-    doc = json.loads((SPECS_DIR / "paypal" / spec_file).read_text())
-    schema = doc["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"]
-    return jsonschema.Draft4Validator({**schema, "components": doc["components"]})
-
+# Ids as PayPal's descriptions pattern them: 13 of [2-9A-HJ-NP-Z].
+MERCHANT_ID = "MERCHANT23456"
+PAYER_ID = "PAYERFAKE2345"
 
 
 @dataclass
@@ -492,7 +535,7 @@ class FakePayPal(FakeProvider):
 
     client_id: str = "paypal-client"
     client_secret: str = "paypal-secret"
-    webhook_id: str = "WH-FAKE-1"
+    webhook_id: str = "8PT597110X687430LKGECATA"  # alphanumeric, as PayPal issues them
     signing_key: bytes = b"fake-paypal-cert"
     orders: dict[str, dict] = field(default_factory=dict)
     captures: dict[str, dict] = field(default_factory=dict)
@@ -509,6 +552,27 @@ class FakePayPal(FakeProvider):
     def __post_init__(self):
         FakeProvider.__init__(self)
 
+    def check_request(self, method, path, query, headers, raw) -> None:
+        if path == "/v1/oauth2/token":
+            return  # not in the four published documents under ../shared/specs/paypal
+        issues = paypal_request_issues(method, path, headers, raw)
+        if issues is None:
+            self.violations.append(f"{method} {path}: no operation of PayPal's descriptions matches")
+            return
+        self.checked.append((method, path, paypal_operation(method, path).name))
+        if issues:
+            raise FakeError(400, {
+                "name": "INVALID_REQUEST", "debug_id": _id("dbg"),
+                "message": "Request is not well-formed, syntactically incorrect, or violates schema.",
+                "details": issues[:10],
+            })
+
+    def check_response(self, method, path, status, body) -> None:
+        if path == "/v1/oauth2/token":
+            return
+        problems = paypal_response_problems(method, path, status, body)
+        self.violations += [f"{method} {path} {status}: {p}" for p in problems or []]
+
     def idempotency_mismatch(self):
         return 422, {"name": "UNPROCESSABLE_ENTITY", "message": "Request id reused with another body.",
                      "details": [{"issue": "DUPLICATE_REQUEST_ID"}]}
@@ -523,16 +587,24 @@ class FakePayPal(FakeProvider):
             "resource_type": resource_type, "resource_version": "2.0", "event_type": type_,
             "summary": type_.replace(".", " ").title(), "resource": json.loads(json.dumps(resource)), "links": [],
         }
+        self.violations += [f"event {type_}: {p}" for p in paypal_event_problems(event)]
         self.events.append(event)
         return event
 
     def sign(self, raw_body: bytes, *, transmission_time: str | None = None, webhook_id: str | None = None,
              key: bytes | None = None) -> dict:
         """Headers PayPal sends with a webhook delivery of `raw_body`."""
-        transmission_id = _id("tx")
         transmission_time = transmission_time or self._time()
-        message = f"{transmission_id}|{transmission_time}|{webhook_id or self.webhook_id}|{zlib.crc32(raw_body)}"
-        sig = base64.b64encode(hmac.new(key or self.signing_key, message.encode(), hashlib.sha256).digest()).decode()
+        while True:
+            # PayPal's description patterns a signature as `^(?!\d+$)\w+\S+` (it starts
+            # with a word character); base64 starts with + or / one time in 32, so a
+            # transmission whose signature would is sent under another id.
+            transmission_id = _id("tx")
+            message = f"{transmission_id}|{transmission_time}|{webhook_id or self.webhook_id}|{zlib.crc32(raw_body)}"
+            digest = hmac.new(key or self.signing_key, message.encode(), hashlib.sha256).digest()
+            sig = base64.b64encode(digest).decode()
+            if sig[0] not in "+/":
+                break
         return {
             "PAYPAL-TRANSMISSION-ID": transmission_id, "PAYPAL-TRANSMISSION-TIME": transmission_time,
             "PAYPAL-TRANSMISSION-SIG": sig, "PAYPAL-AUTH-ALGO": "SHA256withRSA",
@@ -545,10 +617,12 @@ class FakePayPal(FakeProvider):
             capture = self.captures[capture_id]
             dispute = {
                 "dispute_id": "PP-D-" + _id("d")[2:].upper(), "create_time": self._time(), "update_time": self._time(),
-                "disputed_transactions": [{"seller_transaction_id": capture_id, "seller_protection_eligible": False}],
+                "disputed_transactions": [{"seller_transaction_id": capture_id}],
                 "reason": reason, "status": "OPEN", "dispute_life_cycle_stage": "INQUIRY",
-                "dispute_amount": dict(capture["amount"]), "links": [],
+                "dispute_amount": dict(capture["amount"]),
             }
+            dispute["links"] = [{"href": f"{self.url}/v1/customer/disputes/{dispute['dispute_id']}", "rel": "self",
+                                 "method": "GET"}]
             self.disputes[dispute["dispute_id"]] = dispute
             return self._event("CUSTOMER.DISPUTE.CREATED", "dispute", dispute)
 
@@ -567,7 +641,7 @@ class FakePayPal(FakeProvider):
         with self.lock:
             order = self.orders[order_id]
             order["status"] = "APPROVED"
-            order["payer"] = {"payer_id": "PAYERFAKE1", "email_address": "buyer@example.com"}
+            order["payer"] = {"payer_id": PAYER_ID, "email_address": "buyer@example.com"}
             return self._event("CHECKOUT.ORDER.APPROVED", "checkout-order", order)
 
     def _err(self, status: int, name: str, issue: str) -> FakeError:
@@ -628,9 +702,9 @@ class FakePayPal(FakeProvider):
         order = {
             "id": order_id, "intent": "CAPTURE", "status": "PAYER_ACTION_REQUIRED" if context else "CREATED",
             "purchase_units": [
-                {"reference_id": u.get("reference_id", "default"), "custom_id": u.get("custom_id"),
-                 "invoice_id": u.get("invoice_id"), "description": u.get("description"), "amount": u["amount"],
-                 "payee": {"merchant_id": "MERCHANTFAKE"}}
+                {"reference_id": u.get("reference_id", "default"), "amount": u["amount"],
+                 "payee": {"merchant_id": MERCHANT_ID},
+                 **{k: u[k] for k in ("custom_id", "invoice_id", "description") if u.get(k) is not None}}
                 for u in units
             ],
             "create_time": self._time(),
@@ -654,7 +728,7 @@ class FakePayPal(FakeProvider):
         unit = order["purchase_units"][0]
         capture = {
             "id": _id("CAP").replace("_", "").upper()[:17], "status": "COMPLETED", "amount": unit["amount"],
-            "final_capture": True, "custom_id": unit.get("custom_id"), "invoice_id": unit.get("invoice_id"),
+            "final_capture": True, **{k: unit[k] for k in ("custom_id", "invoice_id") if k in unit},
             "seller_protection": {"status": "ELIGIBLE"},
             "seller_receivable_breakdown": {"gross_amount": unit["amount"]},
             "create_time": self._time(), "update_time": self._time(),
@@ -662,23 +736,21 @@ class FakePayPal(FakeProvider):
             "links": [{"href": f"{self.url}/v2/checkout/orders/{order['id']}", "rel": "up", "method": "GET"}],
         }
         self.captures[capture["id"]] = capture
-        unit["payments"] = {"captures": [capture]}
+        # The order shows its captures without the payments API's supplementary_data.
+        unit["payments"] = {"captures": [{k: v for k, v in capture.items() if k != "supplementary_data"}]}
         order["status"] = "COMPLETED"
         self._event("PAYMENT.CAPTURE.COMPLETED", "capture", capture)
         return order
 
     def _refund(self, capture_id: str, body: dict) -> dict:
-        validator = paypal_request_schema("payments_payment_v2.json", "/v2/payments/captures/{capture_id}/refund", "post")
-        if validator is not None and not validator.is_valid(body):
-            raise self._err(400, "INVALID_REQUEST", "INVALID_PARAMETER_SYNTAX")
         capture = self.captures.get(capture_id)
         if capture is None:
             raise self._err(404, "RESOURCE_NOT_FOUND", "INVALID_RESOURCE_ID")
         amount = body.get("amount") or capture["amount"]
         refund = {
             "id": _id("REF").replace("_", "").upper()[:17], "status": "COMPLETED", "amount": amount,
-            "custom_id": body.get("custom_id"), "invoice_id": body.get("invoice_id"),
-            "note_to_payer": body.get("note_to_payer"), "create_time": self._time(),
+            **{k: body[k] for k in ("custom_id", "invoice_id", "note_to_payer") if body.get(k) is not None},
+            "create_time": self._time(),
             "links": [{"href": f"{self.url}/v2/payments/captures/{capture_id}", "rel": "up", "method": "GET"}],
         }
         self.refunds[refund["id"]] = refund

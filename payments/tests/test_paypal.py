@@ -200,10 +200,6 @@ def test_a_refund_reason_over_several_lines_reaches_paypal_as_one(org, fake_payp
     """PayPal's `note_to_payer` is `^.*$`, 1-255 characters: a reason typed over two lines
     was refused (issue 13, finding 6). The fake checks the body against PayPal's own
     description; the gateway sends the reason on one line (a blank reason is refused before)."""
-    from payments.tests.fakes import SPECS_DIR
-
-    if SPECS_DIR is None:
-        pytest.skip("needs PayPal's descriptions in ../shared/specs")
     payment = _checkout(org)
     fake_paypal.approve(payment.provider_checkout_id)
     services.payment_apply_snapshot(payment_id=payment.pk, snapshot=PayPalGateway().capture(payment))
