@@ -40,6 +40,9 @@ logger = logging.getLogger(__name__)
 
 STRIPE_EVENT_TYPES = [
     "checkout.session.completed",
+    "checkout.session.async_payment_succeeded",
+    "checkout.session.async_payment_failed",
+    "checkout.session.expired",
     "payment_intent.succeeded",
     "payment_intent.payment_failed",
     "charge.refunded",
@@ -152,6 +155,34 @@ def _stripe_checkout_completed(event: dict) -> None:
         provider_payment_id=session.get("payment_intent") or "",
         amount=from_minor_units(minor_units(amount), currency) if paid and amount is not None else None, currency=currency,
     ))
+
+
+def _stripe_checkout_async_failed(event: dict) -> None:
+    """A delayed payment method (bank debit, transfer) paid nothing in the end: the
+    session completed unpaid, and now its payment failed. Nothing was credited."""
+    session = event["data"]["object"]
+    meta = session.get("metadata") or {}
+    payment = _payment(Provider.STRIPE, our_id=meta.get("payment_id") or session.get("client_reference_id"),
+                       provider_checkout_id=session["id"])
+    if payment is None:
+        return _unknown("checkout session", session["id"])
+    services.payment_apply_snapshot(payment_id=payment.pk, snapshot=PaymentSnapshot(
+        status=PaymentStatus.FAILED, provider_payment_id=session.get("payment_intent") or "",
+        failure_code="async_payment_failed", failure_message="The delayed payment did not go through.",
+    ))
+
+
+def _stripe_checkout_expired(event: dict) -> None:
+    """Nobody finished the hosted page before it expired (24 hours by default)."""
+    session = event["data"]["object"]
+    meta = session.get("metadata") or {}
+    if session.get("mode") != "payment":
+        return
+    payment = _payment(Provider.STRIPE, our_id=meta.get("payment_id") or session.get("client_reference_id"),
+                       provider_checkout_id=session["id"])
+    if payment is None:
+        return _unknown("checkout session", session["id"])
+    services.payment_apply_snapshot(payment_id=payment.pk, snapshot=PaymentSnapshot(status=PaymentStatus.CANCELED))
 
 
 def _stripe_payment_intent(event: dict) -> None:
@@ -357,6 +388,10 @@ def _sandbox_checkout(event: dict) -> None:
 HANDLERS: dict[str, dict[str, Callable[[dict], None]]] = {
     Provider.STRIPE: {
         "checkout.session.completed": _stripe_checkout_completed,
+        # A delayed method's outcome: the session object now says paid, or the payment failed.
+        "checkout.session.async_payment_succeeded": _stripe_checkout_completed,
+        "checkout.session.async_payment_failed": _stripe_checkout_async_failed,
+        "checkout.session.expired": _stripe_checkout_expired,
         "payment_intent.succeeded": _stripe_payment_intent,
         "payment_intent.payment_failed": _stripe_payment_intent,
         "charge.refunded": _stripe_charge_refunded,

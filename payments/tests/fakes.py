@@ -253,7 +253,7 @@ class FakeStripe(FakeProvider):
             self.declining_methods.add(pm["id"])
         return pm
 
-    def complete_checkout(self, session_id: str, *, declines: bool = False) -> list[dict]:
+    def complete_checkout(self, session_id: str, *, declines: bool = False, async_payment: bool = False) -> list[dict]:
         """The customer finishes the hosted page. Returns the events Stripe would send, in order."""
         with self.lock:
             session = self.objects[session_id]
@@ -277,11 +277,40 @@ class FakeStripe(FakeProvider):
                               or session["metadata"]),
             )
             session["payment_intent"] = pi["id"]
+            if async_payment:
+                # A delayed method (SEPA debit, bank transfer): the page is done, the money
+                # is not; Stripe says which later (settle_async).
+                pi.update(payment_method=pm["id"], status="processing")
+                session.update(status="complete", payment_status="unpaid")
+                self._event("checkout.session.completed", session)
+                return self.events[sent_from:]
             self._confirm(pi, pm["id"])
             if pi["status"] == "succeeded":
                 session.update(status="complete", payment_status="paid")
                 self._event("checkout.session.completed", session)
             return self.events[sent_from:]
+
+    def settle_async(self, session_id: str, *, succeeded: bool) -> list[dict]:
+        """The delayed payment of a completed, unpaid session clears or fails."""
+        with self.lock:
+            session = self.objects[session_id]
+            pi = self.objects[session["payment_intent"]]
+            sent_from = len(self.events)
+            if not succeeded:
+                self.declining_methods.add(pi["payment_method"])
+            self._confirm(pi, pi["payment_method"])
+            if succeeded:
+                session["payment_status"] = "paid"
+                self._event("checkout.session.async_payment_succeeded", session)
+            else:
+                self._event("checkout.session.async_payment_failed", session)
+            return self.events[sent_from:]
+
+    def expire_checkout(self, session_id: str) -> dict:
+        with self.lock:
+            session = self.objects[session_id]
+            session.update(status="expired", url=None)
+            return self._event("checkout.session.expired", session)
 
     def dispute(self, charge_id: str) -> dict:
         charge = self.objects[charge_id]

@@ -337,3 +337,32 @@ def test_a_bad_signature_is_a_400_in_the_error_format(fake_stripe, deliver_strip
     response = deliver_stripe({"id": "evt_x", "type": "x", "data": {"object": {}}}, signature="t=1,v1=bad")
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_signature"
+
+
+@pytest.mark.parametrize("clears", [True, False], ids=["clears", "fails"])
+def test_a_delayed_payment_credits_only_when_it_clears(clears, org, fake_stripe, deliver_stripe, balance):
+    """A bank debit in Checkout completes the page unpaid; Stripe tells the outcome days
+    later with checkout.session.async_payment_succeeded or _failed (issue 13: async
+    payments). Before, the failure event was ignored and the payment stayed processing."""
+    payment = _topup(org, "40.00")
+    for event in fake_stripe.complete_checkout(payment.provider_checkout_id, async_payment=True):
+        assert deliver_stripe(event).status_code == 200
+    payment.refresh_from_db()
+    assert payment.status == PaymentStatus.PROCESSING and balance(org) == Decimal("0")
+    outcome = fake_stripe.settle_async(payment.provider_checkout_id, succeeded=clears)
+    session_event = outcome[-1]
+    assert session_event["type"] == f"checkout.session.async_payment_{'succeeded' if clears else 'failed'}"
+    assert deliver_stripe(session_event).status_code == 200  # the session's news alone decides
+    payment.refresh_from_db()
+    assert payment.status == (PaymentStatus.SUCCEEDED if clears else PaymentStatus.FAILED)
+    assert WebhookEvent.objects.get(event_id=session_event["id"]).status == WebhookStatus.PROCESSED
+    for event in outcome:
+        deliver_stripe(event)
+    assert balance(org) == (Decimal("40.00") if clears else Decimal("0"))
+
+
+def test_an_expired_checkout_is_canceled_by_its_event(org, fake_stripe, deliver_stripe, balance):
+    payment = _topup(org)
+    assert deliver_stripe(fake_stripe.expire_checkout(payment.provider_checkout_id)).status_code == 200
+    payment.refresh_from_db()
+    assert payment.status == PaymentStatus.CANCELED
