@@ -30,6 +30,7 @@ from payments.tests.provider_contract import (
     paypal_operation,
     paypal_request_issues,
     paypal_response_problems,
+    stripe_error_problems,
     stripe_params_class,
     stripe_request_problems,
     stripe_shape_problems,
@@ -347,8 +348,8 @@ class FakeStripe(FakeProvider):
             raise self._err(400, message, code=code, param=param)
 
     def check_response(self, method, path, status, body) -> None:
-        if status < 300:
-            self.violations += [f"{method} {path}: {p}" for p in stripe_shape_problems(body)]
+        problems = stripe_shape_problems(body) if status < 300 else stripe_error_problems(body)
+        self.violations += [f"{method} {path} {status}: {p}" for p in problems]
 
     def idempotency_mismatch(self):
         return 400, {"error": {"type": "idempotency_error", "message": "Keys for idempotent requests can only be used with the same parameters they were first used with."}}

@@ -403,6 +403,22 @@ def stripe_shape_problems(obj: Any, where: str = "") -> list[str]:
     return problems
 
 
+def stripe_error_problems(body: Any) -> list[str]:
+    """An error answer is `{"error": {...}}` with the fields of the SDK's ErrorObject and a
+    `type` Stripe documents; expanded objects in it are checked like any other."""
+    from stripe._error_object import ErrorObject
+
+    if not isinstance(body, dict) or set(body) != {"error"} or not isinstance(body["error"], dict):
+        return [f"an error answer is {{'error': {{...}}}}, not {body!r:.200}"]
+    error = body["error"]
+    known = set(_annotations(ErrorObject))
+    problems = [f"error: {key!r} is not a field of a Stripe error" for key in error if key not in known]
+    if error.get("type") not in ("api_error", "card_error", "idempotency_error", "invalid_request_error"):
+        problems.append(f"error: type {error.get('type')!r} is not one Stripe sends")
+    return problems + [p for key, value in error.items() if isinstance(value, dict)
+                       for p in stripe_shape_problems(value, f"error.{key}")]
+
+
 # --- requests: the SDK's TypedDicts at run time -----------------------------------
 
 # Every Stripe call the project makes, and the parameter type the SDK gives it.
