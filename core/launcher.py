@@ -25,6 +25,8 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from billing_site.celery_queues import QUEUES_BY_KIND
+
 if TYPE_CHECKING:
     from core.embedded_db import EmbeddedServer
 
@@ -45,8 +47,9 @@ def processes(port: str) -> dict[str, list[str]]:
     celery = [str(BIN / "celery"), "-A", "billing_site"]
     return {
         "web": [PYTHON, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
+        # The demo's one worker takes every queue; production runs workers per queue.
         "worker": [*celery, "worker", "--loglevel=INFO", "--concurrency=2", "--without-gossip",
-                   "--without-mingle", "--without-heartbeat"],
+                   "--without-mingle", "--without-heartbeat", "-Q", ",".join(QUEUES_BY_KIND)],
         "beat": [*celery, "beat", "--loglevel=INFO"],
     }
 

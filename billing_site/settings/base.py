@@ -14,6 +14,7 @@ import environ
 from celery.schedules import crontab
 from csp.constants import NONCE, NONE, SELF
 
+from billing_site.celery_queues import QUEUES_BY_KIND
 from core import embedded_db
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -193,6 +194,15 @@ CELERY_TASK_SOFT_TIME_LIMIT = 600
 CELERY_TASK_TIME_LIMIT = 900
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# One queue per kind of work, so a monthly invoice run, a burst of PDFs or a provider
+# that answers slowly never waits in front of the minute's metering. Every task is routed
+# by name (core/tests/test_celery_routes.py refuses a task without a queue); a worker
+# consumes the queues it is given with -Q (docs/ARCHITECTURE.md, "Celery"). The table is
+# billing_site/celery_queues.py, which the launcher reads without Django.
+CELERY_QUEUES_BY_KIND = QUEUES_BY_KIND
+CELERY_TASK_ROUTES = {task: {"queue": queue} for queue, tasks in CELERY_QUEUES_BY_KIND.items() for task in tasks}
+# Anything unrouted (Celery's own tasks) goes to maintenance, which every worker set consumes.
+CELERY_TASK_DEFAULT_QUEUE = "maintenance"
 # Each app adds its periodic jobs here (see the sections below).
 CELERY_BEAT_SCHEDULE: dict = {}
 

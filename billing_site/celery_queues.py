@@ -1,0 +1,23 @@
+"""Which Celery queue each task goes to: one queue per kind of work.
+
+Read by the settings (task routes) and by `make run`'s launcher (the worker's -Q), which
+does not import Django. Every task is listed: core/tests/test_celery_routes.py refuses a
+registered task without a queue and a name here that no task has.
+"""
+
+from __future__ import annotations
+
+QUEUES_BY_KIND: dict[str, tuple[str, ...]] = {
+    # the minute's work: rating, rollups, balances, hibernate/resume at the platform
+    "metering": ("usage.meter", "usage.meter_chunk", "usage.rollup", "credits.sync_pending",
+                 "credits.hibernate_due", "credits.resume", "credits.provisioning_deliver",
+                 "credits.provisioning_retry"),
+    "invoicing": ("invoices.monthly_run", "invoices.invoice_chunk", "invoices.invoice_organization"),
+    "documents": ("invoices.render_pdf", "invoices.email", "credits.email_event"),
+    "payments": ("payments.payment_succeeded", "payments.payment_failed", "payments.payment_disputed",
+                 "payments.refund_submit", "payments.paypal_capture", "payments.payment_method_detach",
+                 "payments.autopay_invoice", "payments.autopay_due", "payments.dunning_due", "payments.reconcile",
+                 "credits.topup_dispatch", "credits.topup_retry", "credits.auto_topup_check"),
+    "maintenance": ("core.purge_idempotency_records", "core.outbox_relay", "usage.retention", "credits.runway",
+                    "credits.promo_expiry"),
+}
