@@ -43,6 +43,9 @@ STRIPE_EVENT_TYPES = [
     "payment_intent.succeeded",
     "payment_intent.payment_failed",
     "charge.refunded",
+    "refund.created",
+    "refund.updated",
+    "refund.failed",
     "charge.dispute.created",
     "charge.dispute.closed",
     "setup_intent.succeeded",
@@ -186,6 +189,20 @@ def _stripe_charge_refunded(event: dict) -> None:
         services.refund_apply_snapshot(payment_id=payment.pk, snapshot=snapshot)
 
 
+def _stripe_refund(event: dict) -> None:
+    """refund.created / refund.updated / refund.failed. Events come in any order and an
+    older one may arrive last: the refund is read from Stripe as it stands now, and moved
+    along REFUND_TRANSITIONS only."""
+    from payments.gateways.stripe_gateway import StripeGateway
+
+    refund = event["data"]["object"]
+    payment = _payment(Provider.STRIPE, our_id=(refund.get("metadata") or {}).get("payment_id"),
+                       provider_payment_id=refund.get("payment_intent"), provider_charge_id=refund.get("charge"))
+    if payment is None:
+        return _unknown("refund", refund["id"])
+    services.refund_apply_snapshot(payment_id=payment.pk, snapshot=StripeGateway().refund_by_id(refund["id"]))
+
+
 def _stripe_dispute(event: dict) -> None:
     dispute = event["data"]["object"]
     payment = _payment(Provider.STRIPE, provider_payment_id=dispute.get("payment_intent"),
@@ -282,6 +299,9 @@ def _paypal_capture(event: dict) -> None:
 
 
 def _paypal_refunded(event: dict) -> None:
+    """PAYMENT.CAPTURE.REFUNDED (completed), PAYMENT.REFUND.PENDING, PAYMENT.REFUND.FAILED.
+    The refund is read from PayPal as it stands now (events come in any order), and moved
+    along REFUND_TRANSITIONS only."""
     from payments.gateways.paypal_gateway import PayPalGateway
 
     refund = event["resource"]
@@ -294,8 +314,7 @@ def _paypal_refunded(event: dict) -> None:
         # The refund of a capture proves the capture completed.
         services.payment_apply_snapshot(payment_id=payment.pk, snapshot=PaymentSnapshot(
             status=PaymentStatus.SUCCEEDED, provider_payment_id=capture_id))
-    snapshot = PayPalGateway.refund_snapshot(refund, fallback_currency=payment.currency)
-    services.refund_apply_snapshot(payment_id=payment.pk, snapshot=snapshot)
+    services.refund_apply_snapshot(payment_id=payment.pk, snapshot=PayPalGateway().refund_by_id(refund["id"]))
 
 
 def _paypal_dispute_payment(dispute: dict) -> Payment | None:
@@ -360,6 +379,9 @@ HANDLERS: dict[str, dict[str, Callable[[dict], None]]] = {
         "payment_intent.succeeded": _stripe_payment_intent,
         "payment_intent.payment_failed": _stripe_payment_intent,
         "charge.refunded": _stripe_charge_refunded,
+        "refund.created": _stripe_refund,
+        "refund.updated": _stripe_refund,
+        "refund.failed": _stripe_refund,
         "charge.dispute.created": _stripe_dispute,
         "charge.dispute.closed": _stripe_dispute_closed,
         "setup_intent.succeeded": _stripe_setup_succeeded,
@@ -371,6 +393,8 @@ HANDLERS: dict[str, dict[str, Callable[[dict], None]]] = {
         "PAYMENT.CAPTURE.DENIED": _paypal_capture,
         "PAYMENT.CAPTURE.DECLINED": _paypal_capture,
         "PAYMENT.CAPTURE.REFUNDED": _paypal_refunded,
+        "PAYMENT.REFUND.PENDING": _paypal_refunded,
+        "PAYMENT.REFUND.FAILED": _paypal_refunded,
         "CUSTOMER.DISPUTE.CREATED": _paypal_dispute_created,
         "CUSTOMER.DISPUTE.RESOLVED": _paypal_dispute_resolved,
     },
