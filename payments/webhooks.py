@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from core.money import from_minor_units
 from payments import services
-from payments.gateways.base import PaymentSnapshot, RefundSnapshot
+from payments.gateways.base import PaymentSnapshot
 from payments.models import (
     SETTLED_STATUSES,
     Payment,
@@ -31,7 +31,6 @@ from payments.models import (
     PaymentStatus,
     Provider,
     ProviderCustomer,
-    RefundStatus,
     WebhookEvent,
     WebhookStatus,
 )
@@ -226,12 +225,13 @@ def _stripe_dispute_closed(event: dict) -> None:
     services.payment_mark_disputed(payment_id=payment.pk, reason=dispute.get("reason") or "dispute")
     status = dispute.get("status")
     if status == "lost":
+        # The disputed amount can be the whole charge even after a partial refund; what
+        # is reversed here is capped at what is left of the payment (the rest audited).
         currency = dispute["currency"].upper()
-        services.refund_apply_snapshot(
-            payment_id=payment.pk,
-            snapshot=RefundSnapshot(provider_refund_id=f"dispute:{dispute['id']}", status=RefundStatus.SUCCEEDED,
-                                    amount=from_minor_units(minor_units(dispute["amount"]), currency), currency=currency),
-            reason_if_new=f"Dispute lost ({dispute.get('reason') or 'no reason given'})",
+        services.refund_record_provider_reversal(
+            payment_id=payment.pk, key=f"dispute:{dispute['id']}", currency=currency,
+            amount=from_minor_units(minor_units(dispute["amount"]), currency),
+            reason=f"Dispute lost ({dispute.get('reason') or 'no reason given'})",
         )
     else:  # each event is processed once (webhook_event_process), so this is written once
         audit_record("payment.dispute_closed", organization=payment.organization, obj=payment,
@@ -336,7 +336,9 @@ def _paypal_dispute_created(event: dict) -> None:
 
 def _paypal_dispute_resolved(event: dict) -> None:
     """Resolved in the buyer's favour: the money went back, like a refund keyed by the
-    dispute id (applied once however often it is told). In ours: recorded only."""
+    dispute id (applied once however often it is told), of what PayPal says it returned
+    (`amount_refunded`; without it the dispute's amount), capped at what is left of the
+    payment: after a partial refund that is only the rest. In ours: recorded only."""
     from accounts.audit import audit_record
 
     dispute = event["resource"]
@@ -347,12 +349,10 @@ def _paypal_dispute_resolved(event: dict) -> None:
     outcome = dispute.get("dispute_outcome") or {}
     if outcome.get("outcome_code") == "RESOLVED_BUYER_FAVOUR":
         amount = outcome.get("amount_refunded") or dispute.get("dispute_amount") or {}
-        services.refund_apply_snapshot(
-            payment_id=payment.pk,
-            snapshot=RefundSnapshot(provider_refund_id=f"dispute:{dispute['dispute_id']}",
-                                    status=RefundStatus.SUCCEEDED, amount=Decimal(amount["value"]),
-                                    currency=amount.get("currency_code") or payment.currency),
-            reason_if_new=f"Dispute lost ({dispute.get('reason') or 'no reason given'})",
+        services.refund_record_provider_reversal(
+            payment_id=payment.pk, key=f"dispute:{dispute['dispute_id']}", amount=Decimal(amount["value"]),
+            currency=amount.get("currency_code") or payment.currency,
+            reason=f"Dispute lost ({dispute.get('reason') or 'no reason given'})",
         )
     else:
         audit_record("payment.dispute_closed", organization=payment.organization, obj=payment,

@@ -34,6 +34,7 @@ from payments.services.refunds import (
     RefundNeedsPerson,
     refund_apply_snapshot,
     refund_flag,
+    refund_record_provider_reversal,
     refund_request,
     refund_submit,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "payment_start_checkout",
     "refund_apply_snapshot",
     "refund_flag",
+    "refund_record_provider_reversal",
     "refund_request",
     "refund_submit",
     "validate_topup_amount",

@@ -199,3 +199,27 @@ def refund_apply_snapshot(*, payment_id: int, snapshot: RefundSnapshot,
         refund.save()
     return refund
 
+
+def refund_record_provider_reversal(*, payment_id: int, key: str, amount: Decimal, currency: str,
+                                    reason: str) -> Refund | None:
+    """Money the provider returned by itself (a dispute lost): recorded as a succeeded
+    refund keyed `key` (so any number of deliveries apply it once), of exactly what the
+    provider says, capped at what is left of the payment; anything beyond is audited for
+    a person, never reversed twice."""
+    with transaction.atomic():
+        payment = _lock(payment_id)
+        existing = payment.refunds.filter(provider_refund_id=key).first()
+        if existing is not None:
+            return existing
+        left = payment.refundable_amount
+        applied = min(amount, left)
+        if applied < amount:
+            audit_record("payment.provider_reversal_exceeds_refundable", organization=payment.organization,
+                         obj=payment, reason=reason,
+                         changes={"key": key, "provider_amount": amount, "left": left, "excess": amount - applied})
+        if applied <= 0:
+            return None
+        return refund_apply_snapshot(
+            payment_id=payment.pk, reason_if_new=reason,
+            snapshot=RefundSnapshot(provider_refund_id=key, status=R.SUCCEEDED, amount=applied,
+                                    currency=currency or payment.currency))

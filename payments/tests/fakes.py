@@ -275,10 +275,13 @@ class FakeStripe(FakeProvider):
                 self._event("checkout.session.completed", session)
             return self.events[sent_from:]
 
-    def dispute(self, charge_id: str) -> dict:
+    def dispute(self, charge_id: str, *, amount: int | None = None) -> dict:
+        """The cardholder's bank disputes the charge; by default its whole amount, even
+        after a partial refund (the bank's claim, not Stripe's arithmetic)."""
         charge = self.objects[charge_id]
         dispute = {
-            "id": _id("dp"), "object": "dispute", "amount": charge["amount"], "currency": charge["currency"],
+            "id": _id("dp"), "object": "dispute", "amount": charge["amount"] if amount is None else amount,
+            "currency": charge["currency"],
             "charge": charge_id, "payment_intent": charge["payment_intent"], "reason": "fraudulent",
             "status": "needs_response", "created": self.now(), "livemode": False,
         }
@@ -582,6 +585,7 @@ class FakePayPal(FakeProvider):
     disputes: dict[str, dict] = field(default_factory=dict)
     events: list[dict] = field(default_factory=list)
     tokens: set[str] = field(default_factory=set)
+    _reversed: dict[str, Decimal] = field(default_factory=dict)  # capture id: returned through disputes
     _refund_capture: dict[str, str] = field(default_factory=dict)  # refund id: its capture id
 
     # What a new refund starts as: "COMPLETED", or "PENDING" (e.g. an eCheck capture);
@@ -641,22 +645,30 @@ class FakePayPal(FakeProvider):
             self.disputes[dispute["dispute_id"]] = dispute
             return self._event("CUSTOMER.DISPUTE.CREATED", "dispute", dispute)
 
-    def resolve_dispute(self, dispute_id: str, *, buyer_wins: bool) -> dict:
+    def resolve_dispute(self, dispute_id: str, *, buyer_wins: bool, report_amount_refunded: bool = True) -> dict:
+        """PayPal decides. A buyer who wins gets back what is left of the capture (never
+        more: after a partial refund only the rest), reported as the outcome's
+        `amount_refunded`, which PayPal's description makes optional."""
         with self.lock:
             dispute = self.disputes[dispute_id]
             dispute["status"] = "RESOLVED"
-            dispute["dispute_outcome"] = {
-                "outcome_code": "RESOLVED_BUYER_FAVOUR" if buyer_wins else "RESOLVED_SELLER_FAVOUR",
-                **({"amount_refunded": dict(dispute["dispute_amount"])} if buyer_wins else {}),
-            }
+            outcome: dict[str, Any] = {"outcome_code": "RESOLVED_BUYER_FAVOUR" if buyer_wins else "RESOLVED_SELLER_FAVOUR"}
+            if buyer_wins:
+                capture_id = dispute["disputed_transactions"][0]["seller_transaction_id"]
+                claimed = dispute["dispute_amount"]
+                returned = min(Decimal(claimed["value"]), self._refundable(capture_id))
+                self._reversed[capture_id] = self._reversed.get(capture_id, Decimal("0")) + returned
+                if report_amount_refunded:
+                    outcome["amount_refunded"] = {"currency_code": claimed["currency_code"], "value": f"{returned:f}"}
+            dispute["dispute_outcome"] = outcome
             return self._event("CUSTOMER.DISPUTE.RESOLVED", "dispute", dispute)
 
     def _refundable(self, capture_id: str) -> Decimal:
-        """What is left of a capture: less refunds that may still pay out."""
+        """What is left of a capture: less refunds that may still pay out, and reversals."""
         capture = self.captures[capture_id]
         spoken = sum((Decimal(r["amount"]["value"]) for r in self.refunds.values()
                       if self._refund_capture[r["id"]] == capture_id and r["status"] in ("PENDING", "COMPLETED")), Decimal("0"))
-        return Decimal(capture["amount"]["value"]) - spoken
+        return Decimal(capture["amount"]["value"]) - spoken - self._reversed.get(capture_id, Decimal("0"))
 
     def approve(self, order_id: str) -> dict:
         """The buyer approves on PayPal's page."""

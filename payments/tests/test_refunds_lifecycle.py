@@ -1,4 +1,5 @@
-"""A refund's whole life at the provider (issue 13, finding 1): created once, then only looked up; pending, requires_action,
+"""A refund's whole life at the provider (issue 13, finding 1; finding 6, the dispute after
+a partial refund): created once, then only looked up; pending, requires_action,
 succeeded, failed and canceled on both providers; moved by webhooks in any order and by
 reconciliation; the reversal of credit exactly once.
 
@@ -369,3 +370,43 @@ def test_a_paypal_refund_is_valid_against_paypals_refund_schema(org, fake_paypal
     fake_paypal.settle_refund(refund.provider_refund_id, "COMPLETED")
     validator.validate(fake_paypal.refunds[refund.provider_refund_id])
 
+
+# --- disputes after a partial refund (finding 6) ------------------------------------------
+
+
+@pytest.mark.parametrize("reported", [True, False], ids=["amount_refunded given", "amount_refunded omitted"])
+def test_a_paypal_dispute_won_by_the_buyer_after_a_partial_refund_reverses_only_the_rest_once(
+        reported, org, fake_paypal, deliver_paypal, balance):
+    payment = _paypal_paid(org, fake_paypal)
+    assert _refund(payment, "20.00").status == R.SUCCEEDED
+    opened = fake_paypal.dispute(payment.provider_payment_id)
+    assert deliver_paypal(opened).status_code == 200
+    resolved = fake_paypal.resolve_dispute(opened["resource"]["dispute_id"], buyer_wins=True,
+                                           report_amount_refunded=reported)
+    for _ in range(2):
+        assert deliver_paypal(resolved).status_code == 200
+    payment.refresh_from_db()
+    dispute_refund = Refund.objects.get(provider_refund_id=f"dispute:{opened['resource']['dispute_id']}")
+    assert dispute_refund.amount == Decimal("55.00") and dispute_refund.status == R.SUCCEEDED
+    assert payment.status == PaymentStatus.REFUNDED and payment.amount_refunded == Decimal("75.00")
+    assert balance(org) == Decimal("0") and len(_refund_entries(org)) == 2
+    assert WebhookEvent.objects.get(event_type="CUSTOMER.DISPUTE.RESOLVED").status == "processed"
+
+
+def test_a_stripe_dispute_lost_after_a_partial_refund_reverses_what_is_left_once_and_tells_a_person(
+        org, fake_stripe, deliver_stripe, balance):
+    payment = _stripe_paid(org, fake_stripe, deliver_stripe)
+    assert _refund(payment, "30.00").status == R.SUCCEEDED
+    opened = fake_stripe.dispute(payment.provider_charge_id or fake_stripe.objects[payment.provider_payment_id][
+        "latest_charge"])
+    assert opened["data"]["object"]["amount"] == 8000  # the bank claims the whole charge
+    deliver_stripe(opened)
+    closed = fake_stripe.close_dispute(opened["data"]["object"]["id"], won=False)
+    for _ in range(2):
+        assert deliver_stripe(closed).status_code == 200
+    payment.refresh_from_db()
+    lost = Refund.objects.get(provider_refund_id=f"dispute:{opened['data']['object']['id']}")
+    assert lost.amount == Decimal("50.00") and payment.status == PaymentStatus.REFUNDED
+    assert balance(org) == Decimal("0") and len(_refund_entries(org)) == 2
+    excess = AuditLog.objects.get(action="payment.provider_reversal_exceeds_refundable")
+    assert Decimal(str(excess.changes["excess"])) == Decimal("30")
