@@ -188,6 +188,9 @@ def test_a_refund_stripe_never_saw_is_left_for_a_person_past_the_key_lifetime_ne
     assert AuditLog.objects.filter(action="refund.needs_attention").count() == 1
     reconcile(now=_later(hours=26))
     assert AuditLog.objects.filter(action="refund.needs_attention").count() == 1 and _stripe_refunds(fake_stripe) == []
+    client.force_login(staff_user)  # staff see it in the console, under "needs a person"
+    page = client.get("/console/payments/refund/?attention=yes")
+    assert page.status_code == 200 and "no refund of ours is there" in page.content.decode()
 
 
 # --- Stripe: states and events -----------------------------------------------------------
