@@ -24,7 +24,8 @@ class RefundInline(admin.TabularInline):
     model = Refund
     extra = 0
     can_delete = False
-    fields = ["created_at", "amount", "currency", "status", "reason", "requested_by", "provider_refund_id"]
+    fields = ["created_at", "amount", "currency", "status", "reason", "requested_by", "provider_refund_id",
+              "needs_attention"]
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None):
@@ -131,10 +132,22 @@ class PaymentAdmin(ReadOnlyAdmin):
         })
 
 
+class NeedsAttentionFilter(admin.SimpleListFilter):
+    title = "needs a person"
+    parameter_name = "attention"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Needs a person")]
+
+    def queryset(self, request, queryset):
+        return queryset.exclude(needs_attention="") if self.value() == "yes" else queryset
+
+
 @admin.register(Refund)
 class RefundAdmin(ReadOnlyAdmin):
-    list_display = ["id", "created_at", "organization", "payment", "money", "status", "reason", "requested_by"]
-    list_filter = ["status", "currency"]
+    list_display = ["id", "created_at", "organization", "payment", "money", "status", "reason", "requested_by",
+                    "needs_attention"]
+    list_filter = [NeedsAttentionFilter, "status", "currency"]
     search_fields = ["payment__id", "organization__name", "provider_refund_id", "reason"]
     list_select_related = ["organization", "requested_by"]
 

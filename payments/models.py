@@ -228,9 +228,31 @@ class Payment(models.Model):
 
 
 class RefundStatus(models.TextChoices):
+    """Stripe's refund states; PayPal's PENDING/COMPLETED/FAILED/CANCELLED map onto them."""
+
     PENDING = "pending", "Pending"
+    REQUIRES_ACTION = "requires_action", "Needs action at the provider"
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
+    CANCELED = "canceled", "Canceled"
+
+
+R = RefundStatus
+# The one table of a refund's legal moves. `succeeded` is final: its reversal has run.
+# `failed` and `canceled` are final too, with one exception: the provider's own record of
+# this very refund (its provider id, or our id in its metadata while we know no provider
+# id) later saying `succeeded`. The money left, so it is recorded and reversed then, once
+# (we can have believed it failed when a repeated create was refused, or a dashboard
+# cancel raced its success). Anything else arriving for a final refund changes nothing.
+REFUND_TRANSITIONS: dict[str, frozenset[str]] = {
+    R.PENDING: frozenset({R.REQUIRES_ACTION, R.SUCCEEDED, R.FAILED, R.CANCELED}),
+    R.REQUIRES_ACTION: frozenset({R.PENDING, R.SUCCEEDED, R.FAILED, R.CANCELED}),
+    R.SUCCEEDED: frozenset(),
+    R.FAILED: frozenset({R.SUCCEEDED}),
+    R.CANCELED: frozenset({R.SUCCEEDED}),
+}
+# Refunds the provider may still pay: their amount is spoken for.
+OPEN_REFUND_STATUSES = frozenset({R.PENDING, R.REQUIRES_ACTION})
 
 
 class Refund(models.Model):
@@ -242,9 +264,12 @@ class Refund(models.Model):
     amount = money_field()
     currency = currency_field()
     reason = models.TextField()
-    status = models.CharField(max_length=10, choices=RefundStatus.choices, default=RefundStatus.PENDING)
+    status = models.CharField(max_length=20, choices=RefundStatus.choices, default=RefundStatus.PENDING)
     provider_refund_id = models.CharField(max_length=255, blank=True)
     failure_message = models.CharField(max_length=500, blank=True)
+    # Set when the machine cannot decide and a person must (e.g. the create's answer was
+    # lost, the provider's key has expired and the provider shows no such refund).
+    needs_attention = models.CharField(max_length=500, blank=True)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )

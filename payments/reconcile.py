@@ -7,7 +7,11 @@
    Checkout Session, PayPal order) and moved to what it says; an off-session charge whose
    answer was lost is sent again with its own key; checkouts nobody finished are
    canceled after `PAYMENTS_CHECKOUT_EXPIRY`.
-4. Refunds still pending are submitted again with their own idempotency key.
+4. Refunds still open (pending, requires_action) are moved to what the provider says:
+   looked up by their provider id; one whose create was never answered is sent again
+   with its own key only while the provider holds that key, after it looked for among the
+   payment's refunds and, if not there, left for a person (an error here, flagged in the
+   console). A refund is never created twice (services.refunds).
 Safe to run at any time, as often as wanted.
 """
 
@@ -24,7 +28,7 @@ from django.utils import timezone
 from core.errors import DomainError
 from payments import services, webhooks
 from payments.gateways import gateway_for, stripe_configured
-from payments.models import Flow, Payment, PaymentStatus, Provider, Refund, RefundStatus, WebhookEvent
+from payments.models import OPEN_REFUND_STATUSES, Flow, Payment, PaymentStatus, Provider, Refund, WebhookEvent
 from payments.models import WebhookStatus as WS
 
 logger = logging.getLogger(__name__)
@@ -42,13 +46,15 @@ class ReconcileReport:
     payments_checked: int = 0
     payments_changed: int = 0
     payments_canceled: int = 0
-    refunds_resubmitted: int = 0
+    refunds_checked: int = 0
+    refunds_changed: int = 0
     errors: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         return (f"events fetched={self.events_fetched} processed={self.events_processed}; "
                 f"payments checked={self.payments_checked} changed={self.payments_changed} "
-                f"canceled={self.payments_canceled}; refunds resubmitted={self.refunds_resubmitted}; "
+                f"canceled={self.payments_canceled}; refunds checked={self.refunds_checked} "
+                f"changed={self.refunds_changed}; "
                 f"errors={len(self.errors)}")
 
 
@@ -129,10 +135,11 @@ def _redrive_charge(report: ReconcileReport, payment: Payment, now: datetime) ->
 
 
 def _pending_refunds(report: ReconcileReport, now: datetime) -> None:
-    for refund_id in Refund.objects.filter(status=RefundStatus.PENDING, created_at__lt=now - GRACE).values_list(
-            "pk", flat=True)[:BATCH]:
+    for refund_id, status in Refund.objects.filter(status__in=OPEN_REFUND_STATUSES, created_at__lt=now - GRACE).order_by(
+            "created_at").values_list("pk", "status")[:BATCH]:
+        report.refunds_checked += 1
         try:
-            services.refund_submit(refund_id=refund_id)
-            report.refunds_resubmitted += 1
+            after = services.refund_submit(refund_id=refund_id, now=now)
+            report.refunds_changed += after.status != status
         except DomainError as exc:
             report.errors.append(f"refund {refund_id}: {exc.message}")

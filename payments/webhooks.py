@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from core.money import from_minor_units
 from payments import services
-from payments.gateways.base import PaymentSnapshot, RefundSnapshot
+from payments.gateways.base import PaymentSnapshot
 from payments.models import (
     SETTLED_STATUSES,
     Payment,
@@ -31,7 +31,6 @@ from payments.models import (
     PaymentStatus,
     Provider,
     ProviderCustomer,
-    RefundStatus,
     WebhookEvent,
     WebhookStatus,
 )
@@ -46,6 +45,9 @@ STRIPE_EVENT_TYPES = [
     "payment_intent.succeeded",
     "payment_intent.payment_failed",
     "charge.refunded",
+    "refund.created",
+    "refund.updated",
+    "refund.failed",
     "charge.dispute.created",
     "charge.dispute.closed",
     "setup_intent.succeeded",
@@ -217,6 +219,20 @@ def _stripe_charge_refunded(event: dict) -> None:
         services.refund_apply_snapshot(payment_id=payment.pk, snapshot=snapshot)
 
 
+def _stripe_refund(event: dict) -> None:
+    """refund.created / refund.updated / refund.failed. Events come in any order and an
+    older one may arrive last: the refund is read from Stripe as it stands now, and moved
+    along REFUND_TRANSITIONS only."""
+    from payments.gateways.stripe_gateway import StripeGateway
+
+    refund = event["data"]["object"]
+    payment = _payment(Provider.STRIPE, our_id=(refund.get("metadata") or {}).get("payment_id"),
+                       provider_payment_id=refund.get("payment_intent"), provider_charge_id=refund.get("charge"))
+    if payment is None:
+        return _unknown("refund", refund["id"])
+    services.refund_apply_snapshot(payment_id=payment.pk, snapshot=StripeGateway().refund_by_id(refund["id"]))
+
+
 def _stripe_dispute(event: dict) -> None:
     dispute = event["data"]["object"]
     payment = _payment(Provider.STRIPE, provider_payment_id=dispute.get("payment_intent"),
@@ -240,12 +256,13 @@ def _stripe_dispute_closed(event: dict) -> None:
     services.payment_mark_disputed(payment_id=payment.pk, reason=dispute.get("reason") or "dispute")
     status = dispute.get("status")
     if status == "lost":
+        # The disputed amount can be the whole charge even after a partial refund; what
+        # is reversed here is capped at what is left of the payment (the rest audited).
         currency = dispute["currency"].upper()
-        services.refund_apply_snapshot(
-            payment_id=payment.pk,
-            snapshot=RefundSnapshot(provider_refund_id=f"dispute:{dispute['id']}", status=RefundStatus.SUCCEEDED,
-                                    amount=from_minor_units(minor_units(dispute["amount"]), currency), currency=currency),
-            reason_if_new=f"Dispute lost ({dispute.get('reason') or 'no reason given'})",
+        services.refund_record_provider_reversal(
+            payment_id=payment.pk, key=f"dispute:{dispute['id']}", currency=currency,
+            amount=from_minor_units(minor_units(dispute["amount"]), currency),
+            reason=f"Dispute lost ({dispute.get('reason') or 'no reason given'})",
         )
     else:  # each event is processed once (webhook_event_process), so this is written once
         audit_record("payment.dispute_closed", organization=payment.organization, obj=payment,
@@ -313,6 +330,9 @@ def _paypal_capture(event: dict) -> None:
 
 
 def _paypal_refunded(event: dict) -> None:
+    """PAYMENT.CAPTURE.REFUNDED (completed), PAYMENT.REFUND.PENDING, PAYMENT.REFUND.FAILED.
+    The refund is read from PayPal as it stands now (events come in any order), and moved
+    along REFUND_TRANSITIONS only."""
     from payments.gateways.paypal_gateway import PayPalGateway
 
     refund = event["resource"]
@@ -325,8 +345,7 @@ def _paypal_refunded(event: dict) -> None:
         # The refund of a capture proves the capture completed.
         services.payment_apply_snapshot(payment_id=payment.pk, snapshot=PaymentSnapshot(
             status=PaymentStatus.SUCCEEDED, provider_payment_id=capture_id))
-    snapshot = PayPalGateway.refund_snapshot(refund, fallback_currency=payment.currency)
-    services.refund_apply_snapshot(payment_id=payment.pk, snapshot=snapshot)
+    services.refund_apply_snapshot(payment_id=payment.pk, snapshot=PayPalGateway().refund_by_id(refund["id"]))
 
 
 def _paypal_dispute_payment(dispute: dict) -> Payment | None:
@@ -348,7 +367,9 @@ def _paypal_dispute_created(event: dict) -> None:
 
 def _paypal_dispute_resolved(event: dict) -> None:
     """Resolved in the buyer's favour: the money went back, like a refund keyed by the
-    dispute id (applied once however often it is told). In ours: recorded only."""
+    dispute id (applied once however often it is told), of what PayPal says it returned
+    (`amount_refunded`; without it the dispute's amount), capped at what is left of the
+    payment: after a partial refund that is only the rest. In ours: recorded only."""
     from accounts.audit import audit_record
 
     dispute = event["resource"]
@@ -359,12 +380,10 @@ def _paypal_dispute_resolved(event: dict) -> None:
     outcome = dispute.get("dispute_outcome") or {}
     if outcome.get("outcome_code") == "RESOLVED_BUYER_FAVOUR":
         amount = outcome.get("amount_refunded") or dispute.get("dispute_amount") or {}
-        services.refund_apply_snapshot(
-            payment_id=payment.pk,
-            snapshot=RefundSnapshot(provider_refund_id=f"dispute:{dispute['dispute_id']}",
-                                    status=RefundStatus.SUCCEEDED, amount=Decimal(amount["value"]),
-                                    currency=amount.get("currency_code") or payment.currency),
-            reason_if_new=f"Dispute lost ({dispute.get('reason') or 'no reason given'})",
+        services.refund_record_provider_reversal(
+            payment_id=payment.pk, key=f"dispute:{dispute['dispute_id']}", amount=Decimal(amount["value"]),
+            currency=amount.get("currency_code") or payment.currency,
+            reason=f"Dispute lost ({dispute.get('reason') or 'no reason given'})",
         )
     else:
         audit_record("payment.dispute_closed", organization=payment.organization, obj=payment,
@@ -395,6 +414,9 @@ HANDLERS: dict[str, dict[str, Callable[[dict], None]]] = {
         "payment_intent.succeeded": _stripe_payment_intent,
         "payment_intent.payment_failed": _stripe_payment_intent,
         "charge.refunded": _stripe_charge_refunded,
+        "refund.created": _stripe_refund,
+        "refund.updated": _stripe_refund,
+        "refund.failed": _stripe_refund,
         "charge.dispute.created": _stripe_dispute,
         "charge.dispute.closed": _stripe_dispute_closed,
         "setup_intent.succeeded": _stripe_setup_succeeded,
@@ -406,6 +428,8 @@ HANDLERS: dict[str, dict[str, Callable[[dict], None]]] = {
         "PAYMENT.CAPTURE.DENIED": _paypal_capture,
         "PAYMENT.CAPTURE.DECLINED": _paypal_capture,
         "PAYMENT.CAPTURE.REFUNDED": _paypal_refunded,
+        "PAYMENT.REFUND.PENDING": _paypal_refunded,
+        "PAYMENT.REFUND.FAILED": _paypal_refunded,
         "CUSTOMER.DISPUTE.CREATED": _paypal_dispute_created,
         "CUSTOMER.DISPUTE.RESOLVED": _paypal_dispute_resolved,
     },

@@ -11,6 +11,7 @@ creates something, and turns provider errors into two kinds:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -82,7 +83,16 @@ class Gateway(Protocol):
 
     def snapshot(self, payment: Payment) -> PaymentSnapshot | None: ...
 
+    # How long the provider remembers the key of a refund's create, less a margin: inside
+    # it a lost answer is asked again with the same key; past it only looked up.
+    refund_key_lifetime: timedelta
+
     def refund(self, refund: Refund) -> RefundSnapshot: ...
+
+    def refund_lookup(self, refund: Refund) -> RefundSnapshot | None:
+        """Where a refund we created stands at the provider: by its provider id when we
+        know it, else found among the payment's refunds by our id; None if not there."""
+        ...
 
 
 class CardGateway(Gateway, Protocol):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -48,7 +49,10 @@ CAPTURE_STATUS = {
     "PARTIALLY_REFUNDED": PaymentStatus.SUCCEEDED,
 }
 REFUND_STATUS = {"COMPLETED": RefundStatus.SUCCEEDED, "PENDING": RefundStatus.PENDING,
-                 "FAILED": RefundStatus.FAILED, "CANCELLED": RefundStatus.FAILED}
+                 "FAILED": RefundStatus.FAILED, "CANCELLED": RefundStatus.CANCELED}
+# PayPal's Payments v2 description: "The server stores keys for 45 days" (Orders v2: 6
+# hours). A refund's request id is inside that, less a day's margin.
+REFUND_KEY_LIFETIME = timedelta(days=44)
 
 
 def paypal_amount(amount: Decimal, currency: str) -> str:
@@ -128,6 +132,7 @@ def _issue(response: Any) -> str:
 
 class PayPalGateway:
     provider = Provider.PAYPAL
+    refund_key_lifetime = REFUND_KEY_LIFETIME
 
     def start_checkout(self, payment: Payment, *, description: str, success_url: str, cancel_url: str) -> CheckoutStarted:
         order = _call(client().orders.create_order, {
@@ -210,6 +215,25 @@ class PayPalGateway:
         })
         return self.refund_snapshot(result, fallback_amount=refund.amount, fallback_currency=refund.currency)
 
+    def refund_lookup(self, refund: Refund) -> RefundSnapshot | None:
+        """By PayPal's refund id when we know it (show refund details); else among the
+        order's refunds (its purchase unit's payment collection), the one carrying our
+        id as `custom_id`."""
+        if refund.provider_refund_id:
+            return self.refund_by_id(refund.provider_refund_id)
+        order_id = refund.payment.provider_checkout_id
+        if not order_id:
+            return None
+        order = _call(client().orders.get_order, {"id": order_id})
+        for unit in order.get("purchase_units") or []:
+            for r in (unit.get("payments") or {}).get("refunds") or []:
+                if r.get("custom_id") == str(refund.pk):
+                    return self.refund_snapshot(r, fallback_amount=refund.amount, fallback_currency=refund.currency)
+        return None
+
+    def refund_by_id(self, refund_id: str) -> RefundSnapshot:
+        return self.refund_snapshot(_call(client().payments.get_refund, {"refund_id": refund_id}))
+
     @staticmethod
     def refund_snapshot(r: PayPalJSON, *, fallback_amount: Decimal | None = None,
                         fallback_currency: str = "") -> RefundSnapshot:
@@ -223,6 +247,7 @@ class PayPalGateway:
             amount=value,
             currency=amount.get("currency_code") or fallback_currency,
             our_refund_id=int(ours) if ours and str(ours).isdigit() else None,
+            failure_message=(r.get("status_details") or {}).get("reason", "") if r.get("status") == "FAILED" else "",
         )
 
     # --- webhooks: the REST API directly; the SDK has no notifications API --------

@@ -10,6 +10,7 @@ dunning and failed auto top-ups can be tried in the demo.
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from django.urls import reverse
@@ -25,6 +26,7 @@ DECLINING_PREFIX = "sbx_pm_declining_"
 
 class SandboxGateway:
     provider = Provider.SANDBOX
+    refund_key_lifetime = timedelta(days=36500)  # no state, no keys: a refund is always answered the same
 
     def start_checkout(self, payment: Payment, *, description: str, success_url: str, cancel_url: str) -> CheckoutStarted:
         return CheckoutStarted(
@@ -51,6 +53,9 @@ class SandboxGateway:
     def refund(self, refund: Refund) -> RefundSnapshot:
         return RefundSnapshot(provider_refund_id=f"sbx_re_{refund.pk}", status=RefundStatus.SUCCEEDED,
                               amount=refund.amount, currency=refund.currency, our_refund_id=refund.pk)
+
+    def refund_lookup(self, refund: Refund) -> RefundSnapshot | None:
+        return self.refund(refund)
 
     def detach(self, method: PaymentMethod) -> None:
         return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
         PaymentIntentCreateParams,
         RefundCreateParams,
         RefundListParams,
+        RefundRetrieveParams,
         SetupIntentRetrieveParams,
     )
     from stripe.params.checkout import SessionCreateParams
@@ -60,10 +62,12 @@ PI_STATUS = {
 REFUND_STATUS = {
     "succeeded": RefundStatus.SUCCEEDED,
     "pending": RefundStatus.PENDING,
-    "requires_action": RefundStatus.PENDING,
+    "requires_action": RefundStatus.REQUIRES_ACTION,
     "failed": RefundStatus.FAILED,
-    "canceled": RefundStatus.FAILED,
+    "canceled": RefundStatus.CANCELED,
 }
+# Stripe prunes idempotency keys once they are at least 24 hours old; stay inside that.
+KEY_LIFETIME = timedelta(hours=23)
 
 
 @lru_cache(maxsize=4)
@@ -118,6 +122,7 @@ def _started(session: stripe.checkout.Session) -> CheckoutStarted:
 
 class StripeGateway:
     provider = Provider.STRIPE
+    refund_key_lifetime = KEY_LIFETIME
 
     # --- customers and saved cards -----------------------------------------------
 
@@ -277,6 +282,26 @@ class StripeGateway:
         with stripe_errors():
             created = client().v1.refunds.create(params, {"idempotency_key": refund.idempotency_key})
         return self.refund_snapshot(created)
+
+    def refund_lookup(self, refund: Refund) -> RefundSnapshot | None:
+        """By Stripe's refund id when we know it; else among the PaymentIntent's refunds,
+        the one whose metadata names our refund (we always send it)."""
+        if refund.provider_refund_id:
+            return self.refund_by_id(refund.provider_refund_id)
+        payment = refund.payment
+        if not payment.provider_payment_id:
+            return None
+        params: RefundListParams = {"payment_intent": payment.provider_payment_id, "limit": 100}
+        with stripe_errors():
+            for r in client().v1.refunds.list(params).auto_paging_iter():
+                if (_plain(r).get("metadata") or {}).get("refund_id") == str(refund.pk):
+                    return self.refund_snapshot(r)
+        return None
+
+    def refund_by_id(self, refund_id: str) -> RefundSnapshot:
+        params: RefundRetrieveParams = {}
+        with stripe_errors():
+            return self.refund_snapshot(client().v1.refunds.retrieve(refund_id, params))
 
     def refunds_of_charge(self, charge_id: str) -> list[RefundSnapshot]:
         params: RefundListParams = {"charge": charge_id, "limit": 100}

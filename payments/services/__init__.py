@@ -30,9 +30,17 @@ from payments.services.methods import (
     payment_method_save_safely,
     payment_method_set_default,
 )
-from payments.services.refunds import refund_apply_snapshot, refund_request, refund_submit
+from payments.services.refunds import (
+    RefundNeedsPerson,
+    refund_apply_snapshot,
+    refund_flag,
+    refund_record_provider_reversal,
+    refund_request,
+    refund_submit,
+)
 
 __all__ = [
+    "RefundNeedsPerson",
     "default_method",
     "invoice_open_amount",
     "payment_apply_snapshot",
@@ -47,6 +55,8 @@ __all__ = [
     "payment_record_bank_transfer",
     "payment_start_checkout",
     "refund_apply_snapshot",
+    "refund_flag",
+    "refund_record_provider_reversal",
     "refund_request",
     "refund_submit",
     "validate_topup_amount",

@@ -21,6 +21,7 @@ import threading
 import time
 import zlib
 from dataclasses import dataclass, field
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -83,6 +84,7 @@ class _Stored:
     fingerprint: str
     status: int
     body: bytes
+    at: float = 0.0  # the provider's clock when the key was first used
 
 
 class FakeProvider:
@@ -100,6 +102,7 @@ class FakeProvider:
         self.violations: list[str] = []
         # Each request checked against the description: (method, path, what checked it).
         self.checked: list[tuple[str, str, str]] = []
+        self._offset = 0.0  # how far `advance` moved this provider's clock
         provider = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -149,6 +152,19 @@ class FakeProvider:
         with self.lock:
             self._stalls.append((path_prefix, seconds))
 
+    def clock(self) -> float:
+        """The provider's time: the real one, moved on by `advance`."""
+        return time.time() + self._offset
+
+    def advance(self, *, days: float = 0, hours: float = 0, minutes: float = 0, seconds: float = 0) -> None:
+        """Let time pass at the provider: idempotency keys older than its lifetime are forgotten."""
+        with self.lock:
+            self._offset += ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+
+    def key_lifetime(self, path: str) -> float | None:
+        """Seconds the provider remembers an idempotency key used on `path` (None: for ever)."""
+        return None
+
     def count(self, method: str, path_prefix: str) -> int:
         return sum(1 for m, p in self.requests if m == method and p.startswith(path_prefix))
 
@@ -165,6 +181,10 @@ class FakeProvider:
                     break
             key = headers.get(self.idempotency_header) if method == "POST" and self.idempotency_header else None
             fingerprint = hashlib.sha256(method.encode() + path.encode() + raw).hexdigest()
+            lifetime = self.key_lifetime(path) if key else None
+            if key and key in self._idempotent and lifetime is not None and (
+                    self.clock() - self._idempotent[key].at >= lifetime):
+                del self._idempotent[key]  # the provider has pruned it: the key is new again
             if key and key in self._idempotent:
                 stored = self._idempotent[key]
                 if stored.fingerprint != fingerprint:
@@ -179,7 +199,7 @@ class FakeProvider:
             self.check_response(method, path, status, body)
             encoded = json.dumps(body).encode()
             if key and status < 500:
-                self._idempotent[key] = _Stored(fingerprint, status, encoded)
+                self._idempotent[key] = _Stored(fingerprint, status, encoded, self.clock())
             return status, encoded, {}, stall
 
     def handle(self, method, path, query, headers, raw):  # pragma: no cover - abstract
@@ -219,8 +239,16 @@ class FakeStripe(FakeProvider):
     # The creating parameters of each Checkout Session (e.g. payment_intent_data), which
     # Stripe applies later but never returns as fields of the session.
     session_params: dict[str, dict] = field(default_factory=dict)
+    # What a new refund starts as: "succeeded" (cards, mostly), "pending" or
+    # "requires_action"; `settle_refund` moves it on later, as Stripe does.
+    refund_outcome: str = "succeeded"
 
     idempotency_header = "Idempotency-Key"
+
+    def key_lifetime(self, path: str) -> float | None:
+        # "Keys are eligible to be removed from the system automatically after they're
+        # at least 24 hours old" (Stripe's idempotent requests).
+        return 24 * 3600.0
 
     def __post_init__(self):
         FakeProvider.__init__(self)
@@ -313,10 +341,13 @@ class FakeStripe(FakeProvider):
             session.update(status="expired", url=None)
             return self._event("checkout.session.expired", session)
 
-    def dispute(self, charge_id: str) -> dict:
+    def dispute(self, charge_id: str, *, amount: int | None = None) -> dict:
+        """The cardholder's bank disputes the charge; by default its whole amount, even
+        after a partial refund (the bank's claim, not Stripe's arithmetic)."""
         charge = self.objects[charge_id]
         dispute = {
-            "id": _id("dp"), "object": "dispute", "amount": charge["amount"], "currency": charge["currency"],
+            "id": _id("dp"), "object": "dispute", "amount": charge["amount"] if amount is None else amount,
+            "currency": charge["currency"],
             "charge": charge_id, "payment_intent": charge["payment_intent"], "reason": "fraudulent",
             "status": "needs_response", "created": self.now(), "livemode": False,
         }
@@ -412,8 +443,10 @@ class FakeStripe(FakeProvider):
                 self._event("payment_method.detached", pm)
             return 200, pm
         if p[0] == "refunds":
-            if method == "POST":
+            if method == "POST" and len(p) == 1:
                 return 200, self._create_refund(params)
+            if method == "GET" and len(p) == 2:
+                return 200, self._get(obj_id, "re_")
             refunds = [o for o in self.objects.values() if o["object"] == "refund"]
             if params.get("charge"):
                 refunds = [r for r in refunds if r["charge"] == params["charge"]]
@@ -533,17 +566,66 @@ class FakeStripe(FakeProvider):
         if amount > charge["amount"] - charge["amount_refunded"]:
             raise self._err(400, f"Refund amount ({amount}) is greater than unrefunded amount on charge.",
                             code="charge_already_refunded")
-        refund = {
-            "id": _id("re"), "object": "refund", "amount": amount, "currency": charge["currency"],
-            "charge": charge["id"], "payment_intent": charge["payment_intent"], "status": "succeeded",
-            "reason": params.get("reason"), "metadata": params.get("metadata") or {}, "created": self.now(),
+        status = self.refund_outcome
+        refund = {  # shaped like fixtures3.json's refund
+            "id": _id("re"), "object": "refund", "amount": amount, "balance_transaction": None,
+            "charge": charge["id"], "created": self.now(), "currency": charge["currency"],
+            "destination_details": {"card": {"type": "refund"}, "type": "card"},
+            "metadata": params.get("metadata") or {}, "payment_intent": charge["payment_intent"],
+            "reason": params.get("reason"), "receipt_number": None, "source_transfer_reversal": None,
+            "status": status, "transfer_reversal": None, "customer": charge.get("customer"),
+            "customer_account": None, "payment_method": charge.get("payment_method"),
         }
+        self._refund_state(refund, status)
         self.objects[refund["id"]] = refund
+        # A pending refund is counted as refunded on its charge until it fails.
         charge["amount_refunded"] += amount
         charge["refunded"] = charge["amount_refunded"] == charge["amount"]
         self._event("refund.created", refund)
         self._event("charge.refunded", charge)
         return refund
+
+    @staticmethod
+    def _refund_state(refund: dict, status: str, failure_reason: str = "") -> None:
+        refund["status"] = status
+        for name in ("pending_reason", "next_action", "failure_reason", "failure_balance_transaction"):
+            refund.pop(name, None)
+        if status == "pending":
+            refund["pending_reason"] = "processing"
+        elif status == "requires_action":
+            refund["next_action"] = {"type": "display_details", "display_details": {
+                "email_sent": {"email_sent_at": int(time.time()), "email_sent_to": "buyer@example.com"},
+                "expires_at": int(time.time()) + 45 * 86400}}
+        elif status == "failed":
+            refund["failure_reason"] = failure_reason or "declined"
+            refund["failure_balance_transaction"] = _id("txn")
+
+    # Stripe's moves: pending and requires_action go on to succeeded or failed; only a
+    # refund that requires action can be canceled; a succeeded one can still fail.
+    _REFUND_MOVES = {
+        "pending": {"requires_action", "succeeded", "failed"},
+        "requires_action": {"pending", "succeeded", "failed", "canceled"},
+        "succeeded": {"failed"},
+    }
+
+    def settle_refund(self, refund_id: str, status: str, *, failure_reason: str = "") -> list[dict]:
+        """Stripe moves a refund on (the bank answered, the customer acted, it expired).
+        Returns the events Stripe sends: refund.updated, and refund.failed when it failed;
+        a failed or canceled refund's amount is no longer refunded on its charge."""
+        with self.lock:
+            refund = self._get(refund_id, "re_")
+            if status not in self._REFUND_MOVES.get(refund["status"], set()):
+                raise ValueError(f"A {refund['status']} Stripe refund cannot become {status}.")
+            sent_from = len(self.events)
+            self._refund_state(refund, status, failure_reason)
+            if status in ("failed", "canceled"):
+                charge = self.objects[refund["charge"]]
+                charge["amount_refunded"] -= refund["amount"]
+                charge["refunded"] = charge["amount_refunded"] == charge["amount"]
+            self._event("refund.updated", refund)
+            if status == "failed":
+                self._event("refund.failed", refund)
+            return self.events[sent_from:]
 
 
 # --------------------------------------------------------------------------- PayPal
@@ -576,6 +658,12 @@ class FakePayPal(FakeProvider):
     disputes: dict[str, dict] = field(default_factory=dict)
     events: list[dict] = field(default_factory=list)
     tokens: set[str] = field(default_factory=set)
+    _reversed: dict[str, Decimal] = field(default_factory=dict)  # capture id: returned through disputes
+    _refund_capture: dict[str, str] = field(default_factory=dict)  # refund id: its capture id
+
+    # What a new refund starts as: "COMPLETED", or "PENDING" (e.g. an eCheck capture);
+    # `settle_refund` moves it on later.
+    refund_outcome: str = "COMPLETED"
 
     idempotency_header = "PayPal-Request-Id"
 
@@ -602,6 +690,10 @@ class FakePayPal(FakeProvider):
             return
         problems = paypal_response_problems(method, path, status, body)
         self.violations += [f"{method} {path} {status}: {p}" for p in problems or []]
+    def key_lifetime(self, path: str) -> float | None:
+        # PayPal's descriptions of PayPal-Request-Id: Orders v2 "The server stores keys for
+        # 6 hours"; Payments v2 (captures, refunds) "The server stores keys for 45 days".
+        return 45 * 86400.0 if path.startswith("/v2/payments/") else 6 * 3600.0
 
     def idempotency_mismatch(self):
         return 422, {"name": "UNPROCESSABLE_ENTITY", "message": "Request id reused with another body.",
@@ -656,15 +748,30 @@ class FakePayPal(FakeProvider):
             self.disputes[dispute["dispute_id"]] = dispute
             return self._event("CUSTOMER.DISPUTE.CREATED", "dispute", dispute)
 
-    def resolve_dispute(self, dispute_id: str, *, buyer_wins: bool) -> dict:
+    def resolve_dispute(self, dispute_id: str, *, buyer_wins: bool, report_amount_refunded: bool = True) -> dict:
+        """PayPal decides. A buyer who wins gets back what is left of the capture (never
+        more: after a partial refund only the rest), reported as the outcome's
+        `amount_refunded`, which PayPal's description makes optional."""
         with self.lock:
             dispute = self.disputes[dispute_id]
             dispute["status"] = "RESOLVED"
-            dispute["dispute_outcome"] = {
-                "outcome_code": "RESOLVED_BUYER_FAVOUR" if buyer_wins else "RESOLVED_SELLER_FAVOUR",
-                **({"amount_refunded": dict(dispute["dispute_amount"])} if buyer_wins else {}),
-            }
+            outcome: dict[str, Any] = {"outcome_code": "RESOLVED_BUYER_FAVOUR" if buyer_wins else "RESOLVED_SELLER_FAVOUR"}
+            if buyer_wins:
+                capture_id = dispute["disputed_transactions"][0]["seller_transaction_id"]
+                claimed = dispute["dispute_amount"]
+                returned = min(Decimal(claimed["value"]), self._refundable(capture_id))
+                self._reversed[capture_id] = self._reversed.get(capture_id, Decimal("0")) + returned
+                if report_amount_refunded:
+                    outcome["amount_refunded"] = {"currency_code": claimed["currency_code"], "value": f"{returned:f}"}
+            dispute["dispute_outcome"] = outcome
             return self._event("CUSTOMER.DISPUTE.RESOLVED", "dispute", dispute)
+
+    def _refundable(self, capture_id: str) -> Decimal:
+        """What is left of a capture: less refunds that may still pay out, and reversals."""
+        capture = self.captures[capture_id]
+        spoken = sum((Decimal(r["amount"]["value"]) for r in self.refunds.values()
+                      if self._refund_capture[r["id"]] == capture_id and r["status"] in ("PENDING", "COMPLETED")), Decimal("0"))
+        return Decimal(capture["amount"]["value"]) - spoken - self._reversed.get(capture_id, Decimal("0"))
 
     def approve(self, order_id: str) -> dict:
         """The buyer approves on PayPal's page."""
@@ -708,6 +815,9 @@ class FakePayPal(FakeProvider):
         m = re.fullmatch(r"/v2/payments/captures/([^/]+)", path)
         if m and m.group(1) in self.captures:
             return 200, self.captures[m.group(1)]
+        m = re.fullmatch(r"/v2/payments/refunds/([^/]+)", path)
+        if m and method == "GET" and m.group(1) in self.refunds:
+            return 200, self.refunds[m.group(1)]
         raise self._err(404, "RESOURCE_NOT_FOUND", "INVALID_RESOURCE_ID")
 
     def _verify(self, raw: bytes) -> str:
@@ -776,13 +886,63 @@ class FakePayPal(FakeProvider):
         capture = self.captures.get(capture_id)
         if capture is None:
             raise self._err(404, "RESOURCE_NOT_FOUND", "INVALID_RESOURCE_ID")
-        amount = body.get("amount") or capture["amount"]
-        refund = {
-            "id": _id("REF").replace("_", "").upper()[:17], "status": "COMPLETED", "amount": amount,
+        left = self._refundable(capture_id)
+        if left <= 0:
+            raise self._err(422, "UNPROCESSABLE_ENTITY", "CAPTURE_FULLY_REFUNDED")
+        amount = body.get("amount") or {"currency_code": capture["amount"]["currency_code"], "value": f"{left:f}"}
+        if Decimal(amount["value"]) > left:
+            raise self._err(422, "UNPROCESSABLE_ENTITY", "REFUND_AMOUNT_EXCEEDED")
+        refund_id = _id("REF").replace("_", "").upper()[:17]
+        refund = {  # PayPal's `refund` schema (payments_payment_v2.json)
+            "id": refund_id, "status": self.refund_outcome, "amount": amount,
             **{k: body[k] for k in ("custom_id", "invoice_id", "note_to_payer") if body.get(k) is not None},
-            "create_time": self._time(),
-            "links": [{"href": f"{self.url}/v2/payments/captures/{capture_id}", "rel": "up", "method": "GET"}],
+            "seller_payable_breakdown": {"gross_amount": amount, "net_amount": amount,
+                                         "total_refunded_amount": amount},
+            "create_time": self._time(), "update_time": self._time(),
+            "links": [{"href": f"{self.url}/v2/payments/refunds/{refund_id}", "rel": "self", "method": "GET"},
+                      {"href": f"{self.url}/v2/payments/captures/{capture_id}", "rel": "up", "method": "GET"}],
         }
-        self.refunds[refund["id"]] = refund
-        self._event("PAYMENT.CAPTURE.REFUNDED", "refund", refund)
+        if refund["status"] == "PENDING":
+            refund["status_details"] = {"reason": "ECHECK"}
+        refund = {k: v for k, v in refund.items() if v is not None}  # PayPal omits what it lacks; never null
+        self.refunds[refund_id] = refund
+        self._refund_capture[refund_id] = capture_id
+        order = self.orders.get(((capture.get("supplementary_data") or {}).get("related_ids") or {}).get("order_id", ""))
+        if order is not None:  # the order's payment collection lists its refunds
+            order["purchase_units"][0].setdefault("payments", {}).setdefault("refunds", []).append(refund)
+        self._capture_refund_status(capture_id)
+        self._event("PAYMENT.CAPTURE.REFUNDED" if refund["status"] == "COMPLETED" else "PAYMENT.REFUND.PENDING",
+                    "refund", refund)
         return refund
+
+    def _capture_refund_status(self, capture_id: str) -> None:
+        capture = self.captures[capture_id]
+        done = sum((Decimal(r["amount"]["value"]) for r in self.refunds.values()
+                    if self._refund_capture[r["id"]] == capture_id and r["status"] == "COMPLETED"), Decimal("0"))
+        if done > 0:
+            capture["status"] = "REFUNDED" if done >= Decimal(capture["amount"]["value"]) else "PARTIALLY_REFUNDED"
+
+    # PayPal's refund states: PENDING goes on to COMPLETED, FAILED or CANCELLED.
+    _REFUND_MOVES = {"PENDING": {"COMPLETED", "FAILED", "CANCELLED"}}
+
+    def settle_refund(self, refund_id: str, status: str) -> list[dict]:
+        """PayPal finishes a pending refund. Returns the events it sends: PAYMENT.CAPTURE.REFUNDED
+        when completed, PAYMENT.REFUND.FAILED when failed; none is documented for a
+        cancelled one (reconciliation finds it)."""
+        with self.lock:
+            refund = self.refunds[refund_id]
+            if status not in self._REFUND_MOVES.get(refund["status"], set()):
+                raise ValueError(f"A {refund['status']} PayPal refund cannot become {status}.")
+            sent_from = len(self.events)
+            refund["status"] = status
+            refund["update_time"] = self._time()
+            if status == "FAILED":
+                refund["status_details"] = {"reason": "ECHECK"}
+            else:
+                refund.pop("status_details", None)
+            self._capture_refund_status(self._refund_capture[refund_id])
+            if status == "COMPLETED":
+                self._event("PAYMENT.CAPTURE.REFUNDED", "refund", refund)
+            elif status == "FAILED":
+                self._event("PAYMENT.REFUND.FAILED", "refund", refund)
+            return self.events[sent_from:]

@@ -65,6 +65,8 @@ PROVIDER_CALLS: dict[str, Call] = {
         "stripe_intent_snapshot"),
     "stripe v1.refunds.create": Call("stripe", "POST", r"/v1/refunds", "stripe.params.RefundCreateParams",
                                      "stripe_refund"),
+    "stripe v1.refunds.retrieve": Call("stripe", "GET", r"/v1/refunds/re_[^/]+", "stripe.params.RefundRetrieveParams",
+                                       "stripe_refund_lookup"),
     "stripe v1.refunds.list": Call("stripe", "GET", r"/v1/refunds", "stripe.params.RefundListParams",
                                    "stripe_refunds_of_charge"),
     "stripe v1.events.list": Call("stripe", "GET", r"/v1/events", "stripe.params.EventListParams", "stripe_events"),
@@ -80,6 +82,9 @@ PROVIDER_CALLS: dict[str, Call] = {
     "paypal payments.refund_captured_payment": Call(
         "paypal", "POST", r"/v2/payments/captures/[^/]+/refund",
         "POST /v2/payments/captures/{capture_id}/refund (payments_payment_v2.json)", "paypal_refund"),
+    "paypal payments.get_refund": Call(
+        "paypal", "GET", r"/v2/payments/refunds/[^/]+", "GET /v2/payments/refunds/{refund_id} (payments_payment_v2.json)",
+        "paypal_refund_lookup"),
     "paypal POST /v1/notifications/verify-webhook-signature": Call(
         "paypal", "POST", r"/v1/notifications/verify-webhook-signature",
         "POST /v1/notifications/verify-webhook-signature (notifications_webhooks_v1.json)", "paypal_verify"),
@@ -186,6 +191,17 @@ def stripe_refund(org, fake_stripe, fake_paypal, stripe_card) -> None:
     StripeGateway().refund(refund)
 
 
+def stripe_refund_lookup(org, fake_stripe, fake_paypal, stripe_card) -> None:
+    payment = _stripe_paid(org, fake_stripe)
+    refund = Refund.objects.create(payment=payment, organization=org, amount=Decimal("10.00"), currency="USD",
+                                   reason="Goodwill")
+    snapshot = StripeGateway().refund(refund)
+    assert StripeGateway().refund_lookup(refund) is not None  # by our id, among the intent's refunds
+    Refund.objects.filter(pk=refund.pk).update(provider_refund_id=snapshot.provider_refund_id)
+    refund.refresh_from_db()
+    assert StripeGateway().refund_lookup(refund) == snapshot  # by Stripe's id
+
+
 def stripe_refunds_of_charge(org, fake_stripe, fake_paypal, stripe_card) -> None:
     payment = _stripe_paid(org, fake_stripe)
     StripeGateway().refunds_of_charge(fake_stripe.objects[payment.provider_payment_id]["latest_charge"])
@@ -224,6 +240,21 @@ def paypal_refund(org, fake_stripe, fake_paypal, stripe_card) -> None:
     refund = Refund.objects.create(payment=payment, organization=org, amount=Decimal("5.00"), currency="USD",
                                    reason="Goodwill\nwith a second line")
     PayPalGateway().refund(refund)
+
+
+def paypal_refund_lookup(org, fake_stripe, fake_paypal, stripe_card) -> None:
+    payment = _paypal_payment(org)
+    fake_paypal.approve(payment.provider_checkout_id)
+    snapshot = PayPalGateway().capture(payment)
+    Payment.objects.filter(pk=payment.pk).update(provider_payment_id=snapshot.provider_payment_id)
+    payment.refresh_from_db()
+    refund = Refund.objects.create(payment=payment, organization=org, amount=Decimal("5.00"), currency="USD",
+                                   reason="Goodwill")
+    created = PayPalGateway().refund(refund)
+    assert PayPalGateway().refund_lookup(refund) is not None  # by our id, in the order's refunds
+    Refund.objects.filter(pk=refund.pk).update(provider_refund_id=created.provider_refund_id)
+    refund.refresh_from_db()
+    assert PayPalGateway().refund_lookup(refund).provider_refund_id == created.provider_refund_id
 
 
 def paypal_verify(org, fake_stripe, fake_paypal, stripe_card) -> None:
