@@ -8,15 +8,22 @@ One payment per top-up while its outcome is open: a call that timed out is retri
 the same payment, hence with the same idempotency key (`payment:{id}`), so the provider
 charges once however often credits retries. Only after a payment definitely failed does
 a later attempt start a new one.
+
+A provider that did not answer or asks us to wait (a timeout, 409 another request with
+this key in progress, 429, 5xx) has not declined anything: payments retries the charge
+itself (`payments.payment_charge`, backoff, the same key) and credits sees no failure.
+A charge the bank holds for authentication waits for the customer (`requires_action`,
+emailed a link); credits hears of it only when it succeeds or is declined.
 """
 
 from __future__ import annotations
 
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 
 from accounts.models import Organization
 from payments import services
 from payments.gateways import card_provider
+from payments.gateways.base import GatewayUnavailable
 from payments.models import SETTLED_STATUSES, Flow, Payment, PaymentStatus, Provider, Purpose
 
 
@@ -49,9 +56,14 @@ def charge_topup(topup_id: int) -> None:
                 raise
     if payment.status in SETTLED_STATUSES:
         return
-    # Raises GatewayUnavailable when the outcome is unknown: credits records a retryable
-    # failure and calls again later, and we retry this same payment.
-    services.payment_charge_saved_method(payment_id=payment.pk)
+    try:
+        services.payment_charge_saved_method(payment_id=payment.pk)
+    except GatewayUnavailable:
+        # Not a failed top-up: the same payment, hence the same key, is charged again
+        # with backoff. An error of ours (GatewayIntegrationError) still reaches credits
+        # as a retryable failure, with the message that says staff were told.
+        with transaction.atomic():
+            services.lifecycle._after_commit("payments.tasks.payment_charge_task", payment.pk)
 
 
 # Credits' contract: top-ups move no money while cards go to the sandbox gateway.

@@ -2,7 +2,8 @@
 
 - On its due date an open invoice of an organisation with a saved card is charged
   off-session (attempt 0).
-- A failed automatic charge opens a dunning case. Retries follow
+- A declined automatic charge opens a dunning case (one that waits for the customer's
+  authentication, or that the provider asked us to retry, does not). Retries follow
   `settings.PAYMENTS_DUNNING_RETRY_DAYS`, counted from the first failure (default 1, 3,
   5 and 7 days). The customer is emailed after every failure.
 - After the last retry fails, `settings.PAYMENTS_DUNNING_FINAL_ACTION` applies:

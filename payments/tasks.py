@@ -15,8 +15,12 @@ from payments.gateways.base import GatewayUnavailable
 from payments.models import Flow, Payment, PaymentMethod, PaymentStatus, Provider, Purpose
 
 logger = logging.getLogger(__name__)
-# Unknown outcomes (timeouts) are retried with backoff; the idempotency key makes each
-# retry the same provider operation.
+# Unknown outcomes (timeouts) and answers that ask us to wait (409 a request with this
+# key in progress, 429, 5xx) are retried with backoff; the idempotency key makes each
+# retry the same provider operation. 8 retries from 30 s doubling to at most 30 min end
+# within about 3 hours, well inside the 24 hours Stripe keeps a key; after that the
+# reconciler sends an off-session charge again until the key is 23 hours old.
+# A decline or an error of ours (GatewayIntegrationError) is never retried blindly.
 RETRY: RetryPolicy = {"autoretry_for": (GatewayUnavailable, OSError), "retry_backoff": 30, "retry_backoff_max": 1800,
          "max_retries": 8}
 
@@ -44,6 +48,26 @@ def payment_failed_task(payment_id: int) -> None:
     elif payment.purpose == Purpose.INVOICE and payment.invoice_id is not None and payment.flow == Flow.OFF_SESSION:
         dunning.dunning_record_failure(invoice_id=payment.invoice_id, attempt=payment.dunning_attempt or 0,
                                        message=message)
+
+
+@shared_task(name="payments.payment_charge", soft_time_limit=60, time_limit=90, **RETRY)
+def payment_charge_task(payment_id: int) -> None:
+    """Charge an off-session payment again, with its own key, after the provider asked us to wait."""
+    services.payment_charge_saved_method(payment_id=payment_id)
+
+
+@shared_task(name="payments.payment_action_required", soft_time_limit=60, time_limit=90)
+def payment_action_required_task(payment_id: int) -> None:
+    from payments import notify
+
+    notify.action_required_email(payment_id=payment_id)
+
+
+@shared_task(name="payments.payment_provider_error", soft_time_limit=60, time_limit=90)
+def payment_provider_error_task(payment_id: int, provider_code: str) -> None:
+    from payments import notify
+
+    notify.provider_error_staff_email(payment_id=payment_id, provider_code=provider_code)
 
 
 @shared_task(name="payments.payment_disputed", soft_time_limit=60, time_limit=90)

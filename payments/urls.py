@@ -9,6 +9,7 @@ urlpatterns = [
     path("invoices/<int:invoice_id>/pay", views.pay_invoice, name="pay_invoice"),
     path("<int:pk>", views.detail, name="detail"),
     path("<int:pk>/return", views.provider_return, name="return"),
+    path("<int:pk>/confirm", views.confirm, name="confirm"),
     path("methods/add", views.method_add, name="method_add"),
     path("methods/added", views.method_added, name="method_added"),
     path("methods/<int:pk>/default", views.method_default, name="method_default"),

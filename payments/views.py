@@ -32,7 +32,7 @@ from payments.forms import InvoicePaymentForm, SandboxCardForm, TopUpForm
 from payments.gateways import card_gateway_for, card_provider, checkout_providers, gateway_for
 from payments.gateways.base import SavedMethod
 from payments.gateways.sandbox import DECLINING_PREFIX
-from payments.models import Payment, PaymentMethod, PaymentStatus, Provider, Purpose
+from payments.models import Flow, Payment, PaymentMethod, PaymentStatus, Provider, Purpose
 
 logger = logging.getLogger(__name__)
 
@@ -131,6 +131,33 @@ def provider_return(request, pk: int):
     else:
         messages.info(request, "We are waiting for the provider to confirm the payment.")
     return redirect("payments:detail", pk=payment.pk)
+
+
+@portal_view("billing:write", model=Payment)
+def confirm(request, pk: int):
+    """The page an "ask to confirm" email links to: an automatic charge the bank held for
+    the customer's authentication. POST confirms the same PaymentIntent on-session and
+    sends the customer to Stripe's hosted authentication page; Stripe brings them back to
+    the return page, which (like the webhook) applies the outcome once."""
+    payment = get_object_or_404(Payment.objects.select_related("invoice", "payment_method"),
+                                pk=pk, organization=request.membership.organization)
+    waiting = (payment.status == PaymentStatus.REQUIRES_ACTION and payment.flow == Flow.OFF_SESSION
+               and payment.provider == Provider.STRIPE)
+    if not waiting:
+        if payment.status == PaymentStatus.SUCCEEDED:
+            messages.success(request, "This payment is confirmed and paid. Thank you.")
+        else:
+            messages.info(request, "This payment does not wait for a confirmation.")
+        return redirect("payments:detail", pk=payment.pk)
+    if request.method == "POST":
+        back = request.build_absolute_uri(reverse("payments:return", args=[payment.pk]))
+        try:
+            page = services.payment_confirm_start(payment=payment, return_url=back, actor=request.user)
+        except DomainError as exc:
+            messages.error(request, exc.message)
+            return redirect("payments:confirm", pk=payment.pk)
+        return redirect(page) if page else redirect("payments:return", pk=payment.pk)
+    return render(request, "payments/confirm.html", {"payment": payment})
 
 
 # --- saved cards ------------------------------------------------------------------------

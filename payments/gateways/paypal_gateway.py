@@ -25,10 +25,14 @@ from paypalserversdk.paypal_serversdk_client import PaypalServersdkClient
 from core.money import round_money
 from payments.gateways.base import (
     CheckoutStarted,
+    ErrorKind,
+    GatewayActionRequired,
     GatewayDeclined,
     GatewayUnavailable,
     PaymentSnapshot,
     RefundSnapshot,
+    kind_of_status,
+    provider_error,
 )
 from payments.models import Payment, PaymentStatus, Provider, Refund, RefundStatus
 
@@ -108,17 +112,59 @@ def _body(response: Any) -> PayPalJSON:
     return json.loads(response.text or "{}")
 
 
-def _call(fn: Callable[[dict[str, Any]], Any], options: dict[str, Any]) -> PayPalJSON:
+# PayPal's issues (the `details[].issue` of its error bodies, in its Orders v2 and
+# Payments v2 descriptions) by kind; an issue in none of them goes by status
+# (`kind_of_status`): a 4xx is a request of ours PayPal cannot take.
+DECLINE_ISSUES = frozenset({
+    "INSTRUMENT_DECLINED", "TRANSACTION_REFUSED", "PAYER_CANNOT_PAY", "PAYER_ACCOUNT_RESTRICTED",
+    "PAYER_ACCOUNT_LOCKED_OR_CLOSED", "TRANSACTION_LIMIT_EXCEEDED", "TRANSACTION_RECEIVING_LIMIT_EXCEEDED",
+    "MAX_NUMBER_OF_PAYMENT_ATTEMPTS_EXCEEDED", "DECLINED_DUE_TO_RELATED_TXN", "REDIRECT_PAYER_FOR_ALTERNATE_FUNDING",
+    "TRANSACTION_BLOCKED_BY_PAYEE", "PAYEE_BLOCKED_TRANSACTION", "COMPLIANCE_VIOLATION", "REFERENCED_CARD_EXPIRED",
+    # refunds PayPal refuses for the capture's or the accounts' state (captures.refund-422)
+    "CAPTURE_FULLY_REFUNDED", "REFUND_NOT_ALLOWED", "REFUND_TIME_LIMIT_EXCEEDED", "REFUND_AMOUNT_EXCEEDED",
+    "REFUND_FAILED_INSUFFICIENT_FUNDS", "PARTIAL_REFUND_NOT_ALLOWED", "MAX_NUMBER_OF_REFUNDS_EXCEEDED", "PENDING_CAPTURE",
+    "PAYEE_ACCOUNT_LOCKED_OR_CLOSED", "PAYEE_ACCOUNT_RESTRICTED", "REFUND_NOT_PERMITTED_DUE_TO_CHARGEBACK",
+    "TRANSACTION_DISPUTED", "REFUND_IS_RESTRICTED",
+})
+NEEDS_ACTION_ISSUES = frozenset({"PAYER_ACTION_REQUIRED", "ORDER_NOT_APPROVED"})
+RETRY_LATER_ISSUES = frozenset({"PREVIOUS_REQUEST_IN_PROGRESS", "ORDER_COMPLETION_IN_PROGRESS", "RATE_LIMIT_REACHED"})
+
+
+def _paypal_kind(status: int, issue: str) -> ErrorKind:
+    if issue in RETRY_LATER_ISSUES:
+        return ErrorKind.RETRY_LATER
+    if issue in NEEDS_ACTION_ISSUES:
+        return ErrorKind.NEEDS_ACTION
+    if issue in DECLINE_ISSUES:
+        return ErrorKind.DECLINED
+    return kind_of_status(status)
+
+
+class _Expected(Exception):
+    """An issue the caller named as one it handles (`_call(..., expect=...)`)."""
+
+    def __init__(self, issue: str):
+        super().__init__(issue)
+        self.issue = issue
+
+
+def _call(fn: Callable[[dict[str, Any]], Any], options: dict[str, Any], *,
+          expect: frozenset[str] = frozenset()) -> PayPalJSON:
+    """One SDK call; PayPal's errors by kind (payments.gateways.base), or `_Expected` for
+    an issue in `expect`."""
     try:
         return _body(fn(options))
     except ApiException as exc:
         status = getattr(exc, "response_code", None) or 0
-        if status >= 500 or status in (408, 429):
-            raise GatewayUnavailable(f"PayPal failed ({status}).")
-        detail = _issue(getattr(exc, "response", None))
-        raise GatewayDeclined(f"PayPal refused the request: {detail or status}.", code=(detail or "paypal_error").lower())
+        issue = _issue(getattr(exc, "response", None))
+        if issue in expect:
+            raise _Expected(issue) from exc
+        kind = _paypal_kind(status, issue)
+        code = (issue or f"http_{status}").lower()
+        message = f"PayPal declined it ({issue})." if kind == ErrorKind.DECLINED else None
+        raise provider_error(kind, provider="PayPal", detail=f"{status} {issue}", code=code, message=message) from exc
     except (requests.ConnectionError, requests.Timeout) as exc:
-        raise GatewayUnavailable(f"PayPal did not answer: {type(exc).__name__}")
+        raise GatewayUnavailable(f"PayPal did not answer: {type(exc).__name__}") from exc
 
 
 def _issue(response: Any) -> str:
@@ -126,8 +172,10 @@ def _issue(response: Any) -> str:
         body = json.loads(response.text)
     except (AttributeError, TypeError, ValueError):
         return ""
+    if not isinstance(body, dict):
+        return ""
     details = body.get("details") or [{}]
-    return details[0].get("issue") or body.get("name") or ""
+    return str(details[0].get("issue") or body.get("name") or "")
 
 
 class PayPalGateway:
@@ -165,14 +213,17 @@ class PayPalGateway:
                 "id": payment.provider_checkout_id,
                 "paypal_request_id": f"{payment.idempotency_key}:capture",
                 "prefer": "return=representation",
-            })
+            }, expect=frozenset({"ORDER_ALREADY_CAPTURED"}))
+        except _Expected:
+            order = _call(client().orders.get_order, {"id": payment.provider_checkout_id})
+        except GatewayActionRequired:
+            return PaymentSnapshot(status=PaymentStatus.REQUIRES_ACTION)  # the buyer has not approved (yet)
         except GatewayDeclined as exc:
-            if exc.code == "order_already_captured":
-                order = _call(client().orders.get_order, {"id": payment.provider_checkout_id})
-            elif exc.code == "order_not_approved":
-                return PaymentSnapshot(status=PaymentStatus.REQUIRES_ACTION)
-            else:
-                return PaymentSnapshot(status=PaymentStatus.FAILED, failure_code=exc.code, failure_message=exc.message)
+            # INSTRUMENT_DECLINED and the like: this attempt failed; the buyer may approve
+            # the order again with another funding source.
+            return PaymentSnapshot(status=PaymentStatus.FAILED, failure_code=exc.code, failure_message=exc.message)
+        # Retry later (409 PREVIOUS_REQUEST_IN_PROGRESS, 5xx) and our bugs propagate: the
+        # task retries the same PayPal-Request-Id, or staff look.
         return self.snapshot_from_order(order)
 
     def snapshot(self, payment: Payment) -> PaymentSnapshot | None:

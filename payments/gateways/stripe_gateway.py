@@ -20,11 +20,15 @@ from django.db import IntegrityError, transaction
 from core.money import from_minor_units, to_minor_units
 from payments.gateways.base import (
     CheckoutStarted,
+    ErrorKind,
+    GatewayActionRequired,
     GatewayDeclined,
     GatewayUnavailable,
     PaymentSnapshot,
     RefundSnapshot,
     SavedMethod,
+    kind_of_status,
+    provider_error,
 )
 from payments.models import (
     Payment,
@@ -40,6 +44,7 @@ if TYPE_CHECKING:
     from stripe.params import (
         CustomerCreateParams,
         EventListParams,
+        PaymentIntentConfirmParams,
         PaymentIntentCreateParams,
         RefundCreateParams,
         RefundListParams,
@@ -87,22 +92,56 @@ def client() -> stripe.StripeClient:
     )
 
 
+# Answers to a well-formed request that refuse it for a business reason (a refund of a
+# charge refunded or disputed already, a balance too low to pay it back): declines.
+REFUSAL_CODES = frozenset({"charge_already_refunded", "charge_disputed", "balance_insufficient",
+                           "refund_disputed_payment"})
+# Stripe's 409s (another request with this key, or on this object, is in progress) and
+# its other answers that say "come back".
+RETRY_LATER_CODES = frozenset({"idempotency_key_in_use", "lock_timeout", "rate_limit"})
+NEEDS_ACTION_CODES = frozenset({"authentication_required"})
+
+
+def _stripe_kind(exc: stripe.StripeError) -> ErrorKind:
+    if isinstance(exc, stripe.CardError):
+        declined = (exc.error.decline_code if exc.error else None) or ""
+        return ErrorKind.NEEDS_ACTION if {exc.code, declined} & NEEDS_ACTION_CODES else ErrorKind.DECLINED
+    if isinstance(exc, stripe.APIConnectionError | stripe.RateLimitError) or exc.code in RETRY_LATER_CODES:
+        return ErrorKind.RETRY_LATER
+    if exc.code in REFUSAL_CODES:
+        return ErrorKind.DECLINED
+    # What is left goes by status: 409/429/5xx retry later; IdempotencyError (a key
+    # reused with other parameters), 400/404 invalid requests, 401/403: ours to fix.
+    return kind_of_status(exc.http_status or 0)
+
+
 @contextmanager
 def stripe_errors() -> Iterator[None]:
-    """Provider errors → our two kinds. A card error is a decline; anything that leaves
-    the outcome unknown is `GatewayUnavailable`. A context, not a wrapper taking the SDK
-    method and its arguments: the call stays a plain SDK call with its typed parameter
-    dict, which mypy checks against the API version the pinned SDK targets."""
+    """Stripe's errors by kind (payments.gateways.base): declined, needs action, retry
+    later, our bug. A context, not a wrapper taking the SDK method and its arguments:
+    the call stays a plain SDK call with its typed parameter dict, which mypy checks
+    against the API version the pinned SDK targets."""
     try:
         yield
-    except stripe.CardError as exc:
-        raise GatewayDeclined(exc.user_message or "The card was declined.", code=exc.code or "card_declined")
-    except (stripe.APIConnectionError, stripe.RateLimitError) as exc:
-        raise GatewayUnavailable(f"Stripe did not answer: {exc.user_message or type(exc).__name__}")
-    except stripe.APIError as exc:
-        raise GatewayUnavailable(f"Stripe failed: {exc.user_message or 'server error'}")
     except stripe.StripeError as exc:
-        raise GatewayDeclined(exc.user_message or "Stripe refused the request.", code=exc.code or "stripe_error")
+        kind = _stripe_kind(exc)
+        code = exc.code or ("card_declined" if isinstance(exc, stripe.CardError)
+                            else "idempotency_error" if isinstance(exc, stripe.IdempotencyError)
+                            else type(exc).__name__)
+        detail = f"{exc.http_status or 'no answer'}: {exc.user_message or exc}"
+        if kind == ErrorKind.NEEDS_ACTION:
+            raise GatewayActionRequired(
+                "Your bank asks you to confirm this payment.", code=code,
+                provider_payment_id=_error_intent(exc).get("id", "")) from exc
+        if kind == ErrorKind.DECLINED:
+            raise GatewayDeclined(exc.user_message or "The card was declined.", code=code) from exc
+        raise provider_error(kind, provider="Stripe", detail=detail, code=code) from exc
+
+
+def _error_intent(exc: BaseException | None) -> dict[str, Any]:
+    """The PaymentIntent Stripe sends with a card error on a confirm, or {}."""
+    body = getattr(exc, "json_body", None) or {}
+    return (body.get("error") or {}).get("payment_intent") or {}
 
 
 def _plain(obj: stripe.StripeObject | dict[str, Any]) -> dict[str, Any]:
@@ -232,14 +271,41 @@ class StripeGateway:
                 pi = client().v1.payment_intents.create(params, {"idempotency_key": payment.idempotency_key})
         except GatewayDeclined as exc:
             return PaymentSnapshot(status=PaymentStatus.FAILED, failure_code=exc.code, failure_message=exc.message,
-                                   provider_payment_id=self._declined_intent_id(exc))
+                                   provider_payment_id=_error_intent(exc.__cause__).get("id", ""))
+        except GatewayActionRequired as exc:
+            # Not a decline: the PaymentIntent waits for the customer (payments:confirm).
+            return PaymentSnapshot(status=PaymentStatus.REQUIRES_ACTION, failure_code=exc.code,
+                                   failure_message=exc.message, provider_payment_id=exc.provider_payment_id)
         return self.snapshot_from_intent(pi)
 
-    @staticmethod
-    def _declined_intent_id(exc: GatewayDeclined) -> str:
-        cause = exc.__context__
-        body = getattr(cause, "json_body", None) or {}
-        return ((body.get("error") or {}).get("payment_intent") or {}).get("id", "")
+    def confirm_on_session(self, payment: Payment, *, return_url: str, attempt: int) -> str:
+        """The customer is here to confirm an off-session charge their bank held for
+        authentication: confirm the same PaymentIntent on-session with a `return_url`, so
+        Stripe answers `next_action.redirect_to_url`, its own hosted authentication page
+        (Stripe's documented manual 3-D Secure redirect; no Stripe.js, no card data
+        here). Returns that page's address, or "" when nothing is left to do. `attempt`
+        counts the customer's tries, so each gets its own key (`payment:{id}:confirm:{n}`)."""
+        if not payment.provider_payment_id:
+            raise ValueError(f"Payment {payment.pk} has no PaymentIntent to confirm.")
+        with stripe_errors():
+            pi = _plain(client().v1.payment_intents.retrieve(payment.provider_payment_id))
+        if pi["status"] not in ("requires_action", "requires_payment_method", "requires_confirmation"):
+            return ""
+        redirect = ((pi.get("next_action") or {}).get("redirect_to_url") or {}).get("url")
+        if pi["status"] == "requires_action" and redirect:
+            return str(redirect)  # confirmed on-session already: the same page again
+        params: PaymentIntentConfirmParams = {"return_url": return_url}
+        if pi["status"] == "requires_payment_method" and payment.payment_method is not None:
+            params["payment_method"] = payment.payment_method.provider_method_id
+        with stripe_errors():
+            confirmed = _plain(client().v1.payment_intents.confirm(
+                payment.provider_payment_id, params, {"idempotency_key": f"{payment.idempotency_key}:confirm:{attempt}"}))
+        if confirmed["status"] != "requires_action":
+            return ""
+        url = ((confirmed.get("next_action") or {}).get("redirect_to_url") or {}).get("url")
+        if not url:
+            raise GatewayUnavailable(f"Stripe did not give PaymentIntent {confirmed['id']} an authentication page.")
+        return str(url)
 
     @staticmethod
     def snapshot_from_intent(pi: stripe.PaymentIntent | dict[str, Any]) -> PaymentSnapshot:
@@ -247,7 +313,10 @@ class StripeGateway:
         error = pi.get("last_payment_error") or {}
         status = PI_STATUS.get(pi["status"], PaymentStatus.PROCESSING)
         if status == PaymentStatus.REQUIRES_ACTION and error:
-            status = PaymentStatus.FAILED
+            # A last error that asks for authentication waits for the customer; any other
+            # (a decline) failed this attempt.
+            needs_action = {error.get("code"), error.get("decline_code")} & NEEDS_ACTION_CODES
+            status = PaymentStatus.REQUIRES_ACTION if needs_action else PaymentStatus.FAILED
         return PaymentSnapshot(
             status=status, provider_payment_id=pi["id"], provider_charge_id=pi.get("latest_charge") or "",
             failure_code=error.get("decline_code") or error.get("code") or "",

@@ -29,7 +29,7 @@ from core.errors import Conflict, DomainError, NotFound
 from core.money import format_money, round_money
 from payments import settlement
 from payments.gateways import card_gateway_for, checkout_providers, gateway_for
-from payments.gateways.base import GatewayDeclined, PaymentSnapshot
+from payments.gateways.base import GatewayDeclined, GatewayIntegrationError, PaymentSnapshot
 from payments.models import (
     PAYMENT_TRANSITIONS,
     SETTLED_STATUSES,
@@ -158,6 +158,11 @@ def payment_start_checkout(
         payment_apply_snapshot(payment_id=payment.pk, snapshot=PaymentSnapshot(
             status=S.FAILED, failure_code=exc.code, failure_message=exc.message))
         raise
+    except GatewayIntegrationError as exc:
+        # Not the customer's fault, not a decline: the payment stays pending (reconciliation
+        # cancels it when it expires) and staff are told.
+        payment_report_provider_error(payment=payment, error=exc)
+        raise
     with transaction.atomic():
         payment = _lock(payment.pk)
         payment.provider_checkout_id = started.checkout_id
@@ -172,13 +177,55 @@ def payment_start_checkout(
 def payment_charge_saved_method(*, payment_id: int) -> Payment:
     """Charge an off-session payment's saved method and apply the answer. Safe to call
     again: the provider sees the same idempotency key (`payment:{id}`) and charges once;
-    a payment already decided is left alone. Raises `GatewayUnavailable` when the
-    outcome is unknown (the payment stays as it was; call again)."""
+    a payment already decided is left alone. A decline is `failed`; a charge the bank
+    holds for the customer's authentication is `requires_action` (they are emailed a
+    link, `payments:confirm`), not a decline. Raises `GatewayUnavailable` when the
+    outcome is unknown or the provider asks us to wait (the payment stays as it was;
+    call again with the same key), and `GatewayIntegrationError` when the provider
+    refused our request (staff are told once; the payment stays as it was)."""
     payment = Payment.objects.select_related("payment_method", "organization").get(pk=payment_id)
     if payment.status not in (S.PENDING, S.PROCESSING):
         return payment
-    snapshot = card_gateway_for(payment.provider).charge_saved_method(payment)
+    try:
+        snapshot = card_gateway_for(payment.provider).charge_saved_method(payment)
+    except GatewayIntegrationError as exc:
+        payment_report_provider_error(payment=payment, error=exc)
+        raise
     return payment_apply_snapshot(payment_id=payment.pk, snapshot=snapshot)
+
+
+@transaction.atomic
+def payment_report_provider_error(*, payment: Payment, error: GatewayIntegrationError) -> None:
+    """The provider refused our request for this payment: a bug or misconfiguration of
+    ours. Audited, and staff are mailed the first time for each payment; the customer is
+    not told of a decline, since there was none."""
+    from accounts.models import AuditLog
+
+    seen = AuditLog.objects.filter(action="payment.provider_error", object_type=Payment._meta.label,
+                                   object_id=str(payment.pk)).exists()
+    audit_record("payment.provider_error", organization=payment.organization, obj=payment,
+                 reason=error.message, changes={"provider_code": error.provider_code})
+    if not seen:
+        _after_commit("payments.tasks.payment_provider_error_task", payment.pk, error.provider_code)
+
+
+def payment_confirm_start(*, payment: Payment, return_url: str, actor: User | None = None) -> str:
+    """The customer opened the link of a charge their bank held for authentication and
+    asked to confirm it. Returns the provider's hosted authentication page to send them
+    to, or "" when the payment needs nothing more (it is applied by the return page and
+    the webhook, once, through `payment_apply_snapshot`)."""
+    from accounts.models import AuditLog
+
+    if payment.status != S.REQUIRES_ACTION or payment.flow != Flow.OFF_SESSION or payment.provider != Provider.STRIPE:
+        raise Conflict("This payment does not wait for a confirmation.")
+    with transaction.atomic():
+        attempt = AuditLog.objects.filter(action="payment.confirmation_started", object_type=Payment._meta.label,
+                                          object_id=str(payment.pk)).count() + 1
+        audit_record("payment.confirmation_started", actor=actor, organization=payment.organization, obj=payment,
+                     changes={"attempt": attempt})
+    from payments.gateways.stripe_gateway import StripeGateway
+
+    return StripeGateway().confirm_on_session(payment, return_url=return_url, attempt=attempt)
 
 
 # --- provider news --------------------------------------------------------------------
@@ -206,6 +253,10 @@ def payment_apply_snapshot(*, payment_id: int, snapshot: PaymentSnapshot) -> Pay
         _after_commit("payments.tasks.payment_failed_task", payment.pk)
     elif target != payment.status and target in PAYMENT_TRANSITIONS[payment.status] and target != S.SUCCEEDED:
         _move(payment, target)
+        if target == S.REQUIRES_ACTION and payment.flow == Flow.OFF_SESSION:
+            # The bank wants the customer: they get a link to confirm. Not a decline, so
+            # no dunning and no failed top-up.
+            _after_commit("payments.tasks.payment_action_required_task", payment.pk)
     else:
         # News no newer than what we know (a duplicate, or an event overtaken by a later one).
         payment.save()

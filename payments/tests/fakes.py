@@ -103,6 +103,13 @@ class FakeProvider:
         # Each request checked against the description: (method, path, what checked it).
         self.checked: list[tuple[str, str, str]] = []
         self._offset = 0.0  # how far `advance` moved this provider's clock
+        self._holds: list[tuple[str, float]] = []
+        self._failures: list[tuple[str, int, dict | None]] = []
+        # Keys of requests being processed now: a second request with one of them is
+        # answered `idempotency_in_progress()`, as both providers do.
+        self.in_flight: set[str] = set()
+        # (method, path, idempotency key or None) of every request, in order.
+        self.keys: list[tuple[str, str, str | None]] = []
         provider = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -165,42 +172,101 @@ class FakeProvider:
         """Seconds the provider remembers an idempotency key used on `path` (None: for ever)."""
         return None
 
+    def hold_next(self, path_prefix: str, seconds: float) -> None:
+        """Keep the next request to `path_prefix` in progress for `seconds` before processing
+        it: a request with the same key meanwhile is told another one is in progress."""
+        with self.lock:
+            self._holds.append((path_prefix, seconds))
+
+    def fail_next(self, path_prefix: str, status: int, body: dict | None = None, *, times: int = 1) -> None:
+        """Answer the next `times` requests to `path_prefix` with `status` and `body` (the
+        provider's own error body for that status when None), before doing anything."""
+        with self.lock:
+            self._failures.extend([(path_prefix, status, body)] * times)
+
     def count(self, method: str, path_prefix: str) -> int:
         return sum(1 for m, p in self.requests if m == method and p.startswith(path_prefix))
+
+    def keys_sent(self, method: str, path_prefix: str) -> list[str | None]:
+        return [k for m, p, k in self.keys if m == method and p.startswith(path_prefix)]
+
+    @staticmethod
+    def _take(queue: list, path: str):
+        for i, item in enumerate(queue):
+            if path.startswith(item[0]):
+                del queue[i]
+                return item
+        return None
 
     def _dispatch(self, method: str, target: str, headers, raw: bytes):
         parts = urlsplit(target)
         path, query = parts.path, parts.query
-        stall = 0.0
         with self.lock:
             self.requests.append((method, path))
-            for i, (prefix, seconds) in enumerate(self._stalls):
-                if path.startswith(prefix):
-                    stall = seconds
-                    del self._stalls[i]
-                    break
+            stalled = self._take(self._stalls, path)
+            stall = stalled[1] if stalled else 0.0
             key = headers.get(self.idempotency_header) if method == "POST" and self.idempotency_header else None
+            self.keys.append((method, path, key))
+            failure = self._take(self._failures, path)
+            if failure is not None:
+                # Refused before the endpoint ran (rate limit, overload): nothing stored, a
+                # retry with the key is processed. A 500 the endpoint gave is stored below.
+                status, body = failure[1], failure[2] if failure[2] is not None else self.error_body(failure[1])
+                self.check_response(method, path, status, body)
+                return status, json.dumps(body).encode(), {}, stall
             fingerprint = hashlib.sha256(method.encode() + path.encode() + raw).hexdigest()
             lifetime = self.key_lifetime(path) if key else None
             if key and key in self._idempotent and lifetime is not None and (
                     self.clock() - self._idempotent[key].at >= lifetime):
                 del self._idempotent[key]  # the provider has pruned it: the key is new again
+            if key and key in self.in_flight:
+                status, body = self.idempotency_in_progress(key)
+                self.check_response(method, path, status, body)
+                return status, json.dumps(body).encode(), {}, stall
             if key and key in self._idempotent:
                 stored = self._idempotent[key]
                 if stored.fingerprint != fingerprint:
                     status, body = self.idempotency_mismatch()
                     return status, json.dumps(body).encode(), {}, stall
                 return stored.status, stored.body, {"Idempotent-Replayed": "true"}, stall
-            try:
-                self.check_request(method, path, query, headers, raw)
-                status, body = self.handle(method, path, query, headers, raw)
-            except FakeError as exc:
-                status, body = exc.status, exc.body
-            self.check_response(method, path, status, body)
-            encoded = json.dumps(body).encode()
-            if key and status < 500:
-                self._idempotent[key] = _Stored(fingerprint, status, encoded, self.clock())
-            return status, encoded, {}, stall
+            held = self._take(self._holds, path)
+            if key:
+                self.in_flight.add(key)
+        try:
+            if held:
+                time.sleep(held[1])  # in progress: the key is taken, the lock is not
+            with self.lock:
+                try:
+                    # A request the description refuses never reaches the endpoint, so
+                    # nothing is stored under its key (Stripe: "results are only saved if
+                    # an API endpoint started executing").
+                    self.check_request(method, path, query, headers, raw)
+                except FakeError as exc:
+                    self.check_response(method, path, exc.status, exc.body)
+                    return exc.status, json.dumps(exc.body).encode(), {}, stall
+                try:
+                    status, body = self.handle(method, path, query, headers, raw)
+                except FakeError as exc:
+                    status, body = exc.status, exc.body
+                self.check_response(method, path, status, body)
+                encoded = json.dumps(body).encode()
+                if key and (status < 500 or self.stores_server_errors):
+                    self._idempotent[key] = _Stored(fingerprint, status, encoded, self.clock())
+                return status, encoded, {}, stall
+        finally:
+            if key:
+                with self.lock:
+                    self.in_flight.discard(key)
+
+    # Stripe saves the answer of a request whose endpoint began, 500s included; PayPal
+    # lets 5xx be retried with the same PayPal-Request-Id.
+    stores_server_errors = False
+
+    def idempotency_in_progress(self, key: str) -> tuple[int, dict]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def error_body(self, status: int) -> dict:  # pragma: no cover - abstract
+        raise NotImplementedError
 
     def handle(self, method, path, query, headers, raw):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -242,8 +308,12 @@ class FakeStripe(FakeProvider):
     # What a new refund starts as: "succeeded" (cards, mostly), "pending" or
     # "requires_action"; `settle_refund` moves it on later, as Stripe does.
     refund_outcome: str = "succeeded"
+    # Cards like Stripe's 4000002500003155 test card: an off-session charge needs the
+    # customer's authentication (3-D Secure).
+    authenticating_methods: set[str] = field(default_factory=set)
 
     idempotency_header = "Idempotency-Key"
+    stores_server_errors = True
 
     def key_lifetime(self, path: str) -> float | None:
         # "Keys are eligible to be removed from the system automatically after they're
@@ -269,7 +339,7 @@ class FakeStripe(FakeProvider):
         return event
 
     def make_card(self, *, customer: str | None = None, brand: str = "visa", last4: str = "4242",
-                  declines: bool = False) -> dict:
+                  declines: bool = False, requires_authentication: bool = False) -> dict:
         pm = {
             "id": _id("pm"), "object": "payment_method", "type": "card", "customer": customer,
             "billing_details": {"email": None, "name": None},
@@ -280,7 +350,29 @@ class FakeStripe(FakeProvider):
         self.objects[pm["id"]] = pm
         if declines:
             self.declining_methods.add(pm["id"])
+        if requires_authentication:
+            self.authenticating_methods.add(pm["id"])
         return pm
+
+    def authenticate(self, pi_id: str, *, succeeds: bool = True) -> list[dict]:
+        """The customer finishes (or fails) Stripe's hosted authentication page of a
+        PaymentIntent confirmed on-session. Returns the events Stripe would send."""
+        with self.lock:
+            pi = self.objects[pi_id]
+            if pi["status"] != "requires_action" or (pi.get("next_action") or {}).get("type") != "redirect_to_url":
+                raise AssertionError(f"{pi_id} is not waiting on Stripe's authentication page")
+            sent_from = len(self.events)
+            pi["next_action"] = None
+            if succeeds:
+                self._charge(pi, pi["payment_method"])
+            else:
+                pi["status"] = "requires_payment_method"
+                pi["last_payment_error"] = {
+                    "type": "invalid_request_error", "code": "payment_intent_authentication_failure",
+                    "message": "The provided PaymentMethod has failed authentication.",
+                    "payment_method": {"id": pi["payment_method"]}}
+                self._event("payment_intent.payment_failed", pi)
+            return self.events[sent_from:]
 
     def complete_checkout(self, session_id: str, *, declines: bool = False, async_payment: bool = False) -> list[dict]:
         """The customer finishes the hosted page. Returns the events Stripe would send, in order."""
@@ -385,6 +477,27 @@ class FakeStripe(FakeProvider):
     def idempotency_mismatch(self):
         return 400, {"error": {"type": "idempotency_error", "message": "Keys for idempotent requests can only be used with the same parameters they were first used with."}}
 
+    def idempotency_in_progress(self, key: str):
+        # Stripe's answer while the first request with the key still runs; nothing is saved.
+        return 409, {"error": {
+            "type": "idempotency_error", "code": "idempotency_key_in_use",
+            "message": "There is currently another in-progress request using this Idempotent Key (that probably "
+                       f"means you submitted twice, and the other request is still going through): {key}. "
+                       "Please try again later."}}
+
+    def error_body(self, status: int) -> dict:
+        if status == 429:
+            return {"error": {"type": "invalid_request_error", "code": "rate_limit",
+                              "message": "Request rate limit exceeded. Learn more about rate limits here "
+                                         "https://stripe.com/docs/rate-limits."}}
+        if status == 409:
+            return {"error": {"type": "invalid_request_error", "code": "lock_timeout",
+                              "message": "This object cannot be accessed right now because another API request or "
+                                         "Stripe process is currently accessing it. Please try again later."}}
+        if status >= 500:
+            return {"error": {"type": "api_error", "message": "Something went wrong on Stripe's end."}}
+        return {"error": {"type": "invalid_request_error", "message": "Invalid request."}}
+
     def _err(self, status: int, message: str, type_: str = "invalid_request_error", **extra) -> FakeError:
         return FakeError(status, {"error": {"type": type_, "message": message, **extra}})
 
@@ -427,6 +540,8 @@ class FakeStripe(FakeProvider):
         if p[0] == "payment_intents":
             if method == "POST" and len(p) == 1:
                 return self._create_payment_intent(params)
+            if method == "POST" and len(p) == 3 and p[2] == "confirm":
+                return self._confirm_payment_intent(self._get(obj_id, "pi_"), params)
             if method == "GET" and len(p) == 1:
                 return 200, self._list([o for o in self.objects.values() if o["object"] == "payment_intent"],
                                        "/v1/payment_intents", params)
@@ -500,20 +615,59 @@ class FakeStripe(FakeProvider):
         pi = {
             "id": _id("pi"), "object": "payment_intent", "amount": amount, "amount_received": 0,
             "currency": currency, "customer": customer, "metadata": metadata, "status": "requires_payment_method",
-            "latest_charge": None, "payment_method": None, "last_payment_error": None,
+            "latest_charge": None, "payment_method": None, "last_payment_error": None, "next_action": None,
             "created": self.now(), "livemode": False,
         }
         self.objects[pi["id"]] = pi
         return pi
 
-    def _confirm(self, pi: dict, pm_id: str) -> None:
+    def _confirm(self, pi: dict, pm_id: str, *, off_session: bool = False, return_url: str | None = None) -> None:
         pi["payment_method"] = pm_id
+        pi["next_action"] = None
         if pm_id in self.declining_methods:
             pi["status"] = "requires_payment_method"
             pi["last_payment_error"] = {"type": "card_error", "code": "card_declined", "decline_code": "insufficient_funds",
                                         "message": "Your card has insufficient funds.", "payment_method": {"id": pm_id}}
             self._event("payment_intent.payment_failed", pi)
             return
+        if pm_id in self.authenticating_methods:
+            pi["status"] = "requires_action"
+            if off_session:
+                # The bank wants the cardholder, who is not there: Stripe's 402
+                # authentication_required, the PaymentIntent left in requires_action.
+                pi["last_payment_error"] = {
+                    "type": "card_error", "code": "authentication_required", "decline_code": "authentication_required",
+                    "message": "Your card was declined. This transaction requires authentication.",
+                    "payment_method": {"id": pm_id}}
+                pi["next_action"] = {"type": "use_stripe_sdk", "use_stripe_sdk": {"type": "three_d_secure_redirect"}}
+            else:
+                pi["last_payment_error"] = None
+                pi["next_action"] = (
+                    {"type": "redirect_to_url", "redirect_to_url": {
+                        "url": f"https://hooks.stripe.com/3d_secure_2/hosted?payment_intent={pi['id']}",
+                        "return_url": return_url}}
+                    if return_url else {"type": "use_stripe_sdk", "use_stripe_sdk": {"type": "three_d_secure_redirect"}})
+            self._event("payment_intent.requires_action", pi)
+            return
+        self._charge(pi, pm_id)
+
+    def _confirm_payment_intent(self, pi: dict, params: dict):
+        """POST /v1/payment_intents/{id}/confirm."""
+        if pi["status"] not in ("requires_payment_method", "requires_confirmation", "requires_action"):
+            raise self._err(400, f"This PaymentIntent's status is {pi['status']}; it cannot be confirmed.",
+                            code="payment_intent_unexpected_state")
+        pm_id = params.get("payment_method") or pi.get("payment_method")
+        if pm_id not in self.objects:
+            raise self._err(400, f"No such PaymentMethod: '{pm_id}'", param="payment_method")
+        off_session = params.get("off_session") == "true"
+        self._confirm(pi, pm_id, off_session=off_session, return_url=params.get("return_url"))
+        if pi["status"] not in ("succeeded", "requires_action") or (off_session and pi["status"] != "succeeded"):
+            error = dict(pi["last_payment_error"])
+            error.pop("payment_method", None)
+            raise FakeError(402, {"error": {**error, "payment_intent": pi}})
+        return 200, pi
+
+    def _charge(self, pi: dict, pm_id: str) -> None:
         charge = {
             "id": _id("ch"), "object": "charge", "amount": pi["amount"], "amount_captured": pi["amount"],
             "amount_refunded": 0, "currency": pi["currency"], "customer": pi["customer"], "paid": True,
@@ -549,7 +703,7 @@ class FakeStripe(FakeProvider):
             pm_id = params.get("payment_method")
             if pm_id not in self.objects:
                 raise self._err(400, f"No such PaymentMethod: '{pm_id}'", param="payment_method")
-            self._confirm(pi, pm_id)
+            self._confirm(pi, pm_id, off_session=params.get("off_session") == "true")
             if pi["status"] != "succeeded":
                 error = dict(pi["last_payment_error"])
                 error.pop("payment_method", None)
@@ -699,6 +853,29 @@ class FakePayPal(FakeProvider):
         return 422, {"name": "UNPROCESSABLE_ENTITY", "message": "Request id reused with another body.",
                      "details": [{"issue": "DUPLICATE_REQUEST_ID"}]}
 
+    def idempotency_in_progress(self, key: str):
+        # PayPal's error_409 (Payments v2): the first request with this PayPal-Request-Id still runs.
+        return 409, {"name": "RESOURCE_CONFLICT", "message": "The server has detected a conflict while processing "
+                     "this request.", "debug_id": _id("dbg"), "details": [{
+                         "issue": "PREVIOUS_REQUEST_IN_PROGRESS",
+                         "description": "A previous request on this resource is currently in progress. Please wait "
+                                        "for sometime and try again. It is best to space out the initial and the "
+                                        "subsequent request(s) to avoid receiving this error."}]}
+
+    def error_body(self, status: int) -> dict:
+        if status == 409:
+            return self.idempotency_in_progress("")[1]
+        if status == 429:
+            return {"name": "RATE_LIMIT_REACHED", "message": "Too many requests. Blocked due to rate limiting.",
+                    "debug_id": _id("dbg"), "details": [{"issue": "RATE_LIMIT_REACHED"}]}
+        if status == 503:
+            return {"name": "SERVICE_UNAVAILABLE", "message": "Service Unavailable.", "debug_id": _id("dbg")}
+        if status >= 500:
+            return {"name": "INTERNAL_SERVER_ERROR", "message": "An internal server error occurred.",
+                    "debug_id": _id("dbg")}
+        return {"name": "INVALID_REQUEST", "message": "Request is not well-formed, syntactically incorrect, or "
+                "violates schema.", "debug_id": _id("dbg"), "details": [{"issue": "INVALID_PARAMETER_SYNTAX"}]}
+
     @staticmethod
     def _time() -> str:
         return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -773,13 +950,17 @@ class FakePayPal(FakeProvider):
                       if self._refund_capture[r["id"]] == capture_id and r["status"] in ("PENDING", "COMPLETED")), Decimal("0"))
         return Decimal(capture["amount"]["value"]) - spoken - self._reversed.get(capture_id, Decimal("0"))
 
-    def approve(self, order_id: str) -> dict:
-        """The buyer approves on PayPal's page."""
+    def approve(self, order_id: str, *, funding: str = "ok") -> dict:
+        """The buyer approves on PayPal's page. `funding` says what capturing then does:
+        "ok" completes; "declines" is refused 422 INSTRUMENT_DECLINED (the buyer's bank or
+        card said no); "pending" gives a PENDING capture (e.g. an eCheck), completed later
+        by `complete_capture`."""
         with self.lock:
             order = self.orders[order_id]
+            order["_funding"] = funding
             order["status"] = "APPROVED"
             order["payer"] = {"payer_id": PAYER_ID, "email_address": "buyer@example.com"}
-            return self._event("CHECKOUT.ORDER.APPROVED", "checkout-order", order)
+            return self._event("CHECKOUT.ORDER.APPROVED", "checkout-order", self._public(order))
 
     def _err(self, status: int, name: str, issue: str) -> FakeError:
         return FakeError(status, {"name": name, "message": issue, "debug_id": _id("dbg"), "details": [{"issue": issue}]})
@@ -808,7 +989,7 @@ class FakePayPal(FakeProvider):
                 raise self._err(404, "RESOURCE_NOT_FOUND", "INVALID_RESOURCE_ID")
             if action == "capture":
                 return 201, self._capture(order)
-            return 200, order
+            return 200, self._public(order)
         m = re.fullmatch(r"/v2/payments/captures/([^/]+)/refund", path)
         if m and method == "POST":
             return 201, self._refund(m.group(1), json.loads(raw or b"{}"))
@@ -865,6 +1046,17 @@ class FakePayPal(FakeProvider):
             raise self._err(422, "UNPROCESSABLE_ENTITY", "ORDER_ALREADY_CAPTURED")
         if order["status"] != "APPROVED":
             raise self._err(422, "UNPROCESSABLE_ENTITY", "ORDER_NOT_APPROVED")
+        funding = order.get("_funding", "ok")
+        if funding == "declines":
+            # orders.capture-422 INSTRUMENT_DECLINED; the order stays APPROVED-able again.
+            raise FakeError(422, {
+                "name": "UNPROCESSABLE_ENTITY", "debug_id": _id("dbg"),
+                "message": "The requested action could not be performed, semantically incorrect, or failed "
+                           "business validation.",
+                "details": [{"issue": "INSTRUMENT_DECLINED", "description": "The instrument presented  was either "
+                             "declined by the processor or bank, or it can't be used for this payment."}],
+                "links": [{"href": f"https://www.sandbox.paypal.com/checkoutnow?token={order['id']}",
+                           "rel": "redirect", "method": "GET"}]})
         unit = order["purchase_units"][0]
         capture = {
             "id": _id("CAP").replace("_", "").upper()[:17], "status": "COMPLETED", "amount": unit["amount"],
@@ -876,11 +1068,33 @@ class FakePayPal(FakeProvider):
             "links": [{"href": f"{self.url}/v2/checkout/orders/{order['id']}", "rel": "up", "method": "GET"}],
         }
         self.captures[capture["id"]] = capture
-        # The order shows its captures without the payments API's supplementary_data.
-        unit["payments"] = {"captures": [{k: v for k, v in capture.items() if k != "supplementary_data"}]}
+        unit["payments"] = {"captures": [capture]}
         order["status"] = "COMPLETED"
-        self._event("PAYMENT.CAPTURE.COMPLETED", "capture", capture)
-        return order
+        if funding == "pending":
+            capture.update(status="PENDING", status_details={"reason": "ECHECK"})
+            self._event("PAYMENT.CAPTURE.PENDING", "capture", capture)
+        else:
+            self._event("PAYMENT.CAPTURE.COMPLETED", "capture", capture)
+        return self._public(order)
+
+    def complete_capture(self, capture_id: str) -> dict:
+        """A PENDING capture clears: PayPal sends PAYMENT.CAPTURE.COMPLETED."""
+        with self.lock:
+            capture = self.captures[capture_id]
+            capture["status"] = "COMPLETED"
+            capture.pop("status_details", None)
+            capture["update_time"] = self._time()
+            return self._event("PAYMENT.CAPTURE.COMPLETED", "capture", capture)
+
+    @staticmethod
+    def _public(order: dict) -> dict:
+        """The order as PayPal shows it: without the fake's own keys, and its captures
+        without the payments API's supplementary_data (not in the order's description)."""
+        shown = json.loads(json.dumps({k: v for k, v in order.items() if not k.startswith("_")}))
+        for unit in shown.get("purchase_units") or []:
+            for capture in (unit.get("payments") or {}).get("captures") or []:
+                capture.pop("supplementary_data", None)
+        return shown
 
     def _refund(self, capture_id: str, body: dict) -> dict:
         capture = self.captures.get(capture_id)
