@@ -21,9 +21,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from core.money import from_minor_units
 from payments import services
 from payments.gateways.base import PaymentSnapshot, RefundSnapshot
+from payments.gateways.currencies import from_stripe_amount
 from payments.models import (
     SETTLED_STATUSES,
     Payment,
@@ -150,7 +150,8 @@ def _stripe_checkout_completed(event: dict) -> None:
     services.payment_apply_snapshot(payment_id=payment.pk, snapshot=PaymentSnapshot(
         status=PaymentStatus.SUCCEEDED if paid else PaymentStatus.PROCESSING,
         provider_payment_id=session.get("payment_intent") or "",
-        amount=from_minor_units(minor_units(amount), currency) if paid and amount is not None else None, currency=currency,
+        amount=from_stripe_amount(minor_units(amount), currency) if paid and amount is not None else None,
+        currency=currency,
     ))
 
 
@@ -178,7 +179,7 @@ def _stripe_charge_refunded(event: dict) -> None:
         # A refund can arrive before the success it follows: the charge says it was paid.
         services.payment_apply_snapshot(payment_id=payment.pk, snapshot=PaymentSnapshot(
             status=PaymentStatus.SUCCEEDED, provider_payment_id=charge.get("payment_intent") or "",
-            provider_charge_id=charge["id"], amount=from_minor_units(minor_units(charge["amount"]), currency),
+            provider_charge_id=charge["id"], amount=from_stripe_amount(minor_units(charge["amount"]), currency),
             currency=currency,
         ))
     # Current API versions do not embed the refunds in the charge: list them.
@@ -213,7 +214,7 @@ def _stripe_dispute_closed(event: dict) -> None:
         services.refund_apply_snapshot(
             payment_id=payment.pk,
             snapshot=RefundSnapshot(provider_refund_id=f"dispute:{dispute['id']}", status=RefundStatus.SUCCEEDED,
-                                    amount=from_minor_units(minor_units(dispute["amount"]), currency), currency=currency),
+                                    amount=from_stripe_amount(minor_units(dispute["amount"]), currency), currency=currency),
             reason_if_new=f"Dispute lost ({dispute.get('reason') or 'no reason given'})",
         )
     else:  # each event is processed once (webhook_event_process), so this is written once

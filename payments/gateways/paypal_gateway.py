@@ -21,7 +21,6 @@ from paypalserversdk.exceptions.api_exception import ApiException
 from paypalserversdk.http.auth.o_auth_2 import ClientCredentialsAuthCredentials
 from paypalserversdk.paypal_serversdk_client import PaypalServersdkClient
 
-from core.money import round_money
 from payments.gateways.base import (
     CheckoutStarted,
     GatewayDeclined,
@@ -29,6 +28,7 @@ from payments.gateways.base import (
     PaymentSnapshot,
     RefundSnapshot,
 )
+from payments.gateways.currencies import paypal_amount  # PayPal's own currency table
 from payments.models import Payment, PaymentStatus, Provider, Refund, RefundStatus
 
 ORDER_STATUS = {
@@ -49,14 +49,6 @@ CAPTURE_STATUS = {
 }
 REFUND_STATUS = {"COMPLETED": RefundStatus.SUCCEEDED, "PENDING": RefundStatus.PENDING,
                  "FAILED": RefundStatus.FAILED, "CANCELLED": RefundStatus.FAILED}
-
-
-def paypal_amount(amount: Decimal, currency: str) -> str:
-    """PayPal takes decimal strings in the currency's minor-unit precision ("10.50", "1000" for JPY)."""
-    rounded = round_money(amount, currency)
-    if rounded != amount:
-        raise ValueError(f"{amount} {currency} is not a whole number of minor units")
-    return f"{rounded:f}"
 
 
 def api_base() -> str:

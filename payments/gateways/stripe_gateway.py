@@ -16,7 +16,6 @@ import stripe
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from core.money import from_minor_units, to_minor_units
 from payments.gateways.base import (
     CheckoutStarted,
     GatewayDeclined,
@@ -25,6 +24,7 @@ from payments.gateways.base import (
     RefundSnapshot,
     SavedMethod,
 )
+from payments.gateways.currencies import from_stripe_amount, stripe_amount
 from payments.models import (
     Payment,
     PaymentMethod,
@@ -191,7 +191,7 @@ class StripeGateway:
                 "quantity": 1,
                 "price_data": {
                     "currency": payment.currency.lower(),
-                    "unit_amount": to_minor_units(payment.amount, payment.currency),
+                    "unit_amount": stripe_amount(payment.amount, payment.currency),
                     "product_data": {"name": description},
                 },
             }],
@@ -211,7 +211,7 @@ class StripeGateway:
         if method is None:
             raise ValueError(f"Payment {payment.pk} has no saved method to charge.")
         params: PaymentIntentCreateParams = {
-            "amount": to_minor_units(payment.amount, payment.currency),
+            "amount": stripe_amount(payment.amount, payment.currency),
             "currency": payment.currency.lower(),
             "customer": method.provider_customer_id or self.customer_id(payment.organization),
             "payment_method": method.provider_method_id,
@@ -247,7 +247,7 @@ class StripeGateway:
             status=status, provider_payment_id=pi["id"], provider_charge_id=pi.get("latest_charge") or "",
             failure_code=error.get("decline_code") or error.get("code") or "",
             failure_message=error.get("message") or "",
-            amount=from_minor_units(int(pi["amount"]), pi["currency"].upper()), currency=pi["currency"].upper(),
+            amount=from_stripe_amount(pi["amount"], pi["currency"]), currency=pi["currency"].upper(),
         )
 
     def snapshot(self, payment: Payment) -> PaymentSnapshot | None:
@@ -271,7 +271,7 @@ class StripeGateway:
         payment = refund.payment
         params: RefundCreateParams = {
             "payment_intent": payment.provider_payment_id,
-            "amount": to_minor_units(refund.amount, refund.currency),
+            "amount": stripe_amount(refund.amount, refund.currency, charge=False),
             "metadata": {"refund_id": str(refund.pk), "payment_id": str(payment.pk)},
         }
         with stripe_errors():
@@ -289,7 +289,7 @@ class StripeGateway:
         ours = (r.get("metadata") or {}).get("refund_id")
         return RefundSnapshot(
             provider_refund_id=r["id"], status=REFUND_STATUS.get(r["status"], RefundStatus.PENDING),
-            amount=from_minor_units(int(r["amount"]), r["currency"].upper()), currency=r["currency"].upper(),
+            amount=from_stripe_amount(r["amount"], r["currency"]), currency=r["currency"].upper(),
             our_refund_id=int(ours) if ours and str(ours).isdigit() else None,
             failure_message=r.get("failure_reason") or "",
         )

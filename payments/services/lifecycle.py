@@ -30,6 +30,7 @@ from core.money import format_money, round_money
 from payments import settlement
 from payments.gateways import card_gateway_for, checkout_providers, gateway_for
 from payments.gateways.base import GatewayDeclined, PaymentSnapshot
+from payments.gateways.currencies import check_amount
 from payments.models import (
     PAYMENT_TRANSITIONS,
     SETTLED_STATUSES,
@@ -126,6 +127,9 @@ def payment_create(
     else:
         currency = organization.currency
         amount = _money(amount, currency) if credits_topup_id else validate_topup_amount(amount, currency)
+    # The provider's own rules for this currency (decimals, last digit, minimum, maximum,
+    # currencies it takes): refused here, before any row or call.
+    check_amount(provider, amount, currency)
     payment = Payment.objects.create(
         organization=organization, purpose=purpose, provider=provider, flow=flow, amount=amount, currency=currency,
         invoice=invoice, payment_method=payment_method, credits_topup_id=credits_topup_id, initiated_by=actor,

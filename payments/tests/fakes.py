@@ -21,6 +21,7 @@ import threading
 import time
 import zlib
 from dataclasses import dataclass, field
+from decimal import Decimal
 from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -173,6 +174,52 @@ class FakeProvider:
 
 
 # --------------------------------------------------------------------------- Stripe
+
+# Stripe's currency rules as https://docs.stripe.com/currencies states them, written out
+# here apart from the gateway's table: a fake that imported it would agree with its mistakes.
+STRIPE_PRESENTMENT = set("""
+usd aed afn all amd ang aoa ars aud awg azn bam bbd bdt bgn bhd bif bmd bnd bob brl bsd bwp byn bzd cad cdf chf
+clp cny cop crc cve czk djf dkk dop dzd egp etb eur fjd fkp gbp gel gip gmd gnf gtq gyd hkd hnl htg huf idr ils
+inr isk jmd jod jpy kes kgs khr kmf krw kwd kyd kzt lak lbp lkr lrd lsl mad mdl mga mkd mmk mnt mop mur mvr mwk
+mxn myr mzn nad ngn nio nok npr nzd omr pab pen pgk php pkr pln pyg qar ron rsd rub rwf sar sbd scr sek sgd shp
+sle sos srd std szl thb tjs tnd top try ttd twd tzs uah ugx uyu uzs vnd vuv wst xaf xcd xcg xof xpf yer zar zmw
+""".split())
+STRIPE_ZERO_DECIMAL_FAKE = set("bif clp djf gnf jpy kmf krw mga pyg rwf vnd vuv xaf xof xpf".split())
+STRIPE_THREE_DECIMAL_FAKE = set("bhd jod kwd omr tnd".split())
+STRIPE_MINIMUM_MINOR = {  # in Stripe's minor units
+    "usd": 50, "aed": 200, "aud": 50, "bgn": 100, "brl": 50, "cad": 50, "chf": 50, "czk": 1500, "dkk": 250,
+    "eur": 50, "gbp": 30, "hkd": 400, "huf": 17500, "inr": 50, "jpy": 50, "mxn": 1000, "myr": 200, "nok": 300,
+    "nzd": 50, "pln": 200, "ron": 200, "sek": 300, "sgd": 50, "thb": 1000,
+}
+
+
+def stripe_fake_exponent(currency: str) -> int:
+    return 0 if currency in STRIPE_ZERO_DECIMAL_FAKE else 3 if currency in STRIPE_THREE_DECIMAL_FAKE else 2
+
+
+def stripe_amount_refusal(amount: int, currency: str, *, charge: bool = True) -> dict | None:
+    """The error Stripe answers for an amount in minor units it does not take, or None."""
+    if currency not in STRIPE_PRESENTMENT:
+        return {"message": f"Invalid currency: {currency}. Stripe currently supports these currencies: "
+                           + ", ".join(sorted(STRIPE_PRESENTMENT)), "param": "currency"}
+    if currency in ("isk", "ugx") and amount % 100:
+        return {"message": f"Invalid amount. Currency {currency.upper()} has become effectively zero-decimal and "
+                           "charged amounts must be evenly divisible by 100. See "
+                           "https://stripe.com/docs/currencies#special-cases for more information.",
+                "code": "invalid_charge_amount_no_decimal_compatible", "param": "amount"}
+    if currency in STRIPE_THREE_DECIMAL_FAKE and amount % 10:
+        return {"message": f"Invalid amount. Amounts in {currency.upper()} must have 0 as their last digit "
+                           "(round to the nearest ten). See https://stripe.com/docs/currencies#three-decimal.",
+                "param": "amount"}
+    top = 999_999_999_999 if currency == "idr" else 99_999_999
+    if amount > top:
+        return {"message": f"Amount must be no more than {top} {currency} (in the currency's smallest unit).",
+                "code": "amount_too_large", "param": "amount"}
+    minimum = STRIPE_MINIMUM_MINOR.get(currency, 1)
+    if charge and amount < minimum:
+        return {"message": f"Amount must be at least {minimum} {currency} (in the currency's smallest unit).",
+                "code": "amount_too_small", "param": "amount"}
+    return None
 
 
 @dataclass
@@ -360,7 +407,7 @@ class FakeStripe(FakeProvider):
             "metadata": params.get("metadata") or {}, "success_url": params.get("success_url"),
             "cancel_url": params.get("cancel_url"), "payment_intent": None, "setup_intent": None,
             "created": self.now(), "expires_at": self.now() + 86400, "livemode": False,
-            "currency": params.get("currency"), "amount_total": None,
+            "currency": params.get("currency"), "amount_total": None, "amount_subtotal": None,
             "payment_intent_data": params.get("payment_intent_data") or {},
         }
         if mode == "payment":
@@ -368,11 +415,17 @@ class FakeStripe(FakeProvider):
             if not items:
                 raise self._err(400, "Missing required param: line_items.", param="line_items")
             total, currency = 0, None
-            for item in items:
+            for i, item in enumerate(items):
                 pd = item["price_data"]
                 currency = pd["currency"]
+                refusal = stripe_amount_refusal(int(pd["unit_amount"]), currency, charge=False)
+                if refusal:
+                    raise self._err(400, **{**refusal, "param": f"line_items[{i}][price_data][{refusal['param']}]"})
                 total += int(pd["unit_amount"]) * int(item.get("quantity", 1))
-            session.update(amount_total=total, currency=currency)
+            refusal = stripe_amount_refusal(total, currency)
+            if refusal:
+                raise self._err(400, **refusal)
+            session.update(amount_total=total, amount_subtotal=total, currency=currency)
         session["url"] = f"https://checkout.stripe.com/c/pay/{session['id']}"
         self.objects[session["id"]] = session
         return session
@@ -411,6 +464,9 @@ class FakeStripe(FakeProvider):
         for name in ("amount", "currency"):
             if not params.get(name):
                 raise self._err(400, f"Missing required param: {name}.", param=name)
+        refusal = stripe_amount_refusal(int(params["amount"]), params["currency"])
+        if refusal:
+            raise self._err(400, **refusal)
         pi = self._new_payment_intent(amount=int(params["amount"]), currency=params["currency"],
                                       customer=params.get("customer"), metadata=params.get("metadata") or {})
         if params.get("confirm") == "true":
@@ -443,6 +499,9 @@ class FakeStripe(FakeProvider):
             pi = self._get(params.get("payment_intent", ""), "pi_")
             charge = self.objects[pi["latest_charge"]]
         amount = int(params.get("amount") or charge["amount"] - charge["amount_refunded"])
+        refusal = stripe_amount_refusal(amount, charge["currency"], charge=False)
+        if refusal:
+            raise self._err(400, **refusal)
         if amount > charge["amount"] - charge["amount_refunded"]:
             raise self._err(400, f"Refund amount ({amount}) is greater than unrefunded amount on charge.",
                             code="charge_already_refunded")
@@ -478,6 +537,28 @@ def paypal_request_schema(spec_file: str, path: str, method: str) -> Any:
     schema = doc["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"]
     return jsonschema.Draft4Validator({**schema, "components": doc["components"]})
 
+
+
+# PayPal's currency codes page (developer.paypal.com/api/rest/reference/currency-codes):
+# the currencies it takes, and those that "do not support decimals".
+PAYPAL_FAKE_CURRENCIES = set("AUD BRL CAD CNY CZK DKK EUR HKD HUF ILS JPY MYR MXN TWD NZD NOK PHP PLN GBP SGD SEK "
+                             "CHF THB USD".split())
+PAYPAL_FAKE_NO_DECIMALS = {"HUF", "JPY", "TWD"}
+
+
+def paypal_amount_issue(money: dict, *, refund: bool = False) -> str | None:
+    """The 422 issue PayPal answers for an amount it does not take, or None."""
+    currency, value = money.get("currency_code", ""), money.get("value", "")
+    if currency not in PAYPAL_FAKE_CURRENCIES:
+        return "INVALID_CURRENCY_CODE"
+    decimals = len(value.partition(".")[2])
+    if currency in PAYPAL_FAKE_NO_DECIMALS and "." in value:
+        return "DECIMALS_NOT_SUPPORTED" if refund else "DECIMAL_PRECISION"
+    if decimals > 2:
+        return "DECIMAL_PRECISION"
+    if Decimal(value or "0") <= 0:
+        return "CANNOT_BE_ZERO_OR_NEGATIVE"
+    return None
 
 
 @dataclass
@@ -623,6 +704,10 @@ class FakePayPal(FakeProvider):
         units = body.get("purchase_units") or []
         if body.get("intent") != "CAPTURE" or not units:
             raise self._err(400, "INVALID_REQUEST", "MISSING_REQUIRED_PARAMETER")
+        for unit in units:
+            issue = paypal_amount_issue(unit.get("amount") or {})
+            if issue:
+                raise self._err(422, "UNPROCESSABLE_ENTITY", issue)
         order_id = _id("ORD").replace("_", "").upper()[:17]
         context = ((body.get("payment_source") or {}).get("paypal") or {}).get("experience_context") or {}
         order = {
@@ -675,6 +760,9 @@ class FakePayPal(FakeProvider):
         if capture is None:
             raise self._err(404, "RESOURCE_NOT_FOUND", "INVALID_RESOURCE_ID")
         amount = body.get("amount") or capture["amount"]
+        issue = paypal_amount_issue(amount, refund=True)
+        if issue:
+            raise self._err(422, "UNPROCESSABLE_ENTITY", issue)
         refund = {
             "id": _id("REF").replace("_", "").upper()[:17], "status": "COMPLETED", "amount": amount,
             "custom_id": body.get("custom_id"), "invoice_id": body.get("invoice_id"),
