@@ -144,14 +144,19 @@ def _stripe_checkout_completed(event: dict) -> None:
                        provider_checkout_id=session["id"])
     if payment is None:
         return _unknown("checkout session", session["id"])
+    from payments.gateways.stripe_gateway import StripeGateway
+
     paid = session.get("payment_status") == "paid"
-    amount = session.get("amount_total")
-    currency = (session.get("currency") or "").upper()
+    conversion = session.get("currency_conversion") or {}
+    for value in (session.get("amount_total"), conversion.get("amount_total")):
+        if value is not None:
+            minor_units(value)
+    # In our currency even when Stripe localised the session (Adaptive Pricing).
+    amount, currency = StripeGateway.session_amount(session)
     services.payment_apply_snapshot(payment_id=payment.pk, snapshot=PaymentSnapshot(
         status=PaymentStatus.SUCCEEDED if paid else PaymentStatus.PROCESSING,
         provider_payment_id=session.get("payment_intent") or "",
-        amount=from_stripe_amount(minor_units(amount), currency) if paid and amount is not None else None,
-        currency=currency,
+        amount=amount if paid else None, currency=currency,
     ))
 
 
@@ -163,7 +168,7 @@ def _stripe_payment_intent(event: dict) -> None:
                        provider_payment_id=pi["id"])
     if payment is None:
         return _unknown("payment intent", pi["id"])
-    services.payment_apply_snapshot(payment_id=payment.pk, snapshot=StripeGateway.snapshot_from_intent(pi))
+    services.payment_apply_snapshot(payment_id=payment.pk, snapshot=StripeGateway().intent_snapshot_for(payment, pi))
 
 
 def _stripe_charge_refunded(event: dict) -> None:

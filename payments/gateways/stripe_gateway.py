@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
+from decimal import Decimal
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -195,6 +197,9 @@ class StripeGateway:
                     "product_data": {"name": description},
                 },
             }],
+            # Our price, in our currency: with Adaptive Pricing (on by default in the dashboard)
+            # Stripe would show and charge the customer's currency instead.
+            "adaptive_pricing": {"enabled": False},
             "metadata": _metadata(payment),
             "payment_intent_data": {"metadata": _metadata(payment)},
             "success_url": success_url,
@@ -247,8 +252,26 @@ class StripeGateway:
             status=status, provider_payment_id=pi["id"], provider_charge_id=pi.get("latest_charge") or "",
             failure_code=error.get("decline_code") or error.get("code") or "",
             failure_message=error.get("message") or "",
+            # The intent's amount is in the currency it was created in (ours); a localised
+            # payment's customer currency is in `presentment_details`, for information only.
             amount=from_stripe_amount(pi["amount"], pi["currency"]), currency=pi["currency"].upper(),
         )
+
+    @staticmethod
+    def session_amount(session: dict[str, Any]) -> tuple[Decimal | None, str]:
+        """What a payment-mode Checkout Session charged, in our currency. A session Stripe
+        localised (Adaptive Pricing) before 2025-03-31 carries the customer's currency in
+        `currency` / `amount_total` and ours in `currency_conversion` (`source_currency`,
+        `amount_total`); later ones keep ours in `currency` and the customer's in
+        `presentment_details`."""
+        conversion = session.get("currency_conversion") or {}
+        if conversion.get("source_currency") and conversion.get("amount_total") is not None:
+            amount, currency = conversion["amount_total"], conversion["source_currency"]
+        else:
+            amount, currency = session.get("amount_total"), session.get("currency") or ""
+        if amount is None:
+            return None, currency.upper()
+        return from_stripe_amount(amount, currency), currency.upper()
 
     def snapshot(self, payment: Payment) -> PaymentSnapshot | None:
         """Ask Stripe where a payment stands (return pages and reconciliation)."""
@@ -263,7 +286,19 @@ class StripeGateway:
             return None
         with stripe_errors():
             pi = client().v1.payment_intents.retrieve(pi_id)
-        return self.snapshot_from_intent(pi)
+        return self.intent_snapshot_for(payment, pi)
+
+    def intent_snapshot_for(self, payment: Payment, pi: stripe.PaymentIntent | dict[str, Any]) -> PaymentSnapshot:
+        """The intent's snapshot, in our currency. The intent of a Checkout Session Stripe
+        localised before 2025-03-31 is in the customer's currency; its session says what
+        that was in ours (`currency_conversion`), so it is asked."""
+        snapshot = self.snapshot_from_intent(pi)
+        if snapshot.amount is None or snapshot.currency == payment.currency or not payment.provider_checkout_id:
+            return snapshot
+        with stripe_errors():
+            session = _plain(client().v1.checkout.sessions.retrieve(payment.provider_checkout_id))
+        amount, currency = self.session_amount(session)
+        return replace(snapshot, amount=amount, currency=currency) if amount is not None else snapshot
 
     # --- refunds ----------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ import threading
 import time
 import zlib
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -231,6 +231,16 @@ class FakeStripe(FakeProvider):
     objects: dict[str, dict] = field(default_factory=dict)
     events: list[dict] = field(default_factory=list)
     declining_methods: set[str] = field(default_factory=set)
+    # Adaptive Pricing is a dashboard setting, on unless a session's request turns it off:
+    # the customer then pays in their own currency at Stripe's rate (source x fx_rate).
+    adaptive_pricing_default: bool = True
+    customer_currency: str = "eur"
+    fx_rate: Decimal = Decimal("0.935")
+    # Before 2025-03-31 a localised session's intent (and charge) was in the customer's
+    # currency, without `presentment_details`; a test can ask for that shape.
+    localised_intents_in_presentment_currency: bool = False
+    # Hosted sessions always have a url; a test can make Stripe answer without one.
+    omit_session_url: bool = False
 
     idempotency_header = "Idempotency-Key"
 
@@ -287,12 +297,34 @@ class FakeStripe(FakeProvider):
                 amount=session["amount_total"], currency=session["currency"], customer=session.get("customer"),
                 metadata=dict((session.get("payment_intent_data") or {}).get("metadata") or session["metadata"]),
             )
+            self._localise(session, pi)
             session["payment_intent"] = pi["id"]
             self._confirm(pi, pm["id"])
             if pi["status"] == "succeeded":
                 session.update(status="complete", payment_status="paid")
                 self._event("checkout.session.completed", session)
             return self.events[sent_from:]
+
+    def _localise(self, session: dict, pi: dict) -> None:
+        """Adaptive Pricing: the customer sees and pays their own currency. The session
+        then reads in the customer's currency, ours under `currency_conversion` (as
+        Stripe returns sessions localised before 2025-03-31, and the fixtures show); the
+        intent keeps our amount and says what the customer paid in `presentment_details`."""
+        source = session["currency"]
+        target = self.customer_currency
+        if not (session["adaptive_pricing"]["enabled"] and target != source):
+            return
+        value = Decimal(session["amount_total"]).scaleb(-stripe_fake_exponent(source)) * self.fx_rate
+        presented = int(value.scaleb(stripe_fake_exponent(target)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+        session["currency_conversion"] = {
+            "amount_subtotal": session["amount_subtotal"], "amount_total": session["amount_total"],
+            "fx_rate": str(self.fx_rate), "source_currency": source,
+        }
+        session.update(currency=target, amount_total=presented, amount_subtotal=presented)
+        if self.localised_intents_in_presentment_currency:
+            pi.update(amount=presented, currency=target)
+        else:
+            pi["presentment_details"] = {"presentment_amount": presented, "presentment_currency": target}
 
     def dispute(self, charge_id: str) -> dict:
         charge = self.objects[charge_id]
@@ -400,6 +432,11 @@ class FakeStripe(FakeProvider):
         mode = params.get("mode")
         if mode not in ("payment", "setup"):
             raise self._err(400, "Missing required param: mode.", param="mode")
+        if mode == "setup" and not params.get("currency") and not params.get("payment_method_types"):
+            # Dynamic payment methods in setup mode need the currency to choose them by.
+            raise self._err(400, "Missing required param: currency. A setup mode Checkout Session without "
+                            "`payment_method_types` needs `currency`.", param="currency")
+        adaptive = (params.get("adaptive_pricing") or {}).get("enabled")
         session = {
             "id": _id("cs_test"), "object": "checkout.session", "mode": mode, "status": "open",
             "payment_status": "unpaid" if mode == "payment" else "no_payment_required",
@@ -409,6 +446,8 @@ class FakeStripe(FakeProvider):
             "created": self.now(), "expires_at": self.now() + 86400, "livemode": False,
             "currency": params.get("currency"), "amount_total": None, "amount_subtotal": None,
             "payment_intent_data": params.get("payment_intent_data") or {},
+            "adaptive_pricing": {"enabled": self.adaptive_pricing_default if adaptive is None else adaptive == "true"},
+            "currency_conversion": None, "presentment_details": None,
         }
         if mode == "payment":
             items = params.get("line_items") or []
@@ -426,7 +465,7 @@ class FakeStripe(FakeProvider):
             if refusal:
                 raise self._err(400, **refusal)
             session.update(amount_total=total, amount_subtotal=total, currency=currency)
-        session["url"] = f"https://checkout.stripe.com/c/pay/{session['id']}"
+        session["url"] = None if self.omit_session_url else f"https://checkout.stripe.com/c/pay/{session['id']}"
         self.objects[session["id"]] = session
         return session
 
@@ -435,7 +474,7 @@ class FakeStripe(FakeProvider):
             "id": _id("pi"), "object": "payment_intent", "amount": amount, "amount_received": 0,
             "currency": currency, "customer": customer, "metadata": metadata, "status": "requires_payment_method",
             "latest_charge": None, "payment_method": None, "last_payment_error": None,
-            "created": self.now(), "livemode": False,
+            "presentment_details": None, "created": self.now(), "livemode": False,
         }
         self.objects[pi["id"]] = pi
         return pi
@@ -453,7 +492,7 @@ class FakeStripe(FakeProvider):
             "amount_refunded": 0, "currency": pi["currency"], "customer": pi["customer"], "paid": True,
             "captured": True, "refunded": False, "status": "succeeded", "payment_intent": pi["id"],
             "payment_method": pm_id, "metadata": pi["metadata"], "disputed": False, "created": self.now(),
-            "livemode": False,
+            "presentment_details": pi.get("presentment_details"), "livemode": False,
         }
         self.objects[charge["id"]] = charge
         pi.update(status="succeeded", amount_received=pi["amount"], latest_charge=charge["id"], last_payment_error=None)

@@ -1,4 +1,5 @@
-"""Issue 13, finding 3: each provider's own currency rules, at the provider boundary.
+"""Issue 13, findings 2 and 3: each provider's own currency rules, at the provider boundary,
+and localised (Adaptive Pricing) Checkout Sessions recorded in our currency, once.
 
 The fakes hold their own copy of each provider's rules (payments/tests/fakes.py), so a
 mistake in the gateway's table shows up as a refusal from the fake, as it would from the
@@ -6,6 +7,7 @@ provider."""
 
 from __future__ import annotations
 
+import copy
 from decimal import Decimal
 
 import pytest
@@ -15,6 +17,7 @@ from accounts.models import AuditLog
 from core.errors import DomainError
 from core.money import known_currencies, minor_unit_exponent
 from payments import services
+from payments.gateways.base import GatewayUnavailable
 from payments.models import Payment, PaymentStatus, Provider, Purpose, Refund
 from payments.tests.conftest import return_urls
 from payments.tests.factories import PaymentFactory
@@ -150,6 +153,67 @@ def test_the_fake_stripe_refuses_what_stripe_refuses(fake_stripe):
         assert refused.value.param in ("amount", "currency")
 
 
+# --- Adaptive Pricing (localised Checkout) ---------------------------------------------------
+
+
+def test_checkout_sessions_carry_adaptive_pricing_disabled(org, fake_stripe, deliver_stripe, balance):
+    """The fake's account has Adaptive Pricing on (the dashboard setting); our session
+    turns it off, so the customer pays our price in our currency."""
+    assert fake_stripe.adaptive_pricing_default is True
+    payment = _checkout(org, "100.00")
+    session = fake_stripe.objects[payment.provider_checkout_id]
+    assert session["adaptive_pricing"] == {"enabled": False}
+    _deliver_all(fake_stripe.complete_checkout(payment.provider_checkout_id), deliver_stripe)
+    assert (session["currency"], session["amount_total"], session["currency_conversion"]) == ("usd", 10000, None)
+    assert balance(org) == Decimal("100.00")
+
+
+@pytest.mark.parametrize("intents", ["today: ours, presentment_details", "before 2025-03-31: the customer's"])
+@pytest.mark.parametrize("order", ["as sent", "reversed"])
+def test_a_localised_eur_session_for_a_usd_100_top_up_credits_usd_100_exactly_once(
+        order, intents, org, fake_stripe, deliver_stripe, balance):
+    """A session opened before sessions pinned the currency (or localised anyway): the
+    customer paid EUR 93.50; Stripe reports it in `currency`/`amount_total` and ours in
+    `currency_conversion`. The intent keeps USD and says EUR in `presentment_details`,
+    or (older sessions) is in EUR itself."""
+    legacy = intents.startswith("before")
+    fake_stripe.localised_intents_in_presentment_currency = legacy
+    payment = _checkout(org, "100.00")
+    fake_stripe.objects[payment.provider_checkout_id]["adaptive_pricing"]["enabled"] = True
+    events = fake_stripe.complete_checkout(payment.provider_checkout_id)
+    completed = next(e for e in events if e["type"] == "checkout.session.completed")["data"]["object"]
+    assert (completed["currency"], completed["amount_total"]) == ("eur", 9350)
+    assert completed["currency_conversion"]["source_currency"] == "usd"
+    succeeded = next(e for e in events if e["type"] == "payment_intent.succeeded")["data"]["object"]
+    if legacy:
+        assert (succeeded["currency"], succeeded["amount"]) == ("eur", 9350)
+    else:
+        assert (succeeded["currency"], succeeded["amount"]) == ("usd", 10000)
+        assert succeeded["presentment_details"] == {"presentment_amount": 9350, "presentment_currency": "eur"}
+    for _ in range(2):
+        _deliver_all(events if order == "as sent" else list(reversed(events)), deliver_stripe)
+    payment.refresh_from_db()
+    assert payment.status == PaymentStatus.SUCCEEDED and payment.amount == Decimal("100.00")
+    assert balance(org) == Decimal("100.00")
+    assert not AuditLog.objects.filter(action="payment.amount_mismatch").exists()
+
+
+def test_a_session_in_todays_shape_with_presentment_details_credits_our_amount(org, fake_stripe, deliver_stripe,
+                                                                               balance):
+    """Sessions localised since 2025-03-31 keep our currency in `currency` and the
+    customer's in `presentment_details`."""
+    payment = _checkout(org, "100.00")
+    fake_stripe.objects[payment.provider_checkout_id]["adaptive_pricing"]["enabled"] = True
+    events = fake_stripe.complete_checkout(payment.provider_checkout_id)
+    event = copy.deepcopy(next(e for e in events if e["type"] == "checkout.session.completed"))
+    session = event["data"]["object"]
+    session.update(currency="usd", amount_total=10000, currency_conversion=None,
+                   presentment_details={"presentment_amount": 9350, "presentment_currency": "eur"})
+    assert deliver_stripe(event).status_code == 200
+    assert balance(org) == Decimal("100.00")
+    assert not AuditLog.objects.filter(action="payment.amount_mismatch").exists()
+
+
 # --- PayPal ------------------------------------------------------------------------------------
 
 
@@ -177,6 +241,28 @@ def test_the_portal_shows_the_providers_refusal_as_a_form_message(client, owner,
     response = client.post("/payments/top-up", {"amount": "5000", "provider": "paypal"}, follow=True)
     assert "PayPal does not take payments in ISK." in response.content.decode()
     assert Payment.objects.count() == 0 and fake_paypal.count("POST", "/v2/checkout/orders") == 0
+
+
+# --- issue 13, finding 6: sessions without their page; setup sessions need a currency ---------
+
+
+def test_a_checkout_session_without_its_page_is_provider_unavailable(org, fake_stripe):
+    fake_stripe.omit_session_url = True
+    with pytest.raises(GatewayUnavailable):
+        _checkout(org, "50.00")
+    payment = Payment.objects.get()
+    assert payment.status == PaymentStatus.PENDING and payment.checkout_url == ""
+
+
+def test_a_setup_session_sends_the_currency_stripe_requires(org, fake_stripe):
+    from payments.gateways.stripe_gateway import StripeGateway
+
+    started = StripeGateway().start_setup(org, success_url="https://x/ok", cancel_url="https://x/no")
+    assert fake_stripe.objects[started.checkout_id]["currency"] == "usd"
+    sdk = stripe.StripeClient(fake_stripe.api_key, base_addresses={"api": fake_stripe.url})
+    with pytest.raises(stripe.InvalidRequestError) as refused:  # what Stripe answers without it
+        sdk.v1.checkout.sessions.create({"mode": "setup", "success_url": "https://x/ok"})
+    assert refused.value.param == "currency"
 
 
 # --- off-session charges and the API ------------------------------------------------------
