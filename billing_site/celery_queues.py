@@ -15,6 +15,8 @@ QUEUES_BY_KIND: dict[str, tuple[str, ...]] = {
     "invoicing": ("invoices.monthly_run", "invoices.invoice_chunk", "invoices.invoice_organization"),
     "documents": ("invoices.render_pdf", "invoices.email", "credits.email_event"),
     "payments": ("payments.payment_succeeded", "payments.payment_failed", "payments.payment_disputed",
+                 "payments.payment_charge", "payments.payment_action_required", "payments.payment_provider_error",
+                 "payments.payment_amount_mismatch",
                  "payments.refund_submit", "payments.paypal_capture", "payments.payment_method_detach",
                  "payments.autopay_invoice", "payments.autopay_due", "payments.dunning_due", "payments.reconcile",
                  "credits.topup_dispatch", "credits.topup_retry", "credits.auto_topup_check"),

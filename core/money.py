@@ -9,7 +9,8 @@ Invariants:
 - Rounding happens once, at invoice-line level, through `round_money`: half-up to the
   currency's ISO 4217 minor unit (JPY 0, USD 2, BHD 3). Totals are sums of rounded lines.
 - Minor units (cents) exist only at the payment-provider boundary: `to_minor_units` /
-  `from_minor_units`.
+  `from_minor_units` (ISO's); payments converts through each provider's own table
+  (`payments/gateways/currencies.py`), as Stripe and PayPal differ from ISO.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from accounts.models import Organization
 from payments import services
 from payments.gateways import card_provider
 from payments.gateways.base import GatewayUnavailable
+from payments.gateways.currencies import ProviderAmountError
 from payments.models import SETTLED_STATUSES, Flow, Payment, PaymentStatus, Provider, Purpose
 
 
@@ -50,6 +51,9 @@ def charge_topup(topup_id: int) -> None:
                 organization=topup.organization, purpose=Purpose.TOPUP, provider=provider, flow=Flow.OFF_SESSION,
                 amount=topup.amount, payment_method=method, credits_topup_id=topup.pk,
             )
+        except ProviderAmountError as exc:  # the card provider cannot take this amount: no retry helps
+            auto_topup_failed(topup_id=topup.pk, retryable=False, error=exc.message)
+            return
         except IntegrityError:  # a concurrent call created it first
             payment = _live_payment(topup.pk)
             if payment is None:

@@ -31,6 +31,7 @@ from accounts.audit import audit_record
 from core.money import format_money
 from payments import services
 from payments.gateways import card_provider
+from payments.gateways.currencies import ProviderAmountError
 from payments.models import DunningCase, DunningStatus, Flow, Payment, PaymentMethod, PaymentStatus, Purpose
 
 if TYPE_CHECKING:
@@ -91,6 +92,9 @@ def autopay_charge(*, invoice_id: int, attempt: int = 0) -> Payment | None:
                     flow=Flow.OFF_SESSION, amount=_remaining(invoice), invoice=invoice, payment_method=method,
                     dunning_attempt=attempt, dunning_case=case,
                 )
+        except ProviderAmountError as exc:  # e.g. below the card provider's minimum charge
+            dunning_record_failure(invoice_id=invoice.pk, attempt=attempt, message=exc.message)
+            return None
         except IntegrityError:
             payment = Payment.objects.get(invoice=invoice, flow=Flow.OFF_SESSION, dunning_attempt=attempt)
     return services.payment_charge_saved_method(payment_id=payment.pk)

@@ -128,8 +128,8 @@ class Payment(models.Model):
     provider = models.CharField(max_length=10, choices=Provider.choices)
     flow = models.CharField(max_length=15, choices=Flow.choices, default=Flow.CHECKOUT)
     status = models.CharField(max_length=20, choices=PaymentStatus.choices, default=PaymentStatus.PENDING)
-    # Rounded to the currency's minor unit when created; converted to minor units only
-    # at the provider boundary (core.money.to_minor_units).
+    # Rounded to the currency's minor unit when created; converted to the provider's units
+    # only at the provider boundary (payments.gateways.currencies).
     amount = money_field()
     currency = currency_field()
     amount_refunded = money_field(default=Decimal("0"))

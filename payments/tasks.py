@@ -78,6 +78,15 @@ def payment_disputed_task(payment_id: int) -> None:
                 f"at {payment.get_provider_display()}: {payment.dispute_reason}. Respond in the provider's dashboard.")
 
 
+@shared_task(name="payments.payment_amount_mismatch", soft_time_limit=60, time_limit=90)
+def payment_amount_mismatch_task(payment_id: int, expected: str, reported: str) -> None:
+    payment = Payment.objects.select_related("organization").get(pk=payment_id)
+    mail_admins(f"Payment {payment.pk}: the provider reports another amount",
+                f"{payment.get_provider_display()} reports {reported} for payment {payment.pk} of {expected} "
+                f"({payment.organization}). It was recorded as {payment.amount} {payment.currency}; "
+                f"check it against the provider's dashboard.")
+
+
 @shared_task(name="payments.refund_submit", soft_time_limit=60, time_limit=90, **RETRY)
 def refund_submit_task(refund_id: int) -> None:
     services.refund_submit(refund_id=refund_id)

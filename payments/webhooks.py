@@ -21,9 +21,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from core.money import from_minor_units
 from payments import services
 from payments.gateways.base import PaymentSnapshot
+from payments.gateways.currencies import from_stripe_amount
 from payments.models import (
     SETTLED_STATUSES,
     Payment,
@@ -149,13 +149,19 @@ def _stripe_checkout_completed(event: dict) -> None:
                        provider_checkout_id=session["id"])
     if payment is None:
         return _unknown("checkout session", session["id"])
+    from payments.gateways.stripe_gateway import StripeGateway
+
     paid = session.get("payment_status") == "paid"
-    amount = session.get("amount_total")
-    currency = (session.get("currency") or "").upper()
+    conversion = session.get("currency_conversion") or {}
+    for value in (session.get("amount_total"), conversion.get("amount_total")):
+        if value is not None:
+            minor_units(value)
+    # In our currency even when Stripe localised the session (Adaptive Pricing).
+    amount, currency = StripeGateway.session_amount(session)
     services.payment_apply_snapshot(payment_id=payment.pk, snapshot=PaymentSnapshot(
         status=PaymentStatus.SUCCEEDED if paid else PaymentStatus.PROCESSING,
         provider_payment_id=session.get("payment_intent") or "",
-        amount=from_minor_units(minor_units(amount), currency) if paid and amount is not None else None, currency=currency,
+        amount=amount if paid else None, currency=currency,
     ))
 
 
@@ -195,7 +201,7 @@ def _stripe_payment_intent(event: dict) -> None:
                        provider_payment_id=pi["id"])
     if payment is None:
         return _unknown("payment intent", pi["id"])
-    services.payment_apply_snapshot(payment_id=payment.pk, snapshot=StripeGateway.snapshot_from_intent(pi))
+    services.payment_apply_snapshot(payment_id=payment.pk, snapshot=StripeGateway().intent_snapshot_for(payment, pi))
 
 
 def _stripe_charge_refunded(event: dict) -> None:
@@ -211,7 +217,7 @@ def _stripe_charge_refunded(event: dict) -> None:
         # A refund can arrive before the success it follows: the charge says it was paid.
         services.payment_apply_snapshot(payment_id=payment.pk, snapshot=PaymentSnapshot(
             status=PaymentStatus.SUCCEEDED, provider_payment_id=charge.get("payment_intent") or "",
-            provider_charge_id=charge["id"], amount=from_minor_units(minor_units(charge["amount"]), currency),
+            provider_charge_id=charge["id"], amount=from_stripe_amount(minor_units(charge["amount"]), currency),
             currency=currency,
         ))
     # Current API versions do not embed the refunds in the charge: list them.
@@ -261,7 +267,7 @@ def _stripe_dispute_closed(event: dict) -> None:
         currency = dispute["currency"].upper()
         services.refund_record_provider_reversal(
             payment_id=payment.pk, key=f"dispute:{dispute['id']}", currency=currency,
-            amount=from_minor_units(minor_units(dispute["amount"]), currency),
+            amount=from_stripe_amount(minor_units(dispute["amount"]), currency),
             reason=f"Dispute lost ({dispute.get('reason') or 'no reason given'})",
         )
     else:  # each event is processed once (webhook_event_process), so this is written once

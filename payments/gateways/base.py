@@ -1,7 +1,7 @@
 """What every payment gateway offers, and the outcomes it reports.
 
-A gateway is the only code that talks to a provider. It converts amounts to minor units
-(`core.money.to_minor_units`) and back, sends our idempotency key with every call that
+A gateway is the only code that talks to a provider. It converts amounts to the
+provider's units and back through that provider's table (`payments.gateways.currencies`), sends our idempotency key with every call that
 creates something, and sorts every provider error into one of four kinds (`ErrorKind`),
 each its own exception, so no caller mistakes one for another:
 

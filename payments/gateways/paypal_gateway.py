@@ -22,7 +22,6 @@ from paypalserversdk.exceptions.api_exception import ApiException
 from paypalserversdk.http.auth.o_auth_2 import ClientCredentialsAuthCredentials
 from paypalserversdk.paypal_serversdk_client import PaypalServersdkClient
 
-from core.money import round_money
 from payments.gateways.base import (
     CheckoutStarted,
     ErrorKind,
@@ -34,6 +33,7 @@ from payments.gateways.base import (
     kind_of_status,
     provider_error,
 )
+from payments.gateways.currencies import paypal_amount  # PayPal's own currency table
 from payments.models import Payment, PaymentStatus, Provider, Refund, RefundStatus
 
 ORDER_STATUS = {
@@ -57,14 +57,6 @@ REFUND_STATUS = {"COMPLETED": RefundStatus.SUCCEEDED, "PENDING": RefundStatus.PE
 # PayPal's Payments v2 description: "The server stores keys for 45 days" (Orders v2: 6
 # hours). A refund's request id is inside that, less a day's margin.
 REFUND_KEY_LIFETIME = timedelta(days=44)
-
-
-def paypal_amount(amount: Decimal, currency: str) -> str:
-    """PayPal takes decimal strings in the currency's minor-unit precision ("10.50", "1000" for JPY)."""
-    rounded = round_money(amount, currency)
-    if rounded != amount:
-        raise ValueError(f"{amount} {currency} is not a whole number of minor units")
-    return f"{rounded:f}"
 
 
 def api_base() -> str:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import timedelta
+from decimal import Decimal
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +19,6 @@ import stripe
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from core.money import from_minor_units, to_minor_units
 from payments.gateways.base import (
     CheckoutStarted,
     ErrorKind,
@@ -30,6 +31,7 @@ from payments.gateways.base import (
     kind_of_status,
     provider_error,
 )
+from payments.gateways.currencies import from_stripe_amount, stripe_amount
 from payments.models import (
     Payment,
     PaymentMethod,
@@ -235,10 +237,13 @@ class StripeGateway:
                 "quantity": 1,
                 "price_data": {
                     "currency": payment.currency.lower(),
-                    "unit_amount": to_minor_units(payment.amount, payment.currency),
+                    "unit_amount": stripe_amount(payment.amount, payment.currency),
                     "product_data": {"name": description},
                 },
             }],
+            # Our price, in our currency: with Adaptive Pricing (on by default in the dashboard)
+            # Stripe would show and charge the customer's currency instead.
+            "adaptive_pricing": {"enabled": False},
             "metadata": _metadata(payment),
             "payment_intent_data": {"metadata": _metadata(payment)},
             "success_url": success_url,
@@ -255,7 +260,7 @@ class StripeGateway:
         if method is None:
             raise ValueError(f"Payment {payment.pk} has no saved method to charge.")
         params: PaymentIntentCreateParams = {
-            "amount": to_minor_units(payment.amount, payment.currency),
+            "amount": stripe_amount(payment.amount, payment.currency),
             "currency": payment.currency.lower(),
             "customer": method.provider_customer_id or self.customer_id(payment.organization),
             "payment_method": method.provider_method_id,
@@ -321,8 +326,26 @@ class StripeGateway:
             status=status, provider_payment_id=pi["id"], provider_charge_id=pi.get("latest_charge") or "",
             failure_code=error.get("decline_code") or error.get("code") or "",
             failure_message=error.get("message") or "",
-            amount=from_minor_units(int(pi["amount"]), pi["currency"].upper()), currency=pi["currency"].upper(),
+            # The intent's amount is in the currency it was created in (ours); a localised
+            # payment's customer currency is in `presentment_details`, for information only.
+            amount=from_stripe_amount(pi["amount"], pi["currency"]), currency=pi["currency"].upper(),
         )
+
+    @staticmethod
+    def session_amount(session: dict[str, Any]) -> tuple[Decimal | None, str]:
+        """What a payment-mode Checkout Session charged, in our currency. A session Stripe
+        localised (Adaptive Pricing) before 2025-03-31 carries the customer's currency in
+        `currency` / `amount_total` and ours in `currency_conversion` (`source_currency`,
+        `amount_total`); later ones keep ours in `currency` and the customer's in
+        `presentment_details`."""
+        conversion = session.get("currency_conversion") or {}
+        if conversion.get("source_currency") and conversion.get("amount_total") is not None:
+            amount, currency = conversion["amount_total"], conversion["source_currency"]
+        else:
+            amount, currency = session.get("amount_total"), session.get("currency") or ""
+        if amount is None:
+            return None, currency.upper()
+        return from_stripe_amount(amount, currency), currency.upper()
 
     def snapshot(self, payment: Payment) -> PaymentSnapshot | None:
         """Ask Stripe where a payment stands (return pages and reconciliation)."""
@@ -337,7 +360,19 @@ class StripeGateway:
             return None
         with stripe_errors():
             pi = client().v1.payment_intents.retrieve(pi_id)
-        return self.snapshot_from_intent(pi)
+        return self.intent_snapshot_for(payment, pi)
+
+    def intent_snapshot_for(self, payment: Payment, pi: stripe.PaymentIntent | dict[str, Any]) -> PaymentSnapshot:
+        """The intent's snapshot, in our currency. The intent of a Checkout Session Stripe
+        localised before 2025-03-31 is in the customer's currency; its session says what
+        that was in ours (`currency_conversion`), so it is asked."""
+        snapshot = self.snapshot_from_intent(pi)
+        if snapshot.amount is None or snapshot.currency == payment.currency or not payment.provider_checkout_id:
+            return snapshot
+        with stripe_errors():
+            session = _plain(client().v1.checkout.sessions.retrieve(payment.provider_checkout_id))
+        amount, currency = self.session_amount(session)
+        return replace(snapshot, amount=amount, currency=currency) if amount is not None else snapshot
 
     # --- refunds ----------------------------------------------------------------------
 
@@ -345,7 +380,7 @@ class StripeGateway:
         payment = refund.payment
         params: RefundCreateParams = {
             "payment_intent": payment.provider_payment_id,
-            "amount": to_minor_units(refund.amount, refund.currency),
+            "amount": stripe_amount(refund.amount, refund.currency, charge=False),
             "metadata": {"refund_id": str(refund.pk), "payment_id": str(payment.pk)},
         }
         with stripe_errors():
@@ -383,7 +418,7 @@ class StripeGateway:
         ours = (r.get("metadata") or {}).get("refund_id")
         return RefundSnapshot(
             provider_refund_id=r["id"], status=REFUND_STATUS.get(r["status"], RefundStatus.PENDING),
-            amount=from_minor_units(int(r["amount"]), r["currency"].upper()), currency=r["currency"].upper(),
+            amount=from_stripe_amount(r["amount"], r["currency"]), currency=r["currency"].upper(),
             our_refund_id=int(ours) if ours and str(ours).isdigit() else None,
             failure_message=r.get("failure_reason") or "",
         )

@@ -30,6 +30,7 @@ from core.money import format_money, round_money
 from payments import settlement
 from payments.gateways import card_gateway_for, checkout_providers, gateway_for
 from payments.gateways.base import GatewayDeclined, GatewayIntegrationError, PaymentSnapshot
+from payments.gateways.currencies import check_amount
 from payments.models import (
     PAYMENT_TRANSITIONS,
     SETTLED_STATUSES,
@@ -126,6 +127,9 @@ def payment_create(
     else:
         currency = organization.currency
         amount = _money(amount, currency) if credits_topup_id else validate_topup_amount(amount, currency)
+    # The provider's own rules for this currency (decimals, last digit, minimum, maximum,
+    # currencies it takes): refused here, before any row or call.
+    check_amount(provider, amount, currency)
     payment = Payment.objects.create(
         organization=organization, purpose=purpose, provider=provider, flow=flow, amount=amount, currency=currency,
         invoice=invoice, payment_method=payment_method, credits_topup_id=credits_topup_id, initiated_by=actor,
@@ -240,10 +244,7 @@ def payment_apply_snapshot(*, payment_id: int, snapshot: PaymentSnapshot) -> Pay
             setattr(payment, name, value)
     target = snapshot.status
     if target == S.SUCCEEDED and payment.status not in SETTLED_STATUSES:
-        if snapshot.amount is not None and (snapshot.amount != payment.amount or snapshot.currency != payment.currency):
-            # Never credit what was not paid: a mismatch is a bug or tampering, for staff.
-            raise Conflict(f"Provider reports {snapshot.amount} {snapshot.currency} for payment {payment.pk} "
-                           f"of {payment.amount} {payment.currency}.")
+        _record_reported_amount(payment, snapshot)
         _move(payment, S.SUCCEEDED, succeeded_at=timezone.now(), failure_code="", failure_message="")
         settlement.apply_payment(payment)
         _after_commit("payments.tasks.payment_succeeded_task", payment.pk)
@@ -261,6 +262,33 @@ def payment_apply_snapshot(*, payment_id: int, snapshot: PaymentSnapshot) -> Pay
         # News no newer than what we know (a duplicate, or an event overtaken by a later one).
         payment.save()
     return payment
+
+
+def _record_reported_amount(payment: Payment, snapshot: PaymentSnapshot) -> None:
+    """A payment the provider completed is always recorded, never refused for ever (a
+    refusal here made every redelivery fail, and autopay charged again). When the
+    provider reports another amount than ours, staff are told (`payment.amount_mismatch`,
+    a mail to the admins) and the payment records:
+    - in our currency, what the provider says it took: never credit what was not paid,
+      never leave money received unrecorded (an invoice overpaid keeps the rest as credit);
+    - in another currency (a conversion we could not read back), our own amount: the
+      provider charged our price, converted, and pays us that."""
+    if snapshot.amount is None:
+        return
+    currency = snapshot.currency or payment.currency
+    if snapshot.amount == payment.amount and currency == payment.currency:
+        return
+    expected = f"{round_money(payment.amount, payment.currency)} {payment.currency}"
+    reported = f"{snapshot.amount} {currency}"
+    recorded = payment.amount
+    if currency == payment.currency and snapshot.amount > 0:
+        recorded = snapshot.amount
+        payment.amount = recorded
+    logger.warning("payments: provider reports %s for payment %s of %s; recorded %s %s",
+                   reported, payment.pk, expected, recorded, payment.currency)
+    audit_record("payment.amount_mismatch", organization=payment.organization, obj=payment,
+                 changes={"expected": expected, "reported": reported, "recorded": f"{recorded} {payment.currency}"})
+    _after_commit("payments.tasks.payment_amount_mismatch_task", payment.pk, expected, reported)
 
 
 def _after_commit(task_path: str, *args: object) -> None:

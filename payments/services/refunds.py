@@ -35,6 +35,7 @@ from core.money import format_money
 from payments import settlement
 from payments.gateways import gateway_for
 from payments.gateways.base import GatewayDeclined, RefundSnapshot
+from payments.gateways.currencies import check_amount
 from payments.models import (
     OPEN_REFUND_STATUSES,
     REFUND_TRANSITIONS,
@@ -75,6 +76,7 @@ def refund_request(
     amount = available if amount is None else _money(amount, payment.currency)
     if amount <= 0 or amount > available:
         raise DomainError(f"At most {format_money(available, payment.currency)} can be refunded.", field="amount")
+    check_amount(payment.provider, amount, payment.currency, refund=True)  # the provider's rules, before the call
     refund = Refund.objects.create(payment=payment, organization=payment.organization, amount=amount,
                                    currency=payment.currency, reason=reason.strip(), requested_by=actor)
     audit_record("refund.requested", actor=actor, api_key=api_key, organization=payment.organization, obj=refund,

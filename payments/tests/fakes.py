@@ -21,7 +21,7 @@ import threading
 import time
 import zlib
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -283,6 +283,52 @@ class FakeProvider:
 
 # --------------------------------------------------------------------------- Stripe
 
+# Stripe's currency rules as https://docs.stripe.com/currencies states them, written out
+# here apart from the gateway's table: a fake that imported it would agree with its mistakes.
+STRIPE_PRESENTMENT = set("""
+usd aed afn all amd ang aoa ars aud awg azn bam bbd bdt bgn bhd bif bmd bnd bob brl bsd bwp byn bzd cad cdf chf
+clp cny cop crc cve czk djf dkk dop dzd egp etb eur fjd fkp gbp gel gip gmd gnf gtq gyd hkd hnl htg huf idr ils
+inr isk jmd jod jpy kes kgs khr kmf krw kwd kyd kzt lak lbp lkr lrd lsl mad mdl mga mkd mmk mnt mop mur mvr mwk
+mxn myr mzn nad ngn nio nok npr nzd omr pab pen pgk php pkr pln pyg qar ron rsd rub rwf sar sbd scr sek sgd shp
+sle sos srd std szl thb tjs tnd top try ttd twd tzs uah ugx uyu uzs vnd vuv wst xaf xcd xcg xof xpf yer zar zmw
+""".split())
+STRIPE_ZERO_DECIMAL_FAKE = set("bif clp djf gnf jpy kmf krw mga pyg rwf vnd vuv xaf xof xpf".split())
+STRIPE_THREE_DECIMAL_FAKE = set("bhd jod kwd omr tnd".split())
+STRIPE_MINIMUM_MINOR = {  # in Stripe's minor units
+    "usd": 50, "aed": 200, "aud": 50, "bgn": 100, "brl": 50, "cad": 50, "chf": 50, "czk": 1500, "dkk": 250,
+    "eur": 50, "gbp": 30, "hkd": 400, "huf": 17500, "inr": 50, "jpy": 50, "mxn": 1000, "myr": 200, "nok": 300,
+    "nzd": 50, "pln": 200, "ron": 200, "sek": 300, "sgd": 50, "thb": 1000,
+}
+
+
+def stripe_fake_exponent(currency: str) -> int:
+    return 0 if currency in STRIPE_ZERO_DECIMAL_FAKE else 3 if currency in STRIPE_THREE_DECIMAL_FAKE else 2
+
+
+def stripe_amount_refusal(amount: int, currency: str, *, charge: bool = True) -> dict | None:
+    """The error Stripe answers for an amount in minor units it does not take, or None."""
+    if currency not in STRIPE_PRESENTMENT:
+        return {"message": f"Invalid currency: {currency}. Stripe currently supports these currencies: "
+                           + ", ".join(sorted(STRIPE_PRESENTMENT)), "param": "currency"}
+    if currency in ("isk", "ugx") and amount % 100:
+        return {"message": f"Invalid amount. Currency {currency.upper()} has become effectively zero-decimal and "
+                           "charged amounts must be evenly divisible by 100. See "
+                           "https://stripe.com/docs/currencies#special-cases for more information.",
+                "code": "invalid_charge_amount_no_decimal_compatible", "param": "amount"}
+    if currency in STRIPE_THREE_DECIMAL_FAKE and amount % 10:
+        return {"message": f"Invalid amount. Amounts in {currency.upper()} must have 0 as their last digit "
+                           "(round to the nearest ten). See https://stripe.com/docs/currencies#three-decimal.",
+                "param": "amount"}
+    top = 999_999_999_999 if currency == "idr" else 99_999_999
+    if amount > top:
+        return {"message": f"Amount must be no more than {top} {currency} (in the currency's smallest unit).",
+                "code": "amount_too_large", "param": "amount"}
+    minimum = STRIPE_MINIMUM_MINOR.get(currency, 1)
+    if charge and amount < minimum:
+        return {"message": f"Amount must be at least {minimum} {currency} (in the currency's smallest unit).",
+                "code": "amount_too_small", "param": "amount"}
+    return None
+
 
 class _StripeObjects(dict):
     def __setitem__(self, key: str, obj: dict) -> None:
@@ -311,6 +357,16 @@ class FakeStripe(FakeProvider):
     # Cards like Stripe's 4000002500003155 test card: an off-session charge needs the
     # customer's authentication (3-D Secure).
     authenticating_methods: set[str] = field(default_factory=set)
+    # Adaptive Pricing is a dashboard setting, on unless a session's request turns it off:
+    # the customer then pays in their own currency at Stripe's rate (source x fx_rate).
+    adaptive_pricing_default: bool = True
+    customer_currency: str = "eur"
+    fx_rate: Decimal = Decimal("0.935")
+    # Before 2025-03-31 a localised session's intent (and charge) was in the customer's
+    # currency, without `presentment_details`; a test can ask for that shape.
+    localised_intents_in_presentment_currency: bool = False
+    # Hosted sessions always have a url; a test can make Stripe answer without one.
+    omit_session_url: bool = False
 
     idempotency_header = "Idempotency-Key"
     stores_server_errors = True
@@ -397,6 +453,7 @@ class FakeStripe(FakeProvider):
                 metadata=dict((self.session_params[session_id].get("payment_intent_data") or {}).get("metadata")
                               or session["metadata"]),
             )
+            self._localise(session, pi)
             session["payment_intent"] = pi["id"]
             if async_payment:
                 # A delayed method (SEPA debit, bank transfer): the page is done, the money
@@ -432,6 +489,27 @@ class FakeStripe(FakeProvider):
             session = self.objects[session_id]
             session.update(status="expired", url=None)
             return self._event("checkout.session.expired", session)
+
+    def _localise(self, session: dict, pi: dict) -> None:
+        """Adaptive Pricing: the customer sees and pays their own currency. The session
+        then reads in the customer's currency, ours under `currency_conversion` (as
+        Stripe returns sessions localised before 2025-03-31, and the fixtures show); the
+        intent keeps our amount and says what the customer paid in `presentment_details`."""
+        source = session["currency"]
+        target = self.customer_currency
+        if not (session["adaptive_pricing"]["enabled"] and target != source):
+            return
+        value = Decimal(session["amount_total"]).scaleb(-stripe_fake_exponent(source)) * self.fx_rate
+        presented = int(value.scaleb(stripe_fake_exponent(target)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+        session["currency_conversion"] = {
+            "amount_subtotal": session["amount_subtotal"], "amount_total": session["amount_total"],
+            "fx_rate": str(self.fx_rate), "source_currency": source,
+        }
+        session.update(currency=target, amount_total=presented, amount_subtotal=presented)
+        if self.localised_intents_in_presentment_currency:
+            pi.update(amount=presented, currency=target)
+        else:
+            pi["presentment_details"] = {"presentment_amount": presented, "presentment_currency": target}
 
     def dispute(self, charge_id: str, *, amount: int | None = None) -> dict:
         """The cardholder's bank disputes the charge; by default its whole amount, even
@@ -587,6 +665,11 @@ class FakeStripe(FakeProvider):
         mode = params.get("mode")
         if mode not in ("payment", "setup"):
             raise self._err(400, "Missing required param: mode.", param="mode")
+        if mode == "setup" and not params.get("currency") and not params.get("payment_method_types"):
+            # Dynamic payment methods in setup mode need the currency to choose them by.
+            raise self._err(400, "Missing required param: currency. A setup mode Checkout Session without "
+                            "`payment_method_types` needs `currency`.", param="currency")
+        adaptive = (params.get("adaptive_pricing") or {}).get("enabled")
         session = {
             "id": _id("cs_test"), "object": "checkout.session", "mode": mode, "status": "open",
             "payment_status": "unpaid" if mode == "payment" else "no_payment_required",
@@ -594,19 +677,27 @@ class FakeStripe(FakeProvider):
             "metadata": params.get("metadata") or {}, "success_url": params.get("success_url"),
             "cancel_url": params.get("cancel_url"), "payment_intent": None, "setup_intent": None,
             "created": self.now(), "expires_at": self.now() + 86400, "livemode": False,
-            "currency": params.get("currency"), "amount_total": None,
+            "currency": params.get("currency"), "amount_total": None, "amount_subtotal": None,
+            "adaptive_pricing": {"enabled": self.adaptive_pricing_default if adaptive is None else adaptive == "true"},
+            "currency_conversion": None, "presentment_details": None,
         }
         if mode == "payment":
             items = params.get("line_items") or []
             if not items:
                 raise self._err(400, "Missing required param: line_items.", param="line_items")
             total, currency = 0, None
-            for item in items:
+            for i, item in enumerate(items):
                 pd = item["price_data"]
                 currency = pd["currency"]
+                refusal = stripe_amount_refusal(int(pd["unit_amount"]), currency, charge=False)
+                if refusal:
+                    raise self._err(400, **{**refusal, "param": f"line_items[{i}][price_data][{refusal['param']}]"})
                 total += int(pd["unit_amount"]) * int(item.get("quantity", 1))
-            session.update(amount_total=total, currency=currency)
-        session["url"] = f"https://checkout.stripe.com/c/pay/{session['id']}"
+            refusal = stripe_amount_refusal(total, currency)
+            if refusal:
+                raise self._err(400, **refusal)
+            session.update(amount_total=total, amount_subtotal=total, currency=currency)
+        session["url"] = None if self.omit_session_url else f"https://checkout.stripe.com/c/pay/{session['id']}"
         self.objects[session["id"]] = session
         self.session_params[session["id"]] = params  # what Stripe keeps but does not show
         return session
@@ -616,7 +707,7 @@ class FakeStripe(FakeProvider):
             "id": _id("pi"), "object": "payment_intent", "amount": amount, "amount_received": 0,
             "currency": currency, "customer": customer, "metadata": metadata, "status": "requires_payment_method",
             "latest_charge": None, "payment_method": None, "last_payment_error": None, "next_action": None,
-            "created": self.now(), "livemode": False,
+            "presentment_details": None, "created": self.now(), "livemode": False,
         }
         self.objects[pi["id"]] = pi
         return pi
@@ -673,7 +764,7 @@ class FakeStripe(FakeProvider):
             "amount_refunded": 0, "currency": pi["currency"], "customer": pi["customer"], "paid": True,
             "captured": True, "refunded": False, "status": "succeeded", "payment_intent": pi["id"],
             "payment_method": pm_id, "metadata": pi["metadata"], "disputed": False, "created": self.now(),
-            "livemode": False,
+            "presentment_details": pi.get("presentment_details"), "livemode": False,
         }
         self.objects[charge["id"]] = charge
         pi.update(status="succeeded", amount_received=pi["amount"], latest_charge=charge["id"], last_payment_error=None)
@@ -684,6 +775,9 @@ class FakeStripe(FakeProvider):
         for name in ("amount", "currency"):
             if not params.get(name):
                 raise self._err(400, f"Missing required param: {name}.", param=name)
+        refusal = stripe_amount_refusal(int(params["amount"]), params["currency"])
+        if refusal:
+            raise self._err(400, **refusal)
         pi = self._new_payment_intent(amount=int(params["amount"]), currency=params["currency"],
                                       customer=params.get("customer"), metadata=params.get("metadata") or {})
         if params.get("confirm") == "true":
@@ -717,6 +811,9 @@ class FakeStripe(FakeProvider):
             pi = self._get(params.get("payment_intent", ""), "pi_")
             charge = self.objects[pi["latest_charge"]]
         amount = int(params.get("amount") or charge["amount"] - charge["amount_refunded"])
+        refusal = stripe_amount_refusal(amount, charge["currency"], charge=False)
+        if refusal:
+            raise self._err(400, **refusal)
         if amount > charge["amount"] - charge["amount_refunded"]:
             raise self._err(400, f"Refund amount ({amount}) is greater than unrefunded amount on charge.",
                             code="charge_already_refunded")
@@ -787,6 +884,28 @@ class FakeStripe(FakeProvider):
 # Ids as PayPal's descriptions pattern them: 13 of [2-9A-HJ-NP-Z].
 MERCHANT_ID = "MERCHANT23456"
 PAYER_ID = "PAYERFAKE2345"
+
+
+# PayPal's currency codes page (developer.paypal.com/api/rest/reference/currency-codes):
+# the currencies it takes, and those that "do not support decimals".
+PAYPAL_FAKE_CURRENCIES = set("AUD BRL CAD CNY CZK DKK EUR HKD HUF ILS JPY MYR MXN TWD NZD NOK PHP PLN GBP SGD SEK "
+                             "CHF THB USD".split())
+PAYPAL_FAKE_NO_DECIMALS = {"HUF", "JPY", "TWD"}
+
+
+def paypal_amount_issue(money: dict, *, refund: bool = False) -> str | None:
+    """The 422 issue PayPal answers for an amount it does not take, or None."""
+    currency, value = money.get("currency_code", ""), money.get("value", "")
+    if currency not in PAYPAL_FAKE_CURRENCIES:
+        return "INVALID_CURRENCY_CODE"
+    decimals = len(value.partition(".")[2])
+    if currency in PAYPAL_FAKE_NO_DECIMALS and "." in value:
+        return "DECIMALS_NOT_SUPPORTED" if refund else "DECIMAL_PRECISION"
+    if decimals > 2:
+        return "DECIMAL_PRECISION"
+    if Decimal(value or "0") <= 0:
+        return "CANNOT_BE_ZERO_OR_NEGATIVE"
+    return None
 
 
 @dataclass
@@ -1018,6 +1137,10 @@ class FakePayPal(FakeProvider):
         units = body.get("purchase_units") or []
         if body.get("intent") != "CAPTURE" or not units:
             raise self._err(400, "INVALID_REQUEST", "MISSING_REQUIRED_PARAMETER")
+        for unit in units:
+            issue = paypal_amount_issue(unit.get("amount") or {})
+            if issue:
+                raise self._err(422, "UNPROCESSABLE_ENTITY", issue)
         order_id = _id("ORD").replace("_", "").upper()[:17]
         context = ((body.get("payment_source") or {}).get("paypal") or {}).get("experience_context") or {}
         order = {
@@ -1104,6 +1227,9 @@ class FakePayPal(FakeProvider):
         if left <= 0:
             raise self._err(422, "UNPROCESSABLE_ENTITY", "CAPTURE_FULLY_REFUNDED")
         amount = body.get("amount") or {"currency_code": capture["amount"]["currency_code"], "value": f"{left:f}"}
+        issue = paypal_amount_issue(amount, refund=True)
+        if issue:
+            raise self._err(422, "UNPROCESSABLE_ENTITY", issue)
         if Decimal(amount["value"]) > left:
             raise self._err(422, "UNPROCESSABLE_ENTITY", "REFUND_AMOUNT_EXCEEDED")
         refund_id = _id("REF").replace("_", "").upper()[:17]

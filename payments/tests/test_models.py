@@ -56,16 +56,38 @@ def test_a_float_never_becomes_money(org):
         services.payment_create(organization=org, purpose=Purpose.TOPUP, provider=Provider.SANDBOX, amount=10.5)
 
 
-def test_a_provider_reporting_another_amount_is_refused(org, balance):
-    from core.errors import Conflict
+def test_a_provider_reporting_less_records_what_was_paid_and_tells_staff(org, balance, mailoutbox, settings,
+                                                                        django_capture_on_commit_callbacks):
+    """Issue 13, finding 2: a completed payment is never refused for ever; never credited
+    beyond what the provider says it took either."""
+    from accounts.models import AuditLog
     from payments.gateways.base import PaymentSnapshot
 
+    settings.ADMINS = [("Billing", "billing-staff@cloudbill.example")]
     payment = PaymentFactory(organization=org, amount=Decimal("50.00"))
-    with pytest.raises(Conflict):
-        services.payment_apply_snapshot(payment_id=payment.pk, snapshot=PaymentSnapshot(
-            status=S.SUCCEEDED, amount=Decimal("5.00"), currency="USD"))
+    with django_capture_on_commit_callbacks(execute=True):
+        for _ in range(2):  # a redelivery changes nothing more
+            services.payment_apply_snapshot(payment_id=payment.pk, snapshot=PaymentSnapshot(
+                status=S.SUCCEEDED, amount=Decimal("5.00"), currency="USD"))
     payment.refresh_from_db()
-    assert payment.status == S.REQUIRES_ACTION and balance(org) == Decimal("0")
+    assert payment.status == S.SUCCEEDED and payment.amount == Decimal("5.00") and balance(org) == Decimal("5.00")
+    flagged = AuditLog.objects.get(action="payment.amount_mismatch")
+    assert flagged.changes["expected"] == "50.00 USD" and flagged.changes["reported"] == "5.00 USD"
+    assert len(mailoutbox) == 1 and "another amount" in mailoutbox[0].subject
+
+
+def test_a_provider_reporting_another_currency_records_ours_and_tells_staff(org, balance, mailoutbox, settings,
+                                                                           django_capture_on_commit_callbacks):
+    from payments.gateways.base import PaymentSnapshot
+
+    settings.ADMINS = [("Billing", "billing-staff@cloudbill.example")]
+    payment = PaymentFactory(organization=org, amount=Decimal("100.00"))
+    with django_capture_on_commit_callbacks(execute=True):
+        services.payment_apply_snapshot(payment_id=payment.pk, snapshot=PaymentSnapshot(
+            status=S.SUCCEEDED, amount=Decimal("93.50"), currency="EUR"))
+    payment.refresh_from_db()
+    assert payment.status == S.SUCCEEDED and payment.amount == Decimal("100.00") and balance(org) == Decimal("100.00")
+    assert "93.50 EUR" in mailoutbox[0].body
 
 
 def test_the_demo_seed_is_idempotent(db):
