@@ -49,6 +49,9 @@ STRIPE_EVENT_TYPES = [
     "refund.updated",
     "refund.failed",
     "charge.dispute.created",
+    "charge.dispute.updated",
+    "charge.dispute.funds_withdrawn",
+    "charge.dispute.funds_reinstated",
     "charge.dispute.closed",
     "setup_intent.succeeded",
     "payment_method.detached",
@@ -371,11 +374,21 @@ def _paypal_dispute_created(event: dict) -> None:
     services.payment_mark_disputed(payment_id=payment.pk, reason=dispute.get("reason") or "dispute")
 
 
+# PayPal's outcome codes (customer_disputes_v1.json, dispute_outcome) by what they do to
+# the money we were paid. The merchant pays: the buyer won, or we accepted the claim.
+# PayPal pays the buyer itself (a payout; amount_refunded is "what either the merchant or
+# PayPal refunds"): nothing is taken from us, but whether it was is for a person to check.
+PAYPAL_MERCHANT_PAYS = frozenset({"RESOLVED_BUYER_FAVOUR", "ACCEPTED"})
+PAYPAL_NOTHING_TAKEN = frozenset({"RESOLVED_SELLER_FAVOUR", "CANCELED_BY_BUYER", "DENIED", "NONE"})
+
+
 def _paypal_dispute_resolved(event: dict) -> None:
-    """Resolved in the buyer's favour: the money went back, like a refund keyed by the
-    dispute id (applied once however often it is told), of what PayPal says it returned
-    (`amount_refunded`; without it the dispute's amount), capped at what is left of the
-    payment: after a partial refund that is only the rest. In ours: recorded only."""
+    """Resolved against us (the buyer's favour, or a claim we accepted): the money went
+    back, like a refund keyed by the dispute id (applied once however often it is told),
+    of what PayPal says it returned (`amount_refunded`; without it the dispute's amount),
+    capped at what is left of the payment: after a partial refund that is only the rest.
+    Resolved for us or withdrawn: recorded only. A payout by PayPal, or an outcome not in
+    PayPal's list: recorded for a person, nothing reversed."""
     from accounts.audit import audit_record
 
     dispute = event["resource"]
@@ -384,16 +397,25 @@ def _paypal_dispute_resolved(event: dict) -> None:
         return _unknown("dispute", dispute.get("dispute_id", "?"))
     services.payment_mark_disputed(payment_id=payment.pk, reason=dispute.get("reason") or "dispute")
     outcome = dispute.get("dispute_outcome") or {}
-    if outcome.get("outcome_code") == "RESOLVED_BUYER_FAVOUR":
+    code = outcome.get("outcome_code") or "NONE"
+    if code in PAYPAL_MERCHANT_PAYS:
         amount = outcome.get("amount_refunded") or dispute.get("dispute_amount") or {}
         services.refund_record_provider_reversal(
             payment_id=payment.pk, key=f"dispute:{dispute['dispute_id']}", amount=Decimal(amount["value"]),
             currency=amount.get("currency_code") or payment.currency,
-            reason=f"Dispute lost ({dispute.get('reason') or 'no reason given'})",
+            reason=f"Dispute {'accepted' if code == 'ACCEPTED' else 'lost'} "
+                   f"({dispute.get('reason') or 'no reason given'})",
         )
-    else:
+    elif code in PAYPAL_NOTHING_TAKEN:
         audit_record("payment.dispute_closed", organization=payment.organization, obj=payment,
-                     changes={"dispute": dispute.get("dispute_id"), "outcome": outcome.get("outcome_code")})
+                     changes={"dispute": dispute.get("dispute_id"), "outcome": code})
+    else:
+        logger.warning("payments: PayPal dispute %s of payment %s resolved %s: check who paid the buyer",
+                       dispute.get("dispute_id"), payment.pk, code)
+        audit_record("payment.dispute_needs_review", organization=payment.organization, obj=payment,
+                     reason=f"PayPal resolved the dispute {code}; check at PayPal whether the money came from us",
+                     changes={"dispute": dispute.get("dispute_id"), "outcome": code,
+                              "amount_refunded": outcome.get("amount_refunded")})
 
 
 # --- Sandbox --------------------------------------------------------------------------------
@@ -424,6 +446,11 @@ HANDLERS: dict[str, dict[str, Callable[[dict], None]]] = {
         "refund.updated": _stripe_refund,
         "refund.failed": _stripe_refund,
         "charge.dispute.created": _stripe_dispute,
+        # Evidence asked, under review, funds held or given back while it runs: the
+        # payment is marked disputed; money moves for us only when it closes lost.
+        "charge.dispute.updated": _stripe_dispute,
+        "charge.dispute.funds_withdrawn": _stripe_dispute,
+        "charge.dispute.funds_reinstated": _stripe_dispute,
         "charge.dispute.closed": _stripe_dispute_closed,
         "setup_intent.succeeded": _stripe_setup_succeeded,
         "payment_method.detached": _stripe_method_detached,
@@ -437,6 +464,7 @@ HANDLERS: dict[str, dict[str, Callable[[dict], None]]] = {
         "PAYMENT.REFUND.PENDING": _paypal_refunded,
         "PAYMENT.REFUND.FAILED": _paypal_refunded,
         "CUSTOMER.DISPUTE.CREATED": _paypal_dispute_created,
+        "CUSTOMER.DISPUTE.UPDATED": _paypal_dispute_created,  # waiting for a party, under review
         "CUSTOMER.DISPUTE.RESOLVED": _paypal_dispute_resolved,
     },
     Provider.SANDBOX: {"sandbox.checkout.completed": _sandbox_checkout},

@@ -524,11 +524,19 @@ class FakeStripe(FakeProvider):
         self.objects[dispute["id"]] = dispute
         return self._event("charge.dispute.created", dispute)
 
-    def close_dispute(self, dispute_id: str, *, won: bool) -> dict:
-        """The bank decided: Stripe sets the dispute's status to won or lost."""
+    def close_dispute(self, dispute_id: str, *, won: bool | None = None, status: str | None = None) -> dict:
+        """The dispute ends: won or lost at the bank, an inquiry closed without a
+        chargeback (`warning_closed`), or one Stripe prevented (`prevented`)."""
         dispute = self.objects[dispute_id]
-        dispute["status"] = "won" if won else "lost"
+        dispute["status"] = status or ("won" if won else "lost")
         return self._event("charge.dispute.closed", dispute)
+
+    def update_dispute(self, dispute_id: str, status: str, *, event: str = "charge.dispute.updated") -> dict:
+        """Evidence asked or under review (`charge.dispute.updated`), funds held or given
+        back while it runs (`charge.dispute.funds_withdrawn` / `funds_reinstated`)."""
+        dispute = self.objects[dispute_id]
+        dispute["status"] = status
+        return self._event(event, dispute)
 
     # --- the API -------------------------------------------------------------------
 
@@ -1044,23 +1052,38 @@ class FakePayPal(FakeProvider):
             self.disputes[dispute["dispute_id"]] = dispute
             return self._event("CUSTOMER.DISPUTE.CREATED", "dispute", dispute)
 
-    def resolve_dispute(self, dispute_id: str, *, buyer_wins: bool, report_amount_refunded: bool = True) -> dict:
-        """PayPal decides. A buyer who wins gets back what is left of the capture (never
-        more: after a partial refund only the rest), reported as the outcome's
-        `amount_refunded`, which PayPal's description makes optional."""
+    def resolve_dispute(self, dispute_id: str, *, buyer_wins: bool | None = None, outcome_code: str | None = None,
+                        report_amount_refunded: bool = True) -> dict:
+        """PayPal decides, with any of its outcome codes (`buyer_wins` is shorthand for
+        RESOLVED_BUYER_FAVOUR / RESOLVED_SELLER_FAVOUR). When the merchant pays (the buyer
+        won, or the merchant accepted the claim) the buyer gets back what is left of the
+        capture (never more: after a partial refund only the rest); a payout is PayPal's
+        own money. What went back is the outcome's `amount_refunded`, which PayPal's
+        description makes optional."""
+        code = outcome_code or ("RESOLVED_BUYER_FAVOUR" if buyer_wins else "RESOLVED_SELLER_FAVOUR")
         with self.lock:
             dispute = self.disputes[dispute_id]
             dispute["status"] = "RESOLVED"
-            outcome: dict[str, Any] = {"outcome_code": "RESOLVED_BUYER_FAVOUR" if buyer_wins else "RESOLVED_SELLER_FAVOUR"}
-            if buyer_wins:
+            outcome: dict[str, Any] = {"outcome_code": code}
+            claimed = dispute["dispute_amount"]
+            returned = None
+            if code in ("RESOLVED_BUYER_FAVOUR", "ACCEPTED"):
                 capture_id = dispute["disputed_transactions"][0]["seller_transaction_id"]
-                claimed = dispute["dispute_amount"]
                 returned = min(Decimal(claimed["value"]), self._refundable(capture_id))
                 self._reversed[capture_id] = self._reversed.get(capture_id, Decimal("0")) + returned
-                if report_amount_refunded:
-                    outcome["amount_refunded"] = {"currency_code": claimed["currency_code"], "value": f"{returned:f}"}
+            elif code == "RESOLVED_WITH_PAYOUT":
+                returned = Decimal(claimed["value"])
+            if returned is not None and report_amount_refunded:
+                outcome["amount_refunded"] = {"currency_code": claimed["currency_code"], "value": f"{returned:f}"}
             dispute["dispute_outcome"] = outcome
             return self._event("CUSTOMER.DISPUTE.RESOLVED", "dispute", dispute)
+
+    def update_dispute(self, dispute_id: str, status: str) -> dict:
+        """The dispute moves on (WAITING_FOR_SELLER_RESPONSE, UNDER_REVIEW, ...)."""
+        with self.lock:
+            dispute = self.disputes[dispute_id]
+            dispute.update(status=status, update_time=self._time())
+            return self._event("CUSTOMER.DISPUTE.UPDATED", "dispute", dispute)
 
     def _refundable(self, capture_id: str) -> Decimal:
         """What is left of a capture: less refunds that may still pay out, and reversals."""

@@ -210,3 +210,38 @@ def test_a_refund_reason_over_several_lines_reaches_paypal_as_one(org, fake_payp
     first.refresh_from_db()
     assert first.status == RefundStatus.SUCCEEDED
     assert fake_paypal.refunds[first.provider_refund_id]["note_to_payer"] == "Customer asked for a refund"
+
+
+@pytest.mark.parametrize("outcome, reversed_, action", [
+    ("RESOLVED_BUYER_FAVOUR", True, "refund.succeeded"),
+    ("ACCEPTED", True, "refund.succeeded"),  # we accepted the claim: PayPal returned our money
+    ("RESOLVED_SELLER_FAVOUR", False, "payment.dispute_closed"),
+    ("CANCELED_BY_BUYER", False, "payment.dispute_closed"),
+    ("DENIED", False, "payment.dispute_closed"),
+    ("NONE", False, "payment.dispute_closed"),
+    ("RESOLVED_WITH_PAYOUT", False, "payment.dispute_needs_review"),  # PayPal's own money, or ours? a person checks
+])
+def test_every_paypal_dispute_outcome_moves_the_money_as_paypal_does(
+        outcome, reversed_, action, org, fake_paypal, deliver_paypal, balance):
+    """Disputes in every status (issue 13): before, only RESOLVED_BUYER_FAVOUR reversed;
+    a claim the merchant ACCEPTED returned the buyer's money and we kept the credit, and a
+    payout was closed without anyone looking. Updates on the way mark the payment only."""
+    from accounts.models import AuditLog
+
+    payment = _checkout(org, "60.00")
+    fake_paypal.approve(payment.provider_checkout_id)
+    services.payment_apply_snapshot(payment_id=payment.pk, snapshot=PayPalGateway().capture(payment))
+    paid = balance(org)
+    opened = fake_paypal.dispute(PayPalGateway().capture(payment).provider_payment_id)
+    dispute_id = opened["resource"]["dispute_id"]
+    for status in ("WAITING_FOR_SELLER_RESPONSE", "UNDER_REVIEW"):
+        assert deliver_paypal(fake_paypal.update_dispute(dispute_id, status)).status_code == 200
+    assert WebhookEvent.objects.filter(event_type="CUSTOMER.DISPUTE.UPDATED", status="processed").count() == 2
+    resolved = fake_paypal.resolve_dispute(dispute_id, outcome_code=outcome)
+    for _ in range(2):
+        assert deliver_paypal(resolved).status_code == 200
+    payment.refresh_from_db()
+    assert payment.disputed_at is not None
+    assert balance(org) == (paid - Decimal("60.00") if reversed_ else paid)
+    assert Refund.objects.filter(payment=payment).exists() is reversed_
+    assert AuditLog.objects.filter(action=action).count() == 1

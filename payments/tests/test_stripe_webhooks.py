@@ -366,3 +366,31 @@ def test_an_expired_checkout_is_canceled_by_its_event(org, fake_stripe, deliver_
     assert deliver_stripe(fake_stripe.expire_checkout(payment.provider_checkout_id)).status_code == 200
     payment.refresh_from_db()
     assert payment.status == PaymentStatus.CANCELED
+
+
+@pytest.mark.parametrize("closed_as, reversed_", [("lost", True), ("won", False), ("warning_closed", False),
+                                                  ("prevented", False)])
+def test_every_stripe_dispute_status_moves_the_money_as_stripe_does(closed_as, reversed_, org, fake_stripe,
+                                                                   deliver_stripe, balance):
+    """Disputes in every status (issue 13): an inquiry (warning_needs_response) closed
+    without a chargeback, or one Stripe prevented, takes nothing; the events on the way
+    (updated, funds withdrawn and reinstated) only mark the payment. Before, those events
+    were not handled at all."""
+    payment = _topup(org, "30.00")
+    events = fake_stripe.complete_checkout(payment.provider_checkout_id)
+    for event in events:
+        deliver_stripe(event)
+    paid = balance(org)
+    charge_id = _event(events, "charge.succeeded")["data"]["object"]["id"]
+    dispute = fake_stripe.dispute(charge_id)["data"]["object"]
+    for status, kind in [("under_review", "charge.dispute.updated"), ("under_review", "charge.dispute.funds_withdrawn"),
+                         ("won", "charge.dispute.funds_reinstated")]:
+        if kind.endswith("reinstated") and closed_as != "won":
+            continue
+        assert deliver_stripe(fake_stripe.update_dispute(dispute["id"], status, event=kind)).status_code == 200
+        assert WebhookEvent.objects.get(event_type=kind).status == WebhookStatus.PROCESSED
+    closed = fake_stripe.close_dispute(dispute["id"], status=closed_as)
+    for _ in range(2):
+        assert deliver_stripe(closed).status_code == 200
+    assert balance(org) == (paid - Decimal("30.00") if reversed_ else paid)
+    assert Refund.objects.filter(payment=payment).exists() is reversed_
