@@ -21,6 +21,7 @@ from django.core import mail
 from django.utils import timezone
 
 from billing_site.celery import app
+from billing_site.celery_queues import QUEUES_BY_KIND
 from core import outbox
 from core.models import OutboxMessage
 from credits.models import CreditEvent, EventKind, TopUp, TopUpSource, TopUpStatus
@@ -64,10 +65,11 @@ class Broker:
             self.process = None
 
     def messages(self) -> list[dict]:
-        """What is queued on the default queue, as (task, args, task id)."""
+        """What is queued, on every queue (each kind of work has its own), as (task,
+        args, task id)."""
         client = redis.Redis.from_url(self.url)
         out = []
-        for raw in client.lrange(app.conf.task_default_queue, 0, -1):
+        for raw in [raw for queue in QUEUES_BY_KIND for raw in client.lrange(queue, 0, -1)]:
             envelope = json.loads(raw)
             args, kwargs, _ = json.loads(base64.b64decode(envelope["body"]))
             out.append({"task": envelope["headers"]["task"], "args": args, "kwargs": kwargs,
