@@ -458,6 +458,7 @@ HANDLERS: dict[str, dict[str, Callable[[dict], None]]] = {
     Provider.PAYPAL: {
         "CHECKOUT.ORDER.APPROVED": _paypal_order_approved,
         "PAYMENT.CAPTURE.COMPLETED": _paypal_capture,
+        "PAYMENT.CAPTURE.PENDING": _paypal_capture,  # e.g. an eCheck: processing until it clears
         "PAYMENT.CAPTURE.DENIED": _paypal_capture,
         "PAYMENT.CAPTURE.DECLINED": _paypal_capture,
         "PAYMENT.CAPTURE.REFUNDED": _paypal_refunded,

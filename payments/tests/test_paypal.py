@@ -245,3 +245,21 @@ def test_every_paypal_dispute_outcome_moves_the_money_as_paypal_does(
     assert balance(org) == (paid - Decimal("60.00") if reversed_ else paid)
     assert Refund.objects.filter(payment=payment).exists() is reversed_
     assert AuditLog.objects.filter(action=action).count() == 1
+
+
+def test_a_pending_capture_event_is_processed_and_the_payment_waits_until_it_completes(
+        org, fake_paypal, deliver_paypal, balance):
+    """PAYMENT.CAPTURE.PENDING (an eCheck) was stored and ignored; now it moves the
+    payment to processing, and only the completion credits."""
+    payment = _checkout(org, "30.00")
+    fake_paypal.approve(payment.provider_checkout_id, funding="pending")
+    snapshot = PayPalGateway().capture(payment)
+    assert snapshot.status == PaymentStatus.PROCESSING
+    pending = _event(fake_paypal, "PAYMENT.CAPTURE.PENDING")
+    assert deliver_paypal(pending).status_code == 200
+    assert WebhookEvent.objects.get(event_type="PAYMENT.CAPTURE.PENDING").status == "processed"
+    payment.refresh_from_db()
+    assert payment.status == PaymentStatus.PROCESSING and balance(org) == Decimal("0")
+    assert deliver_paypal(fake_paypal.complete_capture(snapshot.provider_payment_id)).status_code == 200
+    payment.refresh_from_db()
+    assert payment.status == PaymentStatus.SUCCEEDED and balance(org) == Decimal("30.00")
