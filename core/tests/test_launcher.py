@@ -107,7 +107,7 @@ def _first_page(term: Terminal, port: int, seconds: float) -> float | None:
 
 def _get(port: int, path: str) -> tuple[int, str, bytes]:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as r:
             return r.status, r.headers["Content-Type"], r.read()
     except urllib.error.HTTPError as e:
         return e.code, e.headers["Content-Type"], e.read()
