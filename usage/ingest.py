@@ -2,11 +2,13 @@
 handful of statements, whatever the batch holds.
 
 Each item gets its own result: `accepted`, `duplicate` (its id was seen before, in this
-batch or any earlier one) or `rejected` with the reason. A bad item never drops a good
-one. Per-event Python is kept to parsing and checking; the database work is set-based:
-one lookup of known ids, one of resources, one insert of events (`ON CONFLICT DO NOTHING
-RETURNING` decides accepted vs duplicate even against a concurrent batch), then the
-change points of the accepted lifecycle events in bulk.
+batch or an earlier one within the dedup window, `usage.models.events.DEDUP_WINDOW_DAYS`)
+or `rejected` with the reason. A bad item never drops a good one. Per-event Python is
+kept to parsing and checking; the database work is set-based: one lookup of known ids
+(of `created` events only), one of resources, one statement that enters the ids in the
+dedup keys (`ON CONFLICT DO NOTHING RETURNING` decides accepted vs duplicate even against
+a concurrent batch) and inserts the accepted events, then the change points of the
+accepted lifecycle events in bulk.
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ from usage.models import (
     ResourceKind,
     ResourceState,
     StateSource,
-    UsageEvent,
 )
+from usage.models.events import dedup_bucket
 
 MAX_BATCH = 1000
 MAX_ID_LENGTH = 200
@@ -231,7 +233,8 @@ def events_ingest(*, items: list, now: datetime | None = None) -> IngestResult:
 
     # A `created` event already stored is a duplicate, not a second resource with that id:
     # look those up first. Every other duplicate is found by the insert itself.
-    known = _existing_event_ids([i.event_id for i in parsed if i.type == EventType.CREATED])
+    bucket = dedup_bucket(now)
+    known = _existing_event_ids([i.event_id for i in parsed if i.type == EventType.CREATED], bucket)
     fresh = []
     for item in parsed:
         if item.event_id in known:
@@ -240,7 +243,7 @@ def events_ingest(*, items: list, now: datetime | None = None) -> IngestResult:
             fresh.append(item)
 
     fresh = _resolve(fresh, out)
-    inserted = _insert_events(fresh, now)
+    inserted = _insert_events(fresh, now, bucket)
     accepted = []
     for item in fresh:
         pk = inserted.get(item.event_id)
@@ -267,10 +270,14 @@ def events_ingest(*, items: list, now: datetime | None = None) -> IngestResult:
     return result
 
 
-def _existing_event_ids(ids: list[str]) -> set[str]:
+def _existing_event_ids(ids: list[str], bucket: int) -> set[str]:
+    """The ids among `ids` already accepted within the dedup window (as `_INSERT` decides)."""
     if not ids:
         return set()
-    return set(UsageEvent.objects.filter(event_id__in=ids).values_list("event_id", flat=True))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT e FROM unnest(%s::text[]) AS e WHERE EXISTS (SELECT 1 FROM usage_eventkey k "
+                       "WHERE k.digest = md5(e)::uuid AND k.bucket IN (%s, %s))", [ids, bucket, bucket + 1])
+        return {row[0] for row in cursor.fetchall()}
 
 
 def _reject(out: list, item: Item, reason: str) -> None:
@@ -343,16 +350,34 @@ def _resolve(items: list[Item], out: list) -> list[Item]:
 
 # The batch travels as one JSON array of rows: psycopg2 adapts a Python list element by
 # element (a datetime array alone costs milliseconds per batch), json.dumps does not.
+# One statement: each id goes into the dedup keys of the receipt bucket k and of k + 1
+# (see usage.models.events); an event is accepted when both rows went in, and only then
+# stored. A row already there (an earlier event, or a concurrent batch's, which this
+# statement waits for) makes it a duplicate. Keys are written sorted, so two batches racing
+# on the same ids wait for each other in one order, never in a cycle. The last column
+# names the keys a duplicate did write (one of its two), for `_insert_events` to take back.
 _INSERT = """
-INSERT INTO usage_usageevent
-    (event_id, type, organization_id, resource_id, occurred_at, minute, received_at, metric, quantity, product_id)
-SELECT r->>0, r->>1, (r->>2)::bigint, (r->>3)::bigint, (r->>4)::timestamptz, (r->>5)::bigint, %s, r->>6,
-       (r->>7)::numeric, (r->>8)::bigint
-FROM json_array_elements(%s::json) AS r
--- Sorted: two batches racing on the same new ids wait for each other in one order, never in a cycle.
-ORDER BY r->>0
-ON CONFLICT (event_id) DO NOTHING
-RETURNING event_id, id
+WITH src AS MATERIALIZED (
+    SELECT r, md5(r->>0)::uuid AS digest FROM json_array_elements(%(rows)s::json) AS r
+), keys AS (
+    INSERT INTO usage_eventkey (digest, bucket)
+    SELECT src.digest, b.bucket FROM src CROSS JOIN (VALUES (%(k)s), (%(k1)s)) AS b(bucket)
+    ORDER BY 1, 2
+    ON CONFLICT DO NOTHING
+    RETURNING digest, bucket
+), won AS (
+    SELECT digest, count(*) AS n, min(bucket) AS bucket FROM keys GROUP BY digest
+), stored AS (
+    INSERT INTO usage_usageevent
+        (event_id, type, organization_id, resource_id, occurred_at, minute, received_at, metric, quantity, product_id)
+    SELECT r->>0, r->>1, (r->>2)::bigint, (r->>3)::bigint, (r->>4)::timestamptz, (r->>5)::bigint, %(now)s, r->>6,
+           (r->>7)::numeric, (r->>8)::bigint
+    FROM src JOIN won ON won.digest = src.digest AND won.n = 2
+    RETURNING event_id, id
+)
+SELECT event_id, id, NULL FROM stored
+UNION ALL
+SELECT NULL, bucket, digest::text FROM won WHERE n = 1
 """
 
 def _resources(external_ids: Iterable[str]) -> dict[str, ResourceRow]:
@@ -364,7 +389,7 @@ def _resources(external_ids: Iterable[str]) -> dict[str, ResourceRow]:
         return {row[0]: row[1:] for row in cursor.fetchall()}
 
 
-def _insert_events(items: list[Item], now: datetime) -> dict[str, int]:
+def _insert_events(items: list[Item], now: datetime, bucket: int) -> dict[str, int]:
     if not items:
         return {}
     rows = json.dumps([
@@ -373,8 +398,18 @@ def _insert_events(items: list[Item], now: datetime) -> dict[str, int]:
         for i in items
     ])
     with connection.cursor() as cursor:
-        cursor.execute(_INSERT, [now, rows])
-        return dict(cursor.fetchall())
+        cursor.execute(_INSERT, {"rows": rows, "k": bucket, "k1": bucket + 1, "now": now})
+        stored, partial = {}, []
+        for event_id, pk, digest in cursor.fetchall():
+            if digest is None:
+                stored[event_id] = pk
+            else:
+                partial.append((digest, pk))
+        if partial:  # duplicates that wrote one of their two keys: the window counts from acceptance only
+            cursor.execute("DELETE FROM usage_eventkey WHERE (digest, bucket) IN "
+                           "(SELECT * FROM unnest(%s::uuid[], %s::int[]))",
+                           [[d for d, _ in partial], [b for _, b in partial]])
+        return stored
 
 
 def _apply_lifecycle(items: list[Item]) -> None:

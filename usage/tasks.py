@@ -13,7 +13,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
-from usage import metering, partitions, rollups
+from usage import event_partitions, metering, partitions, rollups
 
 METER_SOFT_LIMIT = 240  # seconds: 24 one-hour slices of a chunk fit easily
 METER_HARD_LIMIT = 300
@@ -41,5 +41,5 @@ def rollup_task() -> int:
 
 @shared_task(name="usage.retention", soft_time_limit=1200, time_limit=1500)
 def retention_task() -> dict:
-    created = partitions.ensure_partitions()
-    return {"created": len(created), **partitions.drop_expired()}
+    created = partitions.ensure_partitions() + event_partitions.ensure_event_partitions()
+    return {"created": len(created), **partitions.drop_expired(), **event_partitions.drop_expired_events()}

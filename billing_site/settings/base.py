@@ -357,6 +357,9 @@ USAGE_METERING_MAX_SLICES_PER_TASK = 24
 # Events: how far ahead of our clock a timestamp may be, and how late an event may come.
 USAGE_FUTURE_TOLERANCE = timedelta(minutes=5)
 USAGE_MAX_EVENT_AGE = timedelta(days=7)
+# Raw events are kept this many days (daily partitions by event time, dropped whole). At
+# least 62: invoices aggregate a month's metered events after the month ends.
+USAGE_EVENT_RETENTION_DAYS = env.int("USAGE_EVENT_RETENTION_DAYS", default=100)
 # Per-minute rated rows are kept this many days (daily partitions on PostgreSQL, dropped
 # whole); longer than USAGE_MAX_EVENT_AGE so a late event always finds what it corrects.
 USAGE_DETAIL_RETENTION_DAYS = 10

@@ -4,7 +4,7 @@ One package, four modules, each named for what it holds:
 
 - `resources`: `Resource`, `StateInterval`, `AddonAttachment`, and the epoch-minute
   helpers `to_minute` / `from_minute`;
-- `events`: `UsageEvent`, `Metric` and the event types;
+- `events`: `UsageEvent`, `EventKey` (the dedup window), `Metric` and the event types;
 - `metering_state`: `MeteringChunk` (watermarks), `MeteringRun`, `Recheck`;
 - `rated_usage`: `RatedUsage`, `ResourceMonthTotal`, the rollups, `ImportedUsage`.
 
@@ -21,7 +21,7 @@ Invariants (stated in full in each module):
 """
 
 from pricing.models import ResourceState
-from usage.models.events import EVENT_STATE, Aggregation, EventType, Metric, UsageEvent
+from usage.models.events import EVENT_STATE, Aggregation, EventKey, EventType, Metric, UsageEvent
 from usage.models.metering_state import MeteringChunk, MeteringRun, Recheck, RunKind
 from usage.models.rated_usage import (
     ImportedUsage,
@@ -45,6 +45,7 @@ __all__ = [
     "EVENT_STATE",
     "AddonAttachment",
     "Aggregation",
+    "EventKey",
     "EventType",
     "ImportedUsage",
     "MeteringChunk",

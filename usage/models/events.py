@@ -1,10 +1,14 @@
 """Events as the platform sent them, and the metered quantities (metrics) it reports.
 
-An event's `event_id` is unique for ever, so a duplicate is recognised however late it
-comes back. `EVENT_STATE` is the state each lifecycle event reports.
+Events are stored partitioned by day of `occurred_at` and kept
+`USAGE_EVENT_RETENTION_DAYS` (see `usage.event_partitions`). Duplicates are recognised
+within a stated window, not for ever: see `DEDUP_WINDOW_DAYS` and `dedup_bucket`.
+`EVENT_STATE` is the state each lifecycle event reports.
 """
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 from django.db import models
 from django.db.models import Q
@@ -40,11 +44,37 @@ EVENT_STATE: dict[str, str | None] = {
 }
 
 
-class UsageEvent(models.Model):
-    """An event as the platform sent it. `event_id` is the sender's id and unique for
-    ever: the same id again is a duplicate however late it comes back."""
+# The dedup window. Event ids are remembered per bucket of DEDUP_WINDOW_DAYS of receipt
+# time (bucket 0 starts 1970-01-01 UTC) in `usage_eventkey`, as the 16-byte md5 of the
+# id: each accepted event writes its id into its bucket k and into k + 1, and an event
+# received in bucket k is a duplicate if its id is already in bucket k (or in k + 1: a
+# worker whose clock is a little ahead accepted it across the boundary). Both rows go in
+# one `INSERT … ON CONFLICT DO NOTHING`, so two concurrent batches with the same id, in one
+# bucket or on either side of a boundary, meet on a shared row and exactly one wins.
+# Hence: the same id again less than 35 days after it was accepted is always a duplicate
+# (across a bucket boundary too: the first wrote k + 1); 70 days or more after, it is a
+# new event; in between it depends on where the buckets fall. A retry of the same event
+# cannot come back as new: it keeps its timestamp, and past USAGE_MAX_EVENT_AGE (7 days)
+# it is rejected as too old anyway. Fixed in code: changing it renumbers the buckets.
+DEDUP_WINDOW_DAYS = 35
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-    event_id = models.CharField(max_length=200, unique=True)
+
+def dedup_bucket(at: datetime) -> int:
+    """The dedup bucket of a receipt time."""
+    return (at.astimezone(UTC) - _EPOCH).days // DEDUP_WINDOW_DAYS
+
+
+class UsageEvent(models.Model):
+    """An event as the platform sent it. `event_id` is the sender's id; the same id again
+    within the dedup window (above) is a duplicate and changes nothing.
+
+    On PostgreSQL the table is partitioned by day of `occurred_at` (primary key `(id,
+    occurred_at)`, see `usage.event_partitions`); `event_id` has no unique index there (a
+    unique index on a partitioned table must include the partition key): uniqueness within
+    the window is `usage_eventkey`'s."""
+
+    event_id = models.CharField(max_length=200)
     type = models.CharField(max_length=16, choices=EventType.choices)
     # Events arrive 15,000+ a second. No single-column indexes, and no foreign keys in the
     # database: each would be a deferred check per row at every commit. Ingestion reads the
@@ -68,8 +98,8 @@ class UsageEvent(models.Model):
 
     class Meta:
         ordering = ["-received_at", "-id"]
-        # Only what a reader uses: metered sums by organisation and metric over time (and the
-        # unique event id). Nothing reads events by resource.
+        # Only what a reader uses: metered sums by organisation and metric over time. Nothing
+        # reads events by resource or by event id (duplicates are found in usage_eventkey).
         indexes = [
             models.Index(
                 fields=["organization", "metric", "occurred_at"],
@@ -80,6 +110,22 @@ class UsageEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_id} {self.type}"
+
+
+class EventKey(models.Model):
+    """An event id remembered in one dedup bucket (see DEDUP_WINDOW_DAYS): the md5 of the
+    id, 16 bytes whatever the id's length. Written and read only by SQL (`usage.ingest`);
+    on PostgreSQL partitioned by `bucket` and dropped a bucket at a time."""
+
+    pk = models.CompositePrimaryKey("digest", "bucket")
+    digest = models.UUIDField()
+    bucket = models.IntegerField()
+
+    class Meta:
+        db_table = "usage_eventkey"
+
+    def __str__(self) -> str:
+        return f"{self.digest} in bucket {self.bucket}"
 
 
 class Aggregation(models.TextChoices):

@@ -83,7 +83,12 @@ class StateInterval(models.Model):
     eff_product = models.ForeignKey("pricing.Product", on_delete=models.PROTECT, related_name="+")
     source = models.CharField(max_length=10, choices=StateSource.choices, default=StateSource.EVENT)
     reason = models.CharField(max_length=200, blank=True)
-    event = models.ForeignKey("UsageEvent", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # The event that reported this point. No database constraint: events are partitioned by
+    # time and dropped past USAGE_EVENT_RETENTION_DAYS (a partitioned table has no unique
+    # `id` to reference), while the history is kept; an old point may name a dropped event.
+    event = models.ForeignKey(
+        "UsageEvent", null=True, blank=True, on_delete=models.SET_NULL, db_constraint=False, related_name="+"
+    )
     recorded_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
