@@ -6,8 +6,9 @@ from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, render
 
 from accounts.portal import portal_view
-from invoices import engine, rendering
+from invoices import rendering
 from invoices.models import Invoice, InvoiceStatus
+from invoices.month_to_date import month_to_date
 
 
 def _own(request):
@@ -47,6 +48,7 @@ def pdf(request, pk: int):
 @portal_view("billing:read")
 def interim(request):
     org = request.membership.organization
-    ctx, bill = engine.interim_bill(organization=org)
-    return render(request, "invoices/interim.html", {"ctx": ctx, "bill": bill, "org": org,
+    mtd = month_to_date(organization=org)  # the figure and cut-off every page shows
+    bill = mtd.bill
+    return render(request, "invoices/interim.html", {"mtd": mtd, "bill": bill, "org": org,
                                                       "groups": rendering.line_groups(bill.lines) if bill else []})

@@ -108,8 +108,7 @@ class PriceTierFormSet(forms.BaseInlineFormSet):
         if _started(getattr(price, "_admin_original", None)):
             return  # a price in force keeps its tiers; only its end may change (checked by the form)
         tiers = [
-            Tier(f.cleaned_data["lower"], f.cleaned_data.get("upper"), f.cleaned_data["unit_amount"],
-                 f.cleaned_data["flat_amount"])
+            Tier(f.cleaned_data.get("up_to"), f.cleaned_data["unit_amount"], f.cleaned_data["flat_amount"])
             for f in self.forms
             if f.cleaned_data and not f.cleaned_data.get("DELETE")
         ]
@@ -125,9 +124,11 @@ class PriceTierInline(admin.TabularInline):
     model = PriceTier
     formset = PriceTierFormSet
     extra = 0
-    fields = ["lower", "upper", "unit_amount", "flat_amount"]
+    fields = ["up_to", "unit_amount", "flat_amount"]
     verbose_name = "tier"
-    verbose_name_plural = "Tiers (graduated and volume prices only)"
+    verbose_name_plural = ("Tiers (graduated and volume prices only). Each goes up to and including its "
+                           "“up to”, as Stripe writes tiers: a volume tier up to 10,000 prices exactly 10,000 units; "
+                           "leave the last one's empty.")
 
     def has_change_permission(self, request, obj=None):
         return not _started(obj) and super().has_change_permission(request, obj)

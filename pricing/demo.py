@@ -91,8 +91,8 @@ def _specs(product, currency, start):
             yield PriceSpec(product=product, currency=currency, state=state, unit="gb_month", pricing_model="package",
                             package_size=D("1000"), amount=convert(D("4.00")), valid_from=start)
     elif code == "bandwidth-egress":
-        tiers = [Tier(D("0"), D("10240"), convert(D("0.01"))), Tier(D("10240"), D("51200"), convert(D("0.008"))),
-                 Tier(D("51200"), None, convert(D("0.005")))]
+        tiers = [Tier(D("10240"), convert(D("0.01"))), Tier(D("51200"), convert(D("0.008"))),
+                 Tier(None, convert(D("0.005")))]
         yield PriceSpec(product=product, currency=currency, state="running", unit="gb", pricing_model="graduated",
                         amount=D("0"), tiers=tiers, included_quantity=D("1000"), valid_from=start)
     elif code == "ipv4":

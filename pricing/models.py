@@ -210,30 +210,34 @@ class Price(models.Model):
 
 
 class PriceTier(models.Model):
-    """One band of a graduated or volume price, over quantities `[lower, upper)`.
+    """One band of a graduated or volume price, written as Stripe and Lago write tiers:
+    it holds the quantities above the previous band's `up_to` (from 0 for the first) up to
+    and including its own `up_to`. Only the last band is unbounded (`up_to` null).
 
-    Bands are contiguous from 0; only the last may be unbounded (`upper` null)."""
+    Until migration 0006 bands were stored as `[lower, upper)`; that migration rewrote them
+    so that every quantity stays in its band (see `docs/pricing.md`)."""
 
     price = models.ForeignKey(Price, on_delete=models.CASCADE, related_name="tiers")
-    lower = quantity_field(default=Decimal("0"), validators=[MinValueValidator(Decimal("0"))])
-    upper = quantity_field(null=True, blank=True, help_text="Exclusive; empty = no upper bound.")
+    up_to = quantity_field(null=True, blank=True, verbose_name="up to",
+                           help_text="Inclusive: this tier holds quantities up to and including this one; "
+                                     "empty = no upper bound (the last tier).")
     unit_amount = money_field(default=Decimal("0"), validators=[MinValueValidator(Decimal("0"))])
     flat_amount = money_field(default=Decimal("0"), validators=[MinValueValidator(Decimal("0"))])
 
     class Meta:
-        ordering = ["price", "lower"]
+        ordering = ["price", models.F("up_to").asc(nulls_last=True)]
         constraints = [
-            models.UniqueConstraint(fields=["price", "lower"], name="price_tier_unique_lower",
-                                    violation_error_message="Two tiers start at the same quantity."),
-            models.CheckConstraint(condition=Q(upper__isnull=True) | Q(upper__gt=models.F("lower")),
-                                   name="price_tier_range",
-                violation_error_message="A tier's upper bound must be above its lower bound."),
+            models.UniqueConstraint(fields=["price", "up_to"], name="price_tier_unique_up_to", nulls_distinct=False,
+                                    violation_error_message="Two tiers go up to the same quantity."),
+            models.CheckConstraint(condition=Q(up_to__isnull=True) | Q(up_to__gte=0), name="price_tier_up_to_nonneg",
+                violation_error_message="A tier's up to cannot be negative."),
             models.CheckConstraint(condition=Q(unit_amount__gte=0, flat_amount__gte=0), name="price_tier_nonneg",
                 violation_error_message="Tier amounts cannot be negative."),
         ]
 
     def __str__(self) -> str:
-        return f"[{self.lower}, {self.upper if self.upper is not None else '∞'}) {self.unit_amount} + {self.flat_amount}"
+        bound = f"up to {self.up_to}" if self.up_to is not None else "unbounded"
+        return f"{bound}: {self.unit_amount} + {self.flat_amount}"
 
 
 class Contract(models.Model):

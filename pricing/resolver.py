@@ -22,7 +22,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, TypeVar, overload
 
-from django.db.models import Model, QuerySet
+from django.db.models import F, Model, QuerySet
 
 from core.errors import NotFound
 from core.money import ZERO
@@ -134,8 +134,8 @@ def _load_list_prices(qs: QuerySet[Price]) -> list[_ListPrice]:
     tiers: dict[int, list[Tier]] = {}
     if any(r["pricing_model"] in ("graduated", "volume") for r in rows):
         ids = [r["id"] for r in rows if r["pricing_model"] in ("graduated", "volume")]
-        for t in PriceTier.objects.filter(price_id__in=ids).order_by("price_id", "lower").values_list(
-            "price_id", "lower", "upper", "unit_amount", "flat_amount"
+        for t in PriceTier.objects.filter(price_id__in=ids).order_by(
+            "price_id", F("up_to").asc(nulls_last=True)).values_list("price_id", "up_to", "unit_amount", "flat_amount"
         ):
             tiers.setdefault(t[0], []).append(Tier(*t[1:]))
     return [_ListPrice(**r, tiers=tuple(tiers.get(r["id"], ()))) for r in rows]
@@ -194,7 +194,7 @@ def _combine(product_id: int, state: str, billing_model: str, lp: _ListPrice | N
     if ov.kind != OverrideKind.DISCOUNT or pct is None:
         raise ValueError(f"Contract price {ov.id}: a {ov.kind!r} override without its amount or percentage.")
     tiers = tuple(
-        Tier(t.lower, t.upper, _discounted(t.unit_amount, pct), _discounted(t.flat_amount, pct)) for t in lp.tiers
+        Tier(t.up_to, _discounted(t.unit_amount, pct), _discounted(t.flat_amount, pct)) for t in lp.tiers
     )
     return replace(contracted, amount=_discounted(lp.amount, pct), tiers=tiers,
                    monthly_cap=_discounted(lp.monthly_cap, pct))

@@ -1,23 +1,19 @@
 from django.utils import timezone
 
 from accounts.scopes import ROLE_SCOPES
-from core.money import ZERO, format_money, format_rate
-from usage.selectors import month_to_date, running_costs
+from core.money import ZERO, format_rate
+from usage.selectors import month_to_date_for_request, running_costs
 
 
 def month_to_date_card(request, organization) -> dict | None:
     membership = getattr(request, "membership", None)
     if membership is None or "usage:read" not in ROLE_SCOPES[membership.role]:
         return None
-    now = timezone.now()
-    mtd = month_to_date(organization=organization, now=now)
-    lines = running_costs(organization=organization, now=now)
+    lines = running_costs(organization=organization, now=timezone.now())
     rate = sum((line.hourly_rate for line in lines if line.hourly_rate), ZERO)
     return {
         "template": "usage/cards/month_to_date.html",
-        "amount": format_money(mtd.amount, organization.currency),
-        "month": mtd.month,
+        "mtd": month_to_date_for_request(request, organization),
         "rate": format_rate(rate, organization.currency),
         "running": sum(1 for line in lines if not line.addon and line.resource.state == "running"),
-        "metered_until": mtd.metered_until,
     }

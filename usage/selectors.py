@@ -2,8 +2,8 @@
 
 Hour and day series come from the rollups (rolled up within a minute of metering);
 minute series from the per-minute detail (kept `USAGE_DETAIL_RETENTION_DAYS`). Month to
-date adds the rated rows of runs not yet rolled up, so it is live to the last metered
-minute.
+date is not computed here: it is the interim invoice's (`settings.MONTH_TO_DATE`), cut off
+at `usage_complete_until`.
 """
 
 from __future__ import annotations
@@ -15,12 +15,14 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Q, Sum
+from django.conf import settings
+from django.db.models import F, Min, Q, Sum
+from django.utils.module_loading import import_string
 
 from accounts.models import Organization
 from core.money import ZERO
 from pricing.models import BillingModel, PriceUnit, Product
-from pricing.proration import minutes_in_month, month_start
+from pricing.proration import minutes_in_month
 from pricing.resolver import resolve_many
 from usage.models import (
     AddonAttachment,
@@ -75,35 +77,36 @@ def _point(period: datetime, row: Mapping[str, Any]) -> dict:
             "minutes": row["minutes"], "amount": row["amount"], "currency": row["currency"]}
 
 
-@dataclass
-class MonthToDate:
-    month: date
-    amount: Decimal
-    currency: str
-    by_product: dict[int, Decimal]
-    metered_until: datetime | None
-
-
-def month_to_date(*, organization: Organization, now: datetime) -> MonthToDate:
-    start = month_start(now)
-    by_product: dict[int, Decimal] = defaultdict(lambda: ZERO)
-    for product_id, amount in (UsageDaily.objects.filter(organization=organization, day__gte=start.date(),
-                                                          day__lte=now.date())
-                               .values_list("product_id").annotate(Sum("amount"))):
-        by_product[product_id] += amount
-    pending = MeteringRun.objects.filter(rolled_up_at__isnull=True).values("id")
-    for product_id, amount in (RatedUsage.objects.filter(organization=organization, run_id__in=pending,
-                                                          start_minute__gte=to_minute(start))
-                               .values_list("product_id").annotate(Sum("amount"))):
-        by_product[product_id] += amount
+def usage_complete_until(*, organization: Organization) -> datetime | None:
+    """The minute before which every minute of the organisation's usage is rated and rolled
+    up: its chunk's metering watermark, held back to the start of any run of that chunk (or
+    an import) not yet rolled up. None: never metered. The month-to-date figure
+    (`settings.MONTH_TO_DATE`) is cut off here, so what it reads is complete."""
     from usage.metering import chunk_count
     from usage.models import MeteringChunk
 
     chunk = MeteringChunk.objects.filter(number=organization.pk % chunk_count()).first()
-    return MonthToDate(
-        month=start.date(), amount=sum(by_product.values(), ZERO), currency=organization.currency,
-        by_product=dict(by_product), metered_until=chunk.watermark if chunk else None,
-    )
+    if chunk is None or chunk.watermark_minute is None:
+        return None
+    pending = (MeteringRun.objects.filter(rolled_up_at__isnull=True, until_minute__gt=F("from_minute"))
+               .filter(Q(chunk=chunk.number) | Q(chunk__isnull=True))
+               .aggregate(first=Min("from_minute"))["first"])
+    return from_minute(min(chunk.watermark_minute, pending) if pending is not None else chunk.watermark_minute)
+
+
+def month_to_date(*, organization: Organization, now: datetime | None = None) -> Any:
+    """The one month-to-date figure, for usage's pages: `settings.MONTH_TO_DATE` (the
+    interim invoice, `invoices.month_to_date`), reached through the setting because
+    invoices come after usage."""
+    return import_string(settings.MONTH_TO_DATE)(organization=organization, now=now)
+
+
+def month_to_date_for_request(request: Any, organization: Organization) -> Any:
+    """`month_to_date` once per request, so the dashboard's cards show one computation."""
+    cache = request.__dict__.setdefault("_month_to_date", {})
+    if organization.pk not in cache:
+        cache[organization.pk] = month_to_date(organization=organization)
+    return cache[organization.pk]
 
 
 @dataclass

@@ -26,7 +26,7 @@ CHART_DAYS = 30
 def index(request):
     org = request.membership.organization
     now = timezone.now()
-    mtd = month_to_date(organization=org, now=now)
+    mtd = month_to_date(organization=org, now=now)  # the interim invoice's figure, as on every page
     lines = running_costs(organization=org, now=now)
     rate = sum((line.hourly_rate for line in lines if line.hourly_rate), ZERO)
     days, series = daily_cost_by_product(organization=org, days=CHART_DAYS, today=now.date())
@@ -35,8 +35,7 @@ def index(request):
         "rate": format_rate(line.hourly_rate, org.currency) if line.hourly_rate is not None else None,
     } for line in lines]
     return render(request, "usage/index.html", {
-        "mtd": format_money(mtd.amount, org.currency),
-        "metered_until": mtd.metered_until,
+        "mtd": mtd,
         "rate": format_rate(rate, org.currency),
         "per_day": format_money(rate * 24, org.currency),
         "rows": rows,

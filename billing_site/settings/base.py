@@ -367,6 +367,9 @@ USAGE_DETAIL_RETENTION_DAYS = 10
 USAGE_HOURLY_RETENTION_DAYS = 400
 # Called with the run id after each committed metering run (credits syncs the ledger).
 USAGE_AFTER_METERING: list[str] = []
+# The one month-to-date figure shown by usage's pages and cards, (organization=, now=) →
+# an object with month, as_of, currency, total. Set by invoices below (its interim invoice).
+MONTH_TO_DATE = ""
 CELERY_BEAT_SCHEDULE["usage-meter"] = {
     "task": "usage.meter",
     "schedule": 60.0,
@@ -496,6 +499,7 @@ CELERY_BEAT_SCHEDULE["invoices-monthly-run"] = {
     "schedule": crontab(minute=0, hour=2, day_of_month=1),
 }
 PORTAL_DASHBOARD_CARDS += ["invoices.cards.interim_invoice_card"]
+MONTH_TO_DATE = "invoices.month_to_date.month_to_date"
 DEMO_SEEDERS += ["invoices.demo.seed"]
 BENCHMARKS["invoicing"] = "invoices.benchmarks.invoicing"
 BENCHMARKS["pdf"] = "invoices.benchmarks.pdf"

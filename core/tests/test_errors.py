@@ -147,9 +147,9 @@ def test_400_names_a_nested_field_by_its_dotted_path(platform_api):
     response = platform_api.post("/api/v1/prices", {
         "product": "egress", "currency": "USD", "unit": "gb", "pricing_model": "graduated",
         "valid_from": "2030-01-01T00:00:00Z",
-        "tiers": [{"lower": "0", "upper": "100", "unit_amount": "0.01"}, {"lower": "-1", "unit_amount": "0.005"}],
+        "tiers": [{"up_to": "100", "unit_amount": "0.01"}, {"up_to": "-1", "unit_amount": "0.005"}],
     }, format="json")
     assert response.status_code == 400
     fields = _error(response)["fields"]
-    assert "tiers.1.lower" in fields, fields
+    assert "tiers.1.up_to" in fields, fields
     assert all(isinstance(m, list) and all(isinstance(x, str) for x in m) for m in fields.values()), fields

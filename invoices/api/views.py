@@ -20,6 +20,8 @@ from invoices.api.serializers import (
     ReasonSerializer,
 )
 from invoices.models import Invoice, InvoiceStatus
+from invoices.month_to_date import month_to_date
+from invoices.pipeline import month_bounds
 
 
 class InvoiceViewSet(OrganizationScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
@@ -103,15 +105,23 @@ class InterimInvoiceView(APIView):
         query.is_valid(raise_exception=True)
         caller = get_caller(request)
         org = caller.target_organization(query.validated_data.get("organization"))
-        until = query.validated_data.get("until") or timezone.now()
-        if until > timezone.now():
-            from core.errors import DomainError
+        until = query.validated_data.get("until")
+        if until is None:
+            # Without `until`: the month-to-date figure and cut-off every page shows.
+            mtd = month_to_date(organization=org)
+            ctx, bill = mtd.ctx, mtd.bill
+            start, end = month_bounds(mtd.month.year, mtd.month.month)
+            period = {"period_start": start, "period_end": end, "until": mtd.as_of or start}
+        else:
+            if until > timezone.now():
+                from core.errors import DomainError
 
-            raise DomainError("An interim invoice covers time that has passed.", field="until")
-        ctx, bill = engine.interim_bill(organization=org, until=until)
+                raise DomainError("An interim invoice covers time that has passed.", field="until")
+            ctx, bill = engine.interim_bill(organization=org, until=until)
+        if ctx is not None:
+            period = {"period_start": ctx.period_start, "period_end": ctx.period_end, "until": ctx.span_end}
         data = {
-            "organization": org.pk, "period_start": ctx.period_start, "period_end": ctx.period_end,
-            "until": ctx.span_end, "currency": org.currency, "tax_note": "", "lines": [],
+            "organization": org.pk, **period, "currency": org.currency, "tax_note": "", "lines": [],
             **{k: ZERO for k in ("subtotal", "discount_total", "tax_total", "total", "credit_applied",
                                  "balance_forward", "amount_due")},
         }

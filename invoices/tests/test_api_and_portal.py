@@ -9,6 +9,14 @@ from invoices.models import Invoice
 from invoices.tests.factories import make_invoice
 from invoices.tests.helpers import hourly_rows, utc
 
+
+def metered_to(org, when):
+    """The organisation's usage metered and rolled up to `when`: the month-to-date cut-off."""
+    from usage.metering import chunk_count
+    from usage.models import MeteringChunk, to_minute
+
+    MeteringChunk.objects.update_or_create(number=org.pk % chunk_count(), defaults={"watermark_minute": to_minute(when)})
+
 pytestmark = pytest.mark.django_db
 
 
@@ -70,6 +78,7 @@ def test_staff_issue_a_credit_note(issued, platform_api):
 def test_the_interim_preview_is_computed_not_stored(org, org_api, fixture_pipeline, ledger, time_machine):
     time_machine.move_to(utc(2026, 10, 10, 12), tick=False)
     fixture_pipeline[org.pk] = {"usage": hourly_rows(start=utc(2026, 10, 1), end=utc(2026, 10, 10), rate="1.00")}
+    metered_to(org, utc(2026, 10, 10, 12))
     body = org_api.get("/api/v1/invoices/interim").json()
     assert (body["total"], body["until"]) == ("216.000000000000", "2026-10-10T12:00:00Z")
     assert Invoice.objects.count() == 0
@@ -90,6 +99,7 @@ def test_the_portal_lists_shows_and_downloads_an_invoice(issued, org, make_membe
 def test_the_portal_shows_this_months_interim_invoice(org, make_member, client, fixture_pipeline, ledger, time_machine):
     time_machine.move_to(utc(2026, 10, 10, 12), tick=False)
     fixture_pipeline[org.pk] = {"usage": hourly_rows(start=utc(2026, 10, 1), end=utc(2026, 10, 10), rate="1.00")}
+    metered_to(org, utc(2026, 10, 10, 12))
     client.force_login(make_member(org, "viewer").user)
     page = client.get("/invoices/current").content.decode()
     assert "$216.00" in page and "web-1" in page

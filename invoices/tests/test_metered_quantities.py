@@ -34,8 +34,8 @@ def metered(org):
         price = Price.objects.create(product=bandwidth, currency="USD", state="running", unit="gb",
                                      pricing_model="graduated", included_quantity=Decimal("100"),
                                      valid_from=datetime(2026, 1, 1, tzinfo=UTC))
-        PriceTier.objects.create(price=price, lower=Decimal("0"), upper=Decimal("1000"), unit_amount=Decimal("0.05"))
-        PriceTier.objects.create(price=price, lower=Decimal("1000"), upper=None, unit_amount=Decimal("0.02"))
+        PriceTier.objects.create(price=price, up_to=Decimal("1000"), unit_amount=Decimal("0.05"))
+        PriceTier.objects.create(price=price, up_to=None, unit_amount=Decimal("0.02"))
         Metric.objects.create(code="bandwidth_gb", name="Bandwidth", unit="GB", product=bandwidth)
         Metric.objects.create(code="storage_gb", name="Storage peak", unit="GB", product=bandwidth,
                               aggregation=Aggregation.MAX)

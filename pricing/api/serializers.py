@@ -69,9 +69,13 @@ class ProductUpdateSerializer(ProductWriteSerializer):
     code = None
 
 
+TIER_UP_TO_HELP = ("Inclusive, as Stripe's and Lago's tiers: this tier holds the quantities above the previous "
+                   "tier's up_to (from 0 for the first) up to and including this one, so 10,000 units under a "
+                   "volume tier up to 10,000 pay that tier's price. null on the last tier only: no upper bound.")
+
+
 class TierSerializer(StrictSerializer):
-    lower = quantity(min_value=0)
-    upper = quantity(required=False, allow_null=True)
+    up_to = quantity(min_value=0, allow_null=True, help_text=TIER_UP_TO_HELP)
     unit_amount = money(min_value=0, required=False, default=Decimal("0"))
     flat_amount = money(min_value=0, required=False, default=Decimal("0"))
 
@@ -79,8 +83,9 @@ class TierSerializer(StrictSerializer):
 class TierReadSerializer(serializers.ModelSerializer):
     class Meta:
         model = PriceTier
-        fields = ["lower", "upper", "unit_amount", "flat_amount"]
+        fields = ["up_to", "unit_amount", "flat_amount"]
         read_only_fields = fields
+        extra_kwargs = {"up_to": {"help_text": TIER_UP_TO_HELP}}
 
 
 class PriceSerializer(serializers.ModelSerializer):

@@ -88,7 +88,7 @@ class PriceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Crea
         data = s.PriceCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
-        fields["tiers"] = [Tier(t["lower"], t.get("upper"), t["unit_amount"], t["flat_amount"])
+        fields["tiers"] = [Tier(t["up_to"], t["unit_amount"], t["flat_amount"])
                            for t in fields["tiers"]]
         caller = get_caller(request)
         price = services.price_create(spec=PriceSpec(**fields), actor=caller.user, api_key=caller.api_key)

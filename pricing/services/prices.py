@@ -29,7 +29,7 @@ from pricing.models import (
     Product,
     ResourceState,
 )
-from pricing.quantity_pricing import Tier, validate_tiers
+from pricing.quantity_pricing import Tier, tier_order, validate_tiers
 from pricing.services.common import (
     _audit,
     _currency,
@@ -106,7 +106,7 @@ def price_check(spec: PriceSpec, *, now: datetime | None = None, replacing: Pric
         raise DomainError("Hourly and add-on prices accrue by the minute, so they must be per-unit rates.",
                           field="pricing_model")
     amount = _money(spec.amount, "amount")
-    tiers = tuple(sorted(spec.tiers, key=lambda t: t.lower))
+    tiers = tuple(sorted(spec.tiers, key=tier_order))
     if spec.pricing_model in TIERED_MODELS:
         validate_tiers(tiers)
     elif tiers:
@@ -157,7 +157,7 @@ def price_check(spec: PriceSpec, *, now: datetime | None = None, replacing: Pric
 
 def _write_tiers(price: Price, tiers: Sequence[Tier]) -> None:
     PriceTier.objects.bulk_create(
-        PriceTier(price=price, lower=t.lower, upper=t.upper, unit_amount=t.unit_amount, flat_amount=t.flat_amount)
+        PriceTier(price=price, up_to=t.up_to, unit_amount=t.unit_amount, flat_amount=t.flat_amount)
         for t in tiers
     )
 

@@ -41,24 +41,24 @@ def storage(db):
 
 def test_staff_add_a_volume_price_with_tiers_inline_and_it_is_audited(admin_client, storage):
     data = _price_form(storage, unit="gb_month", pricing_model="volume", amount="0", **_management("tiers", 2))
-    data.update({"tiers-0-lower": "0", "tiers-0-upper": "100", "tiers-0-unit_amount": "0.10",
-                 "tiers-0-flat_amount": "0", "tiers-1-lower": "100", "tiers-1-upper": "",
+    data.update({"tiers-0-up_to": "100", "tiers-0-unit_amount": "0.10",
+                 "tiers-0-flat_amount": "0", "tiers-1-up_to": "",
                  "tiers-1-unit_amount": "0.08", "tiers-1-flat_amount": "1.00"})
     response = admin_client.post("/console/pricing/price/add/", data)
     assert response.status_code == 302, response.content.decode()[:3000]
     price = Price.objects.get()
-    assert list(price.tiers.values_list("lower", "upper")) == [(D("0"), D("100")), (D("100"), None)]
+    assert list(price.tiers.values_list("up_to", flat=True)) == [D("100"), None]
     assert AuditLog.objects.filter(action="price.created", actor__isnull=False).count() == 1
 
 
-def test_a_tier_gap_is_shown_to_staff_and_nothing_is_written(admin_client, storage):
+def test_a_tier_table_without_an_unbounded_last_tier_is_shown_to_staff_and_nothing_is_written(admin_client, storage):
     data = _price_form(storage, unit="gb_month", pricing_model="graduated", amount="0", **_management("tiers", 2))
-    data.update({"tiers-0-lower": "0", "tiers-0-upper": "100", "tiers-0-unit_amount": "0.10",
-                 "tiers-0-flat_amount": "0", "tiers-1-lower": "150", "tiers-1-upper": "",
+    data.update({"tiers-0-up_to": "100", "tiers-0-unit_amount": "0.10",
+                 "tiers-0-flat_amount": "0", "tiers-1-up_to": "150",
                  "tiers-1-unit_amount": "0.08", "tiers-1-flat_amount": "0"})
     response = admin_client.post("/console/pricing/price/add/", data)
     assert response.status_code == 200
-    assert "leaves a gap" in response.content.decode()
+    assert "leave its up to empty" in response.content.decode()
     assert not Price.objects.exists() and not PriceTier.objects.exists()
 
 

@@ -55,17 +55,16 @@ def test_a_platform_key_schedules_a_price_that_ends_the_current_one(platform_api
     assert AuditLog.objects.filter(action="price.created", actor_api_key__isnull=False).exists()
 
 
-def test_a_tiered_price_with_a_gap_is_a_400_with_the_reason_and_writes_nothing(platform_api, db):
+def test_a_tiered_price_with_two_unbounded_tiers_is_a_400_with_the_reason_and_writes_nothing(platform_api, db):
     ProductFactory(code="egress", kind="bandwidth", billing_model="overage", vcpus=None)
     response = platform_api.post("/api/v1/prices", {
         "product": "egress", "currency": "USD", "unit": "gb", "pricing_model": "graduated",
         "valid_from": (NOW + timedelta(hours=1)).isoformat(),
-        "tiers": [{"lower": "0", "upper": "100", "unit_amount": "0.01"},
-                  {"lower": "200", "unit_amount": "0.005"}],
+        "tiers": [{"up_to": None, "unit_amount": "0.01"}, {"up_to": None, "unit_amount": "0.005"}],
     }, format="json")
     assert response.status_code == 400
     error = response.json()["error"]
-    assert "leaves a gap" in error["fields"]["tiers"][0]
+    assert "only the last tier may be unbounded" in error["fields"]["tiers"][0]
     assert not Price.objects.exists()
 
 
@@ -129,7 +128,7 @@ def test_quote_applies_the_organisations_contract(org, org_api, priced):
 def test_quote_for_overage_counts_units_above_the_allowance_through_the_tiers(org_api, make_price, db):
     egress = ProductFactory(code="egress", kind="bandwidth", billing_model="overage", vcpus=None)
     make_price(egress, "0", unit="gb", pricing_model="graduated", included_quantity=D("1000"),
-               tiers=[Tier(D("0"), D("10000"), D("0.01")), Tier(D("10000"), None, D("0.005"))])
+               tiers=[Tier(D("10000"), D("0.01")), Tier(None, D("0.005"))])
     body = org_api.post("/api/v1/quotes", {"product": "egress", "quantity": "12500"}, format="json").json()
     # 11,500 GB above the allowance: 10,000 × 0.01 + 1,500 × 0.005
     assert body["amount"] == "107.500000000000"
@@ -214,3 +213,22 @@ def test_a_contract_override_for_every_state_reads_state_null(platform_api, org)
     response = platform_api.get(f"/api/v1/contracts/{contract.pk}")
     assert response.status_code == 200
     assert {p["state"] for p in response.json()["prices"]} == {None}
+
+
+@pytest.mark.parametrize(("pricing_model", "amount"), [("volume", "101.000000000000"), ("graduated", "101.000000000000")])
+def test_ten_thousand_units_under_a_tier_up_to_ten_thousand_pay_that_tier_through_the_api(
+        platform_api, org_api, pricing_model, amount, db):
+    ProductFactory(code="egress", kind="bandwidth", billing_model="overage", vcpus=None)
+    created = platform_api.post("/api/v1/prices", {
+        "product": "egress", "currency": "USD", "unit": "gb", "pricing_model": pricing_model,
+        "valid_from": (NOW + timedelta(minutes=1)).isoformat(),
+        "tiers": [{"up_to": "10000", "unit_amount": "0.01", "flat_amount": "1.00"},
+                  {"up_to": None, "unit_amount": "0.005", "flat_amount": "20.00"}],
+    }, format="json")
+    assert created.status_code == 201, created.json()
+    assert [(t["up_to"], t["unit_amount"]) for t in created.json()["tiers"]] == [
+        ("10000.000000", "0.010000000000"), (None, "0.005000000000")]
+    body = org_api.post("/api/v1/quotes", {"product": "egress", "quantity": "10000",
+                                           "at": (NOW + timedelta(minutes=2)).isoformat()}, format="json").json()
+    assert body["amount"] == amount  # 10,000 × 0.01 + 1.00: the first tier, as Stripe and Lago price it
+    assert [line["description"] for line in body["breakdown"]] == ["Up to 10000"]

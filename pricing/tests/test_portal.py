@@ -54,3 +54,17 @@ def test_pricing_page_prices_in_the_organisations_currency(org, make_member, ser
     make_price(server, "0.119")
     page = _client(make_member(org, "viewer").user).get("/pricing/").content.decode()
     assert "No prices in EUR yet" in page
+
+
+def test_pricing_page_writes_tiers_up_to_inclusive_with_every_decimal_of_a_bound(org, make_member, make_price, db):
+    from pricing.quantity_pricing import Tier
+    from pricing.tests.factories import ProductFactory
+
+    egress = ProductFactory(code="egress", name="Egress", kind="bandwidth", billing_model="overage", vcpus=None,
+                            unit_label="GB")
+    make_price(egress, "0", unit="gb", pricing_model="volume",
+               tiers=[Tier(D("10000"), D("0.01")), Tier(D("50000.499999"), D("0.008")), Tier(None, D("0.005"))])
+    page = _client(make_member(org, "viewer").user).get("/pricing/").content.decode()
+    assert "Up to 10,000 GB: $0.01" in page
+    assert "Above 10,000 up to 50,000.499999 GB: $0.008" in page  # never rounded to 50,000.50
+    assert "Above 50,000.499999 GB: $0.005" in page

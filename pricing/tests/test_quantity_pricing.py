@@ -8,9 +8,14 @@ from core.errors import DomainError
 from pricing.quantity_pricing import PriceTerms, Tier, price_quantity, validate_tiers
 
 TIERS = (
-    Tier(D("0"), D("100"), D("0.10"), D("5.00")),
-    Tier(D("100"), D("1000"), D("0.08"), D("2.00")),
-    Tier(D("1000"), None, D("0.05")),
+    Tier(up_to=D("100"), unit_amount=D("0.10"), flat_amount=D("5.00")),
+    Tier(up_to=D("1000"), unit_amount=D("0.08"), flat_amount=D("2.00")),
+    Tier(up_to=None, unit_amount=D("0.05")),
+)
+# As Stripe's docs and Lago's volume/graduated charge models write them: "up to 10,000".
+UP_TO_10000 = (
+    Tier(up_to=D("10000"), unit_amount=D("0.01"), flat_amount=D("1.00")),
+    Tier(up_to=None, unit_amount=D("0.005"), flat_amount=D("20.00")),
 )
 
 
@@ -41,10 +46,26 @@ def test_graduated_breakdown_lists_each_band_with_its_flat_fee():
     assert result.amount == D("114.00")
 
 
-def test_quantity_on_a_band_boundary_belongs_to_the_upper_band_under_volume():
-    result = price_quantity(PriceTerms("volume", tiers=TIERS), D("100"))
-    assert result.amount == D("10.00")  # 100 × 0.08 + 2.00
-    assert result.breakdown[0].lower == D("100")
+def test_ten_thousand_units_under_a_volume_tier_up_to_ten_thousand_pay_that_tiers_price():
+    result = price_quantity(PriceTerms("volume", tiers=UP_TO_10000), D("10000"))
+    assert result.amount == D("101.00")  # 10,000 × 0.01 + 1.00, not 10,000 × 0.005 + 20.00
+    assert (result.breakdown[0].above, result.breakdown[0].up_to) == (None, D("10000"))
+    assert result.breakdown[0].description == "Up to 10000"
+
+
+def test_a_fraction_above_the_bound_of_a_volume_tier_is_in_the_next_tier():
+    assert price_quantity(PriceTerms("volume", tiers=UP_TO_10000), D("10000.5")).amount == D("70.0025")
+    assert price_quantity(PriceTerms("volume", tiers=UP_TO_10000), D("9999.5")).amount == D("100.995")
+    assert price_quantity(PriceTerms("volume", tiers=UP_TO_10000), D("10000.000001")).amount == D("70.000000005")
+
+
+def test_ten_thousand_units_under_a_graduated_tier_up_to_ten_thousand_stay_in_that_tier():
+    result = price_quantity(PriceTerms("graduated", tiers=UP_TO_10000), D("10000"))
+    assert result.amount == D("101.00")  # the next tier's flat fee is not reached
+    assert [(line.quantity, line.up_to) for line in result.breakdown] == [(D("10000"), D("10000"))]
+    beyond = price_quantity(PriceTerms("graduated", tiers=UP_TO_10000), D("10000.5"))
+    assert beyond.amount == D("101.00") + D("0.5") * D("0.005") + D("20.00")
+    assert [line.description for line in beyond.breakdown] == ["Up to 10000", "Above 10000"]
 
 
 def test_zero_units_under_graduated_pay_the_first_flat_fee_as_a_minimum():
@@ -62,12 +83,12 @@ def test_package_rounds_started_packages_up():
 @pytest.mark.parametrize(
     ("tiers", "message"),
     [
-        ((Tier(D("0"), D("10"), D("1")), Tier(D("20"), None, D("1"))), "leaves a gap"),
-        ((Tier(D("0"), D("10"), D("1")), Tier(D("5"), None, D("1"))), "overlaps"),
-        ((Tier(D("0"), None, D("1")), Tier(D("10"), None, D("1"))), "after an unbounded tier"),
-        ((Tier(D("1"), None, D("1")),), "leaves a gap"),
-        ((Tier(D("0"), D("10"), D("1")),), "leave its upper bound empty"),
-        ((Tier(D("0"), None, D("-1")),), "cannot be negative"),
+        ((Tier(D("10"), D("1")), Tier(D("10"), D("1")), Tier(None, D("1"))), "must go higher than the one before"),
+        ((Tier(D("10"), D("1")), Tier(D("5"), D("1")), Tier(None, D("1"))), "must go higher than the one before"),
+        ((Tier(None, D("1")), Tier(None, D("1"))), "only the last tier may be unbounded"),
+        ((Tier(D("10"), D("1")),), "leave its up to empty"),
+        ((Tier(D("-1"), D("1")), Tier(None, D("1"))), "cannot be negative"),
+        ((Tier(None, D("-1")),), "cannot be negative"),
         ((), "at least one tier"),
     ],
 )
@@ -104,7 +125,7 @@ def test_graduated_total_is_the_sum_of_its_breakdown_and_never_falls_as_quantity
 def test_volume_prices_every_unit_at_one_band(quantity):
     result = price_quantity(PriceTerms("volume", tiers=TIERS), quantity)
     (line,) = result.breakdown
-    assert line.lower <= quantity and (line.upper is None or quantity < line.upper)
+    assert (line.above is None or line.above < quantity) and (line.up_to is None or quantity <= line.up_to)
     assert result.amount == quantity * line.unit_amount + line.flat_amount
 
 

@@ -43,8 +43,8 @@ def test_bad_prices_are_refused_with_a_message_and_nothing_written(server, kwarg
 
 def test_bad_tier_tables_are_refused_and_no_price_is_half_written(db):
     storage = ProductFactory(code="storage", kind="storage", billing_model="monthly", vcpus=None)
-    tiers = [Tier(D("0"), D("100"), D("0.10")), Tier(D("150"), None, D("0.05"))]
-    with pytest.raises(DomainError, match="gap"):
+    tiers = [Tier(D("100"), D("0.10")), Tier(D("100"), D("0.05")), Tier(None, D("0.05"))]
+    with pytest.raises(DomainError, match="must go higher than the one before"):
         services.price_create(spec=_spec(storage, "0", unit="gb_month", pricing_model="graduated", tiers=tiers),
                               now=T0)
     assert not Price.objects.exists() and not PriceTier.objects.exists()
@@ -52,11 +52,11 @@ def test_bad_tier_tables_are_refused_and_no_price_is_half_written(db):
 
 def test_a_tiered_price_is_written_with_its_tiers_and_audited(db):
     storage = ProductFactory(code="storage", kind="storage", billing_model="monthly", vcpus=None)
-    tiers = [Tier(D("100"), None, D("0.05")), Tier(D("0"), D("100"), D("0.10"), D("1.00"))]
+    tiers = [Tier(None, D("0.05")), Tier(D("100"), D("0.10"), D("1.00"))]
     price = services.price_create(spec=_spec(storage, "0", unit="gb_month", pricing_model="volume", tiers=tiers),
                                   now=T0)
-    assert list(price.tiers.values_list("lower", "upper", "unit_amount", "flat_amount")) == [
-        (D("0"), D("100"), D("0.10"), D("1.00")), (D("100"), None, D("0.05"), D("0"))]
+    assert list(price.tiers.values_list("up_to", "unit_amount", "flat_amount")) == [
+        (D("100"), D("0.10"), D("1.00")), (None, D("0.05"), D("0"))]
     assert AuditLog.objects.get(action="price.created").object_id == str(price.pk)
 
 

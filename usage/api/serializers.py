@@ -104,7 +104,12 @@ class UsageSeriesSerializer(serializers.Serializer):
 
 class MonthToDateSerializer(serializers.Serializer):
     month = serializers.DateField()
-    amount = _money()
+    amount = _money(help_text="The interim invoice's total so far, tax included: the figure every page shows.")
+    subtotal = _money(help_text="Its lines before discounts and tax.")
+    tax_total = _money()
     currency = serializers.CharField()
-    metered_until = serializers.DateTimeField(allow_null=True)
-    by_product = serializers.DictField(child=_money())
+    as_of = serializers.DateTimeField(allow_null=True, help_text=(
+        "The cut-off: charges up to this minute (exclusive), where usage is metered and rolled up. "
+        "null: nothing metered yet."))
+    metered_until = serializers.DateTimeField(allow_null=True, help_text="The same as as_of (kept for old clients).")
+    by_product = serializers.DictField(child=_money(), help_text="Product code → its lines' amounts before tax.")

@@ -100,7 +100,9 @@ class UsageView(APIView):
 
 
 class MonthToDateView(APIView):
-    """This calendar month's usage cost so far, live to the last metered minute."""
+    """This calendar month so far: the interim invoice's total (tax included) cut off at
+    `as_of`, the minute up to which usage is metered and rolled up; the same figure as the
+    portal's pages and `GET /invoices/interim`."""
 
     required_scopes = {"GET": "usage:read"}
 
@@ -108,8 +110,7 @@ class MonthToDateView(APIView):
     def get(self, request):
         org = _organization(request, request.query_params.get("organization"))
         mtd = month_to_date(organization=org, now=timezone.now())
-        codes = dict(Product.objects.filter(pk__in=mtd.by_product).values_list("id", "code"))
-        data = {"month": mtd.month, "amount": mtd.amount, "currency": mtd.currency,
-                "metered_until": mtd.metered_until,
-                "by_product": {codes[pid]: amount for pid, amount in mtd.by_product.items()}}
+        data = {"month": mtd.month, "amount": mtd.total, "subtotal": mtd.subtotal, "tax_total": mtd.tax_total,
+                "currency": mtd.currency, "as_of": mtd.as_of, "metered_until": mtd.as_of,
+                "by_product": mtd.by_product}
         return Response(MonthToDateSerializer(data).data)
