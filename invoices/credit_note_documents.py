@@ -5,6 +5,7 @@ twice (the PDF is rendered once and stored; the email is stamped)."""
 from __future__ import annotations
 
 import logging
+from decimal import Decimal
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -13,19 +14,39 @@ from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from core.money import format_money
+from core.money import format_money, format_rate, round_money
 from invoices import rendering
 from invoices.models import CreditNote, CreditNoteLine
 
 logger = logging.getLogger(__name__)
 
 
+def _rows(note: CreditNote, lines: list[CreditNoteLine]) -> list[dict]:
+    """Each line as a reader checks it: the quantity with its unit, the unit price at its
+    full precision with the currency, and whether its tax is the rest of the invoice
+    line's tax (a line credited to its end) rather than amount × rate rounded."""
+    rows = []
+    for ln in lines:
+        as_invoice = round_money(ln.amount * ln.tax_rate / Decimal(100), note.currency)
+        rows.append({
+            "line": ln,
+            "quantity": f"{ln.quantity.normalize():f} {ln.unit}".strip() if ln.quantity is not None else "",
+            "unit_price": (f"{format_rate(ln.unit_price, note.currency)}{f' / {ln.unit}' if ln.unit else ''}"
+                           if ln.unit_price is not None else ""),
+            "tax_is_rest": ln.tax_amount != as_invoice,
+        })
+    return rows
+
+
 def credit_note_context(note: CreditNote) -> dict:
     lines: list[CreditNoteLine] = list(note.lines.select_related("invoice_line"))
+    rows = _rows(note, lines)
     return {
         "note": note,
         "invoice": note.invoice,
         "lines": lines,
+        "rows": rows,
+        "any_tax_is_rest": any(r["tax_is_rest"] for r in rows),
         "seller": note.seller_details or dict(settings.INVOICE_SELLER),
         "buyer": note.billing_details,
         "taxes": rendering.tax_summary(lines),  # type: ignore[arg-type]  # same fields as invoice lines

@@ -18,8 +18,7 @@ def _own(request):
 @portal_view("billing:read", model=CreditNote)
 def detail(request, pk: int):
     note = get_object_or_404(_own(request), pk=pk)
-    lines = list(note.lines.select_related("invoice_line"))
-    return render(request, "invoices/credit_note/detail.html", {"note": note, "invoice": note.invoice, "lines": lines})
+    return render(request, "invoices/credit_note/detail.html", credit_note_documents.credit_note_context(note))
 
 
 @portal_view("billing:read", model=CreditNote)

@@ -54,7 +54,8 @@ def taxed_invoice(org, amounts, *, rate=Decimal(21), discount: Decimal | None = 
 
 @pytest.fixture
 def org(db):
-    return OrganizationFactory(billing_mode=BillingMode.POSTPAID, currency="EUR", country="NL")
+    return OrganizationFactory(billing_mode=BillingMode.POSTPAID, currency="EUR", country="NL",
+                              billing_email="accounts@example.com")
 
 
 def left_on(invoice: Invoice) -> Decimal:
