@@ -78,7 +78,9 @@ class PeriodFilter(admin.SimpleListFilter):
 
 class ReasonForm(forms.Form):
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), help_text="Recorded in the audit trail.")
-    amount = forms.CharField(required=False, help_text="Credit notes only: net amount; empty credits all that is left.")
+    amount = forms.CharField(required=False, help_text="Credit notes only: an amount before tax, spread over the "
+                             "lines in proportion to what is left of each; empty credits all that is left. To credit "
+                             "chosen lines, open the invoice: “Issue a credit note…”.")
 
 
 def _decimal_or_none(raw: str, what: str) -> Decimal | None:

@@ -261,6 +261,8 @@ def credit_note_create(
             parts = _chosen(lefts, lines, inv.currency)
         else:
             parts = _everything(lefts)
+        if not parts:
+            raise Conflict(f"Nothing is left to credit on the lines of {inv.number}.", field="amount")
         subtotal = sum((p.amount for p in parts), ZERO)
         tax = sum((p.tax for p in parts), ZERO)
         total = subtotal + tax

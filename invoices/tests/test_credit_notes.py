@@ -208,7 +208,7 @@ invoice_st = st.fixed_dictionaries({
 })
 
 
-@settings(max_examples=120, deadline=None, derandomize=True,
+@settings(max_examples=80, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(example=invoice_st)
 def test_crediting_everything_left_in_any_steps_reaches_exactly_zero(org, example):
