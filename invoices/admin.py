@@ -8,7 +8,11 @@ from decimal import Decimal, InvalidOperation
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
 
 from accounts.admin_base import AuditedModelAdmin, ReadOnlyAdmin
 from core.errors import DomainError
@@ -27,6 +31,7 @@ from invoices.models import (
     InvoiceStatus,
     TaxRate,
 )
+from invoices.services.credit_notes import LineCredit, LineLeft, credit_left
 
 
 class InvoiceLineInline(admin.TabularInline):
@@ -73,7 +78,80 @@ class PeriodFilter(admin.SimpleListFilter):
 
 class ReasonForm(forms.Form):
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), help_text="Recorded in the audit trail.")
-    amount = forms.CharField(required=False, help_text="Credit notes only: net amount; empty credits all that is left.")
+    amount = forms.CharField(required=False, help_text="Credit notes only: an amount before tax, spread over the "
+                             "lines in proportion to what is left of each; empty credits all that is left. To credit "
+                             "chosen lines, open the invoice: “Issue a credit note…”.")
+
+
+def _decimal_or_none(raw: str, what: str) -> Decimal | None:
+    raw = (raw or "").strip()
+    if not raw:
+        return None
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise forms.ValidationError(f"{what} is not a number.") from None
+    if not value.is_finite():
+        raise forms.ValidationError(f"{what} is not a number.")
+    return value
+
+
+class CreditNoteForm(forms.Form):
+    """A credit note on one invoice: everything left, chosen lines (all that is left of
+    each, a quantity or an amount before tax), or an amount before tax spread over the
+    lines. One row per invoice line with something left."""
+
+    HOW = [("all", "Everything left on the invoice"), ("lines", "The lines chosen below"),
+           ("amount", "An amount before tax, spread over the lines in proportion to what is left of each")]
+    how = forms.ChoiceField(choices=HOW, widget=forms.RadioSelect, initial="all", label="Credit")
+    amount = forms.CharField(required=False, label="Amount before tax", help_text="Only for a spread amount.")
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), help_text="Printed on the credit note and "
+                             "recorded in the audit trail.")
+
+    def __init__(self, *args, lefts: list[LineLeft], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lefts = [lf for lf in lefts if lf.amount != 0 or lf.tax != 0]
+        for lf in self.lefts:
+            pos = lf.line.position
+            self.fields[f"rest_{pos}"] = forms.BooleanField(required=False, label="all that is left")
+            self.fields[f"quantity_{pos}"] = forms.CharField(required=False, label="quantity")
+            self.fields[f"amount_{pos}"] = forms.CharField(required=False, label="amount before tax")
+
+    def rows(self):
+        return [{"left": lf, "rest": self[f"rest_{lf.line.position}"], "quantity": self[f"quantity_{lf.line.position}"],
+                 "amount": self[f"amount_{lf.line.position}"]} for lf in self.lefts]
+
+    def clean(self):
+        data = super().clean()
+        how = data.get("how")
+        data["line_credits"] = None
+        data["spread_amount"] = None
+        if how == "amount":
+            try:
+                data["spread_amount"] = _decimal_or_none(data.get("amount", ""), "The amount")
+            except forms.ValidationError as exc:
+                self.add_error("amount", exc)
+                return data
+            if data["spread_amount"] is None:
+                self.add_error("amount", "Give the amount before tax to spread.")
+        elif how == "lines":
+            credits = []
+            for lf in self.lefts:
+                pos = lf.line.position
+                try:
+                    quantity = _decimal_or_none(data.get(f"quantity_{pos}", ""), "The quantity")
+                    amount = _decimal_or_none(data.get(f"amount_{pos}", ""), "The amount")
+                except forms.ValidationError as exc:
+                    self.add_error(f"amount_{pos}", exc)
+                    continue
+                if data.get(f"rest_{pos}") or quantity is not None or amount is not None:
+                    credits.append(LineCredit(position=pos, quantity=None if data.get(f"rest_{pos}") else quantity,
+                                              amount=None if data.get(f"rest_{pos}") else amount))
+            if not credits and not self.errors:
+                raise forms.ValidationError("Choose at least one line: tick “all that is left” or give a quantity "
+                                            "or an amount.")
+            data["line_credits"] = credits
+        return data
 
 
 @admin.register(Invoice)
@@ -86,7 +164,46 @@ class InvoiceAdmin(admin.ModelAdmin):
     date_hierarchy = "period_start"
     inlines = [InvoiceLineInline, PaymentInline, PaymentReversalInline]
     actions = ["finalize", "void", "resend", "credit_note"]
-    readonly_fields = [f.name for f in Invoice._meta.fields]
+    readonly_fields = ["credit_note_link", *(f.name for f in Invoice._meta.fields)]
+
+    @admin.display(description="Credit notes")
+    def credit_note_link(self, obj):
+        notes = ", ".join(n.number for n in obj.credit_notes.all()) or "none yet"
+        return format_html('{} · <a href="{}">Issue a credit note…</a>', notes,
+                           reverse("admin:invoices_invoice_credit_note", args=[obj.pk]))
+
+    def get_urls(self):
+        return [path("<int:pk>/credit-note/", self.admin_site.admin_view(self.credit_note_view),
+                     name="invoices_invoice_credit_note"), *super().get_urls()]
+
+    def credit_note_view(self, request, pk: int):
+        """Issue one credit note on one invoice, line by line (needs `credit_invoice`)."""
+        if not self.has_credit_permission(request):
+            raise PermissionDenied
+        invoice = get_object_or_404(Invoice, pk=pk)
+        lefts = credit_left(invoice)
+        form = CreditNoteForm(request.POST or None, lefts=lefts)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                note = services.credit_note_create(invoice=invoice, reason=data["reason"], actor=request.user,
+                                                   amount=data["spread_amount"], lines=data["line_credits"])
+            except DomainError as exc:
+                field = exc.field or ""
+                parts = field.split(".")
+                if len(parts) >= 2 and parts[0] == "lines":
+                    target = f"{parts[2] if len(parts) > 2 else 'amount'}_{parts[1]}"
+                    form.add_error(target if target in form.fields else None, exc.message)
+                else:
+                    form.add_error("amount" if field == "amount" and data["how"] == "amount" else None, exc.message)
+            else:
+                messages.success(request, f"Credit note {note.number} issued: {note.total} {note.currency}.")
+                return redirect("admin:invoices_creditnote_change", note.pk)
+        left_total = invoice.total - sum((n.total for n in invoice.credit_notes.all()), Decimal(0))
+        return TemplateResponse(request, "admin/invoices/credit_note.html", {
+            **self.admin_site.each_context(request), "title": f"Credit note on {invoice}", "invoice": invoice,
+            "form": form, "left_total": left_total, "opts": self.model._meta,
+        })
 
     def has_add_permission(self, request):
         return False  # invoices are made by the engines, never by hand
@@ -162,15 +279,21 @@ class InvoiceAdmin(admin.ModelAdmin):
 
 class CreditNoteLineInline(InvoiceLineInline):
     model = CreditNoteLine
-    fields = ["description", "amount", "tax_rate", "tax_amount"]
+    fields = ["position", "invoice_line", "description", "quantity", "unit", "unit_price", "amount", "tax_rate",
+              "tax_amount"]
     readonly_fields = fields
 
 
 @admin.register(CreditNote)
 class CreditNoteAdmin(ReadOnlyAdmin):
-    list_display = ["number", "invoice", "organization", "total", "currency", "issued_at", "issued_by"]
+    """Credit notes are issued from their invoice (“Issue a credit note…”), never edited."""
+
+    list_display = ["number", "invoice", "organization", "subtotal", "tax_total", "total", "currency", "issued_at",
+                    "issued_by", "emailed_at"]
+    list_filter = ["currency", ("organization", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["number", "invoice__number", "organization__name"]
     list_select_related = ["invoice", "organization", "issued_by"]
+    date_hierarchy = "issued_at"
     inlines = [CreditNoteLineInline]
 
 

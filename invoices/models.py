@@ -181,7 +181,10 @@ class NumberSequence(models.Model):
 
 
 class CreditNote(models.Model):
-    """A correction of an issued invoice. Issued and numbered at once; never edited."""
+    """A correction of an issued invoice, built line by line like the invoice: each of its
+    lines credits part or all of one invoice line. Issued and numbered at once (its own
+    gapless `CN` series); its money is never edited (migration 0002's triggers). Totals are
+    sums of its rounded lines: subtotal = Σ line amounts, tax_total = Σ line taxes."""
 
     invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="credit_notes")
     organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="credit_notes")
@@ -194,7 +197,10 @@ class CreditNote(models.Model):
     issued_at = models.DateTimeField()
     issued_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT)
     billing_details = models.JSONField(default=dict, blank=True)
+    seller_details = models.JSONField(default=dict, blank=True)
     pdf = models.FileField(upload_to="credit-notes/%Y/%m/", blank=True)
+    pdf_rendered_at = models.DateTimeField(null=True, blank=True)
+    emailed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-issued_at", "-id"]
@@ -205,15 +211,24 @@ class CreditNote(models.Model):
 
 
 class CreditNoteLine(models.Model):
+    """What one credit note gives back of one invoice line: `amount` before tax (rounded
+    to the minor unit) and its tax at the invoice line's rate, rounded once per line.
+    Lines of notes issued before credit notes were built per line have no invoice line."""
+
     credit_note = models.ForeignKey(CreditNote, on_delete=models.CASCADE, related_name="lines")
-    invoice_line = models.ForeignKey(InvoiceLine, null=True, blank=True, on_delete=models.PROTECT)
+    invoice_line = models.ForeignKey(InvoiceLine, null=True, blank=True, on_delete=models.PROTECT,
+                                     related_name="credit_note_lines")
+    position = models.PositiveIntegerField(default=0)
     description = models.CharField(max_length=300)
+    quantity = money_field(null=True, blank=True, help_text="Of the invoice line's unit; empty when an amount is credited.")
+    unit = models.CharField(max_length=20, blank=True)
+    unit_price = money_field(null=True, blank=True, help_text="The invoice line's unrounded rate.")
     amount = money_field()
     tax_rate = models.DecimalField(max_digits=7, decimal_places=4, default=ZERO)
     tax_amount = money_field(default=ZERO)
 
     class Meta:
-        ordering = ["credit_note", "id"]
+        ordering = ["credit_note", "position", "id"]
 
     def __str__(self) -> str:
         return self.description

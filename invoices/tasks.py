@@ -68,3 +68,15 @@ def invoice_email_task(self: Task, invoice_id: int, force: bool = False) -> None
         rendering.invoice_send_email(invoice_id=invoice_id, force=force)
     except OSError as exc:  # SMTP and network trouble are transient
         raise self.retry(exc=exc) from exc
+
+
+@shared_task(name="invoices.credit_note_email", bind=True, max_retries=5, default_retry_delay=120,
+             soft_time_limit=120, time_limit=180)
+def credit_note_email_task(self: Task, credit_note_id: int, force: bool = False) -> None:
+    """Render a credit note's PDF once and email it (both idempotent)."""
+    from invoices import credit_note_documents
+
+    try:
+        credit_note_documents.credit_note_send_email(credit_note_id=credit_note_id, force=force)
+    except (OSError, OperationalError) as exc:
+        raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from exc

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from invoices import views
+from invoices import credit_note_views, views
 
 app_name = "invoices"
 urlpatterns = [
@@ -8,4 +8,6 @@ urlpatterns = [
     path("current", views.interim, name="interim"),
     path("<int:pk>/", views.detail, name="detail"),
     path("<int:pk>/pdf", views.pdf, name="pdf"),
+    path("credit-notes/<int:pk>/", credit_note_views.detail, name="credit_note"),
+    path("credit-notes/<int:pk>/pdf", credit_note_views.pdf, name="credit_note_pdf"),
 ]

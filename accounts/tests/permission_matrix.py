@@ -95,6 +95,9 @@ API: dict[tuple[str, str], str] = {
     ("invoice-finalize", "POST"): "invoices:write",
     ("invoice-void", "POST"): "invoices:write",
     ("invoice-credit-notes", "POST"): "invoices:write",
+    ("credit-note-list", "GET"): "billing:read",
+    ("credit-note-detail", "GET"): "billing:read",
+    ("credit-note-pdf", "GET"): "billing:read",
     # payments
     ("payment-list", "GET"): "billing:read",
     ("payment-detail", "GET"): "billing:read",
@@ -156,6 +159,8 @@ WEB: dict[tuple[str, str], str] = {
     **_page("invoices:interim", "billing:read", "billing:read"),
     **_page("invoices:detail", "billing:read", "billing:read"),
     **_page("invoices:pdf", "billing:read", "billing:read"),
+    **_page("invoices:credit_note", "billing:read", "billing:read"),
+    **_page("invoices:credit_note_pdf", "billing:read", "billing:read"),
     # Payments; the providers' webhooks prove themselves with a signature, not a session.
     **_page("payments:index", "billing:read", "billing:read"),
     **_page("payments:topup", NOBODY, "billing:write"),

@@ -1,7 +1,7 @@
 from rest_framework import serializers
 
-from core.api.serializers import StrictSerializer
-from invoices.models import CreditNote, Invoice, InvoiceLine
+from core.api.serializers import MoneyField, StrictSerializer
+from invoices.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine
 
 MONEY = {"max_digits": 30, "decimal_places": 12}
 
@@ -14,16 +14,38 @@ class InvoiceLineSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class CreditNoteLineSerializer(serializers.ModelSerializer):
+    invoice_line = serializers.IntegerField(source="invoice_line.position", allow_null=True, read_only=True,
+                                            help_text="Position of the invoice line credited.")
+
+    class Meta:
+        model = CreditNoteLine
+        fields = ["position", "invoice_line", "description", "quantity", "unit", "unit_price", "amount", "tax_rate",
+                  "tax_amount"]
+        read_only_fields = fields
+
+
 class CreditNoteSerializer(serializers.ModelSerializer):
+    """A credit note with its lines: subtotal = Σ line amounts, tax_total = Σ line taxes."""
+
+    lines = CreditNoteLineSerializer(many=True, read_only=True)
+
     class Meta:
         model = CreditNote
-        fields = ["id", "number", "invoice", "currency", "reason", "subtotal", "tax_total", "total", "issued_at"]
+        fields = ["id", "number", "invoice", "organization", "currency", "reason", "subtotal", "tax_total", "total",
+                  "issued_at", "lines"]
+        read_only_fields = fields
+
+
+class CreditNoteListSerializer(CreditNoteSerializer):
+    class Meta(CreditNoteSerializer.Meta):
+        fields = [f for f in CreditNoteSerializer.Meta.fields if f != "lines"]
         read_only_fields = fields
 
 
 class InvoiceSerializer(serializers.ModelSerializer):
     lines = InvoiceLineSerializer(many=True, read_only=True)
-    credit_notes = CreditNoteSerializer(many=True, read_only=True)
+    credit_notes = CreditNoteListSerializer(many=True, read_only=True)
 
     class Meta:
         model = Invoice
@@ -83,6 +105,28 @@ class ReasonSerializer(StrictSerializer):
     reason = serializers.CharField(max_length=2000)
 
 
+class CreditNoteLineCreateSerializer(StrictSerializer):
+    line = serializers.IntegerField(min_value=1, max_value=2**31 - 1, help_text="Position of the invoice line.")
+    quantity = MoneyField(max_digits=30, decimal_places=12, required=False,
+                          help_text="Of the line's unit; the amount is quantity × unit price, rounded once.")
+    amount = MoneyField(max_digits=30, decimal_places=12, required=False, help_text="Before tax.")
+
+    def validate(self, attrs):
+        if "quantity" in attrs and "amount" in attrs:
+            raise serializers.ValidationError({"amount": ["Give a quantity or an amount for a line, not both."]})
+        return attrs
+
+
 class CreditNoteCreateSerializer(StrictSerializer):
+    """Neither `lines` nor `amount`: everything left. `lines`: chosen invoice lines (all
+    that is left of each, a quantity, or an amount before tax). `amount`: an amount before
+    tax spread over the lines in proportion to what is left of each (largest remainder)."""
+
     reason = serializers.CharField(max_length=2000)
-    amount = serializers.DecimalField(max_digits=30, decimal_places=12, required=False, min_value=0)
+    amount = MoneyField(max_digits=30, decimal_places=12, required=False, help_text="Before tax.")
+    lines = CreditNoteLineCreateSerializer(many=True, required=False, allow_empty=False, max_length=1000)
+
+    def validate(self, attrs):
+        if "lines" in attrs and "amount" in attrs:
+            raise serializers.ValidationError({"amount": ["Give lines or an amount, not both."]})
+        return attrs

@@ -9,9 +9,10 @@ from rest_framework.views import APIView
 from accounts.api.permissions import OrganizationScopedMixin, get_caller
 from core.api.idempotency import idempotent
 from core.money import ZERO
-from invoices import engine, rendering, services
+from invoices import credit_note_documents, engine, rendering, services
 from invoices.api.serializers import (
     CreditNoteCreateSerializer,
+    CreditNoteListSerializer,
     CreditNoteSerializer,
     InterimQuerySerializer,
     InterimSerializer,
@@ -19,9 +20,10 @@ from invoices.api.serializers import (
     InvoiceSerializer,
     ReasonSerializer,
 )
-from invoices.models import Invoice, InvoiceStatus
+from invoices.models import CreditNote, Invoice, InvoiceStatus
 from invoices.month_to_date import month_to_date
 from invoices.pipeline import month_bounds
+from invoices.services.credit_notes import LineCredit
 
 
 class InvoiceViewSet(OrganizationScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
@@ -86,10 +88,43 @@ class InvoiceViewSet(OrganizationScopedMixin, mixins.ListModelMixin, mixins.Retr
     def credit_notes(self, request, pk=None):
         body = CreditNoteCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        data = body.validated_data
+        lines = None
+        if "lines" in data:
+            lines = [LineCredit(position=ln["line"], quantity=ln.get("quantity"), amount=ln.get("amount"))
+                     for ln in data["lines"]]
         caller = get_caller(request)
         note = services.credit_note_create(invoice=self.get_object(), actor=caller.user, api_key=caller.api_key,
-                                           **body.validated_data)
+                                           reason=data["reason"], amount=data.get("amount"), lines=lines)
         return Response(CreditNoteSerializer(note).data, status=status.HTTP_201_CREATED)
+
+
+class CreditNoteViewSet(OrganizationScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                        viewsets.GenericViewSet):
+    """Credit notes. Customers see their organisation's; staff and platform keys see all.
+    They are issued on an invoice (POST /invoices/{id}/credit-notes, `invoices:write`)
+    and never edited."""
+
+    queryset = CreditNote.objects.select_related("invoice").prefetch_related("lines__invoice_line")
+    serializer_class = CreditNoteSerializer
+    http_method_names = ["get", "head", "options"]
+    filterset_fields = ["invoice", "currency"]
+    required_scopes = {"list": "billing:read", "retrieve": "billing:read", "pdf": "billing:read"}
+
+    def get_queryset(self):
+        return super().get_queryset().order_by("-issued_at", "-id")
+
+    def get_serializer_class(self):
+        return CreditNoteListSerializer if self.action == "list" else CreditNoteSerializer
+
+    @extend_schema(responses={(200, "application/pdf"): bytes})
+    @action(detail=True, methods=["get"])
+    def pdf(self, request, pk=None):
+        note = credit_note_documents.credit_note_ensure_pdf(credit_note_id=self.get_object().pk)
+        if not note.pdf:
+            raise Http404
+        return FileResponse(note.pdf.open("rb"), as_attachment=True,
+                            filename=credit_note_documents.pdf_filename(note), content_type="application/pdf")
 
 
 class InterimInvoiceView(APIView):

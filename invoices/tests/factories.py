@@ -9,7 +9,7 @@ from decimal import Decimal
 from accounts.models import BillingMode, Organization
 from accounts.tests.tenancy import tenant_factory
 from invoices import services
-from invoices.models import Invoice, LineKind
+from invoices.models import CreditNote, Invoice, LineKind
 from invoices.pipeline import SCHEDULED, Bill, BillingContext, Line, month_bounds
 
 
@@ -39,3 +39,17 @@ def make_tenant_invoice(organization: Organization) -> Invoice:
         Organization.objects.filter(pk=organization.pk).update(billing_mode=BillingMode.POSTPAID)
         organization.refresh_from_db()
     return make_invoice(organization)
+
+
+@tenant_factory(CreditNote)
+def make_tenant_credit_note(organization: Organization) -> CreditNote:
+    """A credit note of everything left on a fresh invoice of a month of 2025 the
+    organisation has no invoice for yet."""
+    if organization.billing_mode != BillingMode.POSTPAID:
+        Organization.objects.filter(pk=organization.pk).update(billing_mode=BillingMode.POSTPAID)
+        organization.refresh_from_db()
+    taken = {d.month for d in Invoice.objects.filter(organization=organization, period_start__year=2025)
+             .values_list("period_start", flat=True)}
+    month = min(set(range(1, 13)) - taken)
+    invoice = make_invoice(organization, year=2025, month=month, amounts=("40.00", "2.50"))
+    return services.credit_note_create(invoice=invoice, reason="test", send=False)

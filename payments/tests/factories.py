@@ -24,20 +24,26 @@ _invoice_numbers = itertools.count(1)
 
 def make_open_invoice(organization, *, amount_due: Decimal = Decimal("120.00"), due_at: datetime | None = None,
                       period_start: datetime | None = None):
-    """An issued (open) invoice as the invoices app leaves it after finalize."""
-    from invoices.models import Invoice
+    """An issued (open) invoice as the invoices app leaves it after finalize: one line
+    (totals are sums of lines; credit notes credit lines), then opened."""
+    from invoices.models import Invoice, InvoiceLine, LineKind
     from invoices.services import billing_snapshot, seller_snapshot
 
     n = next(_invoice_numbers)
     start = period_start or datetime(2026, 1, 1, tzinfo=UTC) + timedelta(days=31 * n)
     start = start.replace(day=1)
     end = (start + timedelta(days=32)).replace(day=1)
-    return Invoice.objects.create(
-        organization=organization, period_start=start, period_end=end, status="open",
-        number=f"TEST-{n:05d}", currency=organization.currency, subtotal=amount_due, total=amount_due,
-        amount_due=amount_due, issued_at=end, due_at=due_at or end + timedelta(days=14),
-        billing_details=billing_snapshot(organization), seller_details=seller_snapshot(),
+    invoice = Invoice.objects.create(
+        organization=organization, period_start=start, period_end=end, status="draft",
+        currency=organization.currency, subtotal=amount_due, total=amount_due,
+        amount_due=amount_due, due_at=due_at or end + timedelta(days=14),
     )
+    InvoiceLine.objects.create(invoice=invoice, position=1, kind=LineKind.RECURRING, description="Monthly fee",
+                               quantity=Decimal(1), unit_price=amount_due, amount=amount_due)
+    invoice.status, invoice.number, invoice.issued_at = "open", f"TEST-{n:05d}", end
+    invoice.billing_details, invoice.seller_details = billing_snapshot(organization), seller_snapshot()
+    invoice.save()
+    return invoice
 
 
 class PaymentMethodFactory(factory.django.DjangoModelFactory):
