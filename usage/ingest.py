@@ -209,6 +209,7 @@ def events_ingest(*, items: list, now: datetime | None = None) -> IngestResult:
     out: list[dict | None] = [None] * len(items)
     parsed: list[Item] = []
     seen: set[str] = set()
+    candidates: list[tuple[int, object, str]] = []
     for index, raw in enumerate(items):
         event_id = raw.get("id") if isinstance(raw, dict) else None
         if not isinstance(event_id, str) or not event_id or len(event_id) > MAX_ID_LENGTH:
@@ -223,6 +224,17 @@ def events_ingest(*, items: list, now: datetime | None = None) -> IngestResult:
             out[index] = {"id": event_id, "status": DUPLICATE}
             continue
         seen.add(event_id)
+        candidates.append((index, raw, event_id))
+
+    # The id check comes first: an id stored before is `duplicate` whatever the rest of the
+    # item says now (a timestamp past its resource's deletion, too old, malformed). A
+    # concurrent batch's duplicates are found by the insert itself.
+    bucket = dedup_bucket(now)
+    known = _existing_event_ids([event_id for _index, _raw, event_id in candidates], bucket)
+    for index, raw, event_id in candidates:
+        if event_id in known:
+            out[index] = {"id": event_id, "status": DUPLICATE}
+            continue
         try:
             item = _parse(index, raw, window)
         except Rejected as exc:
@@ -230,17 +242,7 @@ def events_ingest(*, items: list, now: datetime | None = None) -> IngestResult:
             continue
         item.event_id = event_id
         parsed.append(item)
-
-    # A `created` event already stored is a duplicate, not a second resource with that id:
-    # look those up first. Every other duplicate is found by the insert itself.
-    bucket = dedup_bucket(now)
-    known = _existing_event_ids([i.event_id for i in parsed if i.type == EventType.CREATED], bucket)
-    fresh = []
-    for item in parsed:
-        if item.event_id in known:
-            out[item.index] = {"id": item.event_id, "status": DUPLICATE}
-        else:
-            fresh.append(item)
+    fresh = parsed
 
     fresh = _resolve(fresh, out)
     inserted = _insert_events(fresh, now, bucket)

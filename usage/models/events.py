@@ -51,12 +51,14 @@ EVENT_STATE: dict[str, str | None] = {
 # worker whose clock is a little ahead accepted it across the boundary). Both rows go in
 # one `INSERT … ON CONFLICT DO NOTHING`, so two concurrent batches with the same id, in one
 # bucket or on either side of a boundary, meet on a shared row and exactly one wins.
-# Hence: the same id again less than 35 days after it was accepted is always a duplicate
-# (across a bucket boundary too: the first wrote k + 1); 70 days or more after, it is a
-# new event; in between it depends on where the buckets fall. A retry of the same event
-# cannot come back as new: it keeps its timestamp, and past USAGE_MAX_EVENT_AGE (7 days)
-# it is rejected as too old anyway. Fixed in code: changing it renumbers the buckets.
-DEDUP_WINDOW_DAYS = 35
+# Hence: the same id again less than DEDUP_WINDOW_DAYS (110) days after it was accepted is
+# always a duplicate (across a bucket boundary too: the first wrote k + 1); 220 days or
+# more after, it is a new event; in between it depends on where the buckets fall. The
+# window is longer than any stored event lives (retention 100 days after the event's time,
+# which is at most 7 days before receipt; check usage.E003), so a stored event's id is
+# always `duplicate`, as the README promises. Fixed in code: changing it renumbers the
+# buckets.
+DEDUP_WINDOW_DAYS = 110
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -154,3 +155,30 @@ def test_events_older_than_the_allowed_lateness_are_refused(org, flavour, clock)
                                      when=at(9, 0, day=(2026, 3, 1)))])
     assert result.results[0]["status"] == "rejected"
     assert "older than 7 days" in result.results[0]["reason"]
+
+
+def test_a_stored_event_id_is_always_a_duplicate_whatever_the_item_says_now(org, flavour, clock):
+    """Issue 15, item 4: the id check comes first. Before, a stored id re-sent with a
+    timestamp after its resource was deleted said `rejected (resource … was deleted)`,
+    and one re-sent a week later `rejected` as too old."""
+    events_ingest(items=[ev("e1", "created", organization=org.pk, product="cpu-4", when=at(9, 0)),
+                         ev("e2", "started", when=at(10, 0)),
+                         ev("e3", "deleted", when=at(12, 0))])
+    again = events_ingest(items=[ev("e2", "started", when=at(12, 30)),  # after the deletion
+                                 {"id": "e3", "type": "exploded"},  # malformed now
+                                 ev("e9", "started", when=at(12, 30))])  # new: judged as before
+    assert statuses(again) == [("e2", "duplicate"), ("e3", "duplicate"), ("e9", "rejected")]
+    assert "was deleted" in again.results[2]["reason"]
+    clock.move_to(at(12, 0) + timedelta(days=30))  # far past the 7 days an event may be late
+    late = events_ingest(items=[ev("e2", "started", when=at(10, 0))])
+    assert statuses(late) == [("e2", "duplicate")]
+
+
+def test_the_dedup_window_outlives_every_stored_event(settings):
+    """A stored event's id is inside the window: a retention that would outlive it is
+    refused at start-up (usage.E003)."""
+    from usage.checks import check_dedup_window_covers_retention
+
+    assert check_dedup_window_covers_retention() == []
+    settings.USAGE_EVENT_RETENTION_DAYS = 400
+    assert [e.id for e in check_dedup_window_covers_retention()] == ["usage.E003"]
