@@ -13,7 +13,7 @@ QUEUES_BY_KIND: dict[str, tuple[str, ...]] = {
                  "credits.hibernate_due", "credits.resume", "credits.provisioning_deliver",
                  "credits.provisioning_retry"),
     "invoicing": ("invoices.monthly_run", "invoices.invoice_chunk", "invoices.invoice_organization"),
-    "documents": ("invoices.render_pdf", "invoices.email", "credits.email_event"),
+    "documents": ("invoices.render_pdf", "invoices.email", "credits.email_event", "payments.receipt_email"),
     "payments": ("payments.payment_succeeded", "payments.payment_failed", "payments.payment_disputed",
                  "payments.payment_charge", "payments.payment_action_required", "payments.payment_provider_error",
                  "payments.payment_amount_mismatch",
