@@ -15,8 +15,9 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from accounts.admin_base import AuditedModelAdmin, ReadOnlyAdmin
+from accounts.console import money_for_people
 from core.errors import DomainError
-from invoices import services
+from invoices import selectors, services
 from invoices.models import (
     Coupon,
     CouponRedemption,
@@ -32,14 +33,26 @@ from invoices.models import (
     TaxRate,
 )
 from invoices.services.credit_notes import LineCredit, LineLeft, credit_left
+from invoices.templatetags.invoice_tags import line_figures
 
 
 class InvoiceLineInline(admin.TabularInline):
     model = InvoiceLine
     extra = 0
     can_delete = False
-    fields = ["position", "group", "description", "quantity", "unit", "unit_price", "amount", "tax_rate", "tax_amount"]
+    # Quantity, unit price and amount as the invoice shows them ("89.483 hours",
+    # "$0.0298 / hour", "$2.67"): the stored quantity has twelve places.
+    fields = ["position", "group", "description", "shown_quantity", "shown_unit_price", "amount", "tax_rate",
+              "tax_amount"]
     readonly_fields = fields
+
+    @admin.display(description="quantity")
+    def shown_quantity(self, line: InvoiceLine) -> str:
+        return line_figures(line, line.invoice.currency)["quantity"]
+
+    @admin.display(description="unit price")
+    def shown_unit_price(self, line: InvoiceLine) -> str:
+        return line_figures(line, line.invoice.currency)["unit_price"]
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -156,7 +169,7 @@ class CreditNoteForm(forms.Form):
 
 @admin.register(Invoice)
 class InvoiceAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "organization", "period_start", "status", "is_statement", "total", "amount_due",
+    list_display = ["__str__", "organization", "period_start", "status", "is_statement", "total", "still_due",
                     "amount_paid", "currency", "issued_at", "due_at"]
     list_filter = ["status", PeriodFilter, "is_statement", "currency", ("organization", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["number", "organization__name", "organization__legal_name"]
@@ -207,6 +220,15 @@ class InvoiceAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False  # invoices are made by the engines, never by hand
+
+    def get_queryset(self, request):
+        return selectors.with_still_due(super().get_queryset(request))
+
+    @admin.display(description="amount due", ordering="still_due")
+    def still_due(self, obj: Invoice) -> str:
+        # What is still due after payments and credit notes: 0 on a paid invoice (the
+        # amount due at issue stays on the invoice itself).
+        return money_for_people(obj.still_due)
 
     def has_change_permission(self, request, obj=None):
         # Read-only always: drafts are rebuilt by the engine, issued invoices never change.

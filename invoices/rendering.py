@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from datetime import datetime
 from decimal import Decimal
 from functools import cache
 from typing import Any
@@ -32,24 +33,69 @@ def line_groups(lines: list) -> list[dict]:
     return [{"name": name, "lines": rows, "subtotal": sum((r.amount for r in rows), ZERO)} for name, rows in groups.items()]
 
 
-def tax_summary(lines: list[InvoiceLine]) -> list[dict]:
+def tax_summary(lines: list[InvoiceLine], *, zero_rate_note: str = "") -> list[dict]:
+    """Net and tax per rate; a 0 % row carries its reason (reverse charge, exemption,
+    outside the scope of EU VAT)."""
     by_rate: OrderedDict[Decimal, dict] = OrderedDict()
     for ln in lines:
-        row = by_rate.setdefault(ln.tax_rate, {"rate": ln.tax_rate, "base": ZERO, "tax": ZERO})
+        row = by_rate.setdefault(ln.tax_rate, {"rate": ln.tax_rate, "base": ZERO, "tax": ZERO,
+                                               "note": zero_rate_note if ln.tax_rate == ZERO else ""})
         row["base"] += ln.amount
         row["tax"] += ln.tax_amount
     return list(by_rate.values())
 
 
-def invoice_context(invoice: Invoice, lines: list[InvoiceLine] | None = None, *, interim: bool = False) -> dict:
+def settlement(invoice: Invoice, *, as_issued: bool = False) -> dict:
+    """What has been paid on an invoice and what is still due, as the portal, the console
+    and the PDF downloaded today show it: a paid invoice says "Amount due 0" beside its
+    payments, never its amount due at issue. Payments are listed with the money given
+    back (refunds, lost disputes), oldest first. `as_issued`: the figures of the document
+    as it was issued and emailed (nothing paid yet), which the stored PDF keeps."""
+    from invoices.selectors import credited_total
+
+    if as_issued:
+        return {"paid": ZERO, "credited": ZERO, "still_due": invoice.amount_due, "history": [], "carried_to": None,
+                "carried": ZERO, "changed_since_issue": False, "current": False}
+    credited = credited_total(invoice) if invoice.pk else ZERO
+    rows: list[tuple[str, datetime, str, Decimal]] = [
+        *(("Payment", p.received_at, p.reference, p.amount) for p in invoice.payments.all()),
+        *(("Given back", r.reversed_at, r.reference, -r.amount) for r in invoice.payment_reversals.all()),
+    ] if invoice.pk else []
+    history = [{"kind": kind, "at": at, "reference": reference, "amount": amount}
+               for kind, at, reference, amount in sorted(rows, key=lambda row: row[1])]
+    carried = invoice.carried_to_id is not None
+    # An unpaid balance carried to a later invoice is due there, not here.
+    open_amount = max(invoice.amount_due - invoice.amount_paid - credited, ZERO)
+    return {"paid": invoice.amount_paid, "credited": credited, "still_due": ZERO if carried else open_amount,
+            "history": history, "carried_to": invoice.carried_to if carried else None,
+            "carried": open_amount if carried else ZERO,
+            "changed_since_issue": bool(history) or credited != ZERO or carried, "current": True}
+
+
+def zero_rate_reason(invoice: Invoice) -> str:
+    """The invoice's tax note (set by the taxes step), or for one issued before every 0 %
+    treatment had a note, the reason its billed country gives."""
+    if invoice.tax_note:
+        return invoice.tax_note
+    from invoices.tax_rules import zero_rate_note
+
+    return zero_rate_note((invoice.billing_details or {}).get("country") or invoice.organization.country)
+
+
+def invoice_context(invoice: Invoice, lines: list[InvoiceLine] | None = None, *, interim: bool = False,
+                    as_issued: bool = True) -> dict:
+    """The context of an invoice's documents. `as_issued` (the stored PDF) leaves out what
+    happened since issue; the portal page and the PDF downloaded once it was paid, credited
+    or carried pass False and show the payments and what is still due."""
     lines = lines if lines is not None else list(invoice.lines.all())
     return {
+        "settlement": settlement(invoice, as_issued=as_issued),
         "invoice": invoice,
         "interim": interim,
         "seller": invoice.seller_details or dict(settings.INVOICE_SELLER),
         "buyer": invoice.billing_details,
         "groups": line_groups(lines),
-        "taxes": tax_summary(lines),
+        "taxes": tax_summary(lines, zero_rate_note=zero_rate_reason(invoice)),
         "payment": settings.INVOICE_PAYMENT_INSTRUCTIONS,
     }
 
@@ -65,10 +111,12 @@ def _stylesheet() -> tuple[Any, Any]:  # (weasyprint CSS, FontConfiguration); we
     return CSS(string=render_to_string("invoices/pdf/invoice.css"), font_config=fonts), fonts
 
 
-def render_invoice_pdf(invoice: Invoice, lines: list[InvoiceLine] | None = None) -> bytes:
+def render_invoice_pdf(invoice: Invoice, lines: list[InvoiceLine] | None = None, *, as_issued: bool = True) -> bytes:
+    """The document as issued (stored and emailed), or with `as_issued=False` as it stands
+    today: its payments and what is still due."""
     from weasyprint import HTML
 
-    ctx = invoice_context(invoice, lines)
+    ctx = invoice_context(invoice, lines, as_issued=as_issued)
     html = render_to_string("invoices/pdf/invoice.html", ctx)
     css, fonts = _stylesheet()
     return HTML(string=html, base_url=str(settings.BASE_DIR)).write_pdf(stylesheets=[css], font_config=fonts)

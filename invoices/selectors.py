@@ -6,10 +6,11 @@ from collections import defaultdict
 from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Case, Count, DecimalField, F, OuterRef, Q, QuerySet, Subquery, Sum, Value, When
+from django.db.models.functions import Coalesce, Greatest
 
-from core.money import ZERO
-from invoices.models import FINALIZED_STATUSES, CouponRedemption, Invoice, InvoiceStatus
+from core.money import AMOUNT_DECIMAL_PLACES, AMOUNT_MAX_DIGITS, ZERO
+from invoices.models import FINALIZED_STATUSES, CouponRedemption, CreditNote, Invoice, InvoiceStatus
 
 
 def active_redemptions(org_ids: list[int], period_start: datetime, period_end: datetime) -> dict[int, list[CouponRedemption]]:
@@ -59,3 +60,16 @@ def unpaid_before(org_ids: list[int], period_start: datetime) -> dict[int, list[
 
 def credited_total(invoice: Invoice) -> Decimal:
     return invoice.credit_notes.aggregate(t=Sum("total", default=ZERO))["t"]
+
+
+def with_still_due(qs: QuerySet[Invoice]) -> QuerySet[Invoice]:
+    """Annotate `still_due`: what an invoice still asks for after its payments and credit
+    notes (zero once paid, and zero when its balance was carried to a later invoice),
+    the same figure as `invoices.rendering.settlement`."""
+    credited = Subquery(
+        CreditNote.objects.filter(invoice=OuterRef("pk")).values("invoice").annotate(t=Sum("total")).values("t")[:1]
+    )
+    open_amount = Greatest(F("amount_due") - F("amount_paid") - Coalesce(credited, Value(ZERO)), Value(ZERO))
+    return qs.annotate(still_due=Case(When(carried_to__isnull=False, then=Value(ZERO)), default=open_amount,
+                                      output_field=DecimalField(max_digits=AMOUNT_MAX_DIGITS,
+                                                                decimal_places=AMOUNT_DECIMAL_PLACES)))

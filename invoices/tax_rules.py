@@ -5,7 +5,10 @@
   has a VAT id in the form of its country: 0 %, with the Article 196 note. (The form is
   checked offline; a VIES lookup belongs in the billing profile's validation.)
 - Otherwise: the staff-kept `TaxRate` of the customer's country in force on the first
-  day of the period, or 0 % where none is kept (outside our tax registrations).
+  day of the period, or 0 % where none is kept, with its reason: outside the scope of EU
+  VAT for customers outside the EU, else outside our tax registrations.
+
+Every 0 % treatment carries a note, printed on the document beside the 0 % line.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ VAT_ID_RE = re.compile(r"^[A-Z]{2}[0-9A-Z+*]{2,13}$")
 
 REVERSE_CHARGE_NOTE = "Reverse charge: VAT to be accounted for by the recipient (Article 196, Directive 2006/112/EC)."
 EXEMPT_NOTE = "Tax exempt customer: no tax charged."
+OUTSIDE_EU_NOTE = "Outside the scope of EU VAT: the customer is established outside the EU (Article 44, Directive 2006/112/EC)."
+NO_REGISTRATION_NOTE = "No VAT charged: the customer's country is outside our tax registrations."
 ZERO_RATE = Decimal("0")
 
 
@@ -56,6 +61,14 @@ def rates_on(day: date) -> dict[str, TaxRate]:
     return {r.country: r for r in qs.order_by("country", "valid_from")}
 
 
+def zero_rate_note(country: str) -> str:
+    """Why no tax is charged to a customer of `country` with no exemption and no reverse
+    charge: a 0 % line always prints its reason."""
+    if seller_country() in EU_COUNTRIES and country not in EU_COUNTRIES:
+        return OUTSIDE_EU_NOTE
+    return NO_REGISTRATION_NOTE
+
+
 def treatment_for(org: Organization, rates: dict[str, TaxRate]) -> TaxTreatment:
     if org.tax_exempt:
         return TaxTreatment(ZERO_RATE, note=EXEMPT_NOTE)
@@ -70,5 +83,5 @@ def treatment_for(org: Organization, rates: dict[str, TaxRate]) -> TaxTreatment:
         return TaxTreatment(ZERO_RATE, note=REVERSE_CHARGE_NOTE, reverse_charge=True)
     rate = rates.get(country)
     if rate is None:
-        return TaxTreatment(ZERO_RATE)
+        return TaxTreatment(ZERO_RATE, note=zero_rate_note(country))
     return TaxTreatment(rate.rate, name=f"{rate.name} {rate.rate.normalize():f}%")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
+
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, render
 
 from accounts.portal import portal_view
-from invoices import rendering
+from invoices import rendering, selectors
 from invoices.models import Invoice, InvoiceStatus
 from invoices.month_to_date import month_to_date
 
@@ -17,21 +19,15 @@ def _own(request):
 
 @portal_view("billing:read")
 def index(request):
-    invoices = _own(request).order_by("-period_start")
+    invoices = selectors.with_still_due(_own(request)).order_by("-period_start")
     return render(request, "invoices/index.html", {"invoices": invoices})
 
 
 @portal_view("billing:read", model=Invoice)
 def detail(request, pk: int):
     invoice = get_object_or_404(_own(request).select_related("organization"), pk=pk)
-    ctx = rendering.invoice_context(invoice)
+    ctx = rendering.invoice_context(invoice, as_issued=False)
     ctx["credit_notes"] = invoice.credit_notes.all()
-    # Payments received and money given back (refunds, lost disputes), oldest first.
-    ctx["payment_history"] = sorted(
-        [("Payment", p.received_at, p.reference, p.amount) for p in invoice.payments.all()]
-        + [("Given back", r.reversed_at, r.reference, -r.amount) for r in invoice.payment_reversals.all()],
-        key=lambda row: row[1],
-    )
     return render(request, "invoices/detail.html", ctx)
 
 
@@ -41,6 +37,12 @@ def pdf(request, pk: int):
     invoice = rendering.invoice_ensure_pdf(invoice_id=invoice.pk)
     if not invoice.pdf:
         raise Http404
+    if rendering.settlement(invoice)["changed_since_issue"]:
+        # Paid, partly paid, credited or carried since it was issued: the copy downloaded
+        # now shows the payments and what is still due (the stored PDF, as issued and
+        # emailed, is kept unchanged).
+        return FileResponse(io.BytesIO(rendering.render_invoice_pdf(invoice, as_issued=False)), as_attachment=True,
+                            filename=rendering.pdf_filename(invoice), content_type="application/pdf")
     return FileResponse(invoice.pdf.open("rb"), as_attachment=True, filename=rendering.pdf_filename(invoice),
                         content_type="application/pdf")
 

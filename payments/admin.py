@@ -17,7 +17,7 @@ from accounts.admin_base import ReadOnlyAdmin
 from core.errors import DomainError
 from core.money import format_money
 from payments import services
-from payments.models import DunningCase, Payment, PaymentMethod, Refund, WebhookEvent
+from payments.models import DunningCase, Payment, PaymentMethod, Receipt, Refund, WebhookEvent
 
 
 class RefundInline(admin.TabularInline):
@@ -141,6 +141,17 @@ class NeedsAttentionFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         return queryset.exclude(needs_attention="") if self.value() == "yes" else queryset
+
+
+@admin.register(Receipt)
+class ReceiptAdmin(ReadOnlyAdmin):
+    """Receipts are issued with each payment received and never edited."""
+
+    list_display = ["receipt_number", "organization", "purpose", "amount", "currency", "paid_at", "method", "invoice_number",
+                    "emailed_at"]
+    list_filter = ["purpose", "currency"]
+    search_fields = ["receipt_number", "organization__name", "invoice_number"]
+    list_select_related = ["organization"]
 
 
 @admin.register(Refund)

@@ -351,3 +351,35 @@ class DunningCase(models.Model):
 
     def __str__(self) -> str:
         return f"Dunning of invoice {self.invoice_id} ({self.status})"
+
+
+class Receipt(models.Model):
+    """What a customer paid: one per succeeded payment, a credit top-up or an invoice
+    payment, numbered in its own gapless series (`RCT-2026-000001`, taken in the
+    transaction that recorded the payment). Never edited once issued: amount, payer and
+    seller are snapshots. For prepaid customers receipts are the documents of what they
+    paid; their monthly statement is not one."""
+
+    payment = models.OneToOneField(Payment, on_delete=models.PROTECT, related_name="receipt")
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="receipts")
+    # Not "number": payments models keep no field that could pass for a card number.
+    receipt_number = models.CharField(max_length=32, unique=True)
+    purpose = models.CharField(max_length=10, choices=Purpose.choices)
+    amount = money_field(help_text="What was received, as charged (a whole number of minor units).")
+    currency = currency_field()
+    paid_at = models.DateTimeField()
+    method = models.CharField(max_length=100, help_text='How it was paid, e.g. "Visa ····4242", "PayPal".')
+    invoice_number = models.CharField(max_length=32, blank=True, help_text="The invoice paid, if any.")
+    billing_details = models.JSONField(default=dict, blank=True)
+    seller_details = models.JSONField(default=dict, blank=True)
+    issued_at = models.DateTimeField()
+    pdf = models.FileField(upload_to="receipts/%Y/%m/", blank=True)
+    pdf_rendered_at = models.DateTimeField(null=True, blank=True)
+    emailed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-issued_at", "-id"]
+        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="receipt_amount_positive")]
+
+    def __str__(self) -> str:
+        return self.receipt_number

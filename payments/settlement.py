@@ -19,6 +19,10 @@ def payment_reference(payment: Payment) -> str:
 
 
 def apply_payment(payment: Payment) -> None:
+    from payments.receipts import receipt_issue
+
+    # Every payment received gets its receipt, numbered in this same transaction.
+    receipt_issue(payment=payment)
     if payment.purpose == Purpose.TOPUP:
         from credits.services import credit_topup
 

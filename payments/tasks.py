@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.core.mail import mail_admins
 
 from core.errors import Conflict
@@ -135,3 +135,15 @@ def reconcile_task() -> str:
     from payments.reconcile import reconcile
 
     return reconcile().summary()
+
+
+@shared_task(name="payments.receipt_email", bind=True, max_retries=5, default_retry_delay=120, soft_time_limit=120,
+             time_limit=180)
+def receipt_email_task(self: Task, receipt_id: int) -> None:
+    """Render the receipt's PDF once and email it once (payments.receipts)."""
+    from payments import receipts
+
+    try:
+        receipts.receipt_send_email(receipt_id=receipt_id)
+    except OSError as exc:  # storage, SMTP and network trouble are transient
+        raise self.retry(exc=exc) from exc

@@ -8,6 +8,7 @@ urlpatterns = [
     path("top-up", views.topup, name="topup"),
     path("invoices/<int:invoice_id>/pay", views.pay_invoice, name="pay_invoice"),
     path("<int:pk>", views.detail, name="detail"),
+    path("receipts/<int:pk>/pdf", views.receipt_pdf, name="receipt_pdf"),
     path("<int:pk>/return", views.provider_return, name="return"),
     path("<int:pk>/confirm", views.confirm, name="confirm"),
     path("methods/add", views.method_add, name="method_add"),

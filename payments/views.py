@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import stripe
 from django.conf import settings
 from django.contrib import messages
-from django.http import Http404, HttpResponse, JsonResponse
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -27,12 +27,12 @@ from core.api.exceptions import error_body
 from core.api.parsers import loads_bounded
 from core.errors import DomainError
 from invoices.models import Invoice
-from payments import selectors, services, webhooks
+from payments import receipts, selectors, services, webhooks
 from payments.forms import InvoicePaymentForm, SandboxCardForm, TopUpForm
 from payments.gateways import card_gateway_for, card_provider, checkout_providers, gateway_for
 from payments.gateways.base import SavedMethod
 from payments.gateways.sandbox import DECLINING_PREFIX
-from payments.models import Flow, Payment, PaymentMethod, PaymentStatus, Provider, Purpose
+from payments.models import Flow, Payment, PaymentMethod, PaymentStatus, Provider, Purpose, Receipt
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +63,7 @@ def index(request):
         "methods": PaymentMethod.objects.filter(organization=org, detached_at=None),
         "card_provider": card_provider(),
         "payments": selectors.payment_history(org)[:50],
+        "receipts": Receipt.objects.filter(organization=org).order_by("-issued_at", "-id")[:50],
         "dunning": selectors.active_dunning(org),
     })
 
@@ -108,6 +109,14 @@ def detail(request, pk: int):
     if request.GET.get("canceled") and payment.status in (PaymentStatus.PENDING, PaymentStatus.REQUIRES_ACTION):
         messages.info(request, "Checkout was left without paying. You can start again at any time.")
     return render(request, "payments/detail.html", {"payment": payment, "refunds": payment.refunds.all()})
+
+
+@portal_view("billing:read", model=Receipt)
+def receipt_pdf(request, pk: int):
+    receipt = get_object_or_404(Receipt, pk=pk, organization=request.membership.organization)
+    receipt = receipts.receipt_ensure_pdf(receipt_id=receipt.pk)
+    return FileResponse(receipt.pdf.open("rb"), as_attachment=True, filename=receipts.receipt_filename(receipt),
+                        content_type="application/pdf")
 
 
 @portal_view("billing:read", model=Payment)

@@ -166,6 +166,7 @@ WEB: dict[tuple[str, str], str] = {
     **_page("payments:topup", NOBODY, "billing:write"),
     **_page("payments:pay_invoice", NOBODY, "billing:write"),
     **_page("payments:detail", "billing:read", "billing:read"),
+    **_page("payments:receipt_pdf", "billing:read", "billing:read"),
     **_page("payments:return", "billing:read", "billing:read"),
     **_page("payments:confirm", "billing:write", "billing:write"),
     **_page("payments:method_add", NOBODY, "billing:write"),

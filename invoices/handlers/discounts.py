@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from core.money import ZERO, round_money
+from core.money import ZERO, format_money, round_money
 from invoices import selectors
 from invoices.models import CouponKind, LineKind
 from invoices.pipeline import BillingContext, Line
@@ -34,7 +34,7 @@ class Coupons:
                     if not ctx.closes_period or coupon.currency != bill.currency:
                         continue
                     amount = min(coupon.amount_off, charges)
-                    label = f"{coupon.amount_off.normalize():f} {coupon.currency} off"
+                    label = f"{format_money(coupon.amount_off, coupon.currency)} off"
                 else:
                     raise ValueError(f"Coupon {coupon.code}: a {coupon.kind!r} coupon without its amount.")
                 amount = round_money(amount, bill.currency)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.money import ZERO
+from core.money import ZERO, format_money
 from invoices.models import LineKind
 from invoices.pipeline import BillingContext, Line
 
@@ -27,7 +27,7 @@ class ContractMinimum:
                 bill.add(Line(
                     kind=LineKind.MINIMUM,
                     group="Contract",
-                    description=f"Committed monthly spend {minimum.amount.normalize():f} {bill.currency}: true-up",
+                    description=f"Committed monthly spend {format_money(minimum.amount, bill.currency)}: true-up",
                     quantity=ZERO + 1,
                     unit="month",
                     unit_price=shortfall,

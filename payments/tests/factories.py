@@ -15,6 +15,7 @@ from payments.models import (
     PaymentStatus,
     Provider,
     Purpose,
+    Receipt,
     Refund,
     RefundStatus,
 )
@@ -100,3 +101,16 @@ def _register_invoice_factory() -> None:
 
 
 _register_invoice_factory()
+
+
+@tenant_factory(Receipt)
+def make_receipt(organization):
+    """A receipt as payments issues it: for a payment that succeeded."""
+    from django.db import transaction
+
+    from payments.receipts import receipt_issue
+
+    payment = PaymentFactory(organization=organization, status=PaymentStatus.SUCCEEDED, purpose=Purpose.TOPUP,
+                             invoice=None)
+    with transaction.atomic():
+        return receipt_issue(payment=payment)
