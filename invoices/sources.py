@@ -139,9 +139,10 @@ def usage_rows(org_ids: list[int], start: datetime, end: datetime) -> dict[int, 
     Resource = UsageHourly._meta.get_field("resource").related_model  # noqa: N806
     quote = connection.ops.quote_name
     hourly, resource, product, price = (quote(m._meta.db_table) for m in (UsageHourly, Resource, Product, Price))
-    sql = (  # noqa: S608 - the models' tables; values are placeholders
-        "SELECT u.organization_id, u.resource_id, r.name, u.product_id, p.code, p.name, p.billing_model, u.state,"
-        " u.price_id, u.minutes, u.amount, u.first_hour, u.last_hour, pr.unit"
+    # The models' tables; every value is a placeholder.
+    sql = (
+        "SELECT u.organization_id, u.resource_id, r.name, u.product_id, p.code, p.name, u.state,"  # noqa: S608
+        " p.billing_model, u.price_id, u.minutes, u.amount, u.first_hour, u.last_hour, pr.unit"
         " FROM (SELECT organization_id, resource_id, product_id, state, price_id, SUM(minutes) AS minutes,"
         f"       SUM(amount) AS amount, MIN(hour) AS first_hour, MAX(hour) AS last_hour FROM {hourly}"
         "       WHERE organization_id = ANY(%s) AND hour >= %s AND hour < %s"
@@ -154,7 +155,7 @@ def usage_rows(org_ids: list[int], start: datetime, end: datetime) -> dict[int, 
         cur.execute(sql, [list(org_ids), start, end])
         rows = cur.fetchall()
     out: dict[int, list[UsageRow]] = defaultdict(list)
-    for (org_id, resource_id, resource_name, product_id, product_code, product_name, billing_model, state, price_id,
+    for (org_id, resource_id, resource_name, product_id, product_code, product_name, state, billing_model, price_id,
          minutes, amount, first_hour, last_hour, price_unit) in rows:
         unit = price_unit or ("month" if billing_model == "monthly" else "hour")
         out[org_id].append(UsageRow(
