@@ -33,6 +33,22 @@ def audit_record(
     )
 
 
+def audit_record_many(action: str, entries: list[dict[str, Any]]) -> list[AuditLog]:
+    """`audit_record` for many objects in one INSERT: each entry holds its keyword
+    arguments (actor, api_key, organization, obj, reason, changes)."""
+    rows = []
+    for e in entries:
+        actor, obj = e.get("actor"), e.get("obj")
+        if actor is not None and not getattr(actor, "is_authenticated", False):
+            actor = None
+        rows.append(AuditLog(
+            action=action, actor=actor, actor_api_key=e.get("api_key"), organization=e.get("organization"),
+            object_type=obj._meta.label if obj is not None else "", object_id=str(obj.pk) if obj is not None else "",
+            reason=e.get("reason", ""), changes=_jsonable(e.get("changes") or {}),
+        ))
+    return AuditLog.objects.bulk_create(rows, batch_size=2000)
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}

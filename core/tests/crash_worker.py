@@ -4,7 +4,8 @@ Run as `python -m core.tests.crash_worker [slow]` with the test database in DATA
 It is the project's worker (prefork pool as in production, one child, the project's
 settings: late acks, reject on worker lost) with two test-only changes: unacknowledged messages become visible again
 after 2 seconds instead of an hour, so a restarted worker picks up the killed one's task
-quickly; and with `slow`, each invoice number takes a second to issue, so the test can
+quickly; and with `slow`, taking a chunk's invoice numbers takes three seconds (inside
+the finalizing transaction, its drafts stored and its ledger drawn), so the test can
 kill the worker in the middle of a chunk. (Not the solo pool: it blocks the event loop
 while a task runs, so even an early ack would only be sent after the task — the test
 could not tell late acks from early ones.)"""
@@ -31,13 +32,13 @@ def main() -> None:
     if "slow" in sys.argv[1:]:
         from invoices import numbering
 
-        issue = numbering.next_number
+        issue = numbering.next_numbers
 
-        def slow_issue(series: str, year: int) -> str:
-            time.sleep(1.0)
-            return issue(series, year)
+        def slow_issue(series: str, year: int, count: int) -> list[str]:
+            time.sleep(3.0)
+            return issue(series, year, count)
 
-        numbering.next_number = slow_issue
+        numbering.next_numbers = slow_issue
     app.worker_main(["worker", "--pool=prefork", "--concurrency=1", "--loglevel=INFO", "--without-gossip",
                      "--without-mingle", "--without-heartbeat", "-Q", os.environ["CRASH_TEST_QUEUE"]])
 

@@ -1,8 +1,9 @@
 """A real worker killed in the middle of a task loses no work and doubles nothing.
 
 The monthly invoice run's chunk task is sent through Redis to a real Celery worker
-process (core/tests/crash_worker.py) that issues invoice numbers slowly. Once two of six
-organisations are invoiced the worker is killed with SIGKILL — no cleanup, its database
+process (core/tests/crash_worker.py) that takes invoice numbers slowly. Once the chunk's
+six drafts are stored, while its one finalizing transaction (ledger drawn, numbers being
+taken) is open, the worker is killed with SIGKILL — no cleanup, its database
 connection dropped mid-transaction. The message was still unacknowledged (the project's
 workers acknowledge after the task), so Redis gives it to a fresh worker, which finishes
 the chunk. The result must be what a run without the crash
@@ -29,6 +30,7 @@ from django.conf import settings
 from django.db import connection
 
 from accounts.tests.factories import OrganizationFactory
+from credits.models import LedgerEntry
 from invoices import engine
 from invoices.models import Invoice, InvoiceRunItem
 from pricing.models import Contract
@@ -61,6 +63,10 @@ def _issued() -> int:
     return Invoice.objects.filter(period_start=OCTOBER[0]).exclude(status="draft").count()
 
 
+def _drafts() -> int:
+    return Invoice.objects.filter(period_start=OCTOBER[0], status="draft").count()
+
+
 def _wait(predicate, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -89,7 +95,8 @@ def test_a_worker_killed_mid_chunk_loses_no_invoice_and_doubles_none():
     second = None
     try:
         app.send_task("invoices.invoice_chunk", args=[run.pk, sorted(todo)], queue=queue)
-        _wait(lambda: _issued() >= 2, 90, "the first worker to issue two invoices")
+        _wait(lambda: _drafts() == len(orgs), 90, "the first worker to store the chunk's drafts")
+        time.sleep(0.5)  # into the finalizing transaction, which takes the numbers for 3 s
         _kill(first)
         killed_after = _issued()
         assert killed_after < len(orgs), "the worker finished before it was killed: nothing was tested"
@@ -108,4 +115,6 @@ def test_a_worker_killed_mid_chunk_loses_no_invoice_and_doubles_none():
     numbers = [int(i.number.rsplit("-", 1)[1]) for i in invoices]
     assert numbers == list(range(numbers[0], numbers[0] + len(orgs)))  # no gap, no repeat
     assert set(InvoiceRunItem.objects.filter(run=run).values_list("status", flat=True)) == {"invoiced"}
-    assert killed_after >= 2
+    # The chunk is issued in one transaction: all of it or, killed inside it, none.
+    assert killed_after == 0
+    assert LedgerEntry.objects.filter(kind="invoice_settlement").count() == len(orgs)  # drawn once each

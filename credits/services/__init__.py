@@ -16,9 +16,11 @@ it is looked up (`credits.services.ledger._lock_balance`), not here.
 from credits.services.auto_topup import auto_topup_check, auto_topup_configure
 from credits.services.ledger import (
     MAX_REASON_LENGTH,
+    Post,
     balance_threshold,
     credit_adjust,
     ledger_post,
+    ledger_post_many,
     ledger_reverse,
 )
 from credits.services.promo import promo_expire, promo_expire_due, promo_grant
@@ -39,7 +41,9 @@ __all__ = [
     "balance_threshold",
     "credit_adjust",
     "credit_topup",
+    "Post",
     "ledger_post",
+    "ledger_post_many",
     "ledger_reverse",
     "promo_expire",
     "promo_expire_due",

@@ -17,11 +17,13 @@ here (`_lock_balance`, `_require_amount`, `_require_reason`).
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.audit import audit_record
@@ -134,6 +136,78 @@ def ledger_post(
     return entry
 
 
+@dataclass(frozen=True)
+class Post:
+    """One entry of `ledger_post_many`: what `ledger_post` takes, for one organisation."""
+
+    organization: Organization
+    amount: Decimal
+    kind: str
+    reason: str
+    reference: str
+
+
+@transaction.atomic
+def ledger_post_many(posts: list[Post], *, at: datetime | None = None) -> None:
+    """`ledger_post` for many organisations at once (invoice finalization draws a whole
+    chunk's): the balances locked in ascending id order in one query, the references
+    already posted found in one, the entries in one INSERT and the balances moved in one
+    UPDATE, each with the bookkeeping of `_balance_moved`. A post that needs more (a
+    promotional part to consume or grant, a second post for the same balance) goes
+    through `ledger_post` itself, after the others."""
+    if not posts:
+        return
+    now = at or timezone.now()
+    for post in posts:
+        _require_amount(post.amount)
+        _require_reason(post.reason)
+        if post.kind not in EntryKind.values:
+            raise DomainError(f"Unknown ledger entry kind {post.kind!r}.", field="kind")
+    keys = {(p.organization.pk, p.organization.currency) for p in posts}
+    Balance.objects.bulk_create([Balance(organization_id=o, currency=c) for o, c in sorted(keys)], ignore_conflicts=True)
+    org_ids = sorted({o for o, _ in keys})
+    balances = {(b.organization_id, b.currency): b for b in
+                Balance.objects.select_for_update().filter(organization_id__in=org_ids).order_by("id")}
+    posted = set(LedgerEntry.objects.filter(organization_id__in=org_ids, reference__in=[p.reference for p in posts])
+                 .exclude(reference="").values_list("organization_id", "reference"))
+    thresholds = dict(AutoTopUpSettings.objects.filter(organization_id__in=org_ids, enabled=True)
+                      .values_list("organization_id", "threshold"))
+    entries, moved, slow, seen = [], {}, [], set()
+    for post in posts:
+        key = (post.organization.pk, post.organization.currency)
+        if (key[0], post.reference) in posted and post.reference:
+            continue
+        balance = balances[key]
+        if (key in seen or (post.amount < 0 and balance.promo_amount > 0 and post.kind in PROMO_CONSUMING_KINDS)
+                or post.kind in (EntryKind.PROMO_GRANT, EntryKind.PROMO_EXPIRY)):
+            slow.append(post)
+            continue
+        seen.add(key)
+        balance.amount += post.amount
+        entries.append(LedgerEntry(
+            organization_id=key[0], currency=key[1], kind=post.kind, amount=post.amount, promo_amount=ZERO,
+            balance_after=balance.amount, reason=post.reason.strip(), reference=post.reference, created_at=now,
+        ))
+        _balance_moved(balance, entry_id=None, credited=post.amount > 0, now=now,
+                       threshold=thresholds.get(key[0], Decimal("-Infinity")))
+        moved[balance.pk] = balance
+    LedgerEntry.objects.bulk_create(entries, batch_size=2000)
+    if moved:
+        values = ", ".join(["(%s::bigint, %s::numeric, %s::timestamptz, %s::timestamptz, %s::jsonb)"] * len(moved))
+        table = connection.ops.quote_name(Balance._meta.db_table)
+        with connection.cursor() as cur:
+            cur.execute(
+                f"UPDATE {table} b SET amount = v.amount, depleted_at = v.depleted_at, updated_at = v.updated_at,"  # noqa: S608 - the model's table, placeholders
+                " warnings_sent = v.warnings_sent"
+                f" FROM (VALUES {values}) AS v(id, amount, depleted_at, updated_at, warnings_sent) WHERE b.id = v.id",
+                [x for b in moved.values()
+                 for x in (b.pk, b.amount, b.depleted_at, b.updated_at, json.dumps(b.warnings_sent))],
+            )
+    for post in slow:
+        ledger_post(organization=post.organization, amount=post.amount, kind=post.kind, reason=post.reason,
+                    reference=post.reference, at=now)
+
+
 def _consume_promo_grants(organization_id: int, currency: str, consumed: Decimal) -> None:
     """Take `consumed` from the open grants, earliest expiry first. The caller holds the
     balance lock, so the grants cannot change underneath."""
@@ -148,7 +222,8 @@ def _consume_promo_grants(organization_id: int, currency: str, consumed: Decimal
         grant.save(update_fields=["remaining"])
 
 
-def _balance_moved(balance: Balance, *, entry_id: int | None, credited: bool, now: datetime) -> None:
+def _balance_moved(balance: Balance, *, entry_id: int | None, credited: bool, now: datetime,
+                   threshold: Decimal | None = None) -> None:
     """Bookkeeping every balance change does (the set-based sync mirrors it in SQL):
     depletion time for the hibernation grace, warnings re-armed and auto top-up re-armed
     by a credit, auto resume once a credit brings the balance above zero."""
@@ -163,7 +238,7 @@ def _balance_moved(balance: Balance, *, entry_id: int | None, credited: bool, no
         balance.warnings_sent = still_crossed(balance)
         if balance.amount > 0 and balance.hibernated_at and settings.CREDITS_RESUME_MODE == "automatic":
             _resume_later(balance.organization_id)
-    elif balance.amount < balance_threshold(balance):
+    elif balance.amount < (balance_threshold(balance) if threshold is None else threshold):
         _auto_topup_later(balance.organization_id, balance.currency)
 
 

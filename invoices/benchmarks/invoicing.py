@@ -1,97 +1,164 @@
-"""The scheduled engine over a month of history: `--orgs` organisations, about ten
-invoice lines each, invoiced without PDFs.
+"""The scheduled engine over a realistic month, against bare SQL doing the same writes.
 
-Set-up (not timed, idempotent): benchmark organisations, one server and one volume each,
-and rolled-up hourly usage (usage.UsageHourly) for a closed month: a price change, a
-resize, a hibernation and a stopped spell make ~10 lines per organisation. Timed: the
-pre-filter and fan-out (`invoice_run_start`) and every chunk's task
-(`invoice_organizations`, `INVOICE_RUN_CHUNK_SIZE` organisations each), run by
-`--workers` processes as Celery workers would. Earlier
-benchmark invoices for the month are removed first (triggers allow deleting only
-drafts, so they are voided-and-forgotten by dropping the period instead).
+Set-up (not timed, idempotent): `--orgs` benchmark organisations (USD; a third prepaid;
+customers in the US, Germany and the Netherlands, taxed at their country's rate, and in
+France with a VAT id, reverse charged; every fifth one with a 10 % coupon), ten
+resources each (eight servers at mixed prices, cheap CPU to 8×H100, and two IPv4
+addresses at a monthly fee), running all month: the hourly rollup (usage.UsageHourly)
+gets one row per resource and clock hour, 744 per resource in a 31-day month. One server
+of each organisation changes price mid-month and another hibernates from the 20th, so an
+invoice has twelve usage lines, a discount for some, taxes for most.
+
+The month billed is the latest one at or before `--period` that the benchmark
+organisations have no invoice for (issued invoices are immutable, so every run bills a
+month of its own); its hourly rows are built before and deleted after the run.
+
+Timed: the pre-filter and fan-out (`invoice_run_start`) and every chunk's task
+(`invoice_organizations`, `INVOICE_RUN_CHUNK_SIZE` organisations each, no PDFs, no
+emails), run by `--workers` processes as Celery workers would, each chunk committed.
+
+Baseline, in the same run, one process, chunk by chunk, each chunk one committed
+transaction of bare SQL: the usage GROUP BY by hand over the same hourly rows, then the
+same rows the engine wrote (the invoices, their lines, the ledger entries, the audit
+rows, copied from what the engine wrote) inserted into real tables made `LIKE … INCLUDING
+ALL` (same columns, indexes and constraints), the balances and run items updated in
+one statement each, and one counter update. It is the floor: reading the month and
+writing the month's documents, with no billing logic.
+
+Cleanup needs no superuser and disables no trigger: the baseline's tables are dropped,
+the month's hourly rows deleted; the issued invoices stay (they are immutable).
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import time
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 
 SLUG = "bench-invoicing-"
-BATCH = 5_000  # rows per INSERT: ~1 MB of parameters
+BATCH = 2_000
+RESOURCES = 10
+COUPON = "bench-invoicing-10"
+# Tax set-up: (country, VAT id or "", rate kept for the country or None).
+CUSTOMERS = [("US", "", None), ("DE", "", Decimal("19")), ("NL", "", Decimal("21")), ("FR", "FR12345678901", None)]
+COPIED = ("invoices_invoice", "invoices_invoiceline", "credits_ledgerentry", "accounts_auditlog", "credits_balance",
+          "invoices_invoicerunitem")
 
 
 def add_arguments(parser):
     parser.add_argument("--orgs", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=2, help="Processes invoicing in parallel (as Celery workers).")
-    parser.add_argument("--period", default="2025-01", help="The month to build and bill (default 2025-01).")
+    parser.add_argument("--period", default="2025-01", help="Bill this month, or the latest free one before it.")
 
 
-def _build(count: int, period: tuple, stdout) -> list[int]:
+def _organizations(count: int) -> list[int]:
     from accounts.models import BillingMode, Organization
+    from invoices.models import Coupon, CouponKind, CouponRedemption, TaxRate
+
+    have = Organization.objects.filter(slug__startswith=SLUG).count()
+    new = []
+    for n in range(have, count):
+        country, vat_id, _ = CUSTOMERS[n % len(CUSTOMERS)]
+        new.append(Organization(name=f"Bench {n}", slug=f"{SLUG}{n}", currency="USD", country=country, vat_id=vat_id,
+                                billing_mode=BillingMode.PREPAID if n % 3 == 0 else BillingMode.POSTPAID))
+    Organization.objects.bulk_create(new, batch_size=BATCH)
+    orgs = list(Organization.objects.filter(slug__startswith=SLUG).order_by("id").values_list("id", flat=True)[:count])
+    for country, _, rate in CUSTOMERS:
+        if rate is not None and not TaxRate.objects.filter(country=country).exists():
+            TaxRate.objects.create(country=country, rate=rate, valid_from=date(2000, 1, 1))
+    coupon, _ = Coupon.objects.get_or_create(code=COUPON, defaults={"name": "Bench ten", "kind": CouponKind.PERCENT,
+                                                                    "percent_off": Decimal(10)})
+    CouponRedemption.objects.bulk_create(
+        [CouponRedemption(coupon=coupon, organization_id=org, starts_at=datetime(2000, 1, 1, tzinfo=UTC))
+         for org in orgs[::5]], ignore_conflicts=True, batch_size=BATCH)
+    return orgs
+
+
+def _resources(orgs: list[int]) -> list[tuple]:
+    """(resource id, organisation, product, price, price from the 16th, state from the 20th
+    and its price, hourly amount before and after): ten per organisation."""
     from pricing.demo import seed as seed_prices
     from pricing.models import Price, Product
-    from usage.models import Resource, UsageHourly
+    from usage.models import Resource
 
     seed_prices()
-    have = Organization.objects.filter(slug__startswith=SLUG).count()
-    Organization.objects.bulk_create(
-        [Organization(name=f"Bench {n}", slug=f"{SLUG}{n}", currency="USD", country="US",
-                      billing_mode=BillingMode.POSTPAID) for n in range(have, count)],
-        batch_size=BATCH,
-    )
-    orgs = list(Organization.objects.filter(slug__startswith=SLUG).order_by("id").values_list("id", flat=True)[:count])
+    servers = list(Product.objects.filter(billing_model="hourly", kind="server").order_by("pk"))
+    ipv4 = Product.objects.get(code="ipv4")
+    prices = {(p.product_id, p.state): p for p in Price.objects.filter(currency="USD", unit__in=("hour", "month"))
+              .order_by("valid_from")}
+    Resource.objects.bulk_create([
+        Resource(organization_id=org, external_id=f"{SLUG}{org}-{i}", name=f"{'srv' if i < 8 else 'ip'}-{org}-{i}",
+                 product=servers[(org + i) % len(servers)] if i < 8 else ipv4, state="running",
+                 state_since=datetime(2000, 1, 1, tzinfo=UTC))
+        for org in orgs for i in range(RESOURCES)
+    ], batch_size=BATCH, ignore_conflicts=True)
+    out = []
+    rows = Resource.objects.filter(organization_id__in=orgs, external_id__startswith=SLUG).values_list(
+        "id", "organization_id", "product_id", "external_id")
+    for res_id, org, product, ext in rows:
+        i = int(ext.rsplit("-", 1)[1])
+        running = prices[(product, "running")]
+        later, state = running, "running"
+        if i == 3:  # a price change on the 16th: another price row, 15 % less
+            later = Price(pk=running.pk + 100_000, amount=(running.amount * Decimal("0.85")).quantize(Decimal("1e-6")),
+                          unit=running.unit)
+        elif i == 4 and (product, "hibernated") in prices:  # hibernated from the 20th
+            later, state = prices[(product, "hibernated")], "hibernated"
+        out.append((res_id, org, product, running.pk, later.pk, state, _hourly(running), _hourly(later)))
+    return out
+
+
+def _hourly(price) -> Decimal:
+    """One clock hour at the price: an hourly rate, or a monthly fee over a 31-day month."""
+    return price.amount if price.unit == "hour" else price.amount / Decimal(744)
+
+
+def _build_month(orgs: list[int], period: tuple[datetime, datetime], stdout) -> int:
+    """The month's hourly rollup for every benchmark resource, in bare INSERT … SELECT
+    generate_series statements (set-up, not timed)."""
+    from usage.models import UsageHourly
+
     start, end = period
-    # Only organisations without history yet: a larger run reuses a smaller one's rows.
-    built = set(UsageHourly.objects.filter(organization_id__in=orgs, hour__gte=start, hour__lt=end)
-                .values_list("organization_id", flat=True).distinct())
-    missing = [org for org in orgs if org not in built]
-    if not missing:
-        return orgs
-    servers = list(Product.objects.filter(billing_model="hourly", kind="server", prices__currency="USD").distinct()[:2])
-    volume = Product.objects.filter(kind="storage", prices__currency="USD").first() or servers[0]
-    price = {p: Price.objects.filter(product=p, currency="USD").values_list("pk", flat=True).first()
-             for p in [*servers, volume]}
-    resources = []
-    for org in missing:
-        resources.append(Resource(organization_id=org, external_id=f"{SLUG}{org}-srv", name=f"srv-{org}",
-                                  product=servers[0], state="running", state_since=start))
-        resources.append(Resource(organization_id=org, external_id=f"{SLUG}{org}-vol", name=f"vol-{org}",
-                                  product=volume, state="running", state_since=start))
-    Resource.objects.bulk_create(resources, batch_size=BATCH, ignore_conflicts=True)
-    by_ext = dict(Resource.objects.filter(external_id__startswith=SLUG).values_list("external_id", "id"))
-    # Hours sampled across the month per (resource, product, state, price) combination:
-    # the engine groups them into one line each, as it would a whole month of hours.
-    day = timedelta(days=1)
-    spans = [
-        ("srv", servers[0], "running", price[servers[0]], start),
-        ("srv", servers[0], "running", -1, start + 9 * day),           # after a price change
-        ("srv", servers[0], "stopped", price[servers[0]], start + 12 * day),
-        ("srv", servers[-1], "running", price[servers[-1]], start + 15 * day),  # resized
-        ("srv", servers[-1], "running", -2, start + 18 * day),
-        ("srv", servers[-1], "hibernated", price[servers[-1]], start + 21 * day),
-        ("srv", servers[-1], "stopped", -3, start + 24 * day),
-        ("vol", volume, "running", price[volume], start),
-        ("vol", volume, "running", -4, start + 14 * day),
-        ("vol", volume, "stopped", price[volume], start + 27 * day),
-    ]
-    rows = []
-    for org in missing:
-        for kind, product, state, price_id, t0 in spans:
-            res = by_ext[f"{SLUG}{org}-{kind}"]
-            for h in range(3):
-                rows.append(UsageHourly(organization_id=org, resource_id=res, product_id=product.pk, state=state,
-                                        price_id=price_id if price_id > 0 else 900_000 - price_id, currency="USD",
-                                        minutes=60, amount=Decimal("1.234567890123"), hour=t0 + timedelta(hours=h)))
-        if len(rows) >= BATCH * 4:
-            UsageHourly.objects.bulk_create(rows, batch_size=BATCH)
-            rows = []
-    UsageHourly.objects.bulk_create(rows, batch_size=BATCH)
-    stdout.write(f"built {len(missing)} organisations with 30 hourly rows each")
-    return orgs
+    resources = _resources(orgs)
+    UsageHourly.objects.filter(organization_id__in=orgs, hour__gte=start, hour__lt=end).delete()
+    change, hibernate = start + timedelta(days=15), start + timedelta(days=19)
+    t0 = time.perf_counter()
+    with connection.cursor() as cur:
+        for i in range(0, len(resources), 500):
+            values = resources[i:i + 500]
+            cur.execute(
+                "INSERT INTO usage_usagehourly (organization_id, resource_id, product_id, state, price_id, currency,"
+                " minutes, amount, hour) "
+                "SELECT v.org, v.res, v.product, CASE WHEN h >= %s AND v.state <> 'running' THEN v.state ELSE 'running' END,"
+                " CASE WHEN (h >= %s AND v.state = 'running') OR (h >= %s AND v.state <> 'running')"
+                " THEN v.later ELSE v.price END, 'USD', 60,"
+                " CASE WHEN (h >= %s AND v.state = 'running') OR (h >= %s AND v.state <> 'running')"
+                " THEN v.amount_later ELSE v.amount END, h "
+                "FROM (VALUES " + ", ".join(["(%s, %s, %s, %s, %s, %s, %s::numeric, %s::numeric)"] * len(values)) + ") "
+                "AS v(res, org, product, price, later, state, amount, amount_later) "
+                "CROSS JOIN generate_series(%s::timestamptz, %s::timestamptz - interval '1 hour', interval '1 hour') h",
+                [hibernate, change, hibernate, change, hibernate, *[x for v in values for x in v], start, end],
+            )
+    hours = int((end - start).total_seconds() // 3600)
+    stdout.write(f"built {len(orgs)} organisations × {RESOURCES} resources × {hours} hours "
+                 f"= {len(resources) * hours} hourly rows in {time.perf_counter() - t0:.1f} s")
+    return len(resources) * hours
+
+
+def _free_month(orgs: list[int], label: str) -> tuple[datetime, datetime]:
+    """The latest month at or before `label` without any benchmark invoice."""
+    from invoices import engine
+    from invoices.models import Invoice
+    from invoices.pipeline import previous_month
+
+    period = engine.period_for(label)
+    billed = set(Invoice.objects.filter(organization_id__in=orgs[:1] + orgs[-1:]).values_list("period_start", flat=True))
+    while period[0] in billed:
+        period = previous_month(period[0])
+    return period
 
 
 def _work(args: tuple[int, list[int]]) -> int:
@@ -107,32 +174,91 @@ def _start_worker() -> None:
     connections.close_all()  # never share the parent's connection
 
 
+def _baseline(run_id: int, chunks: list[list[int]], period: tuple[datetime, datetime]) -> float:
+    """Bare SQL, chunk by chunk, each chunk committed: the usage GROUP BY by hand and
+    the same rows the engine wrote, into `LIKE … INCLUDING ALL` copies of its tables."""
+    start, end = period
+    with connection.cursor() as cur:
+        for table in COPIED:
+            cur.execute(f"DROP TABLE IF EXISTS bench_{table}")
+            cur.execute(f"CREATE TABLE bench_{table} (LIKE {table} INCLUDING ALL)")
+        # The rows the baseline updates exist before it starts, as they do for the engine.
+        cur.execute("INSERT INTO bench_credits_balance SELECT * FROM credits_balance WHERE organization_id IN "
+                    "(SELECT organization_id FROM invoices_invoicerunitem WHERE run_id = %s)", [run_id])
+        cur.execute("INSERT INTO bench_invoices_invoicerunitem SELECT * FROM invoices_invoicerunitem WHERE run_id = %s",
+                    [run_id])
+        cur.execute("DROP TABLE IF EXISTS bench_invoices_numbersequence")
+        cur.execute("CREATE TABLE bench_invoices_numbersequence (LIKE invoices_numbersequence INCLUDING ALL)")
+        cur.execute("INSERT INTO bench_invoices_numbersequence (series, year, last_number) VALUES ('INV', 2000, 0)")
+        cur.execute("ANALYZE bench_credits_balance; ANALYZE bench_invoices_invoicerunitem")
+    t0 = time.perf_counter()
+    for chunk in chunks:
+        with transaction.atomic(), connection.cursor() as cur:
+            cur.execute(
+                "SELECT organization_id, resource_id, product_id, state, price_id, sum(minutes), sum(amount),"
+                " min(hour), max(hour) FROM usage_usagehourly"
+                " WHERE organization_id = ANY(%s) AND hour >= %s AND hour < %s GROUP BY 1, 2, 3, 4, 5",
+                [chunk, start, end])
+            cur.fetchall()
+            cur.execute("INSERT INTO bench_invoices_invoice SELECT * FROM invoices_invoice"
+                        " WHERE organization_id = ANY(%s) AND period_start = %s", [chunk, start])
+            n = cur.rowcount
+            cur.execute("INSERT INTO bench_invoices_invoiceline SELECT l.* FROM invoices_invoiceline l"
+                        " JOIN invoices_invoice i ON i.id = l.invoice_id"
+                        " WHERE i.organization_id = ANY(%s) AND i.period_start = %s", [chunk, start])
+            cur.execute("INSERT INTO bench_credits_ledgerentry SELECT e.* FROM credits_ledgerentry e"
+                        " JOIN invoices_invoice i ON e.organization_id = i.organization_id"
+                        " AND e.reference = 'invoice:' || i.id"
+                        " WHERE i.organization_id = ANY(%s) AND i.period_start = %s", [chunk, start])
+            cur.execute("INSERT INTO bench_accounts_auditlog SELECT a.* FROM accounts_auditlog a"
+                        " JOIN invoices_invoice i ON a.object_type = 'invoices.Invoice' AND a.object_id = i.id::text"
+                        " AND a.action = 'invoice.finalized'"
+                        " WHERE i.organization_id = ANY(%s) AND i.period_start = %s", [chunk, start])
+            cur.execute("UPDATE bench_credits_balance b SET amount = b.amount - e.amount, updated_at = now()"
+                        " FROM bench_credits_ledgerentry e WHERE e.organization_id = b.organization_id"
+                        " AND b.organization_id = ANY(%s)", [chunk])
+            cur.execute("UPDATE bench_invoices_invoicerunitem SET status = 'invoiced', attempts = attempts + 1,"
+                        " updated_at = now() WHERE run_id = %s AND organization_id = ANY(%s)", [run_id, chunk])
+            cur.execute("UPDATE bench_invoices_numbersequence SET last_number = last_number + %s"
+                        " WHERE series = 'INV' AND year = 2000 RETURNING last_number", [n])
+    seconds = time.perf_counter() - t0
+    with connection.cursor() as cur:
+        for table in (*COPIED, "invoices_numbersequence"):
+            cur.execute(f"DROP TABLE IF EXISTS bench_{table}")
+    return seconds
+
+
 def run(options: dict, stdout) -> str:
     from invoices import engine
-    from invoices.models import Invoice, InvoiceRun
+    from invoices.models import Invoice, InvoiceLine
+    from usage.models import UsageHourly
 
-    period = engine.period_for(options["period"])
-    orgs = _build(options["orgs"], period, stdout)
+    orgs = _organizations(options["orgs"])
+    period = _free_month(orgs, options["period"])
+    stdout.write(f"billing {period[0]:%Y-%m}")
+    _build_month(orgs, period, stdout)
     with connection.cursor() as cur:
-        # Forget an earlier run of this benchmark: issued invoices cannot be deleted, so
-        # the triggers are bypassed for the benchmark organisations only, in one statement each.
-        cur.execute("SET session_replication_role = replica")
-    Invoice.objects.filter(organization_id__in=orgs, period_start=period[0]).delete()
-    InvoiceRun.objects.filter(period_start=period[0]).delete()
-    with connection.cursor() as cur:
-        cur.execute("SET session_replication_role = DEFAULT")
+        cur.execute("ANALYZE usage_usagehourly")
 
-    t0 = time.perf_counter()
-    run_, todo = engine.invoice_run_start(period=period, org_ids=orgs, dispatch=False)
     workers = max(1, options["workers"])
     connections.close_all()
-    chunks = [(run_.pk, chunk) for chunk in engine.chunks(todo)]
+    t0 = time.perf_counter()
+    run_, todo = engine.invoice_run_start(period=period, org_ids=orgs, dispatch=False)
+    connections.close_all()
+    chunks = engine.chunks(todo)
+    work = [(run_.pk, chunk) for chunk in chunks]
     if workers == 1:
-        invoiced = sum(_work(chunk) for chunk in chunks)
+        invoiced = sum(_work(chunk) for chunk in work)
     else:
         with multiprocessing.get_context("fork").Pool(workers, initializer=_start_worker) as pool:
-            invoiced = sum(pool.imap_unordered(_work, chunks))
+            invoiced = sum(pool.imap_unordered(_work, work))
     seconds = time.perf_counter() - t0
-    lines = Invoice.objects.filter(organization_id__in=orgs, period_start=period[0]).values_list("lines", flat=True).count()
-    stdout.write(f"{invoiced} invoices, {lines} lines, {workers} worker process(es)")
-    return f"invoicing orgs={len(orgs)} seconds={seconds:.2f} invoices_per_second={invoiced / seconds:.0f}"
+    issued = Invoice.objects.filter(organization_id__in=orgs, period_start=period[0]).exclude(status="draft")
+    lines = InvoiceLine.objects.filter(invoice__in=issued).count()
+    stdout.write(f"{invoiced} invoices, {lines} lines, {workers} worker process(es), "
+                 f"{len(chunks)} chunks of up to {len(chunks[0]) if chunks else 0}")
+
+    baseline = _baseline(run_.pk, chunks, period)
+    UsageHourly.objects.filter(organization_id__in=orgs, hour__gte=period[0], hour__lt=period[1]).delete()
+    return (f"invoicing orgs={len(orgs)} seconds={seconds:.2f} invoices_per_second={invoiced / seconds:.0f} "
+            f"baseline_seconds={baseline:.2f} ratio={seconds / baseline:.2f}")

@@ -18,6 +18,9 @@ from invoices.services.lifecycle import (
     invoice_resend,
     invoice_store_draft,
     invoice_void,
+    invoices_finalize,
+    invoices_store_drafts,
+    ledger_reason,
     seller_snapshot,
 )
 from invoices.services.payments_received import (
@@ -39,5 +42,8 @@ __all__ = [
     "invoice_reverse_payment",
     "invoice_store_draft",
     "invoice_void",
+    "invoices_finalize",
+    "invoices_store_drafts",
+    "ledger_reason",
     "seller_snapshot",
 ]

@@ -84,7 +84,7 @@ def test_a_failing_organisation_is_recorded_and_retried_without_stopping_the_oth
 def test_a_crash_between_storing_and_numbering_is_finished_by_the_rerun(three_orgs, monkeypatch):
     from invoices import services
 
-    real = services.invoice_finalize
+    real = services.invoices_finalize
     calls = {"n": 0}
 
     def crash_on_second(**kwargs):
@@ -93,10 +93,10 @@ def test_a_crash_between_storing_and_numbering_is_finished_by_the_rerun(three_or
             raise RuntimeError("worker killed")
         return real(**kwargs)
 
-    monkeypatch.setattr(services, "invoice_finalize", crash_on_second)
+    monkeypatch.setattr(services, "invoices_finalize", crash_on_second)
     run()
     assert sorted(Invoice.objects.values_list("status", flat=True)) == ["draft", "open", "open"]
-    monkeypatch.setattr(services, "invoice_finalize", real)
+    monkeypatch.setattr(services, "invoices_finalize", real)
     run()
     assert sorted(Invoice.objects.values_list("status", flat=True)) == ["open", "open", "open"]
     assert sorted(Invoice.objects.values_list("number", flat=True)) == [f"INV-2026-00000{n}" for n in (1, 2, 3)]
@@ -113,17 +113,19 @@ def explode_for_marked(ctx):
 
 
 def test_a_chunk_bills_each_organisation_and_records_a_failing_one_alone(three_orgs, monkeypatch):
-    from invoices import services
+    from invoices.services import lifecycle
 
     bad = three_orgs[1]
-    real = services.invoice_finalize
+    real = lifecycle.billing_snapshot
 
-    def fail_for_bad(*, invoice, **kwargs):
-        if invoice.organization_id == bad.pk:
+    def fail_for_bad(org):
+        if org.pk == bad.pk:
             raise RuntimeError("numbering unavailable")
-        return real(invoice=invoice, **kwargs)
+        return real(org)
 
-    monkeypatch.setattr(services, "invoice_finalize", fail_for_bad)
+    # The chunk's one finalizing transaction fails on the bad organisation and rolls
+    # back whole; the chunk is then finalized one by one.
+    monkeypatch.setattr(lifecycle, "billing_snapshot", fail_for_bad)
     the_run, todo = engine.invoice_run_start(now=utc(2026, 11, 1, 2), dispatch=False)
     statuses = engine.invoice_organizations(run_id=the_run.pk, organization_ids=todo, render_pdf=False, send_email=False)
     assert statuses == {three_orgs[0].pk: "invoiced", bad.pk: "failed", three_orgs[2].pk: "invoiced"}
@@ -134,7 +136,7 @@ def test_a_chunk_bills_each_organisation_and_records_a_failing_one_alone(three_o
     assert set(InvoiceRunItem.objects.filter(status="invoiced").values_list("invoice_id", flat=True)) == set(
         issued.values_list("pk", flat=True))
 
-    monkeypatch.setattr(services, "invoice_finalize", real)
+    monkeypatch.setattr(lifecycle, "billing_snapshot", real)
     assert engine.invoice_organization(run_id=the_run.pk, organization_id=bad.pk, render_pdf=False, send_email=False) == "invoiced"
     assert Invoice.objects.get(organization=bad).number == "INV-2026-000003"
     assert InvoiceRun.objects.get().status == "done"
