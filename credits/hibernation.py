@@ -1,8 +1,12 @@
 """Hibernate a prepaid organisation whose credit ran out; resume it after a top-up.
 
-- Who: prepaid organisations whose balance is at or below `-CREDITS_HIBERNATE_GRACE_AMOUNT`
-  and has been at or below zero for `CREDITS_HIBERNATE_GRACE_PERIOD`. Postpaid ones never
-  (they have a credit limit, enforced by invoicing).
+- Who: prepaid organisations whose balance *projected to now* is at or below
+  `-CREDITS_HIBERNATE_GRACE_AMOUNT` (and, with a `CREDITS_HIBERNATE_GRACE_PERIOD`, has been
+  at or below zero that long). Metering runs a couple of minutes behind the clock, so the
+  posted balance lags: the projection is the posted balance less the burn rate over the
+  minutes since the organisation's metering watermark (`projected_amount`). Checked every
+  minute, so no prepaid balance falls below zero by more than about one minute's burn.
+  Postpaid ones never (they have a credit limit, enforced by invoicing).
 - How: under the balance lock, every running resource goes to `hibernated` through
   `usage.services.resource_change_state` (so its hibernated rate applies from that
   minute), the ids are kept on the balance, a `ProvisioningRequest` is written to the
@@ -17,10 +21,11 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -47,18 +52,50 @@ SOURCE = "service"  # usage.models.StateSource.SERVICE: "Service (credits, staff
 DELIVERY_BATCH = 100
 
 
+# The balance projected to a moment: posted, less the burn rate over the minutes its
+# chunk's metering watermark is behind that moment (never projected forward past it).
+PROJECTED_SQL = """
+SELECT b.id, b.amount - b.burn_rate_per_hour
+       * GREATEST(0, %(now_minute)s - COALESCE(c.watermark_minute, %(now_minute)s)) / 60 AS projected
+FROM credits_balance b
+JOIN accounts_organization o ON o.id = b.organization_id
+LEFT JOIN usage_meteringchunk c ON c.number = b.organization_id %% %(chunks)s
+WHERE {where}
+"""
+
+
+def _projected(where: str, params: dict, now: datetime) -> list[tuple[int, Decimal]]:
+    from usage.models.resources import to_minute
+
+    with connection.cursor() as cursor:
+        cursor.execute(PROJECTED_SQL.format(where=where),
+                       {**params, "now_minute": to_minute(now), "chunks": settings.USAGE_METERING_CHUNKS})
+        return [(pk, Decimal(projected)) for pk, projected in cursor.fetchall()]
+
+
+def projected_amount(balance: Balance, *, now: datetime) -> Decimal:
+    """`balance.amount` projected to `now` (see the module docstring)."""
+    rows = _projected("b.id = %(id)s", {"id": balance.pk}, now)
+    return rows[0][1] if rows else balance.amount
+
+
 def hibernation_candidates(*, now: datetime | None = None) -> list[int]:
     """Balance ids due for hibernation (read without locks; re-checked under the lock)."""
     now = now or timezone.now()
-    return list(
-        Balance.objects.filter(
-            organization__billing_mode=BillingMode.PREPAID,
-            organization__is_active=True,
-            hibernated_at__isnull=True,
-            amount__lte=-settings.CREDITS_HIBERNATE_GRACE_AMOUNT,
-            depleted_at__lte=now - settings.CREDITS_HIBERNATE_GRACE_PERIOD,
-        ).order_by("id").values_list("id", flat=True)
-    )
+    period = settings.CREDITS_HIBERNATE_GRACE_PERIOD
+    rows = _projected(
+        "o.billing_mode = %(prepaid)s AND o.is_active AND b.hibernated_at IS NULL"
+        + (" AND b.depleted_at <= %(depleted_by)s" if period else "") + " ORDER BY b.id",
+        {"prepaid": BillingMode.PREPAID, "depleted_by": now - period}, now)
+    grace = -settings.CREDITS_HIBERNATE_GRACE_AMOUNT
+    return [pk for pk, projected in rows if projected <= grace]
+
+
+def _due(balance: Balance, now: datetime) -> bool:
+    period = settings.CREDITS_HIBERNATE_GRACE_PERIOD
+    if period and (balance.depleted_at is None or balance.depleted_at > now - period):
+        return False
+    return projected_amount(balance, now=now) <= -settings.CREDITS_HIBERNATE_GRACE_AMOUNT
 
 
 def hibernate_due(*, now: datetime | None = None) -> int:
@@ -82,9 +119,7 @@ def hibernate(*, balance_id: int, now: datetime | None = None) -> ProvisioningRe
 
     balance = Balance.objects.select_for_update(of=("self",)).select_related("organization").get(pk=balance_id)
     org = balance.organization
-    if (balance.hibernated_at is not None or org.billing_mode != BillingMode.PREPAID
-            or balance.amount > -settings.CREDITS_HIBERNATE_GRACE_AMOUNT
-            or balance.depleted_at is None or balance.depleted_at > now - settings.CREDITS_HIBERNATE_GRACE_PERIOD):
+    if balance.hibernated_at is not None or org.billing_mode != BillingMode.PREPAID or not _due(balance, now):
         return None
     reason = f"Credit exhausted: balance {balance.amount:.2f} {balance.currency}"
     ids = []
