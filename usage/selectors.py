@@ -82,6 +82,7 @@ class MonthToDate:
     currency: str
     by_product: dict[int, Decimal]
     metered_until: datetime | None
+    open_hour: Decimal = ZERO  # in `amount`, not in `by_product`: the open hour's accruals
 
 
 def month_to_date(*, organization: Organization, now: datetime) -> MonthToDate:
@@ -97,12 +98,19 @@ def month_to_date(*, organization: Organization, now: datetime) -> MonthToDate:
                                .values_list("product_id").annotate(Sum("amount"))):
         by_product[product_id] += amount
     from usage.metering import chunk_count
-    from usage.models import MeteringChunk
+    from usage.models import MeteringChunk, UsageAccrual
 
     chunk = MeteringChunk.objects.filter(number=organization.pk % chunk_count()).first()
+    # The open hour is charged per organisation (no product yet) until its spans are stored.
+    open_hour = ZERO
+    if chunk is not None and chunk.rated_minute is not None:
+        open_hour = UsageAccrual.objects.filter(
+            organization=organization, currency=organization.currency,
+            start_minute__gte=max(chunk.rated_minute, to_minute(start)),
+        ).aggregate(s=Sum("amount"))["s"] or ZERO
     return MonthToDate(
-        month=start.date(), amount=sum(by_product.values(), ZERO), currency=organization.currency,
-        by_product=dict(by_product), metered_until=chunk.watermark if chunk else None,
+        month=start.date(), amount=sum(by_product.values(), ZERO) + open_hour, currency=organization.currency,
+        by_product=dict(by_product), metered_until=chunk.watermark if chunk else None, open_hour=open_hour,
     )
 
 

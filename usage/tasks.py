@@ -42,4 +42,4 @@ def rollup_task() -> int:
 @shared_task(name="usage.retention", soft_time_limit=1200, time_limit=1500)
 def retention_task() -> dict:
     created = partitions.ensure_partitions()
-    return {"created": len(created), **partitions.drop_expired()}
+    return {"created": len(created), **partitions.drop_expired(), "accruals_deleted": metering.purge_accruals()}
