@@ -187,6 +187,7 @@ class SliceResult:
     until_minute: int
     rows: int = 0
     corrections: int = 0
+    more: bool = False  # another slice has work: minutes to accrue or an hour to close
 
 
 @dataclass
@@ -217,15 +218,25 @@ def _hour_end(minute: int) -> int:
     return (minute // 60 + 1) * 60
 
 
-def meter_chunk_slice(*, chunk: int, until: int) -> SliceResult | None:
+def close_offset(chunk: int) -> int:
+    """Minutes after its clock hour ends that a chunk closes it, when staggered: chunk k of
+    n at k·60/n, so the hour's spans are written a chunk at a time across the next hour
+    instead of all in its first minute."""
+    return chunk * 60 // chunk_count()
+
+
+def meter_chunk_slice(*, chunk: int, until: int, stagger: bool = False) -> SliceResult | None:
     """One transaction: corrections below the rated mark, then one step, then the marks.
     None when another pass holds the chunk.
 
-    With R the rated mark and W the watermark (R ≤ W ≤ the end E of R's clock hour):
-    if `until` reaches E the hour closes — `[R, E)` is stored as rated spans (and the
-    accruals of `[R, W)` are closed by this run), R = W = E; otherwise `[W, until)` is
-    accrued per organisation and W = until. A catch-up after an outage stores one clock
-    hour per slice and accrues nothing."""
+    With R the rated mark, E the end of R's clock hour and W the watermark (R ≤ W, and W
+    is at most one clock hour past E): if `until` reaches E (plus the chunk's
+    `close_offset` when `stagger`) the hour closes — `[R, E)` is stored as rated spans
+    and the accruals inside it are closed by this run — R = E and W = max(W, E);
+    otherwise `[W, until)`, cut at W's clock hour, is accrued per organisation and W
+    moves there. Accrual windows never cross a clock hour, so a closing run closes
+    exactly the accruals of its hour. A catch-up after an outage stores one clock hour per
+    slice and accrues nothing."""
     with transaction.atomic():
         row = MeteringChunk.objects.select_for_update(skip_locked=True).filter(number=chunk).first()
         if row is None:
@@ -235,8 +246,8 @@ def meter_chunk_slice(*, chunk: int, until: int) -> SliceResult | None:
             lo = _initial_watermark(chunk, until)
         rated = lo if row.rated_minute is None else row.rated_minute
         end = _hour_end(rated)
-        closes = until >= end
-        lo_, hi = (rated, end) if closes else (lo, max(lo, until))
+        closes = until >= end + (close_offset(chunk) if stagger else 0)
+        lo_, hi = (rated, end) if closes else (lo, max(lo, min(until, _hour_end(lo))))
         run = MeteringRun.objects.create(chunk=chunk, from_minute=lo_, until_minute=hi, accrued=not closes)
         result = SliceResult(chunk=chunk, run_id=run.pk, from_minute=lo_, until_minute=hi)
         dirty_orgs: set[int] = set()
@@ -244,17 +255,19 @@ def meter_chunk_slice(*, chunk: int, until: int) -> SliceResult | None:
         accruals = 0
         if closes:
             result.rows = _rate(run_id=run.pk, chunk=chunk, kind=RatedKind.CHARGE, lo=rated, hi=end)
-            row.watermark_minute = row.rated_minute = end
+            row.rated_minute, row.watermark_minute = end, max(lo, end)
         else:
             if hi > lo:
-                if row.rates_minute is None or row.rates_minute < rated:
-                    _read_rates(chunk=chunk, minute=lo)  # the first accrual of the hour
+                if row.rates_minute is None or row.rates_minute // 60 != lo // 60:
+                    _read_rates(chunk=chunk, minute=lo)  # the first accrual of the clock hour
                     row.rates_minute = lo
                 elif dirty_orgs:
                     _read_rates(chunk=chunk, minute=lo, orgs=sorted(dirty_orgs))
                 accruals = _accrue(run_id=run.pk, chunk=chunk, lo=lo, hi=hi)
             row.watermark_minute, row.rated_minute = hi, rated
         row.save(update_fields=["watermark_minute", "rated_minute", "rates_minute", "updated_at"])
+        result.more = row.watermark_minute < until or until >= _hour_end(row.rated_minute) + (
+            close_offset(chunk) if stagger else 0)
         closes_accruals = closes and lo > rated
         if result.rows or result.corrections or accruals or closes_accruals:
             run.rows, run.corrections = result.rows, result.corrections
@@ -297,16 +310,17 @@ def _correct(*, run_id: int, chunk: int, watermark: int, dirty_orgs: set[int] | 
     return rows
 
 
-def meter_chunk(*, chunk: int, until: int, max_slices: int | None = None) -> list[SliceResult]:
-    """Slices until the chunk's watermark reaches `until` (or `max_slices` ran, or
-    another pass holds the chunk)."""
+def meter_chunk(*, chunk: int, until: int, max_slices: int | None = None, stagger: bool = False) -> list[SliceResult]:
+    """Slices until the chunk's watermark reaches `until` and no hour is left to close
+    (or `max_slices` ran, or another pass holds the chunk). `stagger`: close each hour at
+    the chunk's `close_offset` (the beat task does; a catch-up by hand need not)."""
     done: list[SliceResult] = []
     while max_slices is None or len(done) < max_slices:
-        result = meter_chunk_slice(chunk=chunk, until=until)
+        result = meter_chunk_slice(chunk=chunk, until=until, stagger=stagger)
         if result is None:
             break
         done.append(result)
-        if result.until_minute >= until:
+        if not result.more:
             break
     return done
 

@@ -166,11 +166,14 @@ SELECT %(chunk)s, organization_id, currency, ROUND(SUM(per_hour), 12), {lo}
 FROM cur GROUP BY organization_id, currency HAVING SUM(per_hour) <> 0
 """
 
-# The open hour, set-based per organisation: its burn rate × the window's minutes, one
-# `UsageAccrual` row per organisation and currency, nothing per resource.
+# The open hour, set-based per organisation: its burn rate × the window's minutes
+# (telescoping, as spans are: at a steady rate the hour's accruals add up to one
+# Decimal however the minutes were cut), one `UsageAccrual` row per organisation and
+# currency, nothing per resource.
 ACCRUE = """
 INSERT INTO usage_usageaccrual (run_id, organization_id, currency, start_minute, end_minute, amount)
-SELECT %(run)s, organization_id, currency, %(lo)s, %(hi)s, ROUND(rate_per_hour * (%(hi)s - %(lo)s) / 60, 12)
+SELECT %(run)s, organization_id, currency, %(lo)s, %(hi)s,
+       ROUND(rate_per_hour * %(hi)s / 60, 12) - ROUND(rate_per_hour * %(lo)s / 60, 12)
 FROM usage_accrualrate WHERE chunk = %(chunk)s
 """
 

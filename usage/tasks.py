@@ -30,7 +30,8 @@ def meter_task() -> int:
 
 @shared_task(name="usage.meter_chunk", soft_time_limit=METER_SOFT_LIMIT, time_limit=METER_HARD_LIMIT)
 def meter_chunk_task(chunk: int, until: int) -> int:
-    slices = metering.meter_chunk(chunk=chunk, until=until, max_slices=settings.USAGE_METERING_MAX_SLICES_PER_TASK)
+    slices = metering.meter_chunk(chunk=chunk, until=until, max_slices=settings.USAGE_METERING_MAX_SLICES_PER_TASK,
+                                  stagger=True)
     return sum(s.rows for s in slices)
 
 

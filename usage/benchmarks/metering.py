@@ -23,7 +23,9 @@ table. That is the least any metering design writing those rows must pay.
 
 Last line: the slowest minute (every minute must fit in 60 s, the hour-closing one too)
 beside its own baseline; `rows_per_resource_hour` is rated rows written per resource over
-an hour of such minutes (59 ordinary minutes and the closing one).
+an hour of such minutes (the ordinary ones and the closing ones: the beat task staggers
+the chunks' hour closes, chunk k at k·60/n minutes past the hour, so the measured closing
+minute holds one chunk's close).
 
 Where: by default a scratch database is created (Django's test-database machinery:
 CREATEDB, no superuser), migrated, used and dropped at the end, so the ledger stays
@@ -122,8 +124,15 @@ def _run(options: dict, stdout) -> str:
 
     steady = [m for m in minutes if m.label == "minute"]
     close = [m for m in minutes if m.label == "hour close"]
-    per_resource_hour = (statistics.mean(m.rated_rows for m in steady) * 59 + close[0].rated_rows) / resources
-    mean_minute = (statistics.mean(m.seconds for m in steady) * 59 + close[0].seconds) / 60
+    # The beat task staggers the closes (chunk k closes its hour k·60/n minutes late):
+    # the measured closing minute holds `closed` of the n chunks, and an hour has n/closed
+    # such minutes.
+    closed = MeteringChunk.objects.filter(rated_minute=hour_end).count() or 1
+    closing_minutes = metering.chunk_count() / closed
+    per_resource_hour = (statistics.mean(m.rated_rows for m in steady) * (60 - closing_minutes)
+                         + close[0].rated_rows * closing_minutes) / resources
+    mean_minute = (statistics.mean(m.seconds for m in steady) * (60 - closing_minutes)
+                   + close[0].seconds * closing_minutes) / 60
     products = close[0].writes.get("usage_usagehourly", (0, 0, 0))
     stdout.write(f"mean over an hour of minutes: {mean_minute:.3f}s; rated rows per resource-hour "
                  f"{per_resource_hour:.2f} (one in ten servers has an add-on, rated as its own span; "

@@ -13,6 +13,7 @@ from usage.models import (
     RatedUsage,
     ResourceMonthTotal,
     StateSource,
+    UsageAccrual,
     UsageDaily,
     UsageHourly,
 )
@@ -298,3 +299,37 @@ def test_at_most_one_rated_row_per_resource_product_state_and_price_per_hour_at_
     assert billed(resource=steady) == (Decimal("2.40"), 120)
     # Running 9:00-9:40, stopped (free) to 10:05, hibernated to 11:00 at $0.30/h.
     assert billed(resource=changing) == (Decimal("0.80") + Decimal("0.275"), 40 + 55)
+
+
+def test_staggered_hour_closes_store_what_a_catch_up_stores(org, other_org, flavour, clock):
+    """The beat task closes chunk k's hour k·60/n minutes after it ends (the hour's spans
+    are written a chunk at a time). Minute by minute that way, with a late stop inside a
+    still-open hour, the stored spans equal one catch-up's, and the open minutes are
+    accrued per organisation."""
+    assert org.pk % 2 != other_org.pk % 2
+    odd, even = (org, other_org) if org.pk % 2 else (other_org, org)  # chunks 1 (closes at :30) and 0
+    a = start_server(odd, flavour, created=at(9, 0), started=at(9, 0), external_id="a")
+    start_server(even, flavour, created=at(9, 0), started=at(9, 0), external_id="b")
+    metering.meter_pass(until=at(9, 0))
+    for minute in range(1, 166):  # 9:01 → 11:45
+        until = metering.to_minute(at(9, 0)) + minute
+        if until == metering.to_minute(at(11, 10)):
+            stop(a, at(10, 50))  # late; chunk 1's 10:00 hour is still open until 11:30
+        for chunk in (0, 1):
+            metering.meter_chunk(chunk=chunk, until=until, stagger=True)
+    staggered = ledger()
+    marks = dict(MeteringChunk.objects.values_list("number", "rated_minute"))
+    assert marks == {0: metering.to_minute(at(11, 0)), 1: metering.to_minute(at(11, 0))}
+    per_hour = Counter((r.resource_id, r.product_id, r.state, r.price_id, r.start_minute // 60)
+                       for r in RatedUsage.objects.exclude(kind=RatedKind.REVERSAL))
+    assert max(per_hour.values()) == 1  # the late stop came while its hour was open: no correction
+    assert not RatedUsage.objects.filter(kind=RatedKind.REVERSAL).exists()
+    accrued = UsageAccrual.objects.filter(start_minute__gte=metering.to_minute(at(11, 0)))
+    assert sum(x.amount for x in accrued.filter(organization=even)) == Decimal("0.02") * 45
+
+    RatedUsage.objects.all().delete()
+    MeteringChunk.objects.all().delete()
+    metering.meter_pass(until=at(9, 0))
+    metering.meter_pass(until=at(11, 0))
+    assert ledger() == staggered
+    assert billed(resource=a) == (Decimal("0.02") * 110, 110)  # 9:00-10:50
