@@ -10,7 +10,7 @@ latency on a cluster.
 
 The data: `--orgs` prepaid organisations (an opening balance each, ledgered) and
 `--resources` servers running since a day before (half on capped CPU prices, half on
-uncapped GPU prices, one in ten with a backup add-on), metered up to five minutes before
+uncapped GPU prices, one in ten with a backup add-on, in every chunk alike), metered up to five minutes before
 an hour ends. One warm-up minute, then the minutes up to and including the one that
 closes the hour, each timed.
 
@@ -41,11 +41,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import Organization
 from pricing.models import BillingModel, Price, PriceUnit, Product, ProductGroup, ProductKind, ResourceState
-from usage.models import MeteringChunk, from_minute, to_minute
+from usage.models import MeteringChunk, Resource, from_minute, to_minute
 
 OPENING = Decimal("1000000")
 STEADY_MINUTES = 3  # timed ordinary minutes before the one that closes the hour
@@ -127,10 +128,12 @@ def _run(options: dict, stdout) -> str:
     # The beat task staggers the closes (chunk k closes its hour k·60/n minutes late):
     # the measured closing minute holds `closed` of the n chunks, and an hour has n/closed
     # such minutes.
-    closed = MeteringChunk.objects.filter(rated_minute=hour_end).count() or 1
-    closing_minutes = metering.chunk_count() / closed
-    per_resource_hour = (statistics.mean(m.rated_rows for m in steady) * (60 - closing_minutes)
-                         + close[0].rated_rows * closing_minutes) / resources
+    n = metering.chunk_count()
+    closed = list(MeteringChunk.objects.filter(rated_minute=hour_end).values_list("number", flat=True)) or [0]
+    closing_minutes = n / len(closed)
+    in_closed = Resource.objects.alias(c=F("organization_id") % n).filter(c__in=closed).count() or resources
+    per_resource_hour = (statistics.mean(m.rated_rows for m in steady) * (60 - closing_minutes) / resources
+                         + close[0].rated_rows / in_closed)
     mean_minute = (statistics.mean(m.seconds for m in steady) * (60 - closing_minutes)
                    + close[0].seconds * closing_minutes) / 60
     products = close[0].writes.get("usage_usagehourly", (0, 0, 0))
@@ -201,7 +204,7 @@ def _build(resources: int, orgs: int, since_minute: int, stdout) -> None:
                 INSERT INTO usage_addonattachment (resource_id, organization_id, product_id, start_minute, end_minute,
                                                    attached_at)
                 SELECT id, organization_id, %(addon)s, %(t0)s, NULL, %(since)s
-                FROM usage_resource WHERE external_id LIKE 'bench-' || %(t0)s || '-%%' AND id %% 10 = 0
+                FROM usage_resource WHERE external_id LIKE 'bench-' || %(t0)s || '-%%' AND (id / 16) %% 10 = 0
             """, params)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE usage_resource; ANALYZE usage_stateinterval; ANALYZE usage_addonattachment; "
