@@ -10,7 +10,7 @@ latency on a cluster.
 
 The data: `--orgs` prepaid organisations (an opening balance each, ledgered) and
 `--resources` servers running since a day before (half on capped CPU prices, half on
-uncapped GPU prices, one in ten with a backup add-on, in every chunk alike), metered up to five minutes before
+uncapped GPU prices, an organisation's first server in every ten with a backup add-on, so every chunk alike), metered up to five minutes before
 an hour ends. One warm-up minute, then the minutes up to and including the one that
 closes the hour, each timed.
 
@@ -204,7 +204,9 @@ def _build(resources: int, orgs: int, since_minute: int, stdout) -> None:
                 INSERT INTO usage_addonattachment (resource_id, organization_id, product_id, start_minute, end_minute,
                                                    attached_at)
                 SELECT id, organization_id, %(addon)s, %(t0)s, NULL, %(since)s
-                FROM usage_resource WHERE external_id LIKE 'bench-' || %(t0)s || '-%%' AND (id / 16) %% 10 = 0
+                FROM (SELECT id, organization_id, row_number() OVER (PARTITION BY organization_id ORDER BY id) AS k
+                      FROM usage_resource WHERE external_id LIKE 'bench-' || %(t0)s || '-%%') r
+                WHERE k %% 10 = 1
             """, params)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE usage_resource; ANALYZE usage_stateinterval; ANALYZE usage_addonattachment; "
