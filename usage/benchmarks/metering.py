@@ -9,8 +9,8 @@ workers; here they run in one process, so the figure is the work of the minute, 
 latency on a cluster.
 
 The data: `--orgs` prepaid organisations (an opening balance each, ledgered) and
-`--resources` servers running since a day before (half on capped CPU prices, half on
-uncapped GPU prices, an organisation's first server in every ten with a backup add-on, so every chunk alike), metered up to five minutes before
+`--resources` servers running since a day before (each organisation's servers cycle
+through two capped CPU prices and two uncapped GPU prices, an organisation's first server in every ten with a backup add-on, so every chunk alike), metered up to five minutes before
 an hour ends. One warm-up minute, then the minutes up to and including the one that
 closes the hour, each timed.
 
@@ -189,7 +189,7 @@ def _build(resources: int, orgs: int, since_minute: int, stdout) -> None:
                 INSERT INTO usage_resource (organization_id, external_id, kind, name, product_id, state, state_since,
                                             created_at)
                 SELECT o.ids[1 + (g %% cardinality(o.ids))], 'bench-' || %(t0)s || '-' || g, 'server', 'bench ' || g,
-                       (%(products)s::bigint[])[1 + (g %% 4)], 'running', %(since)s, now()
+                       (%(products)s::bigint[])[1 + ((g / cardinality(o.ids)) %% 4)], 'running', %(since)s, now()
                 FROM o, generate_series(0, %(n)s - 1) AS g
             """, params)
             cursor.execute("""
