@@ -47,6 +47,7 @@ CONSOLE_ACCESS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "usage.addonattachment": (("view",), ("view",)),
     "usage.usageevent": (("view",), ("view",)),
     "usage.ratedusage": (("view",), ("view",)),
+    "usage.usageaccrual": (("view",), ("view",)),
     "usage.usagehourly": (("view",), ("view",)),
     "usage.usagedaily": (("view",), ("view",)),
     "usage.meteringchunk": (("view",), ("view",)),

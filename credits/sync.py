@@ -1,4 +1,11 @@
-"""Credit sync: deduct each metering run's rated usage from the balances, exactly once.
+"""Credit sync: deduct each metering run's charge from the balances, exactly once.
+
+A run charges its rated spans (a closed hour, corrections), its accruals (the open
+hour's minutes, per organisation: usage stores nothing per resource until the hour
+closes), and a run that closes an hour charges minus the accruals of that hour it
+closes (`RUN_LINES_SQL`). So the balances move every minute, and once the hour closes the
+ledger's usage entries add up to the rated spans exactly (12 places): a closing run whose
+hour went as accrued charges nothing and writes nothing.
 
 Usage calls `after_metering(run_id)` after each metering slice commits (hooks are in
 `settings.USAGE_AFTER_METERING`); `sync_pending` sweeps up runs whose hook never ran (a
@@ -8,7 +15,7 @@ settlement blocks on it and then does nothing) and the ledger's unique
 `(organization, "usage-run:<run id>")` reference.
 
 A run is settled set-based, whatever the number of organisations:
-1. one statement aggregates the run's rated rows (by the `run_id` index) into a charge
+1. one statement aggregates the run's lines (above) into a charge
    per (organisation, currency) and locks those balance rows in id order
    (`ORDER BY id FOR UPDATE`: the same discipline as `services.ledger._lock_balance`, so the sync
    and single posts never deadlock in a cycle and never lose an update); an
@@ -93,14 +100,36 @@ def _claim(run_id: int, now: datetime) -> bool:
         return cursor.fetchone() is not None
 
 
-# The run's charge per (organisation, currency), one scan of its rated rows by the run_id
-# index, joined to the balances and locking them in id order; `groups` says whether
-# every charged organisation already has a balance row.
-CHARGES_AND_LOCK_SQL = """
-WITH charges AS MATERIALIZED (
-    SELECT organization_id, currency, SUM(amount) AS total, MIN(id) AS first_id, MAX(id) AS last_id,
-           COUNT(*) AS n, MIN(start_minute) AS start_minute, MAX(end_minute) AS end_minute
+# What a run charges, line by line: its rated spans (by the `run_id` index), its
+# accruals (the open hour, per organisation), and, for a run that closes an hour, minus
+# the accruals of that hour it closes (the accrual runs of its chunk inside its window,
+# by the `usage_run_accrued` index). `n` counts rated spans only. Telescoping amounts make
+# a closing run's charge exactly zero when nothing changed inside the hour.
+RUN_LINES_SQL = """
+run AS (SELECT chunk, from_minute, until_minute, accrued FROM usage_meteringrun WHERE id = %(run)s),
+lines AS (
+    SELECT organization_id, currency, amount, id, 1 AS n, start_minute, end_minute
     FROM usage_ratedusage WHERE run_id = %(run)s
+    UNION ALL
+    SELECT organization_id, currency, amount, NULL, 0, start_minute, end_minute
+    FROM usage_usageaccrual WHERE run_id = %(run)s
+    UNION ALL
+    SELECT a.organization_id, a.currency, -a.amount, NULL, 0, a.start_minute, a.end_minute
+    FROM run
+    JOIN usage_meteringrun m ON m.chunk = run.chunk AND m.accrued AND m.from_minute >= run.from_minute
+         AND m.until_minute <= run.until_minute AND m.id <> %(run)s
+    JOIN usage_usageaccrual a ON a.run_id = m.id
+    WHERE NOT run.accrued
+)"""
+
+# The run's charge per (organisation, currency), joined to the balances and locking them
+# in id order; `groups` says whether every charged organisation already has a balance row.
+CHARGES_AND_LOCK_SQL = """
+WITH {run_lines},
+charges AS MATERIALIZED (
+    SELECT organization_id, currency, SUM(amount) AS total, MIN(id) AS first_id, MAX(id) AS last_id,
+           SUM(n) AS n, MIN(start_minute) AS start_minute, MAX(end_minute) AS end_minute
+    FROM lines
     GROUP BY organization_id, currency
     HAVING SUM(amount) <> 0
 )
@@ -112,13 +141,23 @@ ORDER BY b.id
 FOR UPDATE OF b
 """
 
+HAS_CHARGES_SQL = """
+WITH {run_lines}
+SELECT 1 FROM lines GROUP BY organization_id, currency HAVING SUM(amount) <> 0 LIMIT 1
+"""
+
 ENSURE_BALANCES_SQL = """
+WITH {run_lines}
 INSERT INTO credits_balance (organization_id, currency, amount, promo_amount, burn_rate_per_hour,
                              warnings_sent, hibernated_resources, updated_at)
 SELECT DISTINCT organization_id, currency, 0, 0, 0, '[]'::jsonb, '[]'::jsonb, %(now)s
-FROM usage_ratedusage WHERE run_id = %(run)s
+FROM lines
 ON CONFLICT (organization_id, currency) DO NOTHING
 """
+
+CHARGES_AND_LOCK_SQL, HAS_CHARGES_SQL, ENSURE_BALANCES_SQL = (
+    sql.replace("{run_lines}", RUN_LINES_SQL) for sql in (CHARGES_AND_LOCK_SQL, HAS_CHARGES_SQL, ENSURE_BALANCES_SQL)
+)
 
 # One statement: the usage entries, the balances moved by them, the promotional grants
 # consumed. Amounts are exact NUMERIC; a net credit (reversals of a late stop) is paid
@@ -202,7 +241,7 @@ def _settle(run_id: int, now: datetime) -> list[tuple[int, str, Decimal, bool]]:
 
 
 def _has_charges(cursor: CursorWrapper, run_id: int) -> bool:
-    cursor.execute("SELECT 1 FROM usage_ratedusage WHERE run_id = %s LIMIT 1", [run_id])
+    cursor.execute(HAS_CHARGES_SQL, {"run": run_id})
     return cursor.fetchone() is not None
 
 

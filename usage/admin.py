@@ -13,6 +13,7 @@ from usage.models import (
     RatedUsage,
     Resource,
     StateInterval,
+    UsageAccrual,
     UsageDaily,
     UsageEvent,
     UsageHourly,
@@ -67,6 +68,13 @@ class RatedUsageAdmin(ReadOnlyAdmin):
                     "unit_rate", "amount", "currency", "run_id"]
     list_filter = ["kind", "state"]
     search_fields = ["=resource_id", "=organization_id", "=run_id"]
+    show_full_result_count = False
+
+
+@admin.register(UsageAccrual)
+class UsageAccrualAdmin(ReadOnlyAdmin):
+    list_display = ["id", "organization_id", "start_minute", "end_minute", "amount", "currency", "run_id"]
+    search_fields = ["=organization_id", "=run_id"]
     show_full_result_count = False
 
 

@@ -1,28 +1,40 @@
-"""Per-minute metering: every minute of every resource rated once, at the price in force.
+"""Metering: every minute of every resource charged once at the price in force, stored as
+rated spans when its clock hour closes.
 
 How a pass works
 ----------------
 Organisations fall into `USAGE_METERING_CHUNKS` chunks (`organization_id % chunks`).
-Each chunk has a watermark W: every minute below it is rated, none at or above it. One
-*slice* of a chunk is one transaction:
+Each chunk has a watermark W (every minute below it is charged to the balances, none at
+or above it) and a rated mark R (every minute below it is stored as `RatedUsage` spans);
+R ≤ W ≤ E, the end of R's clock hour. One *slice* of a chunk is one transaction:
 
 1. lock the chunk row (`SELECT … FOR UPDATE SKIP LOCKED`: a second pass, thread or worker
-   skips a chunk someone is rating instead of waiting or doubling it);
-2. corrections: resources with a change point recorded below W (a late event, a
-   state change back-dated by a service) get a `reversal` row for each rated row from
-   that point on and the minutes are rated again as `correction` rows;
-3. rate `[W, hi)` where `hi = min(until, next clock hour)`: state intervals (and add-on
-   attachments) × effective rates from `pricing_effective_rate`, split at every state,
-   product, price and hour boundary, in one `INSERT … SELECT` (PostgreSQL; exact NUMERIC);
-4. move W to `hi` and commit. The `USAGE_AFTER_METERING` hooks get the run id on commit.
+   skips a chunk someone is metering instead of waiting or doubling it);
+2. corrections: resources with a change point recorded below R (a late event, a state
+   change back-dated by a service) get a `reversal` row for each stored span from that
+   point on and the minutes are rated again as `correction` rows. A change point inside
+   the open hour `[R, W)` is only consumed: that hour is stored as it is when it closes;
+3. if `until` reaches E the hour closes: `[R, E)` is rated into spans — state intervals
+   (and add-on attachments) × effective rates from `pricing_effective_rate`, split at
+   every state, product, price and hour boundary, in one `INSERT … SELECT` (PostgreSQL;
+   exact NUMERIC) — and R = W = E. Otherwise `[W, until)` is *accrued*: each
+   organisation's burn rate (`AccrualRate`: read for the whole chunk at the first
+   accrual of the hour, again for an organisation whose resources changed) × the minutes,
+   one `UsageAccrual` row per organisation and currency, nothing per resource, and
+   W = until;
+4. move the marks and commit. The `USAGE_AFTER_METERING` hooks get the run id on commit
+   (credits' sync charges an accrual run's accruals, and a closing run's spans minus the
+   accruals it closes).
 
-A crash anywhere rolls back the whole slice, rows and watermark together; the next pass
-starts from the same W. After an outage the pass walks forward one clock hour per slice
-until it reaches `now − grace`. The amounts telescope (see `RatedUsage`), so a six-hour
-catch-up and 360 one-minute passes produce the same Decimal totals.
+A crash anywhere rolls back the whole slice, rows and marks together; the next pass
+starts from the same marks. After an outage the pass walks forward one clock hour per
+slice, storing each hour directly, until it reaches `now − grace`. The amounts telescope
+(see `RatedUsage`), so a six-hour catch-up and 360 one-minute passes store the same
+spans, and an hour's accruals add up to its spans unless something changed inside it.
 
 Hourly prices with a `monthly_cap` are clamped against `ResourceMonthTotal`, kept in the
-same statement. Monthly prices accrue per minute as `rate × minutes / minutes in month`.
+same statement as the spans. Monthly prices accrue per minute as `rate × minutes /
+minutes in month`.
 
 This module holds the chunks, slices and passes and runs the statements; the SQL itself
 (templates and the builders that fill in a window) is `usage.rating_sql`.
@@ -44,6 +56,7 @@ from django.utils.module_loading import import_string
 from core.money import round_stored
 from usage import rating_sql
 from usage.models import (
+    AccrualRate,
     MeteringChunk,
     MeteringRun,
     RatedKind,
@@ -66,21 +79,33 @@ def until_minute(now: datetime | None = None) -> int:
 
 
 def ensure_chunks() -> None:
+    """One row per chunk. When `USAGE_METERING_CHUNKS` changes, organisations move
+    between chunks: only allowed while every chunk is at the same marks with no open
+    hour (watermark = rated mark, an hour boundary), which the new chunks then take."""
     n = chunk_count()
-    existing = dict(MeteringChunk.objects.values_list("number", "watermark_minute"))
-    extra = {k: w for k, w in existing.items() if k >= n}
+    existing = {number: (w, r) for number, w, r in
+                MeteringChunk.objects.values_list("number", "watermark_minute", "rated_minute")}
+    extra = [k for k in existing if k >= n]
+    missing = [k for k in range(n) if k not in existing]
+    if not extra and not missing:
+        return
+    marks = set(existing.values())
+    if len(marks) > 1 or any(w != r for w, r in marks):
+        raise ImproperlyConfigured(
+            "USAGE_METERING_CHUNKS changed while chunks are at different watermarks or inside an open hour; "
+            "set it back, run `manage.py meter` to an hour boundary until they agree, then change it."
+        )
+    watermark, rated = next(iter(marks), (None, None))
+    # Organisations change chunks: every chunk reads its burn rates again.
+    AccrualRate.objects.all().delete()
+    MeteringChunk.objects.update(rates_minute=None)
     if extra:
-        marks = {w for w in existing.values()}
-        if len(marks) > 1:
-            raise ImproperlyConfigured(
-                "USAGE_METERING_CHUNKS changed while chunks are at different watermarks; "
-                "set it back, run `manage.py meter` until they agree, then change it."
-            )
         MeteringChunk.objects.filter(number__gte=n).delete()
-    missing = [MeteringChunk(number=k, watermark_minute=next(iter(existing.values()), None) if extra else None)
-               for k in range(n) if k not in existing]
     if missing:
-        MeteringChunk.objects.bulk_create(missing, ignore_conflicts=True)
+        MeteringChunk.objects.bulk_create(
+            [MeteringChunk(number=k, watermark_minute=watermark, rated_minute=rated) for k in missing],
+            ignore_conflicts=True,
+        )
 
 
 # --- Rating a window: runs the statements of `usage.rating_sql` ----------------------
@@ -104,6 +129,28 @@ def _rate(*, run_id: int, chunk: int, kind: str, lo: int = 0, hi: int = 0,
         cursor.execute(rating_sql.build(rating_sql.MINIMUMS, fmt, win), params)
         minimums = cursor.fetchall()
     return rows + _insert_minimums(minimums, run_id=run_id)
+
+
+def _read_rates(*, chunk: int, minute: int, orgs: list[int] | None = None) -> None:
+    """(Re)read the burn rates at `minute` of the chunk's organisations (or of `orgs`)."""
+    params = _sql_params(chunk, 0, RatedKind.CHARGE)
+    if orgs is None:
+        fmt = rating_sql.chunk_window_sql(minute, minute + 1)
+        AccrualRate.objects.filter(chunk=chunk).delete()
+    else:
+        params["orgs"] = orgs
+        fmt = rating_sql.orgs_window_sql(minute, minute + 1)
+        AccrualRate.objects.filter(organization_id__in=orgs).delete()
+    with connection.cursor() as cursor:
+        cursor.execute(rating_sql.build(rating_sql.RATES, fmt, ""), params)
+
+
+def _accrue(*, run_id: int, chunk: int, lo: int, hi: int) -> int:
+    """Charge the chunk's window `[lo, hi)` of the open hour per organisation from its
+    burn rate: one `UsageAccrual` row per organisation and currency, nothing per resource."""
+    with connection.cursor() as cursor:
+        cursor.execute(rating_sql.ACCRUE, {"run": run_id, "chunk": chunk, "lo": lo, "hi": hi})
+        return cursor.rowcount
 
 
 def _insert_minimums(found: list[tuple], *, run_id: int) -> int:
@@ -140,6 +187,7 @@ class SliceResult:
     until_minute: int
     rows: int = 0
     corrections: int = 0
+    more: bool = False  # another slice has work: minutes to accrue or an hour to close
 
 
 @dataclass
@@ -166,10 +214,29 @@ def _initial_watermark(chunk: int, until: int) -> int:
     return until if first is None else min(first, until)
 
 
-def meter_chunk_slice(*, chunk: int, until: int) -> SliceResult | None:
-    """One transaction: corrections below the watermark, then at most one clock hour
-    `[W, min(until, next hour))`, then the watermark. None when another pass holds the
-    chunk."""
+def _hour_end(minute: int) -> int:
+    return (minute // 60 + 1) * 60
+
+
+def close_offset(chunk: int) -> int:
+    """Minutes after its clock hour ends that a chunk closes it, when staggered: chunk k of
+    n at k·60/n, so the hour's spans are written a chunk at a time across the next hour
+    instead of all in its first minute."""
+    return chunk * 60 // chunk_count()
+
+
+def meter_chunk_slice(*, chunk: int, until: int, stagger: bool = False) -> SliceResult | None:
+    """One transaction: corrections below the rated mark, then one step, then the marks.
+    None when another pass holds the chunk.
+
+    With R the rated mark, E the end of R's clock hour and W the watermark (R ≤ W, and W
+    is at most one clock hour past E): if `until` reaches E (plus the chunk's
+    `close_offset` when `stagger`) the hour closes — `[R, E)` is stored as rated spans
+    and the accruals inside it are closed by this run — R = E and W = max(W, E);
+    otherwise `[W, until)`, cut at W's clock hour, is accrued per organisation and W
+    moves there. Accrual windows never cross a clock hour, so a closing run closes
+    exactly the accruals of its hour. A catch-up after an outage stores one clock hour per
+    slice and accrues nothing."""
     with transaction.atomic():
         row = MeteringChunk.objects.select_for_update(skip_locked=True).filter(number=chunk).first()
         if row is None:
@@ -177,17 +244,36 @@ def meter_chunk_slice(*, chunk: int, until: int) -> SliceResult | None:
         lo = row.watermark_minute
         if lo is None:
             lo = _initial_watermark(chunk, until)
-        hi = min(until, (lo // 60 + 1) * 60) if lo < until else lo
-        run = MeteringRun.objects.create(chunk=chunk, from_minute=lo, until_minute=hi)
-        result = SliceResult(chunk=chunk, run_id=run.pk, from_minute=lo, until_minute=hi)
-        result.corrections = _correct(run_id=run.pk, chunk=chunk, watermark=lo)
-        if hi > lo:
-            result.rows = _rate(run_id=run.pk, chunk=chunk, kind=RatedKind.CHARGE, lo=lo, hi=hi)
-        row.watermark_minute = hi
-        row.save(update_fields=["watermark_minute", "updated_at"])
-        if result.rows or result.corrections:
+        rated = lo if row.rated_minute is None else row.rated_minute
+        end = _hour_end(rated)
+        closes = until >= end + (close_offset(chunk) if stagger else 0)
+        lo_, hi = (rated, end) if closes else (lo, max(lo, min(until, _hour_end(lo))))
+        run = MeteringRun.objects.create(chunk=chunk, from_minute=lo_, until_minute=hi, accrued=not closes)
+        result = SliceResult(chunk=chunk, run_id=run.pk, from_minute=lo_, until_minute=hi)
+        dirty_orgs: set[int] = set()
+        result.corrections = _correct(run_id=run.pk, chunk=chunk, watermark=rated, dirty_orgs=dirty_orgs)
+        accruals = 0
+        if closes:
+            result.rows = _rate(run_id=run.pk, chunk=chunk, kind=RatedKind.CHARGE, lo=rated, hi=end)
+            row.rated_minute, row.watermark_minute = end, max(lo, end)
+        else:
+            if hi > lo:
+                if row.rates_minute is None or row.rates_minute // 60 != lo // 60:
+                    _read_rates(chunk=chunk, minute=lo)  # the first accrual of the clock hour
+                    row.rates_minute = lo
+                elif dirty_orgs:
+                    _read_rates(chunk=chunk, minute=lo, orgs=sorted(dirty_orgs))
+                accruals = _accrue(run_id=run.pk, chunk=chunk, lo=lo, hi=hi)
+            row.watermark_minute, row.rated_minute = hi, rated
+        row.save(update_fields=["watermark_minute", "rated_minute", "rates_minute", "updated_at"])
+        result.more = row.watermark_minute < until or until >= _hour_end(row.rated_minute) + (
+            close_offset(chunk) if stagger else 0)
+        closes_accruals = closes and lo > rated
+        if result.rows or result.corrections or accruals or closes_accruals:
             run.rows, run.corrections = result.rows, result.corrections
-            run.save(update_fields=["rows", "corrections"])
+            # Nothing to roll up in a run that stored no spans.
+            run.rolled_up_at = None if result.rows or result.corrections else timezone.now()
+            run.save(update_fields=["rows", "corrections", "rolled_up_at"])
             transaction.on_commit(lambda: after_metering(run.pk), robust=True)
         else:
             run.delete()
@@ -195,13 +281,18 @@ def meter_chunk_slice(*, chunk: int, until: int) -> SliceResult | None:
         return result
 
 
-def _correct(*, run_id: int, chunk: int, watermark: int) -> int:
-    """Consume the chunk's rechecks; re-rate resources changed below the watermark."""
+def _correct(*, run_id: int, chunk: int, watermark: int, dirty_orgs: set[int] | None = None) -> int:
+    """Consume the chunk's rechecks; re-rate the stored spans of resources changed below
+    the rated mark (`watermark` here). A change inside the open hour needs nothing: the
+    hour is stored from the intervals as they are when it closes, and the closing run
+    charges the difference from what was accrued."""
     rechecks = _in_chunk(Recheck.objects.all(), chunk)
     max_id = rechecks.order_by("-id").values_list("id", flat=True).first()
     if max_id is None:
         return 0
     dirty: dict[int, int] = {}
+    if dirty_orgs is not None:  # their burn rate is read again
+        dirty_orgs.update(rechecks.filter(id__lte=max_id).values_list("organization_id", flat=True).distinct())
     for resource_id, minute in rechecks.filter(id__lte=max_id, from_minute__lt=watermark).values_list(
         "resource_id", "from_minute"
     ):
@@ -219,16 +310,17 @@ def _correct(*, run_id: int, chunk: int, watermark: int) -> int:
     return rows
 
 
-def meter_chunk(*, chunk: int, until: int, max_slices: int | None = None) -> list[SliceResult]:
-    """Slices until the chunk's watermark reaches `until` (or `max_slices` ran, or
-    another pass holds the chunk)."""
+def meter_chunk(*, chunk: int, until: int, max_slices: int | None = None, stagger: bool = False) -> list[SliceResult]:
+    """Slices until the chunk's watermark reaches `until` and no hour is left to close
+    (or `max_slices` ran, or another pass holds the chunk). `stagger`: close each hour at
+    the chunk's `close_offset` (the beat task does; a catch-up by hand need not)."""
     done: list[SliceResult] = []
     while max_slices is None or len(done) < max_slices:
-        result = meter_chunk_slice(chunk=chunk, until=until)
+        result = meter_chunk_slice(chunk=chunk, until=until, stagger=stagger)
         if result is None:
             break
         done.append(result)
-        if result.until_minute >= until:
+        if not result.more:
             break
     return done
 
@@ -244,6 +336,26 @@ def meter_pass(*, until: datetime | None = None, chunks: list[int] | None = None
             result.skipped_chunks.append(chunk)
         result.slices.extend(slices)
     return result
+
+
+ACCRUAL_DELETE_BATCH = 10_000
+
+
+def purge_accruals(*, now: datetime | None = None) -> int:
+    """Delete accruals older than `USAGE_DETAIL_RETENTION_DAYS` (their hours closed long
+    ago; the ledger entries keep what they charged), in batches by id."""
+    from datetime import timedelta
+
+    from usage.models import UsageAccrual
+
+    before = to_minute((now or timezone.now()) - timedelta(days=settings.USAGE_DETAIL_RETENTION_DAYS))
+    deleted = 0
+    while True:
+        ids = list(UsageAccrual.objects.filter(start_minute__lt=before).order_by("id")
+                   .values_list("id", flat=True)[:ACCRUAL_DELETE_BATCH])
+        if not ids:
+            return deleted
+        deleted += UsageAccrual.objects.filter(id__in=ids).delete()[0]
 
 
 def after_metering(run_id: int) -> None:

@@ -8,6 +8,9 @@ NUMERIC; `generate_series`, `LATERAL`, `unnest`).
 - `RATE`: price a window in one `INSERT … SELECT`, split at every state, product, price
   and clock-hour boundary; capped hourly prices are clamped against `ResourceMonthTotal`
   and that total is kept in the same statement.
+- `RATES`: each organisation's burn rate at a minute (`AccrualRate`), read from the same
+  pieces; `ACCRUE`: the open hour's window charged from those rates, one `UsageAccrual`
+  row per organisation and currency (nothing per resource).
 - `MINIMUMS`: find the runs that ended in a window shorter than their minimum billable
   time (the caller prices and inserts those few rows).
 - `REVERSE`: a `reversal` row for every live rated row of the given resources from a
@@ -77,10 +80,8 @@ piece AS (
 """
 
 # PostgreSQL: split at clock hours, price with exact NUMERIC, clamp capped hourly prices
-# against the month-to-date total, insert, and keep that total, in one statement.
-RATE = """
-WITH {win}
-{pieces},
+# against the month-to-date total (`final`). Shared by `RATE` and `ACCRUE`.
+_PRICED = """
 hpiece AS (
     SELECT piece.*, GREATEST(piece.s, h * 60) AS hs, LEAST(piece.e, h * 60 + 60) AS he,
            CASE WHEN piece.unit = 'month' OR piece.monthly_cap IS NOT NULL
@@ -115,7 +116,14 @@ final AS (
     ) c
     LEFT JOIN usage_resourcemonthtotal t
            ON t.resource_id = c.resource_id AND t.product_id = c.product_id AND t.month = c.month
-),
+)
+"""
+
+# Store the window's spans and keep the month-to-date totals, in one statement.
+RATE = """
+WITH {win}
+{pieces},
+{priced},
 ins AS (
     INSERT INTO usage_ratedusage
         (run_id, organization_id, resource_id, product_id, state, kind, start_minute, end_minute, minutes,
@@ -134,6 +142,48 @@ acc AS (
 )
 SELECT (SELECT COUNT(*) FROM ins), (SELECT COUNT(*) FROM acc)
 """
+
+# The burn rate per organisation and currency at the window's first minute (`lo`,
+# `hi = lo + 1`): every piece in force then, an hourly rate as it is (0 once a capped
+# month is used up, by the closed hours' total), a monthly rate as its hourly share of
+# this month.
+RATES = """
+WITH {win}
+{pieces},
+cur AS (
+    SELECT piece.organization_id, piece.currency,
+           CASE WHEN piece.unit = 'month'
+                THEN piece.rate * 60 / (EXTRACT(EPOCH FROM (m.month + interval '1 month') - m.month) / 60)
+                WHEN piece.monthly_cap IS NOT NULL AND COALESCE(t.amount, 0) >= piece.monthly_cap THEN 0
+                ELSE piece.rate END AS per_hour
+    FROM piece
+    CROSS JOIN LATERAL (SELECT date_trunc('month', to_timestamp(piece.s * 60) AT TIME ZONE 'UTC') AS month) m
+    LEFT JOIN usage_resourcemonthtotal t
+           ON t.resource_id = piece.resource_id AND t.product_id = piece.product_id AND t.month = m.month::date
+)
+INSERT INTO usage_accrualrate (chunk, organization_id, currency, rate_per_hour, minute)
+SELECT %(chunk)s, organization_id, currency, ROUND(SUM(per_hour), 12), {lo}
+FROM cur GROUP BY organization_id, currency HAVING SUM(per_hour) <> 0
+"""
+
+# The open hour, set-based per organisation: its burn rate × the window's minutes
+# (telescoping, as spans are: at a steady rate the hour's accruals add up to one
+# Decimal however the minutes were cut), one `UsageAccrual` row per organisation and
+# currency, nothing per resource.
+ACCRUE = """
+INSERT INTO usage_usageaccrual (run_id, organization_id, currency, start_minute, end_minute, amount)
+SELECT %(run)s, organization_id, currency, %(lo)s, %(hi)s,
+       ROUND(rate_per_hour * %(hi)s / 60, 12) - ROUND(rate_per_hour * %(lo)s / 60, 12)
+FROM usage_accrualrate WHERE chunk = %(chunk)s
+"""
+
+
+def orgs_window_sql(lo: int, hi: int) -> dict[str, str]:
+    """`chunk_window_sql` for the organisations `%(orgs)s` only."""
+    fmt = chunk_window_sql(lo, hi)
+    fmt.update(filter_i="i.organization_id = ANY(%(orgs)s)", filter_a="a.organization_id = ANY(%(orgs)s)")
+    return fmt
+
 
 # Minimum billable time: a run — consecutive intervals in one state, whatever the
 # product (a resize does not end a run) — that ended in the window after fewer minutes
@@ -228,4 +278,4 @@ def win_cte(windows: list[tuple[int, int, int]] | None, params: dict) -> str:
 
 def build(template: str, fmt: dict[str, str], win: str) -> str:
     pieces = _PIECES.format(**fmt)
-    return template.format(win=win, pieces=pieces.strip(), **fmt)
+    return template.format(win=win, pieces=pieces.strip(), priced=_PRICED.strip(), **fmt)

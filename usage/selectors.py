@@ -78,20 +78,21 @@ def _point(period: datetime, row: Mapping[str, Any]) -> dict:
 
 
 def usage_complete_until(*, organization: Organization) -> datetime | None:
-    """The minute before which every minute of the organisation's usage is rated and rolled
-    up: its chunk's metering watermark, held back to the start of any run of that chunk (or
-    an import) not yet rolled up. None: never metered. The month-to-date figure
+    """The minute before which every minute of the organisation's usage is rated, stored as
+    spans and rolled up: its chunk's `rated_minute` (the open hour is only accrued per
+    organisation until its chunk closes it), held back to the start of any run of that
+    chunk (or an import) not yet rolled up. None: never metered. The month-to-date figure
     (`settings.MONTH_TO_DATE`) is cut off here, so what it reads is complete."""
     from usage.metering import chunk_count
     from usage.models import MeteringChunk
 
     chunk = MeteringChunk.objects.filter(number=organization.pk % chunk_count()).first()
-    if chunk is None or chunk.watermark_minute is None:
+    if chunk is None or chunk.rated_minute is None:
         return None
     pending = (MeteringRun.objects.filter(rolled_up_at__isnull=True, until_minute__gt=F("from_minute"))
                .filter(Q(chunk=chunk.number) | Q(chunk__isnull=True))
                .aggregate(first=Min("from_minute"))["first"])
-    return from_minute(min(chunk.watermark_minute, pending) if pending is not None else chunk.watermark_minute)
+    return from_minute(min(chunk.rated_minute, pending) if pending is not None else chunk.rated_minute)
 
 
 def month_to_date(*, organization: Organization, now: datetime | None = None) -> Any:

@@ -30,7 +30,8 @@ def meter_task() -> int:
 
 @shared_task(name="usage.meter_chunk", soft_time_limit=METER_SOFT_LIMIT, time_limit=METER_HARD_LIMIT)
 def meter_chunk_task(chunk: int, until: int) -> int:
-    slices = metering.meter_chunk(chunk=chunk, until=until, max_slices=settings.USAGE_METERING_MAX_SLICES_PER_TASK)
+    slices = metering.meter_chunk(chunk=chunk, until=until, max_slices=settings.USAGE_METERING_MAX_SLICES_PER_TASK,
+                                  stagger=True)
     return sum(s.rows for s in slices)
 
 
@@ -42,4 +43,5 @@ def rollup_task() -> int:
 @shared_task(name="usage.retention", soft_time_limit=1200, time_limit=1500)
 def retention_task() -> dict:
     created = partitions.ensure_partitions() + event_partitions.ensure_event_partitions()
-    return {"created": len(created), **partitions.drop_expired(), **event_partitions.drop_expired_events()}
+    return {"created": len(created), **partitions.drop_expired(), **event_partitions.drop_expired_events(),
+            "accruals_deleted": metering.purge_accruals()}

@@ -98,8 +98,8 @@ def run(options: dict, stdout) -> str:
     try:
         with transaction.atomic():
             t0 = to_minute(timezone.now() - timedelta(hours=2))
-            _build(resources, orgs, t0, stdout)
-            org_ids = _opening_balances(f"bench-{t0}-%")
+            _build(resources, orgs, t0 - 24 * 60, stdout)  # running since a day before T
+            org_ids = _opening_balances(f"bench-{t0 - 24 * 60}-%")
             metering.ensure_chunks()
             MeteringChunk.objects.update(watermark_minute=t0 - 1)
             _sync(metering.meter_pass(until=from_minute(t0)))  # warm-up tick and sync

@@ -133,8 +133,6 @@ def test_out_of_credit_mid_catch_up_hibernates_once_pays_the_hibernated_rate_and
     # Half an hour later: billed at the hibernated rate, and not hibernated again.
     with time_machine.travel(at(23, 30), tick=False):
         meter(at(23, 30), django_capture_on_commit_callbacks)
-    hibernated = RatedUsage.objects.filter(state=ResourceState.HIBERNATED)
-    assert sum(r.minutes for r in hibernated) == 30 and sum(r.amount for r in hibernated) == Decimal("0.15")
     assert Balance.objects.get(organization=org).amount == Decimal("-4.35")
     assert CreditEvent.objects.filter(kind="credits.hibernated").count() == 1
 
@@ -149,6 +147,13 @@ def test_out_of_credit_mid_catch_up_hibernates_once_pays_the_hibernated_rate_and
         meter(at(23, 40), django_capture_on_commit_callbacks)
     assert Balance.objects.get(organization=org).amount == Decimal("15.45")  # 10 minutes running again
     assert list(ProvisioningRequest.objects.order_by("id").values_list("action", flat=True)) == ["hibernate", "resume"]
+    # The hour closes: its rated spans are stored (the open hour is charged per
+    # organisation until then) and add up to what the balance moved by.
+    with time_machine.travel(at(0, day=11), tick=False):
+        meter(at(0, day=11), django_capture_on_commit_callbacks)
+    hibernated = RatedUsage.objects.filter(state=ResourceState.HIBERNATED)
+    assert sum(r.minutes for r in hibernated) == 30 and sum(r.amount for r in hibernated) == Decimal("0.15")
+    assert Balance.objects.get(organization=org).amount == Decimal("15.05")  # 20 more minutes running
     assert ledger_differences() == (1, [])
 
 
@@ -223,3 +228,43 @@ def test_the_sync_starts_one_auto_top_up_when_usage_crosses_the_threshold(org, f
     assert TopUp.objects.filter(source="auto").count() == 1
     assert Balance.objects.get(organization=org).amount == Decimal("24.00")
     assert Resource.objects.get().state == ResourceState.RUNNING
+
+
+def test_balances_move_every_minute_and_the_ledger_equals_the_rated_spans_once_the_hour_closes(
+        org, flavour, credit, django_capture_on_commit_callbacks):
+    """The open hour is charged per organisation every minute (nothing stored per
+    resource); when it closes, the spans are stored and the closing run charges the
+    difference: a late stop inside the open hour and a monthly cap reached mid-hour end
+    exact to the last decimal."""
+    credit("100")
+    capped = ProductFactory(code="capped")
+    add_price(capped, "1.20", valid_from=at(0, day=1), monthly_cap="1.50")  # reached at 10:15
+    with time_machine.travel(at(10, 0), tick=False):
+        running_server(org, capped, at(9, 0), external_id="capped")
+        late = running_server(org, flavour, at(10, 0), external_id="late")
+        meter(at(10, 0), django_capture_on_commit_callbacks)
+    assert Balance.objects.get(organization=org).amount == Decimal("98.80")
+    stored = RatedUsage.objects.count()
+    amounts = []
+    for minute in range(1, 31):
+        with time_machine.travel(at(10, minute), tick=False):
+            meter(at(10, minute), django_capture_on_commit_callbacks)
+        amounts.append(Balance.objects.get(organization=org).amount)
+    assert all(b < a for a, b in zip([Decimal("98.80"), *amounts], amounts, strict=False))  # every minute
+    assert RatedUsage.objects.count() == stored  # nothing stored while the hour is open
+    assert amounts[-1] == Decimal("98.80") - Decimal("0.04") * 30  # two servers accrued for 30 minutes
+
+    with time_machine.travel(at(10, 30), tick=False):
+        usage_services.resource_change_state(resource=late, state=ResourceState.STOPPED, at=at(10, 10),
+                                             source=StateSource.EVENT)
+    for minute in range(31, 61):
+        when = at(10, 0) + timedelta(minutes=minute)
+        with time_machine.travel(when, tick=False):
+            meter(when, django_capture_on_commit_callbacks)
+
+    # The capped server: 1.20 then 0.30 to its cap; `late`: 10 minutes, 0.20.
+    assert sum(r.amount for r in RatedUsage.objects.all()) == Decimal("1.70")
+    assert Balance.objects.get(organization=org).amount == Decimal("98.30")
+    usage = LedgerEntry.objects.filter(kind="usage")
+    assert sum(e.amount for e in usage) == -sum(r.amount for r in RatedUsage.objects.all())
+    assert ledger_differences() == (1, [])

@@ -6,7 +6,7 @@ One package, four modules, each named for what it holds:
   helpers `to_minute` / `from_minute`;
 - `events`: `UsageEvent`, `EventKey` (the dedup window), `Metric` and the event types;
 - `metering_state`: `MeteringChunk` (watermarks), `MeteringRun`, `Recheck`;
-- `rated_usage`: `RatedUsage`, `ResourceMonthTotal`, the rollups, `ImportedUsage`.
+- `rated_usage`: `RatedUsage`, `UsageAccrual`, `AccrualRate`, `ResourceMonthTotal`, the rollups, `ImportedUsage`.
 
 Every model is imported here, so Django's app registry and the migrations see the app
 exactly as before and callers keep `from usage.models import RatedUsage`. The resource
@@ -16,7 +16,9 @@ re-exported here too, as they always were, for the code that reads resource stat
 Invariants (stated in full in each module):
 - `StateInterval.end_minute`, `eff_state` and `eff_product` are derived by
   `services.intervals_recompute` and never written elsewhere.
-- `RatedUsage` is append-only: a late event reverses and re-rates, never edits.
+- `RatedUsage` is append-only: a late event reverses and re-rates, never edits; spans
+  are stored when their hour closes (at most one per resource, product, state and
+  price per hour), the open hour is charged per organisation (`UsageAccrual`).
 - Rollups are sums of rated rows, added once per metering run.
 """
 
@@ -24,10 +26,12 @@ from pricing.models import ResourceState
 from usage.models.events import EVENT_STATE, Aggregation, EventKey, EventType, Metric, UsageEvent
 from usage.models.metering_state import MeteringChunk, MeteringRun, Recheck, RunKind
 from usage.models.rated_usage import (
+    AccrualRate,
     ImportedUsage,
     RatedKind,
     RatedUsage,
     ResourceMonthTotal,
+    UsageAccrual,
     UsageDaily,
     UsageHourly,
 )
@@ -43,6 +47,7 @@ from usage.models.resources import (
 
 __all__ = [
     "EVENT_STATE",
+    "AccrualRate",
     "AddonAttachment",
     "Aggregation",
     "EventKey",
@@ -61,6 +66,7 @@ __all__ = [
     "RunKind",
     "StateInterval",
     "StateSource",
+    "UsageAccrual",
     "UsageDaily",
     "UsageEvent",
     "UsageHourly",

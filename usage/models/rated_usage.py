@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
 from django.db.models import Q
 
@@ -30,8 +31,11 @@ class RatedKind(models.TextChoices):
 
 
 class RatedUsage(models.Model):
-    """Priced minutes of one resource and product in one state at one rate, inside one
-    clock hour: `[start_minute, end_minute)`.
+    """A rated span: priced minutes of one resource and product in one state at one rate,
+    inside one clock hour: `[start_minute, end_minute)`. Spans are stored when their hour
+    closes (or when a late event corrects a closed hour), so a resource at a constant
+    price and state has at most one row per product per hour, and none is written while
+    the hour is open (its minutes are charged per organisation: `UsageAccrual`).
 
     `amount` is unrounded (12 places) and telescoping: round12(rate·end/60) −
     round12(rate·start/60) with epoch minutes, so however a span is split (one pass a
@@ -87,6 +91,61 @@ class RatedUsage(models.Model):
     @property
     def end(self) -> datetime:
         return from_minute(self.end_minute)
+
+
+class UsageAccrual(models.Model):
+    """The open hour's charge of one organisation in one currency over one accrual run's
+    window `[start_minute, end_minute)`: its burn rate (`AccrualRate`) × the minutes,
+    what the balances move by every minute while nothing is stored per resource. When
+    the hour closes, the closing run charges its rated spans minus these, so the ledger
+    ends exact whatever changed inside the hour. Kept `USAGE_DETAIL_RETENTION_DAYS`."""
+
+    run = models.ForeignKey(
+        MeteringRun, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    currency = currency_field()
+    start_minute = models.BigIntegerField()
+    end_minute = models.BigIntegerField()
+    amount = money_field(help_text="Unrounded (12 places).")
+
+    class Meta:
+        # By run (the credit sync), by organisation (month to date), and a BRIN on time
+        # (retention deletes the oldest; rows arrive in time order).
+        indexes = [
+            models.Index(fields=["run"]),
+            models.Index(fields=["organization", "start_minute"]),
+            BrinIndex(fields=["start_minute"], name="usage_accrual_start_brin"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization_id} {self.amount} {self.currency}"
+
+
+class AccrualRate(models.Model):
+    """An organisation's current burn rate in one currency, per hour: the sum of the
+    rates in force for its resources (a capped price whose month is used up counts 0; a
+    monthly price its hourly share). What the open hour accrues every minute, set-based
+    per organisation. Computed for a whole chunk at the first accrual of each hour, and
+    for an organisation again whenever a change point of one of its resources is
+    consumed; a price book change inside the hour is picked up at the next hour (the
+    closing run trues the hour up exactly either way)."""
+
+    chunk = models.PositiveIntegerField()
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    currency = currency_field()
+    rate_per_hour = money_field()
+    minute = models.BigIntegerField(help_text="The minute the rate was read at.")
+
+    class Meta:
+        indexes = [models.Index(fields=["chunk"]), models.Index(fields=["organization"])]
+
+    def __str__(self) -> str:
+        return f"{self.organization_id} {self.rate_per_hour}/h {self.currency}"
 
 
 class ResourceMonthTotal(models.Model):

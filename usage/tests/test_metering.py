@@ -1,12 +1,22 @@
 from __future__ import annotations
 
+from collections import Counter
 from decimal import Decimal
 
 import pytest
 
 from pricing.models import ResourceState
 from usage import metering, services
-from usage.models import MeteringChunk, RatedKind, RatedUsage, StateSource, UsageDaily, UsageHourly
+from usage.models import (
+    MeteringChunk,
+    RatedKind,
+    RatedUsage,
+    ResourceMonthTotal,
+    StateSource,
+    UsageAccrual,
+    UsageDaily,
+    UsageHourly,
+)
 from usage.rollups import rollup_pending
 from usage.tests.conftest import at, billed, ledger
 from usage.tests.factories import ProductFactory, add_price
@@ -237,3 +247,89 @@ def test_the_minimum_billable_time_applies_to_a_run_not_to_each_piece_of_it(org,
     assert billed(resource=resized) == (Decimal("0.30") + Decimal("5.40"), 30)  # 3 min at $6/h, 27 at $12/h
     assert billed(resource=brief, kind=RatedKind.MINIMUM) == (Decimal("1.00"), 5)  # 5 missing minutes at $12/h
     assert billed(resource=twice, kind=RatedKind.MINIMUM) == (Decimal("0.70"), 7)  # the first run only
+
+
+
+def _minute_by_minute(since, minutes):
+    for minute in range(1, minutes + 1):
+        metering.meter_pass(until=since + minute * (at(0, 1) - at(0, 0)))
+
+
+def test_a_steady_resource_writes_nothing_per_minute(org, flavour, clock):
+    """Rate spans, not minutes: a server at a constant price and state adds no rated row,
+    no rollup row and no month total while its hour is open; the watermark still moves."""
+    capped = ProductFactory()
+    add_price(capped, "1.20", valid_from=at(0, 0, day=(2026, 1, 1)), monthly_cap="50.00")
+    start_server(org, flavour, created=at(9, 0), started=at(9, 0))
+    start_server(org, capped, created=at(9, 0), started=at(9, 0), external_id="capped")
+    metering.meter_pass(until=at(10, 5))
+    rollup_pending()
+
+    def stored():
+        return (RatedUsage.objects.count(), UsageHourly.objects.count(), UsageDaily.objects.count(),
+                list(ResourceMonthTotal.objects.values_list("amount", flat=True)))
+
+    before = stored()
+    for minute in (6, 7, 8):
+        metering.meter_pass(until=at(10, minute))
+        rollup_pending()
+        assert stored() == before
+    assert set(MeteringChunk.objects.values_list("watermark_minute", flat=True)) == {metering.to_minute(at(10, 8))}
+
+
+def test_at_most_one_rated_row_per_resource_product_state_and_price_per_hour_at_every_age(org, flavour, clock):
+    """Metered minute by minute for two hours, with a late stop inside a closed hour and a
+    late hibernation inside the open one: never two live rows for the same resource,
+    product, state, price and hour, and the amounts are the history's."""
+    add_price(flavour, "0.30", state=ResourceState.HIBERNATED, valid_from=at(0, 0, day=(2026, 1, 1)))
+    steady = start_server(org, flavour, created=at(9, 0), started=at(9, 0), external_id="steady")
+    changing = start_server(org, flavour, created=at(9, 0), started=at(9, 0), external_id="changing")
+    metering.meter_pass(until=at(9, 0))
+    _minute_by_minute(at(9, 0), 70)  # to 10:10
+    stop(changing, at(10, 5), state=ResourceState.HIBERNATED)  # late, inside the open hour
+    stop(changing, at(9, 40))  # late, inside the closed 9:00 hour
+    _minute_by_minute(at(10, 10), 50)  # to 11:00
+
+    reversed_ids = RatedUsage.objects.filter(kind=RatedKind.REVERSAL).values("corrects_id")
+    live = RatedUsage.objects.exclude(kind=RatedKind.REVERSAL).exclude(id__in=reversed_ids)
+    per_hour = Counter((r["resource_id"], r["product_id"], r["state"], r["price_id"], r["start_minute"] // 60)
+                       for r in live.values("resource_id", "product_id", "state", "price_id", "start_minute"))
+    assert per_hour and max(per_hour.values()) == 1
+    assert live.filter(resource=steady).count() == 2  # 9:00 and 10:00
+    assert billed(resource=steady) == (Decimal("2.40"), 120)
+    # Running 9:00-9:40, stopped (free) to 10:05, hibernated to 11:00 at $0.30/h.
+    assert billed(resource=changing) == (Decimal("0.80") + Decimal("0.275"), 40 + 55)
+
+
+def test_staggered_hour_closes_store_what_a_catch_up_stores(org, other_org, flavour, clock):
+    """The beat task closes chunk k's hour k·60/n minutes after it ends (the hour's spans
+    are written a chunk at a time). Minute by minute that way, with a late stop inside a
+    still-open hour, the stored spans equal one catch-up's, and the open minutes are
+    accrued per organisation."""
+    assert org.pk % 2 != other_org.pk % 2
+    odd, even = (org, other_org) if org.pk % 2 else (other_org, org)  # chunks 1 (closes at :30) and 0
+    a = start_server(odd, flavour, created=at(9, 0), started=at(9, 0), external_id="a")
+    start_server(even, flavour, created=at(9, 0), started=at(9, 0), external_id="b")
+    metering.meter_pass(until=at(9, 0))
+    for minute in range(1, 166):  # 9:01 → 11:45
+        until = metering.to_minute(at(9, 0)) + minute
+        if until == metering.to_minute(at(11, 10)):
+            stop(a, at(10, 50))  # late; chunk 1's 10:00 hour is still open until 11:30
+        for chunk in (0, 1):
+            metering.meter_chunk(chunk=chunk, until=until, stagger=True)
+    staggered = ledger()
+    marks = dict(MeteringChunk.objects.values_list("number", "rated_minute"))
+    assert marks == {0: metering.to_minute(at(11, 0)), 1: metering.to_minute(at(11, 0))}
+    per_hour = Counter((r.resource_id, r.product_id, r.state, r.price_id, r.start_minute // 60)
+                       for r in RatedUsage.objects.exclude(kind=RatedKind.REVERSAL))
+    assert max(per_hour.values()) == 1  # the late stop came while its hour was open: no correction
+    assert not RatedUsage.objects.filter(kind=RatedKind.REVERSAL).exists()
+    accrued = UsageAccrual.objects.filter(start_minute__gte=metering.to_minute(at(11, 0)))
+    assert sum(x.amount for x in accrued.filter(organization=even)) == Decimal("0.02") * 45
+
+    RatedUsage.objects.all().delete()
+    MeteringChunk.objects.all().delete()
+    metering.meter_pass(until=at(9, 0))
+    metering.meter_pass(until=at(11, 0))
+    assert ledger() == staggered
+    assert billed(resource=a) == (Decimal("0.02") * 110, 110)  # 9:00-10:50

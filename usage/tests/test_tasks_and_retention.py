@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.db import connection
 
 from pricing.models import ResourceState
 from usage import metering, partitions, services, tasks
-from usage.models import MeteringRun, RatedUsage, StateSource, UsageDaily
+from usage.models import MeteringRun, RatedUsage, StateSource, UsageAccrual, UsageDaily
 from usage.tests.conftest import at
 from usage.tests.factories import ProductFactory, add_price
 
@@ -37,10 +38,14 @@ def test_the_beat_task_meters_every_chunk_and_calls_the_hooks_with_each_committe
     with django_capture_on_commit_callbacks(execute=True):
         until = tasks.meter_task()
     assert until == metering.to_minute(at(22, 58))  # now (23:00) minus two minutes of grace
-    runs = set(MeteringRun.objects.filter(rows__gt=0).values_list("id", flat=True))
+    runs = set(MeteringRun.objects.values_list("id", flat=True))
     assert runs and set(CALLS) == runs
-    assert tasks.rollup_task() == len(runs)
-    assert UsageDaily.objects.get().minutes == 2 * 60 + 58
+    # 20:00-22:00 is stored as rated spans and rolled up; 22:00-22:58 is the open hour,
+    # accrued for the organisation (nothing per resource until the hour closes).
+    assert tasks.rollup_task() == MeteringRun.objects.filter(rows__gt=0).count() == 2
+    assert UsageDaily.objects.get().minutes == 2 * 60
+    accrual = UsageAccrual.objects.get()
+    assert (accrual.end_minute - accrual.start_minute, accrual.amount) == (58, Decimal("1.16"))
 
 
 def test_retention_creates_daily_partitions_ahead_and_drops_whole_old_days(server, settings):
