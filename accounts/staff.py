@@ -79,6 +79,7 @@ CONSOLE_ACCESS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "payments.webhookevent": (("view",), ("view",)),
     "payments.paymentmethod": (("view",), ("view",)),
     "payments.dunningcase": (("view",), ("view",)),
+    "payments.receipt": (("view",), ("view",)),
 }
 
 

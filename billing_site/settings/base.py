@@ -367,9 +367,9 @@ USAGE_DETAIL_RETENTION_DAYS = 10
 USAGE_HOURLY_RETENTION_DAYS = 400
 # Called with the run id after each committed metering run (credits syncs the ledger).
 USAGE_AFTER_METERING: list[str] = []
-# The one month-to-date figure shown by usage's pages and cards, (organization=, now=) →
-# an object with month, as_of, currency, total. Set by invoices below (its interim invoice).
-MONTH_TO_DATE = ""
+# MONTH_TO_DATE, the one month-to-date figure shown by usage's pages and cards
+# ((organization=, now=) → an object with month, as_of, currency, total), is set by
+# invoices below (its interim invoice); check usage.E001 refuses a start without it.
 CELERY_BEAT_SCHEDULE["usage-meter"] = {
     "task": "usage.meter",
     "schedule": 60.0,

@@ -11,11 +11,13 @@ from invoices.tests.helpers import hourly_rows, utc
 
 
 def metered_to(org, when):
-    """The organisation's usage metered and rolled up to `when`: the month-to-date cut-off."""
+    """The organisation's usage metered, stored as spans and rolled up to `when`: the
+    month-to-date cut-off."""
     from usage.metering import chunk_count
     from usage.models import MeteringChunk, to_minute
 
-    MeteringChunk.objects.update_or_create(number=org.pk % chunk_count(), defaults={"watermark_minute": to_minute(when)})
+    MeteringChunk.objects.update_or_create(number=org.pk % chunk_count(), defaults={
+        "watermark_minute": to_minute(when), "rated_minute": to_minute(when)})
 
 pytestmark = pytest.mark.django_db
 

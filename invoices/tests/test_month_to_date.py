@@ -73,18 +73,24 @@ def test_every_page_and_endpoint_shows_one_month_to_date_figure_at_one_cut_off(
     assert (Decimal(interim["total"]), interim["until"]) == (Decimal("2.06"), "2026-03-10T12:00:00Z")
 
 
-def test_once_the_run_is_rolled_up_every_page_moves_to_the_watermark_together(
-        org, owner, client, org_api, metered_with_a_run_not_rolled_up):
+def test_once_the_hour_is_closed_and_rolled_up_every_page_moves_to_it_together(
+        org, owner, client, org_api, metered_with_a_run_not_rolled_up, clock):
+    # The 32 minutes after 12:00 are accrued (the open hour), not yet stored per resource:
+    # rolling up changes nothing until the hour closes (rated spans, issue 14).
     rollups.rollup_pending()
     client.force_login(owner)
-    expected = ("$2.70", "to 10 Mar 2026 12:32 UTC")  # 135 minutes at $0.02
+    assert _figures(client.get("/").content.decode()) == [("$2.06", "to 10 Mar 2026 12:00 UTC")] * 2
+    clock.move_to(at(13, 6))
+    metering.meter_pass(until=at(13, 5))  # closes 12:00-13:00
+    rollups.rollup_pending()
+    expected = ("$3.26", "to 10 Mar 2026 13:00 UTC")  # 163 minutes at $0.02
     assert _figures(client.get("/").content.decode()) == [expected, expected]
     assert _figures(client.get("/usage/").content.decode()) == [expected]
     assert _figures(client.get("/invoices/current").content.decode()) == [expected]
     mtd = org_api.get("/api/v1/usage/month-to-date").json()
-    assert (mtd["amount"], mtd["as_of"], mtd["by_product"]) == ("2.700000000000", "2026-03-10T12:32:00Z",
-                                                                {"cpu-4": "2.700000000000"})
-    assert org_api.get("/api/v1/invoices/interim").json()["until"] == "2026-03-10T12:32:00Z"
+    assert (mtd["amount"], mtd["as_of"], mtd["by_product"]) == ("3.260000000000", "2026-03-10T13:00:00Z",
+                                                                {"cpu-4": "3.260000000000"})
+    assert org_api.get("/api/v1/invoices/interim").json()["until"] == "2026-03-10T13:00:00Z"
 
 
 def test_before_anything_is_metered_the_figure_is_zero_and_says_so(org, owner, client, org_api, clock):
