@@ -54,11 +54,7 @@ def credit_note_context(note: CreditNote) -> dict:
 
 
 def render_credit_note_pdf(note: CreditNote) -> bytes:
-    from weasyprint import HTML
-
-    html = render_to_string("invoices/credit_note/pdf.html", credit_note_context(note))
-    css, fonts = rendering._stylesheet()
-    return HTML(string=html, base_url=str(settings.BASE_DIR)).write_pdf(stylesheets=[css], font_config=fonts)
+    return rendering.render_document_pdf("invoices/credit_note/pdf.html", credit_note_context(note))
 
 
 def pdf_filename(note: CreditNote) -> str:
@@ -66,8 +62,7 @@ def pdf_filename(note: CreditNote) -> str:
 
 
 def _pdf_stored(note: CreditNote) -> bool:
-    name = note.pdf.name
-    return name is not None and name != "" and note.pdf.storage.exists(name)
+    return rendering.pdf_file_stored(note.pdf)
 
 
 def credit_note_ensure_pdf(*, credit_note_id: int) -> CreditNote:

@@ -114,12 +114,23 @@ def _stylesheet() -> tuple[Any, Any]:  # (weasyprint CSS, FontConfiguration); we
 def render_invoice_pdf(invoice: Invoice, lines: list[InvoiceLine] | None = None, *, as_issued: bool = True) -> bytes:
     """The document as issued (stored and emailed), or with `as_issued=False` as it stands
     today: its payments and what is still due."""
+    return render_document_pdf("invoices/pdf/invoice.html", invoice_context(invoice, lines, as_issued=as_issued))
+
+
+def render_document_pdf(template: str, context: dict) -> bytes:
+    """One of our documents (invoice, credit note, receipt) as a PDF, in the documents'
+    one stylesheet and fonts."""
     from weasyprint import HTML
 
-    ctx = invoice_context(invoice, lines, as_issued=as_issued)
-    html = render_to_string("invoices/pdf/invoice.html", ctx)
     css, fonts = _stylesheet()
+    html = render_to_string(template, context)
     return HTML(string=html, base_url=str(settings.BASE_DIR)).write_pdf(stylesheets=[css], font_config=fonts)
+
+
+def pdf_file_stored(field: Any) -> bool:
+    """A document's PDF is recorded and its file is still in storage."""
+    name = field.name
+    return name is not None and name != "" and field.storage.exists(name)
 
 
 def pdf_filename(invoice: Invoice) -> str:
@@ -127,8 +138,7 @@ def pdf_filename(invoice: Invoice) -> str:
 
 
 def _pdf_stored(invoice: Invoice) -> bool:
-    name = invoice.pdf.name
-    return name is not None and name != "" and invoice.pdf.storage.exists(name)
+    return pdf_file_stored(invoice.pdf)
 
 
 def invoice_ensure_pdf(*, invoice_id: int) -> Invoice:

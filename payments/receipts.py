@@ -65,13 +65,9 @@ def receipt_context(receipt: Receipt) -> dict:
 
 
 def render_receipt_pdf(receipt: Receipt) -> bytes:
-    from weasyprint import HTML
+    from invoices.rendering import render_document_pdf
 
-    from invoices.rendering import _stylesheet
-
-    html = render_to_string("payments/receipts/receipt.html", receipt_context(receipt))
-    css, fonts = _stylesheet()
-    return HTML(string=html, base_url=str(settings.BASE_DIR)).write_pdf(stylesheets=[css], font_config=fonts)
+    return render_document_pdf("payments/receipts/receipt.html", receipt_context(receipt))
 
 
 def receipt_filename(receipt: Receipt) -> str:
@@ -79,8 +75,9 @@ def receipt_filename(receipt: Receipt) -> str:
 
 
 def _pdf_stored(receipt: Receipt) -> bool:
-    name = receipt.pdf.name
-    return name is not None and name != "" and receipt.pdf.storage.exists(name)
+    from invoices.rendering import pdf_file_stored
+
+    return pdf_file_stored(receipt.pdf)
 
 
 def receipt_ensure_pdf(*, receipt_id: int) -> Receipt:
