@@ -35,7 +35,6 @@ typecheck: install
 
 # Against a running demo (`make run` in another terminal; a fresh one for the money loop).
 screenshots: install
-	$(BIN)/python -m pip install -q -r requirements-screenshots.txt
 	@test -x /usr/bin/chromium || { echo "needs Debian's chromium: apt-get install chromium"; exit 1; }
 	$(BIN)/python docs/screenshots/take.py http://127.0.0.1:$(PORT)
 	$(BIN)/python docs/screenshots/money_loop.py http://127.0.0.1:$(PORT)

@@ -9,6 +9,9 @@ from rest_framework.test import APIClient
 from accounts.models import Organization
 from accounts.tests.factories import MembershipFactory, OrganizationFactory, UserFactory, make_api_key
 
+# Browser tests: fixtures portal_page, browser, live_url (core/tests/browser.py).
+pytest_plugins = ["core.tests.browser"]
+
 
 @pytest.fixture(autouse=True)
 def _fresh_cache():

@@ -2,7 +2,7 @@
 
 Start the demo (`make run`), then:
 
-    make screenshots    # both scripts; or, with requirements-screenshots.txt installed:
+    make screenshots    # both scripts; or, with requirements-dev.txt installed:
     .venv/bin/python docs/screenshots/money_loop.py http://127.0.0.1:8000
 
 As Acme AI (prepaid): top up through the sandbox checkout and see the balance rise;

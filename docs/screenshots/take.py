@@ -2,7 +2,7 @@
 
 Start the demo (`make run`, or runserver on a seeded database), then:
 
-    make screenshots    # both scripts; or, with requirements-screenshots.txt installed:
+    make screenshots    # both scripts; or, with requirements-dev.txt installed:
     .venv/bin/python docs/screenshots/take.py http://127.0.0.1:8000
 
 Writes docs/screenshots/<page>-<desktop|narrow>.png. Creates one API key ("ci-deploy")
