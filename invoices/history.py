@@ -27,8 +27,9 @@ CSV_AMOUNTS = ["subtotal", "discount_total", "tax_total", "total", "credit_appli
 
 
 def filtered(request, own: QuerySet[Invoice]) -> tuple[InvoiceFilterForm, QuerySet[Invoice]]:
-    """`own` cut by the list's filters, newest first, so the page and its CSV agree; an
-    invalid filter leaves the list whole and the form carries the error."""
+    """`own` cut by the list's filters, newest first, so the page and its CSV agree. An
+    invalid filter lists nothing (the form carries the error): never a list that only
+    looks like the answer."""
     form = InvoiceFilterForm(request.GET or None, years=selectors.invoice_years(own))
     invoices = selectors.with_still_due(own).order_by("-period_start")
     if form.is_valid():
@@ -38,6 +39,8 @@ def filtered(request, own: QuerySet[Invoice]) -> tuple[InvoiceFilterForm, QueryS
             invoices = invoices.filter(status=data["status"])
         if data["year"]:
             invoices = invoices.filter(period_start__year=data["year"])
+    elif form.is_bound:
+        invoices = invoices.none()
     return form, invoices
 
 

@@ -53,7 +53,8 @@ def test_an_invalid_date_is_a_field_error_not_silently_ignored(entries, member, 
     assert response.status_code == 200
     assert list(response.context["filters"].errors) == [field]
     assert _reasons(response) == []  # not the whole ledger passed off as the answer
-    assert "Correct the filter above" in response.content.decode()
+    page = response.content.decode()
+    assert "Correct the filter above" in page and '<ul class="errorlist" role="alert">' in page
 
 
 def test_the_ledger_csv_has_money_and_exact_columns_and_utc_times(entries, member):

@@ -70,11 +70,13 @@ def test_status_and_year_filters(invoices, member):
     assert _numbers(member.get("/invoices/", {"status": "open", "year": "2026"})) == [invoices[(2026, 2)].number]
 
 
-def test_an_unknown_status_or_year_is_a_field_error_not_an_empty_list(invoices, member):
+def test_an_unknown_status_or_year_is_a_field_error_not_silently_ignored(invoices, member):
     response = member.get("/invoices/", {"status": "draft", "year": "1999"})
     assert response.status_code == 200
     assert set(response.context["filters"].errors) == {"status", "year"}
-    assert "Select a valid choice" in response.content.decode()
+    page = response.content.decode()
+    assert "Select a valid choice" in page and "Correct the search above" in page
+    assert _numbers(response) == []  # not every invoice passed off as the answer
 
 
 def test_the_csv_has_the_lists_filters_money_at_the_currencys_places_and_utc_times(invoices, member):

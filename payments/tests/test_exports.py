@@ -27,6 +27,7 @@ def test_payments_csv_writes_money_at_the_currencys_places_and_times_in_utc(org,
     Payment.objects.filter(pk=payment.pk).update(created_at=datetime(2026, 3, 1, 9, 30, 15, 123, tzinfo=UTC),
                                                  succeeded_at=datetime(2026, 3, 1, 9, 31, tzinfo=UTC))
     client.force_login(make_member(org, "viewer").user)
+    assert 'href="/payments/export.csv"' in client.get("/payments/").content.decode()
     [row] = _rows(client)
     assert row["created_at_utc"] == "2026-03-01T09:30:15Z" and row["succeeded_at_utc"] == "2026-03-01T09:31:00Z"
     assert (row["currency"], row["amount"], row["amount_refunded"]) == (org.currency, "20000.00", "0.50")
