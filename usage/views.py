@@ -64,7 +64,7 @@ def export(request):
     start = form.cleaned_data["start"] or month_start(timezone.now()).date()
     end = form.cleaned_data["end"] or max(today, start)
     if end < start or (end - start).days + 1 > UsageExportForm.max_days:
-        return HttpResponseBadRequest("To: must be on or after From, and at most 366 days after it.",
+        return HttpResponseBadRequest(f"To: must be on or after From, and the range at most {UsageExportForm.max_days} days.",
                                       content_type="text/plain; charset=utf-8")
     rows = (UsageDaily.objects.filter(organization=org, day__gte=start, day__lte=end)
             .values("day", "resource__external_id", "resource__name", "product__code", "state", "currency")
