@@ -3,15 +3,14 @@ cost by product) and its CSV export."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
 from django.db.models import Sum
-from django.http import HttpResponse
+from django.http import HttpResponseBadRequest
 from django.shortcuts import render
 from django.utils import timezone
 
 from accounts.portal import portal_view
-from core.csv_export import SafeWriter
+from core.csv_export import csv_download, date_cell, exact_cell, money_cell
+from core.forms import DayRangeForm, errors_text
 from core.money import ZERO, format_money, format_rate
 from pricing.proration import month_start
 from usage import sandbox
@@ -48,32 +47,33 @@ def index(request):
     })
 
 
+class UsageExportForm(DayRangeForm):
+    max_days = 366
+
+
 @portal_view("usage:read")
 def export(request):
-    """Daily usage as CSV: ?start=YYYY-MM-DD&end=YYYY-MM-DD (inclusive), default this month."""
+    """Daily usage as CSV: ?start=YYYY-MM-DD&end=YYYY-MM-DD (UTC days, inclusive), by
+    default this month so far. A date that does not parse, or a range that is backwards
+    or longer than a year, is a 400 saying so, never another range than the one asked."""
     org = request.membership.organization
+    form = UsageExportForm(request.GET)
+    if not form.is_valid():
+        return HttpResponseBadRequest(errors_text(form), content_type="text/plain; charset=utf-8")
     today = timezone.now().date()
-    start, end = _day(request.GET.get("start")) or month_start(timezone.now()).date(), _day(request.GET.get("end")) or today
-    if end < start or (end - start) > timedelta(days=366):
-        start, end = month_start(timezone.now()).date(), today
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="usage-{org.slug}-{start}-{end}.csv"'
-    writer = SafeWriter(response)
-    writer.writerow(["day", "resource", "resource_name", "product", "state", "minutes", "amount", "currency"])
+    start = form.cleaned_data["start"] or month_start(timezone.now()).date()
+    end = form.cleaned_data["end"] or max(today, start)
+    if end < start or (end - start).days + 1 > UsageExportForm.max_days:
+        return HttpResponseBadRequest(f"To: must be on or after From, and the range at most {UsageExportForm.max_days} days.",
+                                      content_type="text/plain; charset=utf-8")
     rows = (UsageDaily.objects.filter(organization=org, day__gte=start, day__lte=end)
             .values("day", "resource__external_id", "resource__name", "product__code", "state", "currency")
             .annotate(minutes=Sum("minutes"), amount=Sum("amount"))
             .order_by("day", "resource__external_id", "product__code", "state"))
-    for r in rows:
-        writer.writerow([r["day"], r["resource__external_id"], r["resource__name"], r["product__code"], r["state"],
-                         r["minutes"], r["amount"], r["currency"]])
-    return response
-
-
-def _day(value: str | None):
-    if not value:
-        return None
-    try:
-        return datetime.strptime(value, "%Y-%m-%d").date()
-    except ValueError:
-        return None
+    return csv_download(
+        f"usage-{org.slug}-{start}-{end}.csv",
+        ["day", "resource", "resource_name", "product", "state", "minutes", "currency", "amount", "amount_exact"],
+        ([date_cell(r["day"]), r["resource__external_id"], r["resource__name"], r["product__code"], r["state"],
+          r["minutes"], r["currency"], money_cell(r["amount"], r["currency"]), exact_cell(r["amount"])]
+         for r in rows.iterator()),
+    )

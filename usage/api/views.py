@@ -4,7 +4,7 @@ series and month to date for customers."""
 from __future__ import annotations
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -36,7 +36,24 @@ class EventsView(APIView):
 
     required_scopes = {"POST": "events:write"}
 
-    @extend_schema(request=EventBatchSerializer, responses=EventBatchResultSerializer)
+    @extend_schema(request=EventBatchSerializer, responses=EventBatchResultSerializer, examples=[
+        OpenApiExample("A server's life", request_only=True, value={"events": [
+            {"id": "evt-1", "type": "created", "resource": "srv-42", "timestamp": "2026-03-01T10:00:00Z",
+             "organization": 17, "product": "cpu-4-16", "kind": "server", "name": "web-1"},
+            {"id": "evt-2", "type": "started", "resource": "srv-42", "timestamp": "2026-03-01T10:01:00Z"},
+            {"id": "evt-3", "type": "resized", "resource": "srv-42", "timestamp": "2026-03-01T12:00:00Z",
+             "product": "cpu-8-32"},
+            {"id": "evt-4", "type": "metered", "resource": "srv-42", "timestamp": "2026-03-01T13:00:00Z",
+             "metric": "egress-gb", "quantity": "12.5"},
+            {"id": "evt-5", "type": "deleted", "resource": "srv-42", "timestamp": "2026-03-02T09:30:00Z"},
+        ]}),
+        OpenApiExample("Each event answered on its own", response_only=True, value={
+            "accepted": 1, "duplicates": 1, "rejected": 1, "results": [
+                {"id": "evt-1", "status": "accepted"},
+                {"id": "evt-2", "status": "duplicate"},
+                {"id": "evt-3", "status": "rejected", "reason": "product: no product with code 'cpu-9'."},
+            ]}),
+    ])
     def post(self, request):
         # The envelope is checked by hand: EventBatchSerializer documents it, but running it
         # would re-serialise every event (DRF's JSONField), a third of the cost of a batch.
