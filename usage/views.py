@@ -15,7 +15,7 @@ from core.csv_export import SafeWriter
 from core.money import ZERO, format_money, format_rate
 from pricing.proration import month_start
 from usage import sandbox
-from usage.charts import stacked_bars
+from usage.charts import Series, fold_series, stacked_bar_chart
 from usage.models import UsageDaily
 from usage.selectors import daily_cost_by_product, month_to_date, running_costs
 
@@ -39,7 +39,10 @@ def index(request):
         "rate": format_rate(rate, org.currency),
         "per_day": format_money(rate * 24, org.currency),
         "rows": rows,
-        "chart": stacked_bars(days, series, org.currency),
+        "chart": stacked_bar_chart(
+            title="Daily cost by product, last 30 days", ticks=[f"{d:%-d %b}" for d in days],
+            tooltips=[f"{d:%a %-d %b %Y}" for d in days],
+            series=fold_series([Series(name, values) for name, values in series.items()]), currency=org.currency),
         "month_start": month_start(now).date(),
         "today": now.date(),
         "sandbox": sandbox.enabled(),
