@@ -52,7 +52,7 @@ def ledger(**filters) -> dict[tuple, tuple[Decimal, int]]:
     return {k: v for k, v in out.items() if v != (Decimal("0"), 0)}
 
 
-# --- The spend explorer's history (test_spend*.py, test_browser_explorer.py) ---------------
+# --- The spend explorer's history (test_spend*.py) --------------------------------------
 
 SPEND_NOW = datetime(2026, 3, 2, 10, 35, tzinfo=UTC)
 
