@@ -176,6 +176,10 @@ def spend_explorer(request):
                            "forecast": format_money(r.forecast, cur)} for r in fc.resources],
     }
     if not form.is_valid():
+        # Valid switches are kept, so fixing the days keeps them.
+        interval, group_by = form.data.get("interval"), form.data.get("group_by")
+        context["query"] = {"interval": interval if interval in INTERVALS else "day",
+                            "group_by": group_by if group_by in GROUPINGS else "product"}
         return render(request, "usage/spend.html", context, status=400)
     q = form.cleaned_data
     result = spend(organization=org, start=q["start"], end=q["end"], interval=q["interval"],
@@ -205,7 +209,9 @@ def spend_explorer(request):
         "csv_query": urlencode(base),
         "interval_links": [(i, i.capitalize(), urlencode({**base, "interval": i})) for i in INTERVALS],
         "group_links": [(k, g.label, urlencode({**base, "group_by": k})) for k, g in GROUPINGS.items()],
-        "preset_links": [(k, label, urlencode({"preset": k, "interval": q["interval"], "group_by": q["group_by"]}))
+        # A year by day is 365 bars: the year preset shows months.
+        "preset_links": [(k, label, urlencode({"preset": k, "interval": "month" if k == "12-months" else q["interval"],
+                                               "group_by": q["group_by"]}))
                          for k, label in PRESETS],
     })
     return render(request, "usage/spend.html", context)

@@ -34,6 +34,15 @@ def test_the_explorer_shows_this_month_by_day_and_product_by_default(client, own
     assert 'class="bars-forecast"' in page and "$0.0556/hour" in page and "710 hours" in page
 
 
+def test_the_year_preset_shows_months_and_keeps_the_grouping(client, owner, spend_history):
+    client.force_login(owner)
+    page = client.get("/usage/spend/", {"preset": "12-months", "interval": "month", "group_by": "resource"})
+    assert page.status_code == 200
+    rows = [r["label"] for r in page.context["period_rows"]]
+    assert rows[0] == "April 2025" and rows[-2:] == ["February 2026", "1 Mar – 2 Mar 2026"]
+    assert 'href="?preset=12-months&amp;interval=month&amp;group_by=resource"' in page.content.decode()
+
+
 def test_switching_to_weeks_by_resource_keeps_the_range(client, owner, spend_history):
     client.force_login(owner)
     page = client.get("/usage/spend/", {"start": "2026-02-23", "to": "2026-03-08", "interval": "week",
