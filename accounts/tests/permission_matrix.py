@@ -68,6 +68,8 @@ API: dict[tuple[str, str], str] = {
     ("events", "POST"): "events:write",
     ("usage", "GET"): "usage:read",
     ("usage-month-to-date", "GET"): "usage:read",
+    ("spend", "GET"): "usage:read",
+    ("spend-forecast", "GET"): "usage:read",
     ("resource-list", "GET"): "usage:read",
     ("resource-detail", "GET"): "usage:read",
     ("resource-history", "GET"): "usage:read",
@@ -146,6 +148,8 @@ WEB: dict[tuple[str, str], str] = {
     # Usage, pricing.
     **_page("usage:index", "usage:read", "usage:read"),
     **_page("usage:export", "usage:read", "usage:read"),
+    **_page("usage:spend", "usage:read", "usage:read"),
+    **_page("usage:spend_export", "usage:read", "usage:read"),
     **_page("usage:sandbox_start", NOBODY, "account:write"),
     **_page("usage:sandbox_stop", NOBODY, "account:write"),
     **_page("pricing:index", "account:read", "account:read"),

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from decimal import Decimal
 
 import pytest
@@ -35,7 +36,22 @@ def test_usage_page_shows_running_resources_their_rate_and_the_month_to_date(org
     page = client.get("/usage/").content.decode()
     assert "web-1" in page and "$1.20/h" in page
     assert "$2.06" in page  # 103 minutes at $0.02
-    assert "<svg" in page and "cpu-4" in page
+    assert "<svg" in page and "CPU 4" in page
+
+
+def test_the_usage_charts_legend_names_products_and_keeps_their_order(org, owner, client, running):
+    """Issue 16, defect 9: the legend showed product codes ("cpu-4")."""
+    second = ProductFactory(code="a-small", name="Zeta storage")
+    add_price(second, "0.05", valid_from=at(0, 0, day=(2026, 1, 1)))
+    UsageDaily.objects.create(organization=org, resource=Resource.objects.get(external_id="srv-1"), product=second,
+                              state="running", currency="USD", minutes=60, amount=Decimal("0.05"),
+                              day=at(0).date())
+    client.force_login(owner)
+    page = client.get("/usage/").content.decode()
+    legend = re.search(r'class="legend">(.*?)</(?:ul|div)>', page, re.S).group(1)
+    assert "cpu-4" not in legend and "a-small" not in legend
+    # By name, whatever the codes or amounts: a product keeps its place and colour.
+    assert legend.index("CPU 4") < legend.index("Zeta storage")
 
 
 def test_usage_csv_export_has_one_row_per_day_resource_product_and_state(org, owner, client, running):
