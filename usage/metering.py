@@ -110,8 +110,16 @@ def ensure_chunks() -> None:
 
 # --- Rating a window: runs the statements of `usage.rating_sql` ----------------------
 
-def _sql_params(chunk: int, run_id: int, kind: str) -> dict:
-    return {"chunks": chunk_count(), "chunk": chunk, "run": run_id, "kind": kind}
+def _chunk_orgs(chunk: int) -> list[int]:
+    """The chunk's organisation ids (the rating statements take them as one array)."""
+    from accounts.models import Organization
+
+    return list(_in_chunk_id(Organization.objects.all(), chunk).order_by("id").values_list("id", flat=True))
+
+
+def _sql_params(chunk: int, run_id: int, kind: str, orgs: list[int] | None = None) -> dict:
+    return {"chunks": chunk_count(), "chunk": chunk, "run": run_id, "kind": kind,
+            "orgs": _chunk_orgs(chunk) if orgs is None else orgs}
 
 
 def _rate(*, run_id: int, chunk: int, kind: str, lo: int = 0, hi: int = 0,
@@ -133,12 +141,11 @@ def _rate(*, run_id: int, chunk: int, kind: str, lo: int = 0, hi: int = 0,
 
 def _read_rates(*, chunk: int, minute: int, orgs: list[int] | None = None) -> None:
     """(Re)read the burn rates at `minute` of the chunk's organisations (or of `orgs`)."""
-    params = _sql_params(chunk, 0, RatedKind.CHARGE)
+    params = _sql_params(chunk, 0, RatedKind.CHARGE, orgs)
     if orgs is None:
         fmt = rating_sql.chunk_window_sql(minute, minute + 1)
         AccrualRate.objects.filter(chunk=chunk).delete()
     else:
-        params["orgs"] = orgs
         fmt = rating_sql.orgs_window_sql(minute, minute + 1)
         AccrualRate.objects.filter(organization_id__in=orgs).delete()
     with connection.cursor() as cursor:
@@ -207,6 +214,10 @@ class PassResult:
 
 def _in_chunk(qs: QuerySet, chunk: int) -> QuerySet:
     return qs.alias(chunk_number=F("organization_id") % chunk_count()).filter(chunk_number=chunk)
+
+
+def _in_chunk_id(qs: QuerySet, chunk: int) -> QuerySet:
+    return qs.alias(chunk_number=F("id") % chunk_count()).filter(chunk_number=chunk)
 
 
 def _initial_watermark(chunk: int, until: int) -> int:
