@@ -73,6 +73,21 @@ def chunk_count() -> int:
     return int(settings.USAGE_METERING_CHUNKS)
 
 
+# Running resources per chunk the sizing rule aims at. Each chunk costs a fixed ~10-15 ms a
+# minute on the development machine (its lock, run row and two commits: the slice and
+# its credit sync), and closes its hour in one statement: fewer chunks for a small fleet
+# keep the fixed cost in proportion to the work, more for a large one keep one chunk's
+# hour close (staggered, one chunk at a time) a small part of a minute.
+RESOURCES_PER_CHUNK = 8_000
+
+
+def chunks_for_fleet(resources: int) -> int:
+    """The `USAGE_METERING_CHUNKS` to run a fleet of `resources` running resources with:
+    one per `RESOURCES_PER_CHUNK`, rounded (1 at 10,000, 12 at 100,000, 125 at 1M). Changing the
+    setting is refused except at an hour boundary (`ensure_chunks`)."""
+    return max(1, round(resources / RESOURCES_PER_CHUNK))
+
+
 def until_minute(now: datetime | None = None) -> int:
     """The first minute not yet rateable: metering stops `USAGE_METERING_GRACE` before now."""
     return to_minute((now or timezone.now()) - settings.USAGE_METERING_GRACE)
@@ -347,26 +362,6 @@ def meter_pass(*, until: datetime | None = None, chunks: list[int] | None = None
             result.skipped_chunks.append(chunk)
         result.slices.extend(slices)
     return result
-
-
-ACCRUAL_DELETE_BATCH = 10_000
-
-
-def purge_accruals(*, now: datetime | None = None) -> int:
-    """Delete accruals older than `USAGE_DETAIL_RETENTION_DAYS` (their hours closed long
-    ago; the ledger entries keep what they charged), in batches by id."""
-    from datetime import timedelta
-
-    from usage.models import UsageAccrual
-
-    before = to_minute((now or timezone.now()) - timedelta(days=settings.USAGE_DETAIL_RETENTION_DAYS))
-    deleted = 0
-    while True:
-        ids = list(UsageAccrual.objects.filter(start_minute__lt=before).order_by("id")
-                   .values_list("id", flat=True)[:ACCRUAL_DELETE_BATCH])
-        if not ids:
-            return deleted
-        deleted += UsageAccrual.objects.filter(id__in=ids).delete()[0]
 
 
 def after_metering(run_id: int) -> None:
