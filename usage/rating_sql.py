@@ -195,19 +195,25 @@ _RUN_START = """COALESCE(
      WHERE b.resource_id = i.resource_id AND b.end_minute <= i.start_minute AND b.end_minute > b.start_minute
        AND b.eff_state <> i.eff_state),
     (SELECT MIN(f.start_minute) FROM usage_stateinterval f WHERE f.resource_id = i.resource_id))"""
+# The intervals that ended in the window come first, on their own (the (organization,
+# end_minute) index): joined from the rates instead, the plan probed every interval of
+# every organisation once per rate (0.6 s a close at 100,000 resources).
 MINIMUMS = """
 WITH {win}
-{pieces}
+{pieces},
+ended AS MATERIALIZED (
+    SELECT i.* FROM usage_stateinterval i
+    {join_i}
+    WHERE {filter_i} AND i.end_minute >= {lo} AND i.end_minute < {hi} AND i.end_minute > i.start_minute
+)
 SELECT i.organization_id, i.resource_id, i.eff_product_id, i.eff_state, i.end_minute,
        r.min_billable_minutes - (i.end_minute - %(run_start)s) AS missing, r.rate, r.currency, r.price_id,
        r.contract_id
-FROM usage_stateinterval i
-{join_i}
+FROM ended i
 JOIN pricing_product p ON p.id = i.eff_product_id
 JOIN rates r ON r.organization_id = i.organization_id AND r.product_id = i.eff_product_id AND r.state = i.eff_state
      AND r.unit = 'hour' AND r.vf <= i.end_minute - 1 AND (r.vt IS NULL OR r.vt > i.end_minute - 1)
-WHERE {filter_i} AND i.end_minute >= {lo} AND i.end_minute < {hi} AND i.end_minute > i.start_minute
-  AND p.billing_model = 'hourly' AND r.min_billable_minutes > i.end_minute - i.start_minute
+WHERE p.billing_model = 'hourly' AND r.min_billable_minutes > i.end_minute - i.start_minute
   AND NOT EXISTS (SELECT 1 FROM usage_stateinterval n
                   WHERE n.resource_id = i.resource_id AND n.start_minute = i.end_minute AND n.eff_state = i.eff_state
                     AND (n.end_minute IS NULL OR n.end_minute > n.start_minute))
