@@ -12,7 +12,8 @@ The data: `--orgs` prepaid organisations (an opening balance each, ledgered) and
 `--resources` servers running since a day before (each organisation's servers cycle
 through two capped CPU prices and two uncapped GPU prices, an organisation's first server in every ten with a backup add-on, so every chunk alike), metered up to five minutes before
 an hour ends. One warm-up minute, then the minutes up to and including the one that
-closes the hour, each timed.
+closes the hour, each timed, and the first minute of the next hour (every chunk reads its
+organisations' burn rates again).
 
 The baseline, measured in the same run right after each minute: PostgreSQL's own counters
 (`pg_stat_user_tables`, partitions folded into their table) say how many rows the minute
@@ -132,6 +133,9 @@ def _run_minutes(options: dict, stdout) -> str:
             for skipped in range(until + 1, hour_end):
                 minute(skipped)
             minutes.append(_measure_close(minute, hour_end))
+            # The next minute is the new hour's first accrual: every chunk reads its burn
+            # rates again (`AccrualRate`, from the same pricing as the spans).
+            minutes.append(_measure(minute, hour_end + 1, "hour start"))
             break
     for m in minutes:
         described = ", ".join(f"{t} +{i}/~{u}/-{d}" for t, (i, u, d) in sorted(m.writes.items()) if i or u or d)
@@ -155,8 +159,11 @@ def _run_minutes(options: dict, stdout) -> str:
     per_resource_hour = steady_rows / (resources + addons.count()) + close[0].rated_rows / (
         servers_closed + addons_closed)
     per_server_hour = steady_rows / resources + close[0].rated_rows / servers_closed
+    # One minute an hour reads the burn rates again instead of being an ordinary one.
+    start_extra = sum(m.seconds for m in minutes if m.label == "hour start") - statistics.mean(
+        m.seconds for m in steady)
     mean_minute = (statistics.mean(m.seconds for m in steady) * (60 - closing_minutes)
-                   + close[0].seconds * closing_minutes) / 60
+                   + close[0].seconds * closing_minutes + start_extra) / 60
     products = close[0].writes.get("usage_usagehourly", (0, 0, 0))
     stdout.write(f"mean over an hour of minutes: {mean_minute:.3f}s; rated rows per priced item (server or "
                  f"attached add-on) and hour {per_resource_hour:.2f}, per server {per_server_hour:.2f} (one in "
@@ -169,10 +176,14 @@ def _run_minutes(options: dict, stdout) -> str:
 
 
 def _measure_close(minute, hour_end: int) -> Minute:
+    return _measure(minute, hour_end, "hour close")
+
+
+def _measure(minute, until: int, label: str) -> Minute:
     before = _counters()
-    seconds = minute(hour_end)
+    seconds = minute(until)
     writes = _delta(before, _counters())
-    return Minute("hour close", seconds, writes, _baseline(writes))
+    return Minute(label, seconds, writes, _baseline(writes))
 
 
 def _set_watermarks(minute: int) -> None:

@@ -32,6 +32,7 @@ def test_the_metering_benchmark_runs_the_committed_minute_and_prints_its_figure_
     # Rows per priced item (server or add-on) and per server, both printed.
     assert re.search(r"per server \d+\.\d{2} ", lines[-2]), lines[-2]
     assert any(line.startswith("hour close:") for line in lines)
+    assert any(line.startswith("hour start:") for line in lines)
     # Committed, as Celery runs it: the runs were rolled up and the balances moved by the hook.
     assert MeteringRun.objects.filter(rolled_up_at__isnull=False).exists()
     assert LedgerEntry.objects.filter(kind="usage", metering_run_id__isnull=False).exists()
