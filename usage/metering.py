@@ -284,8 +284,13 @@ def meter_chunk_slice(*, chunk: int, until: int, stagger: bool = False) -> Slice
             row.rated_minute, row.watermark_minute = end, max(lo, end)
         else:
             if hi > lo:
-                if row.rates_minute is None or row.rates_minute // 60 != lo // 60:
-                    _read_rates(chunk=chunk, minute=lo)  # the first accrual of the clock hour
+                # The burn rates are read again at the first accrual of a clock hour once
+                # the hour before it is closed: with staggered closes, a chunk accrues the
+                # first minutes of an hour at the rates it had (an estimate, trued up when
+                # the hour closes) and reads them right after its close, so the chunks
+                # read theirs one at a time instead of all in the hour's first minute.
+                if row.rates_minute is None or (row.rates_minute // 60 != lo // 60 and rated >= lo // 60 * 60):
+                    _read_rates(chunk=chunk, minute=lo)
                     row.rates_minute = lo
                 elif dirty_orgs:
                     _read_rates(chunk=chunk, minute=lo, orgs=sorted(dirty_orgs))
