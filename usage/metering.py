@@ -18,8 +18,9 @@ R ≤ W ≤ E, the end of R's clock hour. One *slice* of a chunk is one transact
    (and add-on attachments) × effective rates from `pricing_effective_rate`, split at
    every state, product, price and hour boundary, in one `INSERT … SELECT` (PostgreSQL;
    exact NUMERIC) — and R = W = E. Otherwise `[W, until)` is *accrued*: each
-   organisation's burn rate (`AccrualRate`: read for the whole chunk at the first
-   accrual of the hour, again for an organisation whose resources changed) × the minutes,
+   organisation's burn rate (`AccrualRate`: read for the whole chunk at its first
+   accrual of an hour once the hour before is closed, again for an organisation whose
+   resources changed) × the minutes,
    one `UsageAccrual` row per organisation and currency, nothing per resource, and
    W = until;
 4. move the marks and commit. The `USAGE_AFTER_METERING` hooks get the run id on commit

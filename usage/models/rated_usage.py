@@ -128,10 +128,11 @@ class AccrualRate(models.Model):
     """An organisation's current burn rate in one currency, per hour: the sum of the
     rates in force for its resources (a capped price whose month is used up counts 0; a
     monthly price its hourly share). What the open hour accrues every minute, set-based
-    per organisation. Computed for a whole chunk at the first accrual of each hour, and
-    for an organisation again whenever a change point of one of its resources is
-    consumed; a price book change inside the hour is picked up at the next hour (the
-    closing run trues the hour up exactly either way)."""
+    per organisation. Computed for a whole chunk at its first accrual of each hour once
+    the hour before is closed (with staggered closes, right after its close), and for an
+    organisation again whenever a change point of one of its resources is consumed; a
+    price book change is picked up after the chunk's next close (the closing run trues
+    the hour up exactly either way)."""
 
     chunk = models.PositiveIntegerField()
     organization = models.ForeignKey(
