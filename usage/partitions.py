@@ -101,8 +101,9 @@ _ACCRUAL_COLUMNS = "id, currency, start_minute, end_minute, amount, organization
 
 def partition_accruals(schema_editor: BaseDatabaseSchemaEditor) -> None:
     """Migration step: the accruals table (rows and all) becomes a partitioned one with
-    the same columns, indexes and ids: day partitions for the retention's days that have
-    rows and the days ahead, older rows into DEFAULT (the retention task deletes them).
+    the same columns, indexes and ids: a partition for every day of the retention from
+    the oldest row on and for the days ahead, older rows into DEFAULT (the retention task
+    deletes them).
     Takes a lock on the table for the copy: run it while metering is stopped or quiet.
     Does nothing to a table that is already partitioned (the migration applied again after
     a reversal, which leaves it partitioned)."""
