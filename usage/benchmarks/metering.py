@@ -12,7 +12,7 @@ The data: `--orgs` prepaid organisations (an opening balance each, ledgered) and
 `--resources` servers running since a day before (each organisation's servers cycle
 through two capped CPU prices and two uncapped GPU prices, an organisation's first server in every ten with a backup add-on, so every chunk alike), metered up to five minutes before
 an hour ends. One warm-up minute, then the minutes up to and including the one that
-closes the hour, each timed, and the first minute of the next hour (every chunk reads its
+closes the hour, each timed, and the minute after it (the chunks that closed read their
 organisations' burn rates again).
 
 The baseline, measured in the same run right after each minute: PostgreSQL's own counters
@@ -122,6 +122,7 @@ def _run_minutes(options: dict, stdout) -> str:
 
     minute(start)  # warm-up: minute start - 1
     minutes: list[Minute] = []
+    closed: list[int] = [0]
     for until in range(start + 1, hour_end + 1):
         before = _counters()
         seconds = minute(until)
@@ -133,8 +134,11 @@ def _run_minutes(options: dict, stdout) -> str:
             for skipped in range(until + 1, hour_end):
                 minute(skipped)
             minutes.append(_measure_close(minute, hour_end))
-            # The next minute is the new hour's first accrual: every chunk reads its burn
-            # rates again (`AccrualRate`, from the same pricing as the spans).
+            # The chunks the closing minute closed (before the next minute closes more).
+            closed = list(MeteringChunk.objects.filter(rated_minute=hour_end).values_list("number", flat=True)) or [0]
+            # The next minute: the chunks that closed their hour read their burn rates
+            # again (`AccrualRate`, from the same pricing as the spans), and with more than
+            # 60 chunks the next ones close.
             minutes.append(_measure(minute, hour_end + 1, "hour start"))
             break
     for m in minutes:
@@ -147,7 +151,6 @@ def _run_minutes(options: dict, stdout) -> str:
     # the measured closing minute holds `closed` of the n chunks, and an hour has n/closed
     # such minutes.
     n = metering.chunk_count()
-    closed = list(MeteringChunk.objects.filter(rated_minute=hour_end).values_list("number", flat=True)) or [0]
     closing_minutes = n / len(closed)
     # Rows are counted per priced item: a server, or an add-on attached to it (billed at
     # its own price, so its own span: the issue's span is (resource, price, state, start,
