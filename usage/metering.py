@@ -18,8 +18,9 @@ R ≤ W ≤ E, the end of R's clock hour. One *slice* of a chunk is one transact
    (and add-on attachments) × effective rates from `pricing_effective_rate`, split at
    every state, product, price and hour boundary, in one `INSERT … SELECT` (PostgreSQL;
    exact NUMERIC) — and R = W = E. Otherwise `[W, until)` is *accrued*: each
-   organisation's burn rate (`AccrualRate`: read for the whole chunk at the first
-   accrual of the hour, again for an organisation whose resources changed) × the minutes,
+   organisation's burn rate (`AccrualRate`: read for the whole chunk at its first
+   accrual of an hour once the hour before is closed, again for an organisation whose
+   resources changed) × the minutes,
    one `UsageAccrual` row per organisation and currency, nothing per resource, and
    W = until;
 4. move the marks and commit. The `USAGE_AFTER_METERING` hooks get the run id on commit
@@ -73,6 +74,21 @@ def chunk_count() -> int:
     return int(settings.USAGE_METERING_CHUNKS)
 
 
+# Running resources per chunk the sizing rule aims at. Each chunk costs a fixed ~10-15 ms a
+# minute on the development machine (its lock, run row and two commits: the slice and
+# its credit sync), and closes its hour in one statement: fewer chunks for a small fleet
+# keep the fixed cost in proportion to the work, more for a large one keep one chunk's
+# hour close (staggered, one chunk at a time) a small part of a minute.
+RESOURCES_PER_CHUNK = 8_000
+
+
+def chunks_for_fleet(resources: int) -> int:
+    """The `USAGE_METERING_CHUNKS` to run a fleet of `resources` running resources with:
+    one per `RESOURCES_PER_CHUNK`, rounded (1 at 10,000, 12 at 100,000, 125 at 1M). Changing the
+    setting is refused except at an hour boundary (`ensure_chunks`)."""
+    return max(1, round(resources / RESOURCES_PER_CHUNK))
+
+
 def until_minute(now: datetime | None = None) -> int:
     """The first minute not yet rateable: metering stops `USAGE_METERING_GRACE` before now."""
     return to_minute((now or timezone.now()) - settings.USAGE_METERING_GRACE)
@@ -110,8 +126,16 @@ def ensure_chunks() -> None:
 
 # --- Rating a window: runs the statements of `usage.rating_sql` ----------------------
 
-def _sql_params(chunk: int, run_id: int, kind: str) -> dict:
-    return {"chunks": chunk_count(), "chunk": chunk, "run": run_id, "kind": kind}
+def _chunk_orgs(chunk: int) -> list[int]:
+    """The chunk's organisation ids (the rating statements take them as one array)."""
+    from accounts.models import Organization
+
+    return list(_in_chunk_id(Organization.objects.all(), chunk).order_by("id").values_list("id", flat=True))
+
+
+def _sql_params(chunk: int, run_id: int, kind: str, orgs: list[int] | None = None) -> dict:
+    return {"chunks": chunk_count(), "chunk": chunk, "run": run_id, "kind": kind,
+            "orgs": _chunk_orgs(chunk) if orgs is None else orgs}
 
 
 def _rate(*, run_id: int, chunk: int, kind: str, lo: int = 0, hi: int = 0,
@@ -133,12 +157,11 @@ def _rate(*, run_id: int, chunk: int, kind: str, lo: int = 0, hi: int = 0,
 
 def _read_rates(*, chunk: int, minute: int, orgs: list[int] | None = None) -> None:
     """(Re)read the burn rates at `minute` of the chunk's organisations (or of `orgs`)."""
-    params = _sql_params(chunk, 0, RatedKind.CHARGE)
+    params = _sql_params(chunk, 0, RatedKind.CHARGE, orgs)
     if orgs is None:
         fmt = rating_sql.chunk_window_sql(minute, minute + 1)
         AccrualRate.objects.filter(chunk=chunk).delete()
     else:
-        params["orgs"] = orgs
         fmt = rating_sql.orgs_window_sql(minute, minute + 1)
         AccrualRate.objects.filter(organization_id__in=orgs).delete()
     with connection.cursor() as cursor:
@@ -209,6 +232,10 @@ def _in_chunk(qs: QuerySet, chunk: int) -> QuerySet:
     return qs.alias(chunk_number=F("organization_id") % chunk_count()).filter(chunk_number=chunk)
 
 
+def _in_chunk_id(qs: QuerySet, chunk: int) -> QuerySet:
+    return qs.alias(chunk_number=F("id") % chunk_count()).filter(chunk_number=chunk)
+
+
 def _initial_watermark(chunk: int, until: int) -> int:
     first = _in_chunk(StateInterval.objects.all(), chunk).aggregate(m=Min("start_minute"))["m"]
     return until if first is None else min(first, until)
@@ -258,8 +285,13 @@ def meter_chunk_slice(*, chunk: int, until: int, stagger: bool = False) -> Slice
             row.rated_minute, row.watermark_minute = end, max(lo, end)
         else:
             if hi > lo:
-                if row.rates_minute is None or row.rates_minute // 60 != lo // 60:
-                    _read_rates(chunk=chunk, minute=lo)  # the first accrual of the clock hour
+                # The burn rates are read again at the first accrual of a clock hour once
+                # the hour before it is closed: with staggered closes, a chunk accrues the
+                # first minutes of an hour at the rates it had (an estimate, trued up when
+                # the hour closes) and reads them right after its close, so the chunks
+                # read theirs one at a time instead of all in the hour's first minute.
+                if row.rates_minute is None or (row.rates_minute // 60 != lo // 60 and rated >= lo // 60 * 60):
+                    _read_rates(chunk=chunk, minute=lo)
                     row.rates_minute = lo
                 elif dirty_orgs:
                     _read_rates(chunk=chunk, minute=lo, orgs=sorted(dirty_orgs))
@@ -336,26 +368,6 @@ def meter_pass(*, until: datetime | None = None, chunks: list[int] | None = None
             result.skipped_chunks.append(chunk)
         result.slices.extend(slices)
     return result
-
-
-ACCRUAL_DELETE_BATCH = 10_000
-
-
-def purge_accruals(*, now: datetime | None = None) -> int:
-    """Delete accruals older than `USAGE_DETAIL_RETENTION_DAYS` (their hours closed long
-    ago; the ledger entries keep what they charged), in batches by id."""
-    from datetime import timedelta
-
-    from usage.models import UsageAccrual
-
-    before = to_minute((now or timezone.now()) - timedelta(days=settings.USAGE_DETAIL_RETENTION_DAYS))
-    deleted = 0
-    while True:
-        ids = list(UsageAccrual.objects.filter(start_minute__lt=before).order_by("id")
-                   .values_list("id", flat=True)[:ACCRUAL_DELETE_BATCH])
-        if not ids:
-            return deleted
-        deleted += UsageAccrual.objects.filter(id__in=ids).delete()[0]
 
 
 def after_metering(run_id: int) -> None:

@@ -63,7 +63,7 @@ rates AS (
     SELECT organization_id, product_id, state, unit, currency, rate, monthly_cap, min_billable_minutes, price_id,
            contract_id, {vf} AS vf, {vt} AS vt
     FROM {view}
-    WHERE organization_id %% %(chunks)s = %(chunk)s AND unit IN ('hour', 'month')
+    WHERE organization_id = ANY(%(orgs)s::bigint[]) AND unit IN ('hour', 'month')
 ),
 piece AS (
     SELECT seg.resource_id, seg.organization_id, seg.product_id, seg.state, r.unit, r.currency, r.rate,
@@ -179,10 +179,8 @@ FROM usage_accrualrate WHERE chunk = %(chunk)s
 
 
 def orgs_window_sql(lo: int, hi: int) -> dict[str, str]:
-    """`chunk_window_sql` for the organisations `%(orgs)s` only."""
-    fmt = chunk_window_sql(lo, hi)
-    fmt.update(filter_i="i.organization_id = ANY(%(orgs)s)", filter_a="a.organization_id = ANY(%(orgs)s)")
-    return fmt
+    """`chunk_window_sql` for some of the chunk's organisations (`%(orgs)s` holds only those)."""
+    return chunk_window_sql(lo, hi)
 
 
 # Minimum billable time: a run — consecutive intervals in one state, whatever the
@@ -197,19 +195,25 @@ _RUN_START = """COALESCE(
      WHERE b.resource_id = i.resource_id AND b.end_minute <= i.start_minute AND b.end_minute > b.start_minute
        AND b.eff_state <> i.eff_state),
     (SELECT MIN(f.start_minute) FROM usage_stateinterval f WHERE f.resource_id = i.resource_id))"""
+# The intervals that ended in the window come first, on their own (the (organization,
+# end_minute) index): joined from the rates instead, the plan probed every interval of
+# every organisation once per rate (0.6 s a close at 100,000 resources).
 MINIMUMS = """
 WITH {win}
-{pieces}
+{pieces},
+ended AS MATERIALIZED (
+    SELECT i.* FROM usage_stateinterval i
+    {join_i}
+    WHERE {filter_i} AND i.end_minute >= {lo} AND i.end_minute < {hi} AND i.end_minute > i.start_minute
+)
 SELECT i.organization_id, i.resource_id, i.eff_product_id, i.eff_state, i.end_minute,
        r.min_billable_minutes - (i.end_minute - %(run_start)s) AS missing, r.rate, r.currency, r.price_id,
        r.contract_id
-FROM usage_stateinterval i
-{join_i}
+FROM ended i
 JOIN pricing_product p ON p.id = i.eff_product_id
 JOIN rates r ON r.organization_id = i.organization_id AND r.product_id = i.eff_product_id AND r.state = i.eff_state
      AND r.unit = 'hour' AND r.vf <= i.end_minute - 1 AND (r.vt IS NULL OR r.vt > i.end_minute - 1)
-WHERE {filter_i} AND i.end_minute >= {lo} AND i.end_minute < {hi} AND i.end_minute > i.start_minute
-  AND p.billing_model = 'hourly' AND r.min_billable_minutes > i.end_minute - i.start_minute
+WHERE p.billing_model = 'hourly' AND r.min_billable_minutes > i.end_minute - i.start_minute
   AND NOT EXISTS (SELECT 1 FROM usage_stateinterval n
                   WHERE n.resource_id = i.resource_id AND n.start_minute = i.end_minute AND n.eff_state = i.eff_state
                     AND (n.end_minute IS NULL OR n.end_minute > n.start_minute))
@@ -246,9 +250,13 @@ SELECT resource_id, MIN(start_minute), COUNT(*) FROM ins GROUP BY resource_id
 
 
 
-# The chunk's organisations by id, so the (organization, end_minute) indexes serve the
-# lookup instead of a scan of every interval for `organization_id % chunks`.
-_IN_CHUNK = "{col} IN (SELECT id FROM accounts_organization WHERE id %% %(chunks)s = %(chunk)s)"
+# The chunk's organisations as an array of ids (`%(orgs)s`, read once per statement by
+# the caller), so the organisation indexes serve the lookup and the planner knows how many
+# there are: a filter on `organization_id % chunks = chunk` is estimated at 0.5% of the
+# rows whatever the chunk count, and with that estimate PostgreSQL joined the window's
+# pieces to the rates in a nested loop (3.4M comparisons for 2,750 spans, 0.4 s of a
+# 10,000-resource hour close).
+_IN_CHUNK = "{col} = ANY(%(orgs)s::bigint[])"
 
 
 def chunk_window_sql(lo: int, hi: int) -> dict[str, str]:

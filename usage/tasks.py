@@ -43,5 +43,4 @@ def rollup_task() -> int:
 @shared_task(name="usage.retention", soft_time_limit=1200, time_limit=1500)
 def retention_task() -> dict:
     created = partitions.ensure_partitions() + event_partitions.ensure_event_partitions()
-    return {"created": len(created), **partitions.drop_expired(), **event_partitions.drop_expired_events(),
-            "accruals_deleted": metering.purge_accruals()}
+    return {"created": len(created), **partitions.drop_expired(), **event_partitions.drop_expired_events()}

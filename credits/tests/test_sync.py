@@ -268,3 +268,38 @@ def test_balances_move_every_minute_and_the_ledger_equals_the_rated_spans_once_t
     usage = LedgerEntry.objects.filter(kind="usage")
     assert sum(e.amount for e in usage) == -sum(r.amount for r in RatedUsage.objects.all())
     assert ledger_differences() == (1, [])
+
+
+def test_staggered_chunks_read_their_burn_rates_after_closing_the_hour_and_the_ledger_still_ends_exact(
+        org, other_org, credit, django_capture_on_commit_callbacks):
+    """With staggered closes, chunk 1 of 2 closes its hour at :30. It accrues the first
+    half hour of the next one at the burn rate it had (read once per chunk, right after
+    each close, not by every chunk in the hour's first minute), so a price that doubles at
+    noon is charged at the old rate from 12:00 to 12:30, and the close of the noon hour at
+    13:30 charges the difference: the ledger equals the rated spans to the last decimal."""
+    odd = org if org.pk % 2 else other_org  # chunk 1: closes each hour at :30
+    credit("100", organization=odd)
+    product = ProductFactory(code="doubling")
+    add_price(product, "1.20", valid_from=at(0, day=1), valid_to=at(12))  # 0.02 a minute
+    add_price(product, "2.40", valid_from=at(12))  # 0.04 a minute from noon
+    with time_machine.travel(at(11), tick=False):
+        running_server(odd, product, at(11))
+        meter(at(11), django_capture_on_commit_callbacks)
+    balances = {}
+    for minute in range(1, 152):  # 11:01 -> 13:31, minute by minute as the beat task runs it
+        when = at(11) + timedelta(minutes=minute)
+        with time_machine.travel(when, tick=False), django_capture_on_commit_callbacks(execute=True):
+            metering.meter_chunk(chunk=odd.pk % 2, until=metering.to_minute(when), stagger=True)
+        balances[when] = sum(e.amount for e in LedgerEntry.objects.filter(organization=odd, kind="usage"))
+    # 12:00-12:29 accrued at the old rate; the run at 12:30 closes 11:00-12:00, reads the
+    # noon hour's rates and accrues its minute at the new one …
+    assert balances[at(12, 29)] - balances[at(12, 0)] == Decimal("-0.58")
+    assert balances[at(12, 30)] - balances[at(12, 29)] == Decimal("-0.04")
+    # … and at the new one from there on.
+    assert balances[at(12, 40)] - balances[at(12, 30)] == Decimal("-0.40")
+    # The noon hour closed at 13:30 and charged what its spans say: 11:00-13:00 is
+    # 1.20 + 2.40, and 13:00-13:31 is accrued at the new rate.
+    spans = sum(r.amount for r in RatedUsage.objects.filter(organization=odd))
+    assert spans == Decimal("3.60")
+    assert balances[at(13, 31)] == -(spans + Decimal("0.04") * 31)
+    assert ledger_differences() == (1, [])

@@ -12,7 +12,8 @@ The data: `--orgs` prepaid organisations (an opening balance each, ledgered) and
 `--resources` servers running since a day before (each organisation's servers cycle
 through two capped CPU prices and two uncapped GPU prices, an organisation's first server in every ten with a backup add-on, so every chunk alike), metered up to five minutes before
 an hour ends. One warm-up minute, then the minutes up to and including the one that
-closes the hour, each timed.
+closes the hour, each timed, and the minute after it (the chunks that closed read their
+organisations' burn rates again).
 
 The baseline, measured in the same run right after each minute: PostgreSQL's own counters
 (`pg_stat_user_tables`, partitions folded into their table) say how many rows the minute
@@ -46,7 +47,7 @@ from django.utils import timezone
 
 from accounts.models import Organization
 from pricing.models import BillingModel, Price, PriceUnit, Product, ProductGroup, ProductKind, ResourceState
-from usage.models import MeteringChunk, Resource, from_minute, to_minute
+from usage.models import AddonAttachment, MeteringChunk, Resource, from_minute, to_minute
 
 OPENING = Decimal("1000000")
 STEADY_MINUTES = 3  # timed ordinary minutes before the one that closes the hour
@@ -55,6 +56,9 @@ STEADY_MINUTES = 3  # timed ordinary minutes before the one that closes the hour
 def add_arguments(parser):
     parser.add_argument("--resources", type=int, default=100_000)
     parser.add_argument("--orgs", type=int, default=10_000)
+    parser.add_argument("--chunks", type=int, default=None,
+                        help="USAGE_METERING_CHUNKS for the run; default: the sizing rule for --resources "
+                             "(usage.metering.chunks_for_fleet).")
     parser.add_argument("--in-place", action="store_true",
                         help="Use the current database (leaves the fleet behind); default: a scratch database.")
 
@@ -87,6 +91,17 @@ class Minute:
 
 
 def _run(options: dict, stdout) -> str:
+    from django.test.utils import override_settings
+
+    from usage import metering
+
+    chunks = options.get("chunks") or metering.chunks_for_fleet(options["resources"])
+    stdout.write(f"chunks: {chunks} (USAGE_METERING_CHUNKS for this run)\n")
+    with override_settings(USAGE_METERING_CHUNKS=chunks):
+        return _run_minutes(options, stdout)
+
+
+def _run_minutes(options: dict, stdout) -> str:
     from usage import metering, tasks
 
     resources, orgs = options["resources"], options["orgs"]
@@ -107,6 +122,7 @@ def _run(options: dict, stdout) -> str:
 
     minute(start)  # warm-up: minute start - 1
     minutes: list[Minute] = []
+    closed: list[int] = [0]
     for until in range(start + 1, hour_end + 1):
         before = _counters()
         seconds = minute(until)
@@ -118,6 +134,12 @@ def _run(options: dict, stdout) -> str:
             for skipped in range(until + 1, hour_end):
                 minute(skipped)
             minutes.append(_measure_close(minute, hour_end))
+            # The chunks the closing minute closed (before the next minute closes more).
+            closed = list(MeteringChunk.objects.filter(rated_minute=hour_end).values_list("number", flat=True)) or [0]
+            # The next minute: the chunks that closed their hour read their burn rates
+            # again (`AccrualRate`, from the same pricing as the spans), and with more than
+            # 60 chunks the next ones close.
+            minutes.append(_measure(minute, hour_end + 1, "hour start"))
             break
     for m in minutes:
         described = ", ".join(f"{t} +{i}/~{u}/-{d}" for t, (i, u, d) in sorted(m.writes.items()) if i or u or d)
@@ -129,17 +151,27 @@ def _run(options: dict, stdout) -> str:
     # the measured closing minute holds `closed` of the n chunks, and an hour has n/closed
     # such minutes.
     n = metering.chunk_count()
-    closed = list(MeteringChunk.objects.filter(rated_minute=hour_end).values_list("number", flat=True)) or [0]
     closing_minutes = n / len(closed)
-    in_closed = Resource.objects.alias(c=F("organization_id") % n).filter(c__in=closed).count() or resources
-    per_resource_hour = (statistics.mean(m.rated_rows for m in steady) * (60 - closing_minutes) / resources
-                         + close[0].rated_rows / in_closed)
+    # Rows are counted per priced item: a server, or an add-on attached to it (billed at
+    # its own price, so its own span: the issue's span is (resource, price, state, start,
+    # end)). Per server, the figure is printed on the line before the last.
+    servers_closed = Resource.objects.alias(c=F("organization_id") % n).filter(c__in=closed).count() or resources
+    addons = AddonAttachment.objects.filter(end_minute__isnull=True)
+    addons_closed = addons.alias(c=F("organization_id") % n).filter(c__in=closed).count()
+    steady_rows = statistics.mean(m.rated_rows for m in steady) * (60 - closing_minutes)
+    per_resource_hour = steady_rows / (resources + addons.count()) + close[0].rated_rows / (
+        servers_closed + addons_closed)
+    per_server_hour = steady_rows / resources + close[0].rated_rows / servers_closed
+    # One minute an hour reads the burn rates again instead of being an ordinary one.
+    start_extra = sum(m.seconds for m in minutes if m.label == "hour start") - statistics.mean(
+        m.seconds for m in steady)
     mean_minute = (statistics.mean(m.seconds for m in steady) * (60 - closing_minutes)
-                   + close[0].seconds * closing_minutes) / 60
+                   + close[0].seconds * closing_minutes + start_extra) / 60
     products = close[0].writes.get("usage_usagehourly", (0, 0, 0))
-    stdout.write(f"mean over an hour of minutes: {mean_minute:.3f}s; rated rows per resource-hour "
-                 f"{per_resource_hour:.2f} (one in ten servers has an add-on, rated as its own span; "
-                 f"hourly rollup rows written at the close: {products[0] + products[1]})\n")
+    stdout.write(f"mean over an hour of minutes: {mean_minute:.3f}s; rated rows per priced item (server or "
+                 f"attached add-on) and hour {per_resource_hour:.2f}, per server {per_server_hour:.2f} (one in "
+                 f"ten servers has an add-on, rated as its own span at its own price; hourly rollup rows "
+                 f"written at the close: {products[0] + products[1]})\n")
     worst = max(minutes, key=lambda m: m.seconds)
     return (f"metering resources={resources} orgs={orgs} seconds={worst.seconds:.3f} "
             f"baseline_seconds={worst.baseline:.3f} ratio={worst.seconds / worst.baseline:.2f} "
@@ -147,10 +179,14 @@ def _run(options: dict, stdout) -> str:
 
 
 def _measure_close(minute, hour_end: int) -> Minute:
+    return _measure(minute, hour_end, "hour close")
+
+
+def _measure(minute, until: int, label: str) -> Minute:
     before = _counters()
-    seconds = minute(hour_end)
+    seconds = minute(until)
     writes = _delta(before, _counters())
-    return Minute("hour close", seconds, writes, _baseline(writes))
+    return Minute(label, seconds, writes, _baseline(writes))
 
 
 def _set_watermarks(minute: int) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
 from django.db.models import Q
 
@@ -98,7 +97,9 @@ class UsageAccrual(models.Model):
     window `[start_minute, end_minute)`: its burn rate (`AccrualRate`) × the minutes,
     what the balances move by every minute while nothing is stored per resource. When
     the hour closes, the closing run charges its rated spans minus these, so the ledger
-    ends exact whatever changed inside the hour. Kept `USAGE_DETAIL_RETENTION_DAYS`."""
+    ends exact whatever changed inside the hour. Partitioned by day of `start_minute`
+    (primary key `(id, start_minute)` in the database) and kept
+    `USAGE_DETAIL_RETENTION_DAYS`: whole days are dropped (`usage.partitions`)."""
 
     run = models.ForeignKey(
         MeteringRun, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
@@ -112,12 +113,11 @@ class UsageAccrual(models.Model):
     amount = money_field(help_text="Unrounded (12 places).")
 
     class Meta:
-        # By run (the credit sync), by organisation (month to date), and a BRIN on time
-        # (retention deletes the oldest; rows arrive in time order).
+        # By run (the credit sync) and by organisation (month to date); retention drops
+        # whole days, so no index on time.
         indexes = [
             models.Index(fields=["run"]),
             models.Index(fields=["organization", "start_minute"]),
-            BrinIndex(fields=["start_minute"], name="usage_accrual_start_brin"),
         ]
 
     def __str__(self) -> str:
@@ -128,10 +128,11 @@ class AccrualRate(models.Model):
     """An organisation's current burn rate in one currency, per hour: the sum of the
     rates in force for its resources (a capped price whose month is used up counts 0; a
     monthly price its hourly share). What the open hour accrues every minute, set-based
-    per organisation. Computed for a whole chunk at the first accrual of each hour, and
-    for an organisation again whenever a change point of one of its resources is
-    consumed; a price book change inside the hour is picked up at the next hour (the
-    closing run trues the hour up exactly either way)."""
+    per organisation. Computed for a whole chunk at its first accrual of each hour once
+    the hour before is closed (with staggered closes, right after its close), and for an
+    organisation again whenever a change point of one of its resources is consumed; a
+    price book change is picked up after the chunk's next close (the closing run trues
+    the hour up exactly either way)."""
 
     chunk = models.PositiveIntegerField()
     organization = models.ForeignKey(
