@@ -13,6 +13,7 @@ from django.utils import timezone
 from accounts.portal import portal_view
 from core.csv_export import SafeWriter
 from core.money import ZERO, format_money, format_rate
+from pricing.models import Product
 from pricing.proration import month_start
 from usage import sandbox
 from usage.charts import stacked_bars
@@ -39,7 +40,8 @@ def index(request):
         "rate": format_rate(rate, org.currency),
         "per_day": format_money(rate * 24, org.currency),
         "rows": rows,
-        "chart": stacked_bars(days, series, org.currency),
+        "chart": stacked_bars(days, series, org.currency,
+                              names=dict(Product.objects.filter(code__in=series).values_list("code", "name"))),
         "month_start": month_start(now).date(),
         "today": now.date(),
         "sandbox": sandbox.enabled(),

@@ -35,7 +35,7 @@ def test_usage_page_shows_running_resources_their_rate_and_the_month_to_date(org
     page = client.get("/usage/").content.decode()
     assert "web-1" in page and "$1.20/h" in page
     assert "$2.06" in page  # 103 minutes at $0.02
-    assert "<svg" in page and "cpu-4" in page
+    assert "<svg" in page and "</i>CPU 4</span>" in page  # the legend names the product, not its code
 
 
 def test_usage_csv_export_has_one_row_per_day_resource_product_and_state(org, owner, client, running):

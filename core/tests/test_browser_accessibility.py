@@ -1,0 +1,231 @@
+"""Every portal page, in chromium, passes the WCAG 2.1 AA scan (axe-core: no serious or
+critical violation) at desktop and phone width, and at phone width nothing runs off the
+screen; so do the sign-in, two-factor and error pages.
+
+The pages come from the URL conf (accounts/tests/routes.py, as for the permission
+matrix): every route outside the API and the console is a portal page scanned signed in
+as an owner of a small world (core/tests/browser_world.py), unless the permission matrix
+serves it to POST only, or it is a sign-in page (scanned below, signed out or mid-sign-in),
+or NOT_PAGES says why it is no page. A page added later is scanned without anyone editing
+this file; a page whose URL names an object the world lacks fails, naming the route.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.contrib.auth.tokens import default_token_generator
+from django.test import RequestFactory
+from django.urls import reverse
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
+
+from accounts.tests.permission_matrix import NOBODY, WEB
+from accounts.tests.routes import ALL_ROUTES, Route, is_api, kwarg_value
+from core.tests.browser import axe_violations, overflowing, shot
+from core.tests.browser_world import World, portal_world
+
+WEB_ROUTES = [r for r in ALL_ROUTES if not is_api(r) and not r.name.startswith("admin:")]
+
+# Reached signed out or half-way through signing in: test_sign_in_two_factor_and_error_pages.
+SIGN_IN_PAGES = {"login", "password_reset", "password_reset_done", "password_reset_confirm",
+                 "password_reset_complete", "accept_invitation", "two_factor_verify", "two_factor_enrol",
+                 "two_factor_recovery_codes"}
+NOT_PAGES = {
+    "healthz": "a JSON probe for the load balancer",
+    "readyz": "a JSON probe for the load balancer",
+    "api-schema": "the OpenAPI schema, YAML",
+    "api-docs": "drf-spectacular's Swagger UI, a third party's page",
+    "usage:export": "a CSV download",
+    "invoices:pdf": "a PDF download",
+    "invoices:credit_note_pdf": "a PDF download",
+    "payments:receipt_pdf": "a PDF download",
+    "payments:return": "back from a provider: redirects to the payment's page",
+    "payments:method_added": "back from Stripe's card form: redirects to Payments",
+}
+# The chart's axis labels, read on a phone: at least this many CSS pixels high.
+MIN_CHART_TEXT_PX = 11
+
+
+def _post_only(route: Route) -> bool:
+    return WEB.get((route.name, "GET")) == NOBODY
+
+
+def portal_routes() -> list[Route]:
+    return [r for r in WEB_ROUTES if r.name not in SIGN_IN_PAGES and r.name not in NOT_PAGES and not _post_only(r)]
+
+
+def _url(route: Route, world: World) -> str:
+    if not route.kwargs:
+        return reverse(route.name)
+    model = getattr(route.callback, "portal_model", None)
+    obj = world.objects.get(route.name) or world.objects.get(model)
+    if obj is None:
+        pytest.fail(f"{route}: the scan has no {model.__name__ if model else 'object'} to open. Add one to "
+                    f"core/tests/browser_world.py (World.objects), or to NOT_PAGES here saying why it is no page.")
+    return reverse(route.name, kwargs={name: kwarg_value(route, name, obj) for name in route.kwargs})
+
+
+def _open(page, url: str) -> list[str]:
+    """Open `url`; a page that does not answer 200 with HTML is a problem of its own."""
+    response = page.goto(url)
+    if response is None or response.status != 200 or "text/html" not in response.headers.get("content-type", ""):
+        return [f"{url} answered {response and response.status} {response and response.headers.get('content-type')}"
+                f" (landed on {page.url}): a page the scan cannot read. If it is no page, list it in NOT_PAGES."]
+    return []
+
+
+def _scan(page, url: str) -> list[str]:
+    return [f"{url}: {line}" for line in axe_violations(page)]
+
+
+def test_every_route_is_scanned_or_says_why_not():
+    names = {r.name for r in WEB_ROUTES}
+    stale = sorted((SIGN_IN_PAGES | set(NOT_PAGES)) - names)
+    assert not stale, f"listed here but no longer routes: {stale}"
+    scanned = {r.name for r in portal_routes()}
+    assert {"portal:dashboard", "usage:index", "invoices:detail", "payments:sandbox_checkout"} <= scanned
+    assert scanned | SIGN_IN_PAGES | set(NOT_PAGES) | {r.name for r in WEB_ROUTES if _post_only(r)} == names
+
+
+def test_every_portal_page_passes_the_accessibility_scan_at_desktop_width(portal_page):
+    world = portal_world()
+    page = portal_page(world.owner)
+    problems: list[str] = []
+    for route in portal_routes():
+        url = _url(route, world)
+        problems += _open(page, url) or _scan(page, url)
+    assert problems == [], "\n".join(problems)
+    assert page.js_errors == []
+
+
+def test_every_portal_page_fits_a_phone_and_passes_the_scan_there(portal_page):
+    world = portal_world()
+    page = portal_page(world.owner, viewport="phone")
+    problems: list[str] = []
+    for route in portal_routes():
+        url = _url(route, world)
+        if opened := _open(page, url):
+            problems += opened
+            continue
+        problems += _scan(page, url)
+        problems += [f"{url}: runs off a 390 px screen: {line}" for line in overflowing(page)]
+
+    assert problems == [], "\n".join(problems)
+
+
+def test_on_a_phone_the_invoice_lines_show_every_column_and_the_navigation_names_each_page(portal_page):
+    world = portal_world()
+    page = portal_page(world.owner, viewport="phone")
+    page.goto(reverse("invoices:detail", args=[world.objects[_model("invoices", "Invoice")].pk]))
+    lines = page.locator("table.lines tbody tr:not(.group)").first
+    for column in ("Unit price", "Tax", "Amount"):
+        cell = lines.locator(f"td[data-label='{column}']")
+        assert cell.is_visible(), column
+        box = cell.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390, (column, box)
+    shot(page, "invoice-phone")
+    # The navigation: every link names its page in text a person can read, not an icon alone.
+    page.click("button.nav-toggle")
+    for link in page.locator("nav.nav a").all():
+        assert link.is_visible()
+        label = link.inner_text().strip()
+        assert label, link.get_attribute("href")
+        assert link.locator("span").evaluate("e => parseFloat(getComputedStyle(e).fontSize)") >= 13
+    shot(page, "navigation-phone")
+
+
+def test_the_usage_chart_is_readable_on_a_phone(portal_page):
+    world = portal_world()
+    page = portal_page(world.owner, viewport="phone")
+    page.goto(reverse("usage:index"))
+    # The size the eye gets: the text's font size times the scale the SVG is drawn at.
+    sizes = page.locator("svg.chart").evaluate_all(
+        """charts => charts.filter(c => c.getBoundingClientRect().width > 0).flatMap(c =>
+             [...c.querySelectorAll('text')].map(t => parseFloat(getComputedStyle(t).fontSize) * c.getScreenCTM().a))""")
+    assert sizes and min(sizes) >= MIN_CHART_TEXT_PX, sizes
+    legend = page.locator(".legend").inner_text()
+    assert "GPU H100 × 8" in legend and "gpu-h100-8x" not in legend  # names people know, not codes
+    shot(page, "usage-phone")
+
+
+def _model(app: str, name: str):
+    from django.apps import apps
+
+    return apps.get_model(app, name)
+
+
+def test_sign_in_two_factor_and_error_pages_pass_the_scan(portal_page, browser, live_url):
+    from accounts import services
+    from accounts.models import Membership
+    from accounts.tenancy import membership_caller
+    from accounts.tests.factories import MembershipFactory, UserFactory
+
+    world = portal_world()
+    owner = Membership.objects.get(user=world.owner, organization=world.org)
+    _, token = services.invitation_create(organization=world.org, email="grace@acme.example", role="billing",
+                                          by=membership_caller(owner))
+    viewer = MembershipFactory(organization=world.org, role="viewer").user
+    problems: list[str] = []
+    for viewport in ("desktop", "phone"):
+        anonymous = portal_page(viewport=viewport)
+        uid = urlsafe_base64_encode(force_bytes(world.owner.pk))
+        for url in (reverse("login"), reverse("password_reset"), reverse("password_reset_done"),
+                    reverse("password_reset_confirm", args=[uid, default_token_generator.make_token(world.owner)]),
+                    reverse("password_reset_complete"), reverse("accept_invitation", args=[token])):
+            problems += _open(anonymous, url) or _scan(anonymous, url)
+        if viewport == "desktop":
+            shot(anonymous, "login-desktop")
+        # Errors: a page that is not there, a page the viewer may not open, and the 500 page
+        # (served in place of a URL, as the handler renders it).
+        anonymous.goto("/no-such-page/")
+        problems += _scan(anonymous, "404")
+        refused = portal_page(viewer, viewport=viewport)
+        response = refused.goto(reverse("payments:sandbox_add_card"))
+        assert response is not None and response.status == 403
+        problems += _scan(refused, "403")
+        from core.views import server_error
+
+        body = server_error(RequestFactory().get("/boom")).content.decode()
+        anonymous.route("**/boom", lambda route, body=body: route.fulfill(status=500, body=body, content_type="text/html"))
+        anonymous.goto("/boom")
+        problems += _scan(anonymous, "500")
+
+    # Two-factor: enrol (QR code), the recovery codes shown once, then the code step of the next sign-in.
+    person = UserFactory(email="lin@acme.example")
+    MembershipFactory(organization=world.org, role="admin", user=person)
+    for viewport in ("desktop", "phone"):
+        if viewport == "desktop":
+            page = portal_page(viewport=viewport)
+            page.goto(reverse("login"))
+            page.fill("input[name=username]", person.email)
+            page.fill("input[name=password]", "correct horse battery")
+            page.click("form.stacked button")
+            page.goto(reverse("two_factor_enrol"))
+            problems += _scan(page, "two-factor enrol")
+            shot(page, "two-factor-enrol")
+            page.fill("input[name=code]", _current_code(person))
+            page.click("form.stacked button")
+            page.wait_for_url(re.compile(r".*/two-factor/recovery-codes/.*"))
+            problems += _scan(page, "recovery codes")
+        page = portal_page(viewport=viewport)  # a new browser, signed out
+        page.goto(reverse("login"))
+        page.fill("input[name=username]", person.email)
+        page.fill("input[name=password]", "correct horse battery")
+        page.click("form.stacked button")
+        page.wait_for_url(re.compile(r".*/login/verify/.*"))
+        problems += _scan(page, f"two-factor code step ({viewport})")
+        if viewport == "desktop":
+            shot(page, "two-factor-step")
+        else:
+            problems += [f"code step: runs off a 390 px screen: {line}" for line in overflowing(page)]
+    assert problems == [], "\n".join(problems)
+
+
+def _current_code(user) -> str:
+    from django_otp.oath import totp
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.get(user=user)
+    return f"{totp(device.bin_key, device.step, device.t0, device.digits, device.drift):0{device.digits}d}"
