@@ -32,6 +32,41 @@ class World:
     objects: dict[type, Any] = field(default_factory=dict)
 
 
+# An invoice as a customer of a GPU cloud gets one: (group, description, quantity, unit, unit price).
+INVOICE_LINES = [
+    ("render-01", "GPU H100 × 8 · running", "76.5", "hour", "24.00"),
+    ("render-01", "Block storage SSD · 2 TB", "1", "month", "96.75"),
+    ("render-02", "CPU 16 vCPU · running", "459.4", "hour", "0.68"),
+    ("render-02", "CPU 16 vCPU · stopped", "260.6", "hour", "0.05"),
+]
+
+
+def issued_invoice(org: Organization, *, year: int, month: int, tax_rate: str = "0.19",
+                   lines: list[tuple[str, str, str, str, str]] = INVOICE_LINES):
+    """An invoice of `lines` with tax, stored as a draft and finalized through the service."""
+    from datetime import UTC, datetime
+
+    from invoices import services
+    from invoices.models import LineKind
+    from invoices.pipeline import SCHEDULED, Bill, BillingContext, Line, month_bounds
+
+    bill = Bill(organization=org, currency=org.currency)
+    rate = Decimal(tax_rate)
+    for group, description, quantity, unit, unit_price in lines:
+        line = bill.add(Line(kind=LineKind.USAGE, group=group, description=description, quantity=Decimal(quantity),
+                             unit=unit, unit_price=Decimal(unit_price), amount=Decimal(quantity) * Decimal(unit_price),
+                             tax_rate=rate))
+        line.tax_amount = (line.amount * rate).quantize(Decimal("0.01"))
+    bill.subtotal = sum((ln.amount for ln in bill.lines), Decimal(0))
+    bill.tax_total = sum((ln.tax_amount for ln in bill.lines), Decimal(0))
+    bill.total = bill.amount_due = bill.subtotal + bill.tax_total
+    start, end = month_bounds(year, month)
+    ctx = BillingContext(mode=SCHEDULED, period_start=start, period_end=end, span_start=start, span_end=end,
+                         organization_ids=[org.pk], now=end)
+    invoice = services.invoice_store_draft(bill=bill, ctx=ctx)
+    return services.invoice_finalize(invoice=invoice, render_pdf=False, now=datetime(year, month, 28, tzinfo=UTC))
+
+
 def portal_world() -> World:
     from credits import services as credits
     from invoices.models import CreditNote, Invoice
@@ -45,7 +80,9 @@ def portal_world() -> World:
     from usage.models import Resource, UsageDaily
     from usage.tests.factories import ResourceFactory, add_price
 
-    org = OrganizationFactory(name="Acme AI")
+    org = OrganizationFactory(name="Acme AI", legal_name="Acme AI GmbH", address_line1="Torstraße 140",
+                              postal_code="10119", city="Berlin", country="DE", vat_id="DE811907980",
+                              currency="EUR")
     owner = MembershipFactory(organization=org, role="owner",
                               user=UserFactory(email="ada@acme.example", full_name="Ada Lovelace")).user
     MembershipFactory(organization=OrganizationFactory(name="Nordlicht Render"), role="owner", user=owner)
@@ -66,7 +103,7 @@ def portal_world() -> World:
         credits.ledger_post(organization=org, amount=Decimal("2500"), kind="adjustment", reason="Welcome credit")
     PaymentMethodFactory(organization=org)
 
-    invoice = make_invoice(org, amounts=("1234.56", "88.20", "3.07", "0.50"), year=now.year - 1, month=11)
+    invoice = issued_invoice(org, year=now.year - 1, month=11)
     credit_note = credit_note_create(invoice=make_invoice(org, amounts=("40.00", "2.50"), year=now.year - 1,
                                                           month=10), reason="Outage credit", send=False)
     paid = PaymentFactory(organization=org, status=PaymentStatus.SUCCEEDED, purpose=Purpose.TOPUP,
