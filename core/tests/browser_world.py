@@ -41,9 +41,10 @@ INVOICE_LINES = [
 ]
 
 
-def issued_invoice(org: Organization, *, year: int, month: int, tax_rate: str = "0.19",
+def issued_invoice(org: Organization, *, year: int, month: int, tax_rate: str = "19",
                    lines: list[tuple[str, str, str, str, str]] = INVOICE_LINES):
-    """An invoice of `lines` with tax, stored as a draft and finalized through the service."""
+    """An invoice of `lines` with tax (`tax_rate` in percent), stored as a draft and finalized
+    through the service."""
     from datetime import UTC, datetime
 
     from invoices import services
@@ -56,7 +57,7 @@ def issued_invoice(org: Organization, *, year: int, month: int, tax_rate: str = 
         line = bill.add(Line(kind=LineKind.USAGE, group=group, description=description, quantity=Decimal(quantity),
                              unit=unit, unit_price=Decimal(unit_price), amount=Decimal(quantity) * Decimal(unit_price),
                              tax_rate=rate))
-        line.tax_amount = (line.amount * rate).quantize(Decimal("0.01"))
+        line.tax_amount = (line.amount * rate / 100).quantize(Decimal("0.01"))
     bill.subtotal = sum((ln.amount for ln in bill.lines), Decimal(0))
     bill.tax_total = sum((ln.tax_amount for ln in bill.lines), Decimal(0))
     bill.total = bill.amount_due = bill.subtotal + bill.tax_total
@@ -71,7 +72,6 @@ def portal_world() -> World:
     from credits import services as credits
     from invoices.models import CreditNote, Invoice
     from invoices.services import credit_note_create
-    from invoices.tests.factories import make_invoice
     from payments.models import Flow, Payment, PaymentMethod, PaymentStatus, Provider, Purpose, Receipt
     from payments.receipts import receipt_issue
     from payments.tests.factories import PaymentFactory, PaymentMethodFactory
@@ -87,10 +87,11 @@ def portal_world() -> World:
                               user=UserFactory(email="ada@acme.example", full_name="Ada Lovelace")).user
     MembershipFactory(organization=OrganizationFactory(name="Nordlicht Render"), role="owner", user=owner)
     now = timezone.now()
-    products = [ProductFactory(code=code, name=name) for code, name in (
-        ("gpu-h100-8x", "GPU H100 × 8"), ("cpu-16", "CPU 16 vCPU"), ("block-ssd", "Block storage SSD"))]
-    for product in products:
-        add_price(product, "2.400000000000", valid_from=now - timedelta(days=400), currency=org.currency)
+    products = []
+    for code, name, hourly in (("gpu-h100-8x", "GPU H100 × 8", "24.00"), ("cpu-16", "CPU 16 vCPU", "0.68"),
+                               ("block-ssd", "Block storage SSD", "0.05")):
+        products.append(ProductFactory(code=code, name=name))
+        add_price(products[-1], hourly, valid_from=now - timedelta(days=400), currency=org.currency)
     servers = [ResourceFactory(organization=org, product=product, name=f"{product.code}-1",
                                state=ResourceState.RUNNING, state_since=now - timedelta(days=31))
                for product in products]
@@ -104,8 +105,8 @@ def portal_world() -> World:
     PaymentMethodFactory(organization=org)
 
     invoice = issued_invoice(org, year=now.year - 1, month=11)
-    credit_note = credit_note_create(invoice=make_invoice(org, amounts=("40.00", "2.50"), year=now.year - 1,
-                                                          month=10), reason="Outage credit", send=False)
+    credit_note = credit_note_create(invoice=issued_invoice(org, year=now.year - 1, month=10, lines=INVOICE_LINES[2:]),
+                                     reason="Outage credit", send=False)
     paid = PaymentFactory(organization=org, status=PaymentStatus.SUCCEEDED, purpose=Purpose.TOPUP,
                           amount=Decimal("250.00"))
     with transaction.atomic():
