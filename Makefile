@@ -33,11 +33,13 @@ test: typecheck
 typecheck: install
 	$(BIN)/mypy
 
-# Against a running demo (`make run` in another terminal; a fresh one for the money loop).
+# The docs' images come from the browser tests CI runs (core/tests/browser.py): the same
+# tests, on one process, with SCREENSHOTS_DIR=docs/screenshots. Needs PostgreSQL and Redis as
+# `make test` does, and Debian's chromium; no demo running.
 screenshots: install
 	@test -x /usr/bin/chromium || { echo "needs Debian's chromium: apt-get install chromium"; exit 1; }
-	$(BIN)/python docs/screenshots/take.py http://127.0.0.1:$(PORT)
-	$(BIN)/python docs/screenshots/money_loop.py http://127.0.0.1:$(PORT)
+	DJANGO_SETTINGS_MODULE=billing_site.settings.test SCREENSHOTS_DIR=docs/screenshots \
+		$(BIN)/pytest --create-db -q -p no:randomly -n 0 -m browser
 
 lint: install
 	$(BIN)/ruff check .

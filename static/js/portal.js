@@ -31,3 +31,28 @@ document.addEventListener("change", (event) => {
   const select = event.target.closest("select[data-autosubmit]");
   if (select && select.form) select.form.requestSubmit();
 });
+
+// On a phone, tables stack each row into lines "Column  value" (app.css): label each cell
+// with its column's header unless the template already did (data-label).
+for (const table of document.querySelectorAll("table.data")) {
+  const heads = [...table.querySelectorAll("thead th")].map((th) => th.textContent.trim());
+  for (const row of table.querySelectorAll("tbody tr")) {
+    let column = 0;
+    for (const cell of row.cells) {
+      if (heads[column] && cell.colSpan === 1 && !cell.hasAttribute("data-label")) cell.dataset.label = heads[column];
+      column += cell.colSpan;
+    }
+  }
+}
+
+// Narrow screens: the navigation folds behind its Menu button (app.css shows the button
+// below 860 px; without this script the labelled links simply wrap).
+const side = document.querySelector(".side");
+const toggle = side && side.querySelector(".nav-toggle");
+if (toggle) {
+  side.classList.add("collapsible");
+  toggle.addEventListener("click", () => {
+    const open = side.classList.toggle("open");
+    toggle.setAttribute("aria-expanded", String(open));
+  });
+}
