@@ -5,7 +5,8 @@ Two tables and a list of principals:
 - API: every operation of /api/v1/ (URL name, HTTP method) → the scope it needs.
 - WEB: every other page of the site (portal, sign-in, webhooks, schema) × GET and POST →
   the scope it needs, or PUBLIC (anyone, signed in or not), MEMBER (anyone acting through
-  a membership, whatever the role) or NOBODY (the method is not served: 405).
+  a membership, whatever the role), CONSOLE_STAFF (staff sessions only; members, whatever
+  their role, are refused) or NOBODY (the method is not served: 405).
 - PRINCIPALS: every kind of caller (anonymous, a signed-in person without organisation,
   each role, staff, organisation keys with each scope, keys whose maker's role changed,
   platform keys) → the scopes it is expected to hold, written out here rather than read
@@ -28,6 +29,7 @@ MEMBER = "member"
 NOBODY = "nobody"
 SIGNED_IN = "signed in"  # any person with a session, member or not, staff included
 OWNER_ROLE = "owner role"  # a session of an owner (a setting only owners may change)
+CONSOLE_STAFF = "console staff"  # a staff session (the console's own gate and permissions apply)
 
 # --- The API: (URL name, method) → scope ----------------------------------------------------
 
@@ -177,6 +179,9 @@ WEB: dict[tuple[str, str], str] = {
     **_page("payments:sandbox_add_card", "billing:write", "billing:write"),
     **_page("payments:stripe_webhook", NOBODY, PUBLIC),
     **_page("payments:paypal_webhook", NOBODY, PUBLIC),
+    # Finance: the journal's exports, for console staff only until the reports:read API.
+    **_page("finance:journal_csv", CONSOLE_STAFF, NOBODY),
+    **_page("finance:journal_datev", CONSOLE_STAFF, NOBODY),
 }
 
 # --- Who calls ------------------------------------------------------------------------------
@@ -260,6 +265,8 @@ def allowed(principal: Principal, rule: str, *, web: bool) -> bool:
         return principal.kind == "session"
     if rule == OWNER_ROLE:
         return principal.kind == "session" and principal.role == "owner"
+    if rule == CONSOLE_STAFF:
+        return principal.kind == "session" and principal.staff_perm is not None
     if rule == MEMBER or web:
         return principal.member and (rule == MEMBER or rule in principal.holds)
     return rule in principal.holds

@@ -1,0 +1,61 @@
+"""The console: the chart of accounts and the movement mapping, edited by staff (every
+change audited, an account with lines never deleted); journal entries and built days
+read-only, with the exports linked from the entries' list."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from accounts.admin_base import AuditedModelAdmin, ReadOnlyAdmin
+from finance.models import Account, JournalDay, JournalEntry, JournalLine, MovementAccount
+
+
+@admin.register(Account)
+class AccountAdmin(AuditedModelAdmin):
+    list_display = ("number", "name", "type", "role", "provider", "product_group", "tax_country", "tax_rate")
+    list_filter = ("type", "role")
+    search_fields = ("number", "name")
+    ordering = ("number",)
+
+    def has_delete_permission(self, request, obj=None):
+        # An account that carries lines is history: rename it, never delete it.
+        if obj is not None and JournalLine.objects.filter(account=obj).exists():
+            return False
+        return super().has_delete_permission(request, obj)
+
+
+@admin.register(MovementAccount)
+class MovementAccountAdmin(AuditedModelAdmin):
+    list_display = ("movement", "account")
+    autocomplete_fields = ("account",)
+
+
+class JournalLineInline(admin.TabularInline):
+    model = JournalLine
+    fields = ("account", "amount", "organization")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(JournalEntry)
+class JournalEntryAdmin(ReadOnlyAdmin):
+    list_display = ("date", "movement", "document", "text", "currency", "organization")
+    list_filter = ("movement", "currency", "date")
+    search_fields = ("document", "source", "text")
+    date_hierarchy = "date"
+    list_select_related = ("organization",)
+    readonly_fields = ("date", "currency", "movement", "source", "organization", "document", "text", "payment_id",
+                       "refund_id", "created_at")
+    inlines = [JournalLineInline]
+
+
+@admin.register(JournalDay)
+class JournalDayAdmin(ReadOnlyAdmin):
+    list_display = ("date", "entries", "built_at")
