@@ -25,6 +25,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from core.csv_export import SafeWriter
+from core.money import minor_unit_exponent
 from finance.models import JournalEntry, JournalLine
 
 ZERO = Decimal("0")
@@ -75,9 +76,15 @@ def journal_csv(*, date_from: date, date_to: date, currency: str | None = None) 
     for line in _lines(date_from, date_to, currency).iterator(chunk_size=2000):
         e = line.entry
         writer.writerow([f"{e.date:%Y-%m-%d}", e.pk, e.movement, e.document, e.text, e.currency, line.account.number,
-                         line.account.name, line.amount if line.amount > 0 else "",
-                         -line.amount if line.amount < 0 else "", line.organization_id or "", e.source])
+                         line.account.name, _minor(line.amount, e.currency) if line.amount > 0 else "",
+                         _minor(-line.amount, e.currency) if line.amount < 0 else "", line.organization_id or "",
+                         e.source])
     return out.getvalue()
+
+
+def _minor(amount: Decimal, currency: str) -> str:
+    # Journal lines are whole minor units (check_journal proves it); shown as such.
+    return f"{amount.quantize(Decimal(1).scaleb(-minor_unit_exponent(currency))):f}"
 
 
 # --- DATEV ------------------------------------------------------------------------------------
@@ -176,7 +183,7 @@ def journal_datev(*, date_from: date, date_to: date, currency: str = "EUR", now:
     now = (now or timezone.now()).astimezone(timezone.get_fixed_timezone(0))
     kz, version, category, name, format_version = DATEV_FORMAT
     header = [
-        kz, str(version), str(category), _text(name), str(format_version),
+        _text(kz), str(version), str(category), _text(name), str(format_version),
         now.strftime("%Y%m%d%H%M%S") + f"{now.microsecond // 1000:03d}",  # Erzeugt am
         "",  # Importiert: set by DATEV
         _text("RE"),  # Herkunft

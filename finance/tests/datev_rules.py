@@ -127,7 +127,7 @@ def validate(content: bytes) -> list[Problem]:
         problems.append(Problem(1, "header", f"{len(header)} fields, expected {len(HEADER_RULES)}"))
     for (name, rule, limit, required), raw in zip(HEADER_RULES, header, strict=False):
         problems += _check(1, name, rule, limit, required, raw)
-    if header[:5] != ["EXTF", "700", "21", '"Buchungsstapel"', "9"]:
+    if header[:5] != ['"EXTF"', "700", "21", '"Buchungsstapel"', "9"]:
         problems.append(Problem(1, "header", f"not EXTF 700 / 21 Buchungsstapel format 9: {header[:5]}"))
     account_length = int(header[13]) if header[13].isdigit() else 4
     date_from = datetime.strptime(header[14], "%Y%m%d").date() if header[14].isdigit() else None
