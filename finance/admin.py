@@ -16,6 +16,7 @@ class AccountAdmin(AuditedModelAdmin):
     list_filter = ("type", "role")
     search_fields = ("number", "name")
     ordering = ("number",)
+    readonly_fields = ("created_at",)
 
     def has_delete_permission(self, request, obj=None):
         # An account that carries lines is history: rename it, never delete it.
