@@ -8,6 +8,7 @@ from django.contrib import admin
 
 from accounts.admin_base import AuditedModelAdmin, ReadOnlyAdmin
 from finance.models import Account, JournalDay, JournalEntry, JournalLine, MovementAccount
+from finance.services import accounts_add_group_revenue
 
 
 @admin.register(Account)
@@ -17,6 +18,13 @@ class AccountAdmin(AuditedModelAdmin):
     search_fields = ("number", "name")
     ordering = ("number",)
     readonly_fields = ("created_at",)
+    actions = ["add_group_revenue"]
+
+    @admin.action(description="Add a revenue account for each product group without one", permissions=["add"])
+    def add_group_revenue(self, request, queryset):
+        created = accounts_add_group_revenue(actor=request.user)
+        self.message_user(request, f"{len(created)} revenue account(s) added: "
+                          + (", ".join(str(a) for a in created) or "every product group has one"))
 
     def has_delete_permission(self, request, obj=None):
         # An account that carries lines is history: rename it, never delete it.

@@ -196,6 +196,7 @@ class _DayBuilder:
         org_ids = {org for org, _cur in keys}
         self.prepaid: dict[int | None, str] = dict(Organization.objects.filter(pk__in=org_ids).values_list("pk", "billing_mode"))
         self.sources = _Sources(others)
+        self._load_documents(others)
 
         entries: list[_Entry] = []
         for row in others:
@@ -216,6 +217,27 @@ class _DayBuilder:
         closes = [LedgerDayClose(organization_id=org, currency=cur, date=self.day, amount=r.amount, promo_amount=r.promo)
                   for (org, cur), r in sorted(running.items())]
         return entries, closes
+
+    def _load_documents(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Every invoice and credit note the day books, with their lines and the lines'
+        product groups, in a few queries (not a few per document: the 1st of a month
+        issues one invoice per organisation)."""
+        from invoices.models import CreditNote, Invoice
+
+        refs = [m for row in rows if (m := _REF.match(row["reference"] or ""))]
+        self.issued = list(Invoice.objects.filter(issued_at__gte=self.start, issued_at__lt=self.end)
+                           .values_list("pk", flat=True))
+        self.voided = list(Invoice.objects.filter(voided_at__gte=self.start, voided_at__lt=self.end,
+                                                  issued_at__isnull=False).values_list("pk", flat=True))
+        invoice_ids = {int(m["id"]) for m in refs if m["kind"] == "invoice"} | set(self.issued) | set(self.voided)
+        note_ids = {int(m["id"]) for m in refs if m["kind"] == "credit_note"}
+        self.invoices = {inv.pk: inv for inv in Invoice.objects.filter(pk__in=invoice_ids)
+                         .select_related("organization").prefetch_related("lines")}
+        self.notes = {note.pk: note for note in CreditNote.objects.filter(pk__in=note_ids)
+                      .select_related("invoice__organization").prefetch_related("lines__invoice_line")}
+        self.groups = _product_groups(
+            [ln.product_id for inv in self.invoices.values() for ln in inv.lines.all()]
+            + [ln.invoice_line.product_id for note in self.notes.values() for ln in note.lines.all() if ln.invoice_line])
 
     def _running_before(self, keys: set[tuple[int, str]]) -> dict[tuple[int, str], _Running]:
         running = {key: _Running() for key in keys}
@@ -294,9 +316,8 @@ class _DayBuilder:
     # --- Invoices and credit notes --------------------------------------------------------
 
     def _invoice_entry(self, invoice_id: int, *, void: bool, row: Mapping[str, Any] | None, run: _Running | None) -> _Entry:
-        from invoices.models import Invoice
 
-        inv = Invoice.objects.select_related("organization").get(pk=invoice_id)
+        inv = self.invoices[invoice_id]
         sign = Decimal(-1) if void else Decimal(1)
         entry = _Entry(Movement.INVOICE_VOID if void else Movement.INVOICE,
                        f"invoice:{inv.pk}{':void' if void else ''}", inv.currency,
@@ -306,10 +327,8 @@ class _DayBuilder:
             self._customer_side(entry, run, row["amount"], row["promo_amount"])
         country = (inv.billing_details or {}).get("country") or inv.organization.country
         metered = ZERO
-        lines = list(inv.lines.all())
-        groups = _product_groups(ln.product_id for ln in lines)
-        for ln in lines:
-            entry.add(self._line_account(ln.kind, groups.get(ln.product_id)), -sign * ln.amount)
+        for ln in inv.lines.all():
+            entry.add(self._line_account(ln.kind, self.groups.get(ln.product_id)), -sign * ln.amount)
             entry.add(self.chart.tax(country, ln.tax_rate), -sign * ln.tax_amount)
             if ln.settled_by_metering:
                 metered += ln.amount
@@ -327,20 +346,18 @@ class _DayBuilder:
         return self.chart.revenue(group_id)
 
     def _credit_note_entry(self, note_id: int, *, row: Mapping[str, Any], run: _Running) -> _Entry:
-        from invoices.models import CreditNote
 
-        note = CreditNote.objects.select_related("invoice__organization").get(pk=note_id)
+        note = self.notes[note_id]
         inv = note.invoice
         entry = _Entry(Movement.CREDIT_NOTE, f"credit_note:{note.pk}", note.currency,
                        f"Credit note {note.number} on {inv.number}", organization_id=note.organization_id,
                        document=note.number)
         self._customer_side(entry, run, row["amount"], row["promo_amount"])
         country = (inv.billing_details or {}).get("country") or inv.organization.country
-        lines = list(note.lines.select_related("invoice_line"))
-        groups = _product_groups(ln.invoice_line.product_id for ln in lines if ln.invoice_line)
-        for ln in lines:
+        for ln in note.lines.all():
             il = ln.invoice_line
-            entry.add(self._line_account(il.kind if il else "", groups.get(il.product_id) if il else None), ln.amount)
+            group = self.groups.get(il.product_id) if il else None
+            entry.add(self._line_account(il.kind if il else "", group), ln.amount)
             entry.add(self.chart.tax(country, ln.tax_rate), ln.tax_amount)
         self._balanced(entry, f"credit note {note.number}")
         return entry
@@ -354,12 +371,8 @@ class _DayBuilder:
         """Invoices issued (or voided) today that drew nothing from the ledger (wholly
         settled by metering, no tax): their lines still move usage to revenue."""
         from credits.models import LedgerEntry
-        from invoices.models import Invoice
 
-        issued = list(Invoice.objects.filter(issued_at__gte=self.start, issued_at__lt=self.end)
-                      .values_list("pk", flat=True))
-        voided = list(Invoice.objects.filter(voided_at__gte=self.start, voided_at__lt=self.end, issued_at__isnull=False)
-                      .values_list("pk", flat=True))
+        issued, voided = self.issued, self.voided
         refs = [f"invoice:{pk}" for pk in issued] + [f"invoice:{pk}:void" for pk in voided]
         drawn = set(LedgerEntry.objects.filter(reference__in=refs).values_list("reference", flat=True))
         out = [self._invoice_entry(pk, void=False, row=None, run=None) for pk in issued if f"invoice:{pk}" not in drawn]

@@ -547,6 +547,7 @@ CELERY_BEAT_SCHEDULE["payments-dunning"] = {"task": "payments.dunning_due", "sch
 # --- Finance -------------------------------------------------------------------
 # The journal of the day before, once it has settled (finance.journal.SETTLE_AFTER, an
 # hour): 03:15 UTC, after the 02:00 invoice run of the 1st.
+DEMO_SEEDERS += ["finance.demo.seed"]
 CELERY_BEAT_SCHEDULE["finance-build-journal"] = {"task": "finance.build_journal", "schedule": crontab(minute=15, hour=3)}
 # DATEV export header: the tax adviser's and client's numbers, the first month of the
 # fiscal year, and the account length of the chart (SKR03: 4).

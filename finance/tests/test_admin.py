@@ -77,3 +77,24 @@ def test_journal_entries_are_listed_read_only(world, client):
     assert client.post(f"/console/finance/journalentry/{entry.pk}/change/", {}).status_code == 403
     assert client.get("/console/finance/journalentry/add/").status_code == 403
     assert client.get("/console/finance/account/").status_code == 200
+
+
+def test_product_groups_without_an_account_get_one_from_the_console(client):
+    from pricing.models import ProductGroup
+
+    ProductGroup.objects.create(slug="storage", name="Storage", position=2)
+    ProductGroup.objects.create(slug="gpu", name="GPU servers", position=1)
+    client, user = _staff(client, BILLING_ADMIN)
+    taken = set(Account.objects.values_list("number", flat=True))
+    response = client.post("/console/finance/account/", {"action": "add_group_revenue",
+                                                         "_selected_action": [Account.objects.first().pk]})
+    assert response.status_code == 302
+    added = Account.objects.exclude(number__in=taken).order_by("number")
+    assert [(a.name, a.product_group.slug) for a in added] == [("Revenue GPU servers", "gpu"),
+                                                                ("Revenue Storage", "storage")]
+    first = int(added[0].number)
+    assert 8201 <= first and [a.number for a in added] == [str(first), str(first + 1)]
+    assert AuditLog.objects.filter(action="account.created", actor=user).count() == len(added)
+    client.post("/console/finance/account/", {"action": "add_group_revenue",
+                                              "_selected_action": [Account.objects.first().pk]})
+    assert Account.objects.exclude(number__in=taken).count() == len(added)  # once
