@@ -4,7 +4,10 @@ read-only, with the exports linked from the entries' list."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.contrib import admin
+from django.utils import timezone
 
 from accounts.admin_base import AuditedModelAdmin, ReadOnlyAdmin
 from finance.models import Account, JournalDay, JournalEntry, JournalLine, MovementAccount
@@ -63,6 +66,14 @@ class JournalEntryAdmin(ReadOnlyAdmin):
     readonly_fields = ("date", "currency", "movement", "source", "organization", "document", "text", "payment_id",
                        "refund_id", "created_at")
     inlines = [JournalLineInline]
+
+    def changelist_view(self, request, extra_context=None):
+        # The exports link to the last closed month, the one an accountant asks for.
+        first_of_this_month = timezone.now().date().replace(day=1)
+        last_month_end = first_of_this_month - timedelta(days=1)
+        extra_context = {**(extra_context or {}), "export_from": last_month_end.replace(day=1),
+                         "export_to": last_month_end}
+        return super().changelist_view(request, extra_context)
 
 
 @admin.register(JournalDay)

@@ -70,7 +70,10 @@ def test_an_account_with_lines_is_never_deleted(world, client):
 def test_journal_entries_are_listed_read_only(world, client):
     journal_build(now=NOW)
     client, _user = _staff(client, SUPPORT)
-    assert client.get("/console/finance/journalentry/").status_code == 200
+    listing = client.get("/console/finance/journalentry/")
+    assert listing.status_code == 200
+    # NOW is in December 2026: the exports link to November.
+    assert b"/console/finance/journal-datev.csv?from=2026-11-01&amp;to=2026-11-30&amp;currency=EUR" in listing.content
     entry = JournalEntry.objects.get(movement="topup")
     page = client.get(f"/console/finance/journalentry/{entry.pk}/change/")
     assert page.status_code == 200 and b"1369" in page.content
