@@ -4,6 +4,9 @@ from django.apps import AppConfig
 class AccountsConfig(AppConfig):
     name = "accounts"
     verbose_name = "Customers and access"
+    # The OpenAPI tag of its operations (core.api.schema.area_tag).
+    api_tag = "Organisation and keys"
+    api_tag_description = "The organisation, its billing profile, members and API keys; platform keys also create organisations."
 
     def ready(self) -> None:
         from django.db.models.signals import post_migrate

@@ -23,6 +23,13 @@ class ConsoleSite(admin.AdminSite):
     # full width; the index and the breadcrumbs lead everywhere the sidebar did.
     enable_nav_sidebar = False
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from accounts.console_export import export_as_csv
+
+        # Every list exports to CSV (read-only, view permission, audited).
+        self.add_action(export_as_csv)
+
     def has_permission(self, request):
         # Staff only, and only in a session that passed two-factor sign-in. (The middleware
         # sends a staff session to the code step or enrolment first; this is the backstop.)

@@ -2,6 +2,7 @@ from decimal import Decimal
 
 from django import forms
 
+from core.forms import DayRangeForm
 from credits.models import EntryKind
 
 
@@ -21,5 +22,18 @@ class AutoTopUpForm(forms.Form):
                                      help_text="At most this much per calendar month (optional).")
 
 
-class LedgerFilterForm(forms.Form):
+class LedgerFilterForm(DayRangeForm):
+    """The ledger's filters, on the page and its CSV: a kind and days (UTC, inclusive)."""
+
     kind = forms.ChoiceField(required=False, choices=[("", "All kinds"), *EntryKind.choices])
+
+    def filter(self, entries):
+        """`entries` cut to the valid filters; call after is_valid()."""
+        if self.cleaned_data.get("kind"):
+            entries = entries.filter(kind=self.cleaned_data["kind"])
+        since, until = self.utc_bounds()
+        if since:
+            entries = entries.filter(created_at__gte=since)
+        if until:
+            entries = entries.filter(created_at__lt=until)
+        return entries

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import secrets
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.http import HttpResponseBadRequest
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from accounts.portal import portal_view
 from accounts.scopes import ROLE_SCOPES
+from core.csv_export import csv_download, datetime_cell, exact_cell, money_cell
 from core.errors import DomainError
+from core.forms import errors_text
 from credits import hibernation, services
 from credits.forms import AutoTopUpForm, LedgerFilterForm, TopUpForm
 from credits.models import CreditEvent, TopUp
@@ -21,6 +25,8 @@ from credits.selectors import credit_summary, ledger_for
 from credits.topup_contract import handler_is_sandboxed
 
 LEDGER_PAGE_SIZE = 25
+LEDGER_CSV_HEADER = ["created_at_utc", "kind", "reason", "reference", "by", "currency", "amount", "amount_exact",
+                     "promo_amount_exact", "balance_after", "balance_after_exact"]
 
 
 def _plain(amount):
@@ -36,10 +42,12 @@ def _can_write(request) -> bool:
 def index(request):
     org = request.membership.organization
     summary = credit_summary(organization=org)
-    filters = LedgerFilterForm(request.GET or None)
+    filters = LedgerFilterForm(_ledger_filters(request))
     entries = ledger_for(organization=org)
-    if filters.is_valid() and filters.cleaned_data["kind"]:
-        entries = entries.filter(kind=filters.cleaned_data["kind"])
+    if filters.is_valid():
+        entries = filters.filter(entries)
+    else:
+        entries = entries.none()  # the form shows what is wrong; nothing is shown as if it were the answer
     page = Paginator(entries, LEDGER_PAGE_SIZE).get_page(request.GET.get("page"))
     cfg = summary.auto_topup
     auto_form = AutoTopUpForm(initial={
@@ -50,6 +58,7 @@ def index(request):
         "summary": summary,
         "page": page,
         "filters": filters,
+        "ledger_query": urlencode({k: v for k, v in _ledger_filters(request).items() if v}),
         "topup_form": TopUpForm(initial={"request_key": secrets.token_hex(16)}),
         "auto_form": auto_form,
         "can_write": _can_write(request),
@@ -58,6 +67,27 @@ def index(request):
         "manual_resume": summary.hibernated and settings.CREDITS_RESUME_MODE == "manual",
         "sandbox": handler_is_sandboxed(settings.CREDITS_TOPUP_HANDLER),
     })
+
+
+def _ledger_filters(request) -> dict[str, str]:
+    return {name: request.GET.get(name, "") for name in ("kind", "start", "end")}
+
+
+@portal_view("billing:read")
+@require_GET
+def ledger_csv(request):
+    """The ledger as CSV, with the page's filters. Amounts as money at the currency's
+    places, and exactly as recorded (12 places) in the `_exact` columns."""
+    org = request.membership.organization
+    filters = LedgerFilterForm(_ledger_filters(request))
+    if not filters.is_valid():
+        return HttpResponseBadRequest(errors_text(filters), content_type="text/plain; charset=utf-8")
+    entries = filters.filter(ledger_for(organization=org))
+    rows = ([datetime_cell(e.created_at), e.kind, e.reason, e.reference, e.actor_display, e.currency,
+             money_cell(e.amount, e.currency), exact_cell(e.amount), exact_cell(e.promo_amount),
+             money_cell(e.balance_after, e.currency), exact_cell(e.balance_after)]
+            for e in entries.iterator(chunk_size=2000))
+    return csv_download(f"ledger-{org.slug}.csv", LEDGER_CSV_HEADER, rows)
 
 
 @portal_view("billing:write")

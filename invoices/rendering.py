@@ -186,3 +186,16 @@ def invoice_send_email(*, invoice_id: int, force: bool = False) -> bool:
     message.send()
     Invoice.objects.filter(pk=invoice.pk).update(emailed_at=timezone.now())
     return True
+
+
+def invoice_download_pdf(invoice: Invoice) -> bytes:
+    """The copy a customer downloads (one PDF or a year's zip): the stored PDF as issued
+    and emailed, or, when payments, credit notes or a carry changed it since, one showing
+    what is still due (the stored file is kept unchanged)."""
+    invoice = invoice_ensure_pdf(invoice_id=invoice.pk)
+    if not invoice.pdf:
+        raise Invoice.DoesNotExist(f"invoice {invoice.pk} has no number, so no PDF")
+    if settlement(invoice)["changed_since_issue"]:
+        return render_invoice_pdf(invoice, as_issued=False)
+    with invoice.pdf.open("rb") as stored:
+        return stored.read()

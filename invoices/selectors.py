@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import calendar
+import re
 from collections import defaultdict
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from django.db.models import Case, Count, DecimalField, F, OuterRef, Q, QuerySet, Subquery, Sum, Value, When
 from django.db.models.functions import Coalesce, Greatest
 
+from accounts.models import Organization
 from core.money import AMOUNT_DECIMAL_PLACES, AMOUNT_MAX_DIGITS, ZERO
 from invoices.models import FINALIZED_STATUSES, CouponRedemption, CreditNote, Invoice, InvoiceStatus
 
@@ -73,3 +76,40 @@ def with_still_due(qs: QuerySet[Invoice]) -> QuerySet[Invoice]:
     return qs.annotate(still_due=Case(When(carried_to__isnull=False, then=Value(ZERO)), default=open_amount,
                                       output_field=DecimalField(max_digits=AMOUNT_MAX_DIGITS,
                                                                 decimal_places=AMOUNT_DECIMAL_PLACES)))
+
+
+_MONTHS = {name.lower(): number for number, name in enumerate(calendar.month_name) if name} | {
+    name.lower(): number for number, name in enumerate(calendar.month_abbr) if name}
+_PERIOD = re.compile(r"^(?:(?P<year>\d{4})(?:-(?P<month>\d{1,2}))?|(?P<name>[a-z]+)\.?(?:\s+(?P<year2>\d{4}))?)$")
+
+
+def invoices_search(qs: QuerySet[Invoice], text: str) -> QuerySet[Invoice]:
+    """Invoices whose number contains `text`, or whose period it names: '2026-03',
+    'March 2026', 'mar', '2026' (periods are months in UTC, keyed by their start)."""
+    text = " ".join(text.split())
+    if not text:
+        return qs
+    by_number = Q(number__icontains=text)
+    match = _PERIOD.match(text.lower())
+    if match is None:
+        return qs.filter(by_number)
+    year = match["year"] or match["year2"]
+    month = int(match["month"]) if match["month"] else _MONTHS.get(match["name"] or "")
+    if match["name"] and month is None:
+        return qs.filter(by_number)
+    period = Q()
+    if year:
+        period &= Q(period_start__year=int(year))
+    if month:
+        period &= Q(period_start__month=month)
+    return qs.filter(by_number | period)
+
+
+def invoice_years(qs: QuerySet[Invoice]) -> list[int]:
+    """The years (of the period, UTC) the organisation has invoices for, newest first."""
+    return sorted({d.year for d in qs.datetimes("period_start", "year", tzinfo=UTC)}, reverse=True)
+
+
+def portal_invoices(organization: Organization) -> QuerySet[Invoice]:
+    """What the portal shows an organisation: its invoices, drafts never."""
+    return Invoice.objects.filter(organization=organization).exclude(status=InvoiceStatus.DRAFT)

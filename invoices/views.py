@@ -1,14 +1,15 @@
-"""Portal pages: invoices list, detail, PDF download, and this month's interim invoice."""
+"""Portal pages: invoices list (search, filters, by year), detail, PDF download, and this month's interim invoice."""
 
 from __future__ import annotations
 
 import io
+from itertools import groupby
 
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, render
 
 from accounts.portal import portal_view
-from invoices import rendering, selectors
+from invoices import history, rendering
 from invoices.models import Invoice, InvoiceStatus
 from invoices.month_to_date import month_to_date
 
@@ -19,8 +20,14 @@ def _own(request):
 
 @portal_view("billing:read")
 def index(request):
-    invoices = selectors.with_still_due(_own(request)).order_by("-period_start")
-    return render(request, "invoices/index.html", {"invoices": invoices})
+    """The list, searched and filtered (invoices.history), grouped by the year of the period."""
+    form, invoices = history.filtered(request, _own(request))
+    invoices = list(invoices)
+    years = [(year, list(group)) for year, group in groupby(invoices, key=lambda inv: inv.period_start.year)]
+    return render(request, "invoices/index.html", {
+        "invoices": invoices, "years": years, "filters": form, "filtered": form.is_bound,
+        "query": request.GET.urlencode(),
+    })
 
 
 @portal_view("billing:read", model=Invoice)
@@ -34,16 +41,11 @@ def detail(request, pk: int):
 @portal_view("billing:read", model=Invoice)
 def pdf(request, pk: int):
     invoice = get_object_or_404(_own(request), pk=pk)
-    invoice = rendering.invoice_ensure_pdf(invoice_id=invoice.pk)
-    if not invoice.pdf:
+    try:
+        data = rendering.invoice_download_pdf(invoice)
+    except Invoice.DoesNotExist:
         raise Http404
-    if rendering.settlement(invoice)["changed_since_issue"]:
-        # Paid, partly paid, credited or carried since it was issued: the copy downloaded
-        # now shows the payments and what is still due (the stored PDF, as issued and
-        # emailed, is kept unchanged).
-        return FileResponse(io.BytesIO(rendering.render_invoice_pdf(invoice, as_issued=False)), as_attachment=True,
-                            filename=rendering.pdf_filename(invoice), content_type="application/pdf")
-    return FileResponse(invoice.pdf.open("rb"), as_attachment=True, filename=rendering.pdf_filename(invoice),
+    return FileResponse(io.BytesIO(data), as_attachment=True, filename=rendering.pdf_filename(invoice),
                         content_type="application/pdf")
 
 

@@ -1,10 +1,11 @@
 from django.urls import path
 
-from payments import views
+from payments import exports, views
 
 app_name = "payments"
 urlpatterns = [
     path("", views.index, name="index"),
+    path("export.csv", exports.payments_csv, name="export_csv"),
     path("top-up", views.topup, name="topup"),
     path("invoices/<int:invoice_id>/pay", views.pay_invoice, name="pay_invoice"),
     path("<int:pk>", views.detail, name="detail"),

@@ -43,16 +43,18 @@ MAX_BATCH = 1000
 MAX_ID_LENGTH = 200
 _TYPES = frozenset(EventType.values)
 _KINDS = frozenset(ResourceKind.values)
+# The fields each event type takes (anything else is rejected); usage.api.schema
+# documents each type from these tables.
 _COMMON = {"id", "type", "resource", "timestamp"}
-_FIELDS: dict[str, frozenset[str]] = {
+EVENT_FIELDS: dict[str, frozenset[str]] = {
     EventType.CREATED: frozenset(_COMMON | {"organization", "product", "kind", "name"}),
     EventType.RESIZED: frozenset(_COMMON | {"product"}),
     EventType.ADDON_ATTACHED: frozenset(_COMMON | {"product"}),
     EventType.ADDON_DETACHED: frozenset(_COMMON | {"product"}),
     EventType.METERED: frozenset(_COMMON | {"metric", "quantity"}),
 }
-_DEFAULT_FIELDS = frozenset(_COMMON)
-_NEEDS_PRODUCT = frozenset({EventType.CREATED, EventType.RESIZED, EventType.ADDON_ATTACHED, EventType.ADDON_DETACHED})
+COMMON_FIELDS = frozenset(_COMMON)
+NEEDS_PRODUCT = frozenset({EventType.CREATED, EventType.RESIZED, EventType.ADDON_ATTACHED, EventType.ADDON_DETACHED})
 ACCEPTED, DUPLICATE, REJECTED = "accepted", "duplicate", "rejected"
 
 
@@ -154,7 +156,7 @@ def _parse(index: int, raw: object, window: _Window) -> Item:
     type_ = raw.get("type")
     if type_ not in _TYPES:
         raise Rejected(f"type: must be one of {', '.join(sorted(_TYPES))}.")
-    unknown = raw.keys() - _FIELDS.get(type_, _DEFAULT_FIELDS)
+    unknown = raw.keys() - EVENT_FIELDS.get(type_, COMMON_FIELDS)
     if unknown:
         raise Rejected(f"{', '.join(sorted(unknown))}: unknown field for a {type_} event.")
     external_id = _text(raw, "resource")
@@ -174,7 +176,7 @@ def _parse(index: int, raw: object, window: _Window) -> Item:
     if at < window.earliest:
         raise Rejected(f"timestamp: older than {window.max_age_days} days; ask billing staff for an adjustment.")
     item = Item(index, "", type_, external_id, at, int(at.timestamp()) // 60)
-    if type_ in _NEEDS_PRODUCT:
+    if type_ in NEEDS_PRODUCT:
         item.product_code = _text(raw, "product", max_length=60)
     if type_ == EventType.CREATED:
         org = raw.get("organization")

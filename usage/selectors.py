@@ -145,11 +145,12 @@ def running_costs(*, organization: Organization, now: datetime) -> list[RunningL
 
 
 def daily_cost_by_product(*, organization: Organization, days: int, today: date) -> tuple[list[date], dict]:
-    """{product code: [amount per day]} for the `days` days ending `today`."""
+    """{product name: [amount per day]} for the `days` days ending `today`, by product name
+    (a stable order: a product keeps its colour from one day to the next)."""
     first = today - timedelta(days=days - 1)
     series: dict[str, list[Decimal]] = {}
     index = {first + timedelta(days=i): i for i in range(days)}
-    for day, code, amount in (UsageDaily.objects.filter(organization=organization, day__gte=first, day__lte=today)
-                              .values_list("day", "product__code").annotate(Sum("amount")).order_by("day")):
-        series.setdefault(code, [ZERO] * days)[index[day]] += amount
-    return list(index), series
+    for day, name, amount in (UsageDaily.objects.filter(organization=organization, day__gte=first, day__lte=today)
+                              .values_list("day", "product__name").annotate(Sum("amount")).order_by("day")):
+        series.setdefault(name, [ZERO] * days)[index[day]] += amount
+    return list(index), dict(sorted(series.items()))

@@ -1,23 +1,27 @@
 """Portal: the Usage page (running resources and their live cost, month to date, daily
-cost by product) and its CSV export."""
+cost by product) and its CSV export; the spend explorer and its CSV."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from urllib.parse import urlencode
 
 from django.db.models import Sum
-from django.http import HttpResponse
+from django.http import HttpResponseBadRequest
 from django.shortcuts import render
 from django.utils import timezone
 
 from accounts.portal import portal_view
-from core.csv_export import SafeWriter
+from core.csv_export import csv_download, date_cell, exact_cell, money_cell
+from core.forms import DayRangeForm, errors_text
 from core.money import ZERO, format_money, format_rate
 from pricing.proration import month_start
 from usage import sandbox
-from usage.charts import stacked_bars
+from usage.charts import Series, fold_series, stacked_bar_chart
+from usage.forms import SpendForm, month_end
 from usage.models import UsageDaily
 from usage.selectors import daily_cost_by_product, month_to_date, running_costs
+from usage.spend import GROUPINGS, INTERVALS, forecast, projected, spend, spend_zone
 
 CHART_DAYS = 30
 
@@ -39,7 +43,10 @@ def index(request):
         "rate": format_rate(rate, org.currency),
         "per_day": format_money(rate * 24, org.currency),
         "rows": rows,
-        "chart": stacked_bars(days, series, org.currency),
+        "chart": stacked_bar_chart(
+            title="Daily cost by product, last 30 days", ticks=[f"{d:%-d %b}" for d in days],
+            tooltips=[f"{d:%a %-d %b %Y}" for d in days],
+            series=fold_series([Series(name, values) for name, values in series.items()]), currency=org.currency),
         "month_start": month_start(now).date(),
         "today": now.date(),
         "sandbox": sandbox.enabled(),
@@ -48,26 +55,36 @@ def index(request):
     })
 
 
+class UsageExportForm(DayRangeForm):
+    max_days = 366
+
+
 @portal_view("usage:read")
 def export(request):
-    """Daily usage as CSV: ?start=YYYY-MM-DD&end=YYYY-MM-DD (inclusive), default this month."""
+    """Daily usage as CSV: ?start=YYYY-MM-DD&end=YYYY-MM-DD (UTC days, inclusive), by
+    default this month so far. A date that does not parse, or a range that is backwards
+    or longer than a year, is a 400 saying so, never another range than the one asked."""
     org = request.membership.organization
+    form = UsageExportForm(request.GET)
+    if not form.is_valid():
+        return HttpResponseBadRequest(errors_text(form), content_type="text/plain; charset=utf-8")
     today = timezone.now().date()
-    start, end = _day(request.GET.get("start")) or month_start(timezone.now()).date(), _day(request.GET.get("end")) or today
-    if end < start or (end - start) > timedelta(days=366):
-        start, end = month_start(timezone.now()).date(), today
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="usage-{org.slug}-{start}-{end}.csv"'
-    writer = SafeWriter(response)
-    writer.writerow(["day", "resource", "resource_name", "product", "state", "minutes", "amount", "currency"])
+    start = form.cleaned_data["start"] or month_start(timezone.now()).date()
+    end = form.cleaned_data["end"] or max(today, start)
+    if end < start or (end - start).days + 1 > UsageExportForm.max_days:
+        return HttpResponseBadRequest(f"To: must be on or after From, and the range at most {UsageExportForm.max_days} days.",
+                                      content_type="text/plain; charset=utf-8")
     rows = (UsageDaily.objects.filter(organization=org, day__gte=start, day__lte=end)
             .values("day", "resource__external_id", "resource__name", "product__code", "state", "currency")
             .annotate(minutes=Sum("minutes"), amount=Sum("amount"))
             .order_by("day", "resource__external_id", "product__code", "state"))
-    for r in rows:
-        writer.writerow([r["day"], r["resource__external_id"], r["resource__name"], r["product__code"], r["state"],
-                         r["minutes"], r["amount"], r["currency"]])
-    return response
+    return csv_download(
+        f"usage-{org.slug}-{start}-{end}.csv",
+        ["day", "resource", "resource_name", "product", "state", "minutes", "currency", "amount", "amount_exact"],
+        ([date_cell(r["day"]), r["resource__external_id"], r["resource__name"], r["product__code"], r["state"],
+          r["minutes"], r["currency"], money_cell(r["amount"], r["currency"]), exact_cell(r["amount"])]
+         for r in rows.iterator()),
+    )
 
 
 def _day(value: str | None):
@@ -77,3 +94,157 @@ def _day(value: str | None):
         return datetime.strptime(value, "%Y-%m-%d").date()
     except ValueError:
         return None
+
+
+# --- The spend explorer ----------------------------------------------------------------
+
+PRESETS = (("this-month", "This month"), ("last-month", "Last month"), ("30-days", "Last 30 days"),
+           ("90-days", "Last 90 days"), ("12-months", "Last 12 months"))
+
+
+def _preset(name: str, today: date) -> tuple[date, date]:
+    """(From, To), both included."""
+    first = today.replace(day=1)
+    if name == "last-month":
+        last = first - timedelta(days=1)
+        return last.replace(day=1), last
+    if name == "30-days":
+        return today - timedelta(days=29), today
+    if name == "90-days":
+        return today - timedelta(days=89), today
+    if name == "12-months":
+        year, month = (first.year, first.month - 11) if first.month > 11 else (first.year - 1, first.month + 1)
+        return date(year, month, 1), today
+    return first, month_end(today)
+
+
+def _spend_form(request, today: date) -> SpendForm:
+    """The query with a preset's days filled in, and this month when no days are given, so
+    the form shows the days it explores."""
+    data = request.GET.copy()
+    preset = data.pop("preset", [None])[-1]
+    if preset or not (data.get("start") or data.get("to")):
+        start, to = _preset(preset or "this-month", today)
+        data["start"], data["to"] = start.isoformat(), to.isoformat()
+    return SpendForm(data, today=today)
+
+
+def _tick(start: date, interval: str) -> str:
+    if interval == "day":
+        return f"{start:%-d %b}"
+    if interval == "week":
+        return f"W{start.isocalendar().week}"
+    return f"{start:%b %Y}"
+
+
+def _period_label(a: date, b: date, interval: str) -> str:
+    last = b - timedelta(days=1)
+    if interval == "day":
+        return f"{a:%a %-d %b %Y}"
+    first = f"{a:%-d %b}" if a.year == last.year else f"{a:%-d %b %Y}"
+    span = f"{first} – {last:%-d %b %Y}" if a != last else f"{a:%-d %b %Y}"
+    if interval == "week":
+        return f"Week {a.isocalendar().week}, {span}"
+    if interval != "month":
+        return span
+    whole = a.day == 1 and b == (a.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return f"{a:%B %Y}" if whole else span
+
+
+def _period_rows(result, columns: list[Series], extra: list, *, since: datetime) -> list[dict]:
+    """A row per period with spend; the periods still to come (nothing spent yet, after the
+    cut-off) as one row with their forecast, so the table reads what was spent."""
+    cur, rows, ahead = result.currency, [], []
+    for i, ((a, b), total) in enumerate(zip(result.periods, result.period_totals, strict=True)):
+        if not total and datetime(a.year, a.month, a.day, tzinfo=since.tzinfo) >= since:
+            ahead.append((a, b, extra[i]))
+            continue
+        rows.append({"label": _period_label(a, b, result.interval), "total": format_money(total, cur),
+                     "cells": [(c.name, format_money(c.values[i], cur) if c.values[i] else "") for c in columns],
+                     "forecast": format_money(extra[i], cur) if extra[i] else ""})
+    if ahead:
+        forecast_ahead = sum((e for _, _, e in ahead), ZERO)
+        rows.append({"label": f"{_period_label(ahead[0][0], ahead[-1][1], 'range')}, still to come",
+                     "total": "", "cells": [(c.name, "") for c in columns], "ahead": True,
+                     "forecast": format_money(forecast_ahead, cur) if forecast_ahead else ""})
+    return rows
+
+
+@portal_view("usage:read")
+def spend_explorer(request):
+    org = request.membership.organization
+    now = timezone.now()
+    zone = spend_zone(user=request.user)
+    today = now.astimezone(zone).date()
+    form = _spend_form(request, today)
+    fc = forecast(organization=org, now=now)
+    cur = org.currency
+    context: dict = {
+        "form": form, "forecast": fc, "rate": format_rate(fc.hourly_rate, cur), "hours_left": f"{fc.hours_left:,.0f}",
+        "money": {"mtd": format_money(fc.month_to_date, cur), "forecast": format_money(fc.forecast, cur)},
+        "resource_rows": [{"group": r.group, "mtd": format_money(r.month_to_date, cur),
+                           "rate": format_rate(r.hourly_rate, cur) if r.hourly_rate else None,
+                           "forecast": format_money(r.forecast, cur)} for r in fc.resources],
+    }
+    if not form.is_valid():
+        # Valid switches are kept, so fixing the days keeps them.
+        interval, group_by = form.data.get("interval"), form.data.get("group_by")
+        context["query"] = {"interval": interval if interval in INTERVALS else "day",
+                            "group_by": group_by if group_by in GROUPINGS else "product"}
+        return render(request, "usage/spend.html", context, status=400)
+    q = form.cleaned_data
+    result = spend(organization=org, start=q["start"], end=q["end"], interval=q["interval"],
+                   group_by=q["group_by"], now=now, zone=zone)
+    extra = projected(result.periods, hourly_rate=fc.hourly_rate, since=fc.as_of, now=now, currency=cur, zone=zone)
+    columns = fold_series([Series(s.group.name, s.amounts) for s in result.series])
+    base = {"start": q["start"].isoformat(), "to": q["to"].isoformat(), "interval": q["interval"],
+            "group_by": q["group_by"]}
+    context["money"]["total"] = format_money(result.total, cur)
+    context["money"]["forecast_ahead"] = format_money(sum(extra, ZERO), cur)
+    context.update({
+        "spend": result,
+        "grouping_label": GROUPINGS[q["group_by"]].label.lower(),
+        "chart": stacked_bar_chart(
+            title=f"Spend by {GROUPINGS[q['group_by']].label.lower()}, by {q['interval']}",
+            ticks=[_tick(a, q["interval"]) for a, _ in result.periods],
+            tooltips=[_period_label(a, b, q["interval"]) for a, b in result.periods],
+            series=columns, currency=cur, forecast=extra),
+        "groups": [{"series": s, "total": format_money(s.total, cur),
+                    "share": (s.total * 100 / result.total) if result.total else None} for s in result.series],
+        "columns": [c.name for c in columns],
+        "period_rows": _period_rows(result, columns, extra, since=fc.as_of or now),
+        "column_totals": [(c.name, format_money(sum(c.values, ZERO), cur)) for c in columns],
+        "forecast_ahead": sum(extra, ZERO),
+        "query": base,
+        "range_label": _period_label(q["start"], q["end"], "range"),
+        "csv_query": urlencode(base),
+        "interval_links": [(i, i.capitalize(), urlencode({**base, "interval": i})) for i in INTERVALS],
+        "group_links": [(k, g.label, urlencode({**base, "group_by": k})) for k, g in GROUPINGS.items()],
+        # A year by day is 365 bars: the year preset shows months.
+        "preset_links": [(k, label, urlencode({"preset": k, "interval": "month" if k == "12-months" else q["interval"],
+                                               "group_by": q["group_by"]}))
+                         for k, label in PRESETS],
+    })
+    return render(request, "usage/spend.html", context)
+
+
+@portal_view("usage:read")
+def spend_export(request):
+    """The explorer's figures as CSV: one row per period and group, whole minor units
+    (the same cents as the page and the invoices)."""
+    org = request.membership.organization
+    now = timezone.now()
+    zone = spend_zone(user=request.user)
+    form = _spend_form(request, now.astimezone(zone).date())
+    if not form.is_valid():
+        return HttpResponseBadRequest(f"Nothing exported. {errors_text(form)}\n", content_type="text/plain; charset=utf-8")
+    q = form.cleaned_data
+    result = spend(organization=org, start=q["start"], end=q["end"], interval=q["interval"],
+                   group_by=q["group_by"], now=now, zone=zone)
+    return csv_download(
+        f'spend-{org.slug}-{q["start"]}-{q["to"]}-{q["group_by"]}-{q["interval"]}.csv',
+        ["period_start", "period_end", q["group_by"], "name", "currency", "amount"],
+        ([date_cell(a), date_cell(b), s.group.key, s.group.name, result.currency,
+          money_cell(s.amounts[i], result.currency)]
+         for i, (a, b) in enumerate(result.periods) for s in result.series if s.amounts[i]),
+    )

@@ -1,9 +1,19 @@
 from __future__ import annotations
 
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import BasePermission
 
 from accounts.models import ApiKey
 from accounts.tenancy import ANONYMOUS, Caller, caller_for
+
+
+class ScopeRequired(PermissionDenied):
+    """The caller is authenticated but lacks the scope the operation needs; the error
+    handler (core.api.exceptions) puts `required_scope` in the body beside the message."""
+
+    def __init__(self, scope: str, message: str):
+        super().__init__(detail=message, code="permission_denied")
+        self.required_scope = scope
 
 
 def get_caller(request) -> Caller:
@@ -46,7 +56,23 @@ class HasScope(BasePermission):
             return False
         if scope == "authenticated":
             return True
-        return get_caller(request).can(scope)
+        caller = get_caller(request)
+        if not caller.can(scope):
+            # Raised rather than returned, so the 403 names what is missing.
+            raise ScopeRequired(scope, missing_scope_message(caller, scope))
+        return True
+
+
+def missing_scope_message(caller: Caller, scope: str) -> str:
+    """What a 403 says: which scope, and whose (the key's, its maker's or the role's)."""
+    key = caller.api_key
+    if key is not None:
+        if scope in (key.scopes or []) and not caller.platform:
+            return f"This key has the scope {scope}, but the member who made it no longer holds it."
+        return f"This key lacks the scope {scope}."
+    if caller.role:
+        return f"Your role ({caller.role}) lacks the scope {scope}."
+    return f"You lack the scope {scope}."
 
 
 class OrganizationScopedMixin:

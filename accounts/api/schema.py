@@ -28,3 +28,29 @@ class PortalSessionScheme(OpenApiAuthenticationExtension):
             "name": settings.SESSION_COOKIE_NAME,
             "description": "The portal's session; unsafe methods also need the X-CSRFToken header.",
         }
+
+
+PLATFORM_TAG = {
+    "name": "Platform",
+    "description": (
+        "Operations only platform keys (integrators such as the provisioning system) and staff may call: "
+        "each is also under its area's tag."
+    ),
+}
+
+
+def tag_operations(result, generator, request, public):
+    """Postprocessing hook: the top-level tags (each app's area, then Platform), and the
+    Platform tag on every operation whose scope no organisation holds."""
+    from accounts.scopes import ORGANIZATION_SCOPES
+    from core.api.schema import api_tags
+
+    result["tags"] = [*api_tags(), PLATFORM_TAG]
+    for path_item in result.get("paths", {}).values():
+        for operation in path_item.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            scope = operation.get("x-required-scope")
+            if scope and scope != "authenticated" and scope not in ORGANIZATION_SCOPES:
+                operation["tags"] = [*operation.get("tags", []), PLATFORM_TAG["name"]]
+    return result

@@ -336,6 +336,8 @@ CSRF_EXEMPT_VIEWS: list[str] = []
 PORTAL_DASHBOARD_CARDS = [
     "accounts.cards.account_card",
 ]
+# The schema's tags: each app's area (AppConfig.api_tag) and Platform for platform-only operations.
+SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] += ["accounts.api.schema.tag_operations"]
 
 # --- pricing --------------------------------------------------------------
 DEMO_SEEDERS += ["pricing.demo.seed"]
@@ -347,6 +349,8 @@ SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update({
 })
 
 # --- usage ----------------------------------------------------------------
+# Each event type POST /events takes, as a oneOf component with an example.
+SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] += ["usage.api.schema.document_event_types"]
 # Metering rates every minute up to now − grace, so events a little late still land
 # before their minute is rated; later ones are corrected (README: Usage and metering).
 USAGE_METERING_GRACE = timedelta(minutes=env.int("USAGE_METERING_GRACE_MINUTES", default=2))

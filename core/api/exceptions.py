@@ -1,4 +1,6 @@
-"""One error format for every 4xx: {"error": {"code", "message", "fields"}}."""
+"""One error format for every 4xx: {"error": {"code", "message", "fields"}}; a 403 for a
+missing scope adds `required_scope` (the scope's name, for programs to act on), read
+from the exception's `required_scope` (accounts.api.permissions.ScopeRequired)."""
 
 from __future__ import annotations
 
@@ -57,8 +59,11 @@ def _dotted(detail: dict, prefix: str = "") -> dict[str, list[str]]:
     return out
 
 
-def error_body(code: str, message: str, fields: dict | None = None) -> dict:
-    return {"error": {"code": code, "message": message, "fields": fields or {}}}
+def error_body(code: str, message: str, fields: dict | None = None, *, required_scope: str | None = None) -> dict:
+    error: dict = {"code": code, "message": message, "fields": fields or {}}
+    if required_scope is not None:
+        error["required_scope"] = required_scope
+    return {"error": error}
 
 
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
@@ -103,5 +108,6 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
         codes = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
         code = codes if isinstance(codes, str) else getattr(exc, "default_code", "error")
-        response.data = error_body(code, str(_flatten(detail)))
+        response.data = error_body(code, str(_flatten(detail)),
+                                   required_scope=getattr(exc, "required_scope", None))
     return response

@@ -3,11 +3,15 @@ truth clients (and the schema fuzzer) rely on:
 
 - strict input serializers refuse unknown fields: `additionalProperties: false`;
 - POSTs wrapped in `@idempotent` take the `Idempotency-Key` header;
-- every operation documents its 4xx answers in the one error format.
+- every operation documents its 4xx answers in the one error format;
+- every operation is tagged with its area (the app that serves it), and platform-only
+  ones also with "Platform".
 """
 
 from __future__ import annotations
 
+from django.apps import apps
+from django.core.exceptions import ImproperlyConfigured
 from drf_spectacular import openapi
 from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.types import OpenApiTypes
@@ -29,6 +33,11 @@ ERROR_SCHEMA = {
                     "additionalProperties": {"type": "array", "items": {"type": "string"}},
                     "example": {"name": ["This field is required."]},
                 },
+                "required_scope": {
+                    "type": "string",
+                    "description": "403 only, when the key or role lacks a scope: the scope the operation needs.",
+                    "example": "invoices:write",
+                },
             },
             "required": ["code", "message", "fields"],
         }
@@ -39,7 +48,10 @@ ERROR_SCHEMA = {
 ERROR_RESPONSES = {
     "400": "Malformed JSON, unknown or read-only fields, wrong types, missing fields, or a broken rule.",
     "401": "No API key, or an unknown or revoked one.",
-    "403": "The key or role lacks the scope.",
+    "403": (
+        "The key or role lacks the scope the operation needs: `error.required_scope` names it and the message "
+        "says whose it is (e.g. \"This key lacks the scope invoices:write.\")."
+    ),
     "404": "No such object, or it belongs to another organisation.",
 }
 WRITE_ERROR_RESPONSES = {
@@ -61,10 +73,44 @@ class StrictSerializerExtension(OpenApiSerializerExtension):
         return schema
 
 
+def area_tag(view) -> str:
+    """The tag of an operation: its app's `api_tag` (e.g. "Invoices"). An app that serves
+    API operations without one fails the schema, rather than putting them under a
+    tag named after the URL prefix as drf-spectacular would ("v1", for all of them)."""
+    config = apps.get_containing_app_config(type(view).__module__)
+    tag = getattr(config, "api_tag", None)
+    if not tag:
+        raise ImproperlyConfigured(f"{type(view).__module__} serves API operations but its AppConfig has no api_tag.")
+    return tag
+
+
+def api_tags() -> list[dict[str, str]]:
+    """The schema's top-level tags, in app order, with each app's `api_tag_description`."""
+    return [{"name": config.api_tag, "description": getattr(config, "api_tag_description", "")}
+            for config in apps.get_app_configs() if getattr(config, "api_tag", None)]
+
+
 class AutoSchema(openapi.AutoSchema):
     def _view_method(self):
         action = getattr(self.view, "action", None)
         return getattr(self.view, action or self.method.lower(), None)
+
+    def required_scope(self) -> str | None:
+        """The scope the operation needs, as the view declares it for its permission check
+        (`required_scopes`, keyed by action or HTTP method)."""
+        required = getattr(self.view, "required_scopes", None) or {}
+        action = getattr(self.view, "action", None)
+        return (required.get(action) if action else None) or required.get(self.method.upper())
+
+    def get_tags(self) -> list[str]:
+        return [area_tag(self.view)]
+
+    def get_extensions(self):
+        extensions = dict(super().get_extensions())
+        scope = self.required_scope()
+        if scope:
+            extensions["x-required-scope"] = scope
+        return extensions
 
     def get_override_parameters(self):
         parameters = list(super().get_override_parameters())

@@ -34,6 +34,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from accounts.scopes import SCOPES
 from accounts.tests.factories import MembershipFactory, OrganizationFactory, UserFactory, make_api_key
 from core.tests.fuzz_world import build_world, point_at_real_rows
 
@@ -48,6 +49,9 @@ FUZZ_REPORT = os.environ.get("FUZZ_REPORT")
 KNOWN_DEFECTS: dict[str, set[str]] = {
     "*": set(),
 }
+
+# The keys of the error object; `required_scope` only on a 403 for a missing scope.
+ERROR_KEYS = {"code", "message", "fields", "required_scope"}
 
 CHECKS = {
     "status_code_conformance": status_code_conformance,
@@ -82,8 +86,10 @@ def _error_format_problem(response) -> str | None:
     except ValueError:
         return f"{response.status_code} is not JSON: {response.text[:200]}"
     error = body.get("error") if isinstance(body, dict) else None
-    if not (isinstance(error, dict) and set(error) == {"code", "message", "fields"}):
+    if not (isinstance(error, dict) and {"code", "message", "fields"} <= set(error) <= ERROR_KEYS):
         return f"not the error format: {body}"
+    if "required_scope" in error and not (response.status_code == 403 and error["required_scope"] in SCOPES):
+        return f"required_scope is for a 403 and names a scope: {body}"
     if not (isinstance(error["message"], str) and error["message"]):
         return f"no message: {body}"
     if error["code"] == "validation_error" and not error["fields"]:

@@ -1,4 +1,5 @@
-"""One error format for every 4xx: {"error": {"code", "message", "fields"}}."""
+"""One error format for every 4xx: {"error": {"code", "message", "fields"}}, and
+`required_scope` beside them on a 403 for a missing scope."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ import pytest
 pytestmark = pytest.mark.django_db
 
 
-def _error(response) -> dict:
+def _error(response, *extra: str) -> dict:
     body = response.json()
     assert set(body) == {"error"}, body
-    assert set(body["error"]) == {"code", "message", "fields"}, body
+    assert set(body["error"]) == {"code", "message", "fields", *extra}, body
     assert isinstance(body["error"]["message"], str) and body["error"]["message"]
     assert isinstance(body["error"]["fields"], dict)
     return body["error"]
@@ -59,8 +60,50 @@ def test_401_for_an_empty_bearer(api):
 def test_403_without_the_scope(org, make_key, api):
     response = api(make_key(org, ["usage:read"])).patch("/api/v1/organization", {"city": "X"}, format="json")
     assert response.status_code == 403
-    assert _error(response) == {"code": "permission_denied", "message": "Your key or role does not allow this.",
-                                "fields": {}}
+    assert _error(response, "required_scope") == {
+        "code": "permission_denied", "message": "This key lacks the scope account:write.", "fields": {},
+        "required_scope": "account:write",
+    }
+
+
+def test_403_for_a_platform_only_operation_names_its_scope(org_api):
+    response = org_api.post("/api/v1/invoices/1/finalize", format="json")
+    assert response.status_code == 403
+    error = _error(response, "required_scope")
+    assert error["required_scope"] == "invoices:write"
+    assert error["message"] == "This key lacks the scope invoices:write."
+
+
+def test_403_for_a_platform_key_without_the_scope_names_it(make_key, api):
+    response = api(make_key(None, ["events:write"])).post("/api/v1/organizations", {"name": "A"}, format="json")
+    assert response.status_code == 403
+    assert _error(response, "required_scope")["required_scope"] == "organizations:write"
+
+
+def test_403_for_a_key_whose_maker_lost_the_scope_says_so(org, make_member, api):
+    from accounts import services
+    from accounts.models import Membership
+    from accounts.tenancy import membership_caller
+
+    maker = make_member(org, "admin")
+    _key, raw = services.api_key_create(name="ci", scopes=["account:write"], organization=org,
+                                        by=membership_caller(maker))
+    Membership.objects.filter(pk=maker.pk).update(role="viewer")
+    response = api(raw).patch("/api/v1/organization", {"city": "X"}, format="json")
+    assert response.status_code == 403
+    error = _error(response, "required_scope")
+    assert error["required_scope"] == "account:write"
+    assert error["message"] == "This key has the scope account:write, but the member who made it no longer holds it."
+
+
+def test_403_for_a_session_names_the_role_and_the_scope(org, make_member, client):
+    viewer = make_member(org, "viewer").user
+    client.force_login(viewer)
+    response = client.patch("/api/v1/organization", {"city": "X"}, content_type="application/json")
+    assert response.status_code == 403
+    error = _error(response, "required_scope")
+    assert error == {"code": "permission_denied", "message": "Your role (viewer) lacks the scope account:write.",
+                     "fields": {}, "required_scope": "account:write"}
 
 
 def test_404_for_an_unknown_object(org_api):

@@ -141,3 +141,100 @@ def test_resume_declares_its_409_in_the_error_format(schema, org_api):
     response = org_api.post("/api/v1/credits/resume", format="json")
     assert response.status_code == 409
     assert_answer_matches_schema(schema, "/api/v1/credits/resume", "post", response)
+
+
+# --- Ergonomics (issue 16, defect 8) ----------------------------------------------------
+
+
+def _walk(node, where="#"):
+    if isinstance(node, dict):
+        yield where, node
+        for key, value in node.items():
+            yield from _walk(value, f"{where}/{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _walk(value, f"{where}/{i}")
+
+
+def test_no_array_leaves_its_items_undocumented(schema):
+    bare = [where for where, node in _walk(schema) if node.get("type") == "array" and node.get("items") == {}]
+    assert bare == []
+
+
+def test_each_event_type_is_a_documented_oneof_branch_with_a_valid_example(schema):
+    import jsonschema
+
+    from usage.models import EventType
+
+    items = schema["components"]["schemas"]["EventBatchRequest"]["properties"]["events"]["items"]
+    assert items["discriminator"]["propertyName"] == "type"
+    assert set(items["discriminator"]["mapping"]) == set(EventType.values)
+    assert len(items["oneOf"]) == len(EventType.values)
+    for event_type, ref in items["discriminator"]["mapping"].items():
+        component = schema["components"]["schemas"][ref.rsplit("/", 1)[1]]
+        assert component["properties"]["type"]["enum"] == [event_type]
+        assert component["example"]["type"] == event_type
+        # The example is an event the branch accepts, and only that branch (oneOf).
+        jsonschema.validate([component["example"]],
+                            {"type": "array", "items": items, "components": schema["components"]})
+    created = schema["components"]["schemas"]["CreatedEvent"]
+    assert set(created["required"]) == {"id", "type", "resource", "timestamp", "organization", "product"}
+    assert created["additionalProperties"] is False
+    assert set(schema["components"]["schemas"]["MeteredEvent"]["required"]) == {
+        "id", "type", "resource", "timestamp", "metric", "quantity"}
+
+
+def test_the_documented_events_are_what_ingest_accepts(schema, platform_api):
+    """Each type's example, given a resource and a fresh timestamp, is accepted or refused
+    for a business reason (an unknown product, a resource that exists), never for its shape."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    components = schema["components"]["schemas"]
+    mapping = components["EventBatchRequest"]["properties"]["events"]["items"]["discriminator"]["mapping"]
+    stamp = (timezone.now() - timedelta(minutes=1)).isoformat()
+    events = [{**components[ref.rsplit("/", 1)[1]]["example"], "id": f"doc-{t}", "timestamp": stamp}
+              for t, ref in mapping.items()]
+    response = platform_api.post("/api/v1/events", {"events": events}, format="json")
+    assert response.status_code == 200
+    for result in response.json()["results"]:
+        reason = result.get("reason", "")
+        assert not reason.startswith(("type:", "timestamp:", "id:", "quantity:")) and "unknown field" not in reason, result
+
+
+def test_operations_are_grouped_by_area(schema):
+    declared = [tag["name"] for tag in schema["tags"]]
+    assert declared == ["Organisation and keys", "Pricing", "Usage", "Credits", "Invoices", "Payments", "Platform"]
+    used = set()
+    for path, method, operation in _operations(schema):
+        tags = operation.get("tags", [])
+        assert tags and tags[0] in declared[:-1], f"{method.upper()} {path} has no area tag: {tags}"
+        used.update(tags)
+    assert used == set(declared)
+    assert schema["paths"]["/api/v1/invoices"]["get"]["tags"] == ["Invoices"]
+    assert schema["paths"]["/api/v1/api-keys"]["get"]["tags"] == ["Organisation and keys"]
+
+
+def test_platform_only_operations_carry_the_platform_tag_and_every_operation_its_scope(schema):
+    assert schema["paths"]["/api/v1/events"]["post"]["tags"] == ["Usage", "Platform"]
+    assert schema["paths"]["/api/v1/events"]["post"]["x-required-scope"] == "events:write"
+    assert schema["paths"]["/api/v1/invoices/{id}/finalize"]["post"]["tags"] == ["Invoices", "Platform"]
+    for path, method, operation in _operations(schema):
+        assert operation.get("x-required-scope"), f"{method.upper()} {path} does not say which scope it needs"
+
+
+def test_the_403_is_documented_with_the_scope_it_names(schema):
+    error = schema["components"]["schemas"]["Error"]["properties"]["error"]
+    assert error["properties"]["required_scope"]["type"] == "string"
+    assert "required_scope" not in error["required"]
+    assert "required_scope" in schema["paths"]["/api/v1/invoices"]["get"]["responses"]["403"]["description"]
+
+
+@pytest.mark.django_db
+def test_a_403_answers_what_the_schema_says_and_names_the_scope(schema, org, make_key, api):
+    response = api(make_key(org, ["usage:read"])).get("/api/v1/invoices")
+    assert response.status_code == 403
+    assert_answer_matches_schema(schema, "/api/v1/invoices", "get", response)
+    assert response.json()["error"]["required_scope"] == "billing:read"
+    assert response.json()["error"]["message"] == "This key lacks the scope billing:read."

@@ -5,6 +5,7 @@ from core.money import AMOUNT_DECIMAL_PLACES, AMOUNT_MAX_DIGITS
 from usage.ingest import MAX_BATCH
 from usage.models import Resource, StateInterval
 from usage.selectors import GRANULARITIES
+from usage.spend import GROUPINGS, INTERVALS, range_error, spend_zone
 
 
 def _money(**kwargs):
@@ -113,3 +114,77 @@ class MonthToDateSerializer(serializers.Serializer):
         "null: nothing metered yet."))
     metered_until = serializers.DateTimeField(allow_null=True, help_text="The same as as_of (kept for old clients).")
     by_product = serializers.DictField(child=_money(), help_text="Product code → its lines' amounts before tax.")
+
+
+class SpendQuerySerializer(StrictSerializer):
+    start = serializers.DateField(help_text="First day, included (ISO 8601 date, UTC).")
+    end = serializers.DateField(help_text="Day after the last one: the range is [start, end).")
+    group_by = serializers.ChoiceField(choices=list(GROUPINGS), default="product")
+    interval = serializers.ChoiceField(choices=INTERVALS, default="day")
+    organization = serializers.IntegerField(required=False, min_value=1)
+
+    def validate(self, attrs):
+        from django.utils import timezone
+
+        problem = range_error(attrs["start"], attrs["end"], today=timezone.now().astimezone(spend_zone()).date())
+        if problem:
+            raise serializers.ValidationError({problem[0]: [problem[1]]})
+        return attrs
+
+
+class SpendGroupSerializer(serializers.Serializer):
+    key = serializers.CharField(help_text="Product code or the resource's external id.")
+    name = serializers.CharField()
+    total = _money()
+
+
+class SpendAmountSerializer(serializers.Serializer):
+    group = serializers.CharField(help_text="The group's key.")
+    amount = _money()
+
+
+class SpendPeriodSerializer(serializers.Serializer):
+    start = serializers.DateField()
+    end = serializers.DateField(help_text="Exclusive; a period is clipped to the range.")
+    total = _money()
+    amounts = SpendAmountSerializer(many=True, help_text="Groups with spend in the period, in the groups' order.")
+
+
+class SpendSerializer(serializers.Serializer):
+    """Spend in whole minor units: per invoice line, the line's rounded amount split over its
+    days, so every grouping adds up to the same total and a month to its invoice's usage."""
+
+    start = serializers.DateField()
+    end = serializers.DateField()
+    interval = serializers.ChoiceField(choices=INTERVALS)
+    group_by = serializers.ChoiceField(choices=list(GROUPINGS))
+    time_zone = serializers.CharField(help_text="The zone days are taken in (UTC).")
+    currency = serializers.CharField()
+    as_of = serializers.DateTimeField(allow_null=True, help_text="Spend up to this instant (exclusive); null: "
+                                                                 "nothing metered yet.")
+    total = _money()
+    groups = SpendGroupSerializer(many=True, help_text="Largest first.")
+    periods = SpendPeriodSerializer(many=True)
+
+
+class SpendForecastResourceSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    name = serializers.CharField()
+    month_to_date = _money()
+    hourly_rate = _money()
+    forecast = _money()
+
+
+class SpendForecastSerializer(serializers.Serializer):
+    """An estimate: month to date (this month's usage lines so far, before tax) plus what
+    runs now at its current hourly rate for the hours from `as_of` to month end."""
+
+    month = serializers.DateField()
+    as_of = serializers.DateTimeField(allow_null=True)
+    currency = serializers.CharField()
+    month_to_date = _money()
+    hourly_rate = _money(help_text="The live resources' burn rate now, per hour.")
+    hours_left = serializers.DecimalField(max_digits=8, decimal_places=4)
+    forecast = _money()
+    method = serializers.CharField()
+    resources = SpendForecastResourceSerializer(many=True)

@@ -4,7 +4,7 @@ series and month to date for customers."""
 from __future__ import annotations
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -19,6 +19,9 @@ from usage.api.serializers import (
     EventBatchSerializer,
     MonthToDateSerializer,
     ResourceSerializer,
+    SpendForecastSerializer,
+    SpendQuerySerializer,
+    SpendSerializer,
     StateIntervalSerializer,
     UsageQuerySerializer,
     UsageSeriesSerializer,
@@ -26,6 +29,7 @@ from usage.api.serializers import (
 from usage.ingest import MAX_BATCH, events_ingest
 from usage.models import Resource
 from usage.selectors import month_to_date, usage_series
+from usage.spend import forecast, spend, spend_zone
 
 ORG_PARAM = OpenApiParameter("organization", int, description="Platform keys and staff: the organisation.")
 
@@ -36,7 +40,24 @@ class EventsView(APIView):
 
     required_scopes = {"POST": "events:write"}
 
-    @extend_schema(request=EventBatchSerializer, responses=EventBatchResultSerializer)
+    @extend_schema(request=EventBatchSerializer, responses=EventBatchResultSerializer, examples=[
+        OpenApiExample("A server's life", request_only=True, value={"events": [
+            {"id": "evt-1", "type": "created", "resource": "srv-42", "timestamp": "2026-03-01T10:00:00Z",
+             "organization": 17, "product": "cpu-4-16", "kind": "server", "name": "web-1"},
+            {"id": "evt-2", "type": "started", "resource": "srv-42", "timestamp": "2026-03-01T10:01:00Z"},
+            {"id": "evt-3", "type": "resized", "resource": "srv-42", "timestamp": "2026-03-01T12:00:00Z",
+             "product": "cpu-8-32"},
+            {"id": "evt-4", "type": "metered", "resource": "srv-42", "timestamp": "2026-03-01T13:00:00Z",
+             "metric": "egress-gb", "quantity": "12.5"},
+            {"id": "evt-5", "type": "deleted", "resource": "srv-42", "timestamp": "2026-03-02T09:30:00Z"},
+        ]}),
+        OpenApiExample("Each event answered on its own", response_only=True, value={
+            "accepted": 1, "duplicates": 1, "rejected": 1, "results": [
+                {"id": "evt-1", "status": "accepted"},
+                {"id": "evt-2", "status": "duplicate"},
+                {"id": "evt-3", "status": "rejected", "reason": "product: no product with code 'cpu-9'."},
+            ]}),
+    ])
     def post(self, request):
         # The envelope is checked by hand: EventBatchSerializer documents it, but running it
         # would re-serialise every event (DRF's JSONField), a third of the cost of a batch.
@@ -114,3 +135,50 @@ class MonthToDateView(APIView):
                 "currency": mtd.currency, "as_of": mtd.as_of, "metered_until": mtd.as_of,
                 "by_product": mtd.by_product}
         return Response(MonthToDateSerializer(data).data)
+
+
+class SpendView(APIView):
+    """Spend over `[start, end)` (days, UTC) per day, ISO week or month, by product or
+    resource, in whole minor units that add up to what the invoices say (each invoice
+    line's rounded amount split over its days). At most 366 days; from the first month
+    whose hourly history is still kept."""
+
+    required_scopes = {"GET": "usage:read"}
+
+    @extend_schema(parameters=[SpendQuerySerializer], responses=SpendSerializer)
+    def get(self, request):
+        query = SpendQuerySerializer(data=request.query_params.dict())
+        query.is_valid(raise_exception=True)
+        q = query.validated_data
+        org = _organization(request, q.get("organization"))
+        result = spend(organization=org, start=q["start"], end=q["end"], interval=q["interval"],
+                       group_by=q["group_by"], now=timezone.now(), zone=spend_zone())
+        data = {
+            "start": result.start, "end": result.end, "interval": result.interval, "group_by": result.group_by,
+            "time_zone": result.zone, "currency": result.currency, "as_of": result.as_of, "total": result.total,
+            "groups": [{"key": s.group.key, "name": s.group.name, "total": s.total} for s in result.series],
+            "periods": [{"start": a, "end": b, "total": t,
+                         "amounts": [{"group": s.group.key, "amount": s.amounts[i]} for s in result.series
+                                     if s.amounts[i]]}
+                        for i, ((a, b), t) in enumerate(zip(result.periods, result.period_totals, strict=True))],
+        }
+        return Response(SpendSerializer(data).data)
+
+
+class SpendForecastView(APIView):
+    """This month to date and the forecast to month end, in total and per resource."""
+
+    required_scopes = {"GET": "usage:read"}
+
+    @extend_schema(parameters=[ORG_PARAM], responses=SpendForecastSerializer)
+    def get(self, request):
+        org = _organization(request, request.query_params.get("organization"))
+        fc = forecast(organization=org, now=timezone.now())
+        data = {
+            "month": fc.month, "as_of": fc.as_of, "currency": fc.currency, "month_to_date": fc.month_to_date,
+            "hourly_rate": fc.hourly_rate, "hours_left": fc.hours_left, "forecast": fc.forecast,
+            "method": "month_to_date + hourly_rate × hours_left, per resource, each rounded to the minor unit",
+            "resources": [{"key": r.group.key, "name": r.group.name, "month_to_date": r.month_to_date,
+                           "hourly_rate": r.hourly_rate, "forecast": r.forecast} for r in fc.resources],
+        }
+        return Response(SpendForecastSerializer(data).data)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from decimal import Decimal
 
 import pytest
@@ -35,15 +36,31 @@ def test_usage_page_shows_running_resources_their_rate_and_the_month_to_date(org
     page = client.get("/usage/").content.decode()
     assert "web-1" in page and "$1.20/h" in page
     assert "$2.06" in page  # 103 minutes at $0.02
-    assert "<svg" in page and "cpu-4" in page
+    assert "<svg" in page and "CPU 4" in page
+
+
+def test_the_usage_charts_legend_names_products_and_keeps_their_order(org, owner, client, running):
+    """Issue 16, defect 9: the legend showed product codes ("cpu-4")."""
+    second = ProductFactory(code="a-small", name="Zeta storage")
+    add_price(second, "0.05", valid_from=at(0, 0, day=(2026, 1, 1)))
+    UsageDaily.objects.create(organization=org, resource=Resource.objects.get(external_id="srv-1"), product=second,
+                              state="running", currency="USD", minutes=60, amount=Decimal("0.05"),
+                              day=at(0).date())
+    client.force_login(owner)
+    page = client.get("/usage/").content.decode()
+    legend = re.search(r'class="legend">(.*?)</(?:ul|div)>', page, re.S).group(1)
+    assert "cpu-4" not in legend and "a-small" not in legend
+    # By name, whatever the codes or amounts: a product keeps its place and colour.
+    assert legend.index("CPU 4") < legend.index("Zeta storage")
 
 
 def test_usage_csv_export_has_one_row_per_day_resource_product_and_state(org, owner, client, running):
     client.force_login(owner)
     response = client.get("/usage/export.csv", {"start": "2026-03-01", "end": "2026-03-31"})
-    rows = list(csv.reader(io.StringIO(response.content.decode())))
-    assert rows[0][:5] == ["day", "resource", "resource_name", "product", "state"]
-    assert rows[1:] == [["2026-03-10", "srv-1", "web-1", "cpu-4", "running", "103", "2.060000000000", "USD"]]
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[0] == ["day", "resource", "resource_name", "product", "state", "minutes", "currency", "amount",
+                       "amount_exact"]
+    assert rows[1:] == [["2026-03-10", "srv-1", "web-1", "cpu-4", "running", "103", "USD", "2.06", "2.060000000000"]]
 
 
 def test_a_resource_named_like_a_formula_is_exported_as_text(org, owner, client, running):
@@ -51,9 +68,32 @@ def test_a_resource_named_like_a_formula_is_exported_as_text(org, owner, client,
     Resource.objects.filter(external_id="srv-1").update(name="=cmd|' /C calc'!A0")
     client.force_login(owner)
     response = client.get("/usage/export.csv", {"start": "2026-03-01", "end": "2026-03-31"})
-    row = list(csv.reader(io.StringIO(response.content.decode())))[1]
+    row = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))[1]
     assert row[2] == "'=cmd|' /C calc'!A0"
-    assert row[6] == "2.060000000000"  # numbers, negative ones included, stay numbers
+    assert row[7:] == ["2.06", "2.060000000000"]  # numbers, negative ones included, stay numbers
+
+
+@pytest.mark.parametrize(("query", "says"), [
+    ({"start": "garbage"}, "From: Enter a date as YYYY-MM-DD"),
+    ({"start": "2026-03-01", "end": "2026-02-30"}, "To: Enter a date as YYYY-MM-DD"),
+    ({"start": "2026-03-31", "end": "2026-03-01"}, "To: Must be on or after the start date."),
+    ({"start": "2025-01-01", "end": "2026-03-31"}, "To: At most 366 days at a time."),
+])
+def test_a_bad_export_range_is_a_400_that_says_why_not_this_month(org, owner, client, running, query, says):
+    client.force_login(owner)
+    response = client.get("/usage/export.csv", query)
+    assert response.status_code == 400
+    assert response["Content-Type"].startswith("text/plain")
+    assert says in response.content.decode()
+
+
+def test_csv_cells_are_fixed_point_and_negative_amounts_stay_numbers():
+    from core.csv_export import csv_rows, datetime_cell, exact_cell, money_cell
+
+    line = "".join(csv_rows(["a"], [[money_cell(Decimal("-3602.16558333333"), "USD"), exact_cell(Decimal("0")),
+                                     money_cell(Decimal("1235.5"), "JPY"), exact_cell(Decimal("-0.0343333333333333")),
+                                     datetime_cell(at(10, 17))]]))
+    assert line.splitlines()[1] == "-3602.17,0.000000000000,1236,-0.034333333333,2026-03-10T10:17:00Z"
 
 
 @pytest.mark.parametrize("text", ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"])

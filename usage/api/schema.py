@@ -1,0 +1,115 @@
+"""How the OpenAPI schema documents the events `POST /events` takes: one component per
+event type (`CreatedEvent`, `MeteredEvent`, …), each with its fields and an example, and
+the batch's items as `oneOf` them with a discriminator on `type`.
+
+The components are built from the tables `usage.ingest` checks events against
+(EVENT_FIELDS, NEEDS_PRODUCT), so the schema cannot drift from what is accepted. The
+serializer only documents the envelope (the view checks it by hand, for speed), hence a
+postprocessing hook rather than a serializer per type."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from inflection import camelize
+
+from usage.ingest import COMMON_FIELDS, EVENT_FIELDS, MAX_ID_LENGTH, NEEDS_PRODUCT
+from usage.models import EVENT_STATE, EventType, ResourceKind
+
+BATCH_COMPONENT = "EventBatchRequest"
+EXAMPLE_TIMESTAMP = "2026-03-01T10:17:00Z"
+
+
+def _text(description: str, max_length: int = MAX_ID_LENGTH, example: str | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": max_length, "description": description}
+    if example is not None:
+        schema["example"] = example
+    return schema
+
+
+def _field_schemas() -> dict[str, dict[str, Any]]:
+    tolerance = int(settings.USAGE_FUTURE_TOLERANCE.total_seconds() // 60)
+    return {
+        "id": _text("Your id for the event: sending it again within the dedup window is answered `duplicate`.",
+                    example="evt_01HQ3Z"),
+        "resource": _text("The platform's id of the resource (its external id).", example="srv-42"),
+        "timestamp": {
+            "type": "string", "format": "date-time", "example": EXAMPLE_TIMESTAMP,
+            "description": (f"When it happened, ISO 8601 with a time zone; at most {tolerance} minutes ahead "
+                            f"of our clock and {settings.USAGE_MAX_EVENT_AGE.days} days old."),
+        },
+        "product": _text("The product code the resource runs as from this event on.", 60, "cpu-4-16"),
+        "organization": {"type": "integer", "minimum": 1, "example": 17,
+                         "description": "The id of the active organisation that owns the new resource."},
+        "kind": {"type": "string", "enum": list(ResourceKind.values), "default": ResourceKind.SERVER},
+        "name": _text("A name people see; the resource id when absent.", example="web-1"),
+        "metric": _text("The metric's code.", 60, "egress-gb"),
+        "quantity": {
+            "oneOf": [
+                {"type": "string", "pattern": r"^[0-9]+(\.[0-9]{1,12})?$"},
+                {"type": "integer", "minimum": 0},
+            ],
+            "description": "How much, as a decimal string (at most 12 places) or an integer; below 10^18.",
+            "example": "12.5",
+        },
+    }
+
+
+def _required(event_type: str, fields: frozenset[str]) -> list[str]:
+    optional = {"kind", "name"}
+    if event_type not in NEEDS_PRODUCT:
+        optional.add("product")
+    return sorted(f for f in fields if f not in optional)
+
+
+def _description(event_type: EventType) -> str:
+    state = EVENT_STATE.get(event_type)
+    if event_type == EventType.METERED:
+        return "A metered quantity (e.g. GB of egress) of a resource, billed at the metric's price."
+    if state is None:
+        return f"{event_type.label}: the resource's state is unchanged."
+    return f"{event_type.label}: the resource is {state} from the timestamp on."
+
+
+def component_name(event_type: str) -> str:
+    return f"{camelize(event_type)}Event"
+
+
+def event_components() -> dict[str, dict[str, Any]]:
+    """One schema component per event type, keyed by component name."""
+    schemas = _field_schemas()
+    components = {}
+    for event_type in EventType:
+        fields = EVENT_FIELDS.get(event_type, COMMON_FIELDS)
+        properties: dict[str, Any] = {"type": {"type": "string", "enum": [event_type.value]}}
+        properties |= {name: schemas[name] for name in sorted(fields - {"type"})}
+        example: dict[str, Any] = {name: properties[name]["example"] for name in properties if "example" in properties[name]}
+        example["type"] = event_type.value
+        components[component_name(event_type)] = {
+            "type": "object",
+            "description": _description(event_type),
+            "properties": properties,
+            "required": _required(event_type, fields),
+            "additionalProperties": False,
+            "example": {name: example[name] for name in ["id", "type", *sorted(fields - {"id", "type"})] if name in example},
+        }
+    return components
+
+
+def document_event_types(result, generator, request, public):
+    """Postprocessing hook: the event components and the batch's items as `oneOf` them."""
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    batch = schemas.get(BATCH_COMPONENT)
+    if batch is None:
+        raise LookupError(f"{BATCH_COMPONENT} is not in the schema: POST /events changed its request serializer.")
+    components = event_components()
+    schemas.update(components)
+    batch["properties"]["events"]["items"] = {
+        "oneOf": [{"$ref": f"#/components/schemas/{name}"} for name in components],
+        "discriminator": {
+            "propertyName": "type",
+            "mapping": {t.value: f"#/components/schemas/{component_name(t)}" for t in EventType},
+        },
+    }
+    return result
