@@ -24,8 +24,7 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from core.csv_export import SafeWriter
-from core.money import minor_unit_exponent
+from core.csv_export import csv_rows, date_cell, money_cell
 from finance.models import JournalEntry, JournalLine
 
 ZERO = Decimal("0")
@@ -69,22 +68,18 @@ def _lines(date_from: date, date_to: date, currency: str | None) -> QuerySet[Jou
     return qs.filter(entry__currency=currency) if currency else qs
 
 
-def journal_csv(*, date_from: date, date_to: date, currency: str | None = None) -> str:
-    out = io.StringIO()
-    writer = SafeWriter(out)
-    writer.writerow(CSV_COLUMNS)
+def journal_csv_rows(*, date_from: date, date_to: date, currency: str | None = None) -> Iterator[list[object]]:
+    """One row per line, lazily (a year of lines is never built in memory), through the
+    project's CSV cells: money at the currency's places, dates ISO 8601."""
     for line in _lines(date_from, date_to, currency).iterator(chunk_size=2000):
         e = line.entry
-        writer.writerow([f"{e.date:%Y-%m-%d}", e.pk, e.movement, e.document, e.text, e.currency, line.account.number,
-                         line.account.name, _minor(line.amount, e.currency) if line.amount > 0 else "",
-                         _minor(-line.amount, e.currency) if line.amount < 0 else "", line.organization_id or "",
-                         e.source])
-    return out.getvalue()
+        yield [date_cell(e.date), e.pk, e.movement, e.document, e.text, e.currency, line.account.number,
+               line.account.name, money_cell(line.amount, e.currency) if line.amount > 0 else "",
+               money_cell(-line.amount, e.currency) if line.amount < 0 else "", line.organization_id or "", e.source]
 
 
-def _minor(amount: Decimal, currency: str) -> str:
-    # Journal lines are whole minor units (check_journal proves it); shown as such.
-    return f"{amount.quantize(Decimal(1).scaleb(-minor_unit_exponent(currency))):f}"
+def journal_csv(*, date_from: date, date_to: date, currency: str | None = None) -> str:
+    return "".join(csv_rows(CSV_COLUMNS, journal_csv_rows(date_from=date_from, date_to=date_to, currency=currency)))
 
 
 # --- DATEV ------------------------------------------------------------------------------------

@@ -8,11 +8,12 @@ from datetime import date
 from django.contrib import admin
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.views.decorators.http import require_GET
 
+from core.csv_export import csv_download
 from core.money import CurrencyError, validate_currency
-from finance.exports import ExportError, journal_csv, journal_datev
+from finance.exports import CSV_COLUMNS, ExportError, journal_csv_rows, journal_datev
 
 
 def _staff(request: HttpRequest) -> None:
@@ -44,7 +45,7 @@ def _range(request: HttpRequest) -> tuple[date, date, str | None]:
     return date_from, date_to, currency
 
 
-def _export(request: HttpRequest, kind: str) -> HttpResponse:
+def _export(request: HttpRequest, kind: str) -> HttpResponse | StreamingHttpResponse:
     try:
         _staff(request)
     except _Login:
@@ -53,21 +54,18 @@ def _export(request: HttpRequest, kind: str) -> HttpResponse:
         date_from, date_to, currency = _range(request)
         name = f"journal-{date_from:%Y%m%d}-{date_to:%Y%m%d}"
         if kind == "csv":
-            body: str | bytes = journal_csv(date_from=date_from, date_to=date_to, currency=currency)
-            response = HttpResponse(body, content_type="text/csv; charset=utf-8")
-            filename = f"{name}.csv"
-        else:
-            body = journal_datev(date_from=date_from, date_to=date_to, currency=currency or "EUR")
-            response = HttpResponse(body, content_type="text/csv; charset=windows-1252")
-            filename = f"EXTF_Buchungsstapel_{name}_{currency or 'EUR'}.csv"
+            return csv_download(f"{name}.csv", CSV_COLUMNS,
+                                journal_csv_rows(date_from=date_from, date_to=date_to, currency=currency))
+        body = journal_datev(date_from=date_from, date_to=date_to, currency=currency or "EUR")
     except ExportError as exc:
         return HttpResponseBadRequest(str(exc), content_type="text/plain; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response = HttpResponse(body, content_type="text/csv; charset=windows-1252")
+    response["Content-Disposition"] = f'attachment; filename="EXTF_Buchungsstapel_{name}_{currency or "EUR"}.csv"'
     return response
 
 
 @require_GET
-def journal_export_csv(request: HttpRequest) -> HttpResponse:
+def journal_export_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     return _export(request, "csv")
 
 
