@@ -11,7 +11,7 @@ from django.db import models
 from core.money import AMOUNT_DECIMAL_PLACES
 
 # Customers first, then the way money flows through the system; Django's own last.
-APP_ORDER = ["accounts", "pricing", "usage", "credits", "invoices", "payments", "core", "auth"]
+APP_ORDER = ["accounts", "pricing", "usage", "credits", "invoices", "payments", "finance", "core", "auth"]
 
 
 class ConsoleSite(admin.AdminSite):

@@ -80,6 +80,13 @@ CONSOLE_ACCESS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "payments.paymentmethod": (("view",), ("view",)),
     "payments.dunningcase": (("view",), ("view",)),
     "payments.receipt": (("view",), ("view",)),
+    # Finance: the chart and the movement mapping are edited (audited; an account with
+    # lines is never deleted); the journal is built by its job and only read.
+    "finance.account": (_EDIT, ("view",)),
+    "finance.movementaccount": (_EDIT, ("view",)),
+    "finance.journalentry": (("view",), ("view",)),
+    "finance.journalline": (("view",), ("view",)),
+    "finance.journalday": (("view",), ("view",)),
 }
 
 

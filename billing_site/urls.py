@@ -8,6 +8,8 @@ from core import views as core_views
 urlpatterns = [
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),
+    # Before the console: its catch-all would take console/finance/… for itself.
+    path("console/finance/", include("finance.urls")),
     path("console/", admin.site.urls),
     path("api/v1/", include("billing_site.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -5,7 +5,9 @@ Two tables and a list of principals:
 - API: every operation of /api/v1/ (URL name, HTTP method) → the scope it needs.
 - WEB: every other page of the site (portal, sign-in, webhooks, schema) × GET and POST →
   the scope it needs, or PUBLIC (anyone, signed in or not), MEMBER (anyone acting through
-  a membership, whatever the role) or NOBODY (the method is not served: 405).
+  a membership, whatever the role), staff_holding(perm) (a staff session holding that
+  Django permission; members, whatever their role, are refused) or NOBODY (the method
+  is not served: 405).
 - PRINCIPALS: every kind of caller (anonymous, a signed-in person without organisation,
   each role, staff, organisation keys with each scope, keys whose maker's role changed,
   platform keys) → the scopes it is expected to hold, written out here rather than read
@@ -28,6 +30,12 @@ MEMBER = "member"
 NOBODY = "nobody"
 SIGNED_IN = "signed in"  # any person with a session, member or not, staff included
 OWNER_ROLE = "owner role"  # a session of an owner (a setting only owners may change)
+STAFF_PREFIX = "staff holding "  # a staff session holding that model permission (console pages outside the admin)
+
+
+def staff_holding(permission: str) -> str:
+    return STAFF_PREFIX + permission
+
 
 # --- The API: (URL name, method) → scope ----------------------------------------------------
 
@@ -185,6 +193,9 @@ WEB: dict[tuple[str, str], str] = {
     **_page("payments:sandbox_add_card", "billing:write", "billing:write"),
     **_page("payments:stripe_webhook", NOBODY, PUBLIC),
     **_page("payments:paypal_webhook", NOBODY, PUBLIC),
+    # Finance: the journal's exports, for console staff only until the reports:read API.
+    **_page("finance:journal_csv", staff_holding("finance.view_journalentry"), NOBODY),
+    **_page("finance:journal_datev", staff_holding("finance.view_journalentry"), NOBODY),
 }
 
 # --- Who calls ------------------------------------------------------------------------------
@@ -235,6 +246,8 @@ PRINCIPALS: dict[str, Principal] = {
     "viewer": Principal("session", VIEWER, role="viewer"),
     "staff, platform_read": Principal("session", READ, staff_perm="platform_read"),
     "staff, platform_write": Principal("session", EVERY_SCOPE, staff_perm="platform_write"),
+    # Console staff reading the journal (both staff groups hold it): no API scope at all.
+    "staff, finance.view_journalentry": Principal("session", frozenset(), staff_perm="finance.view_journalentry"),
     **{
         f"key [{scope}] by an owner": Principal("key", frozenset({scope}), role="owner", key_scopes=frozenset({scope}))
         for scope in sorted(OWNER)
@@ -268,6 +281,8 @@ def allowed(principal: Principal, rule: str, *, web: bool) -> bool:
         return principal.kind == "session"
     if rule == OWNER_ROLE:
         return principal.kind == "session" and principal.role == "owner"
+    if rule.startswith(STAFF_PREFIX):
+        return principal.kind == "session" and principal.staff_perm == rule.removeprefix(STAFF_PREFIX)
     if rule == MEMBER or web:
         return principal.member and (rule == MEMBER or rule in principal.holds)
     return rule in principal.holds

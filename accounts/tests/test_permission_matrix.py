@@ -118,8 +118,9 @@ def _bearer(raw: str) -> APIClient:
 def _person(principal: Principal, org):
     if principal.staff_perm:
         user = UserFactory(is_staff=True)
-        user.user_permissions.add(Permission.objects.get(content_type__app_label="accounts",
-                                                         codename=principal.staff_perm))
+        app, _, codename = principal.staff_perm.rpartition(".")
+        user.user_permissions.add(Permission.objects.get(content_type__app_label=app or "accounts",
+                                                         codename=codename))
         return user
     if principal.role is None:
         return UserFactory()

@@ -51,6 +51,8 @@ INSTALLED_APPS = [
     "credits",
     "invoices",
     "payments",
+    # Reads credits, invoices and payments; nothing imports it (docs/finance.md).
+    "finance",
 ]
 
 MIDDLEWARE = [
@@ -547,5 +549,19 @@ CSRF_EXEMPT_VIEWS += ["payments:stripe_webhook", "payments:paypal_webhook"]
 CELERY_BEAT_SCHEDULE["payments-reconcile"] = {"task": "payments.reconcile", "schedule": timedelta(minutes=15)}
 CELERY_BEAT_SCHEDULE["payments-autopay"] = {"task": "payments.autopay_due", "schedule": crontab(minute=7)}
 CELERY_BEAT_SCHEDULE["payments-dunning"] = {"task": "payments.dunning_due", "schedule": crontab(minute=37)}
+
+# --- Finance -------------------------------------------------------------------
+# The journal of the day before, once it has settled (finance.journal.SETTLE_AFTER, an
+# hour): 03:15 UTC, after the 02:00 invoice run of the 1st.
+DEMO_SEEDERS += ["finance.demo.seed"]
+CELERY_BEAT_SCHEDULE["finance-build-journal"] = {"task": "finance.build_journal", "schedule": crontab(minute=15, hour=3)}
+# DATEV export header: the tax adviser's and client's numbers, the first month of the
+# fiscal year, and the account length of the chart (SKR03: 4).
+FINANCE_DATEV = {
+    "adviser_number": env.int("FINANCE_DATEV_ADVISER", default=1001),
+    "client_number": env.int("FINANCE_DATEV_CLIENT", default=1),
+    "fiscal_year_start_month": env.int("FINANCE_DATEV_FISCAL_YEAR_START_MONTH", default=1),
+    "account_length": 4,
+}
 
 _ = crontab  # imported for the app sections above that schedule periodic jobs
