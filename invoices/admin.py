@@ -15,8 +15,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from accounts.admin_base import AuditedModelAdmin, ReadOnlyAdmin
-from accounts.console import money_for_people
 from core.errors import DomainError
+from core.money import format_money
 from invoices import selectors, services
 from invoices.models import (
     Coupon,
@@ -210,7 +210,7 @@ class InvoiceAdmin(admin.ModelAdmin):
                 else:
                     form.add_error("amount" if field == "amount" and data["how"] == "amount" else None, exc.message)
             else:
-                messages.success(request, f"Credit note {note.number} issued: {note.total} {note.currency}.")
+                messages.success(request, f"Credit note {note.number} issued: {format_money(note.total, note.currency)}.")
                 return redirect("admin:invoices_creditnote_change", note.pk)
         left_total = invoice.total - sum((n.total for n in invoice.credit_notes.all()), Decimal(0))
         return TemplateResponse(request, "admin/invoices/credit_note.html", {
@@ -228,7 +228,7 @@ class InvoiceAdmin(admin.ModelAdmin):
     def still_due(self, obj: Invoice) -> str:
         # What is still due after payments and credit notes: 0 on a paid invoice (the
         # amount due at issue stays on the invoice itself).
-        return money_for_people(obj.still_due)
+        return format_money(obj.still_due, obj.currency)
 
     def has_change_permission(self, request, obj=None):
         # Read-only always: drafts are rebuilt by the engine, issued invoices never change.
