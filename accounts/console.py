@@ -123,15 +123,18 @@ class ConsoleAdminConfig(AdminConfig):
     default_site = "accounts.console.ConsoleSite"
 
     def ready(self) -> None:
+        from django.contrib.admin import options
+
+        # Before super().ready() registers the ModelAdmins: each copies these defaults.
+        options.FORMFIELD_FOR_DBFIELD_DEFAULTS[models.DecimalField] = {"widget": MoneyInput}
         super().ready()
         # Money columns keep 12 places (per-minute rates); the admin would print all twelve
         # ("3,602.165583333330", "0E-12") and dates in Django's US format. Its display has
         # no per-field hook and never sees the row (whose currency money needs), so its two
         # callers get a lookup_field that answers money, rates and times already written
         # (console_figure), and every money input a MoneyInput.
-        from django.contrib.admin import helpers, options
+        from django.contrib.admin import helpers
         from django.contrib.admin.templatetags import admin_list
 
         for module in (helpers, admin_list):
             module.lookup_field = _figures(module.lookup_field)  # type: ignore[attr-defined]
-        options.FORMFIELD_FOR_DBFIELD_DEFAULTS[models.DecimalField] = {"widget": MoneyInput}
