@@ -1,10 +1,15 @@
+from typing import Any
+
 from django import forms
 from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
+from django_countries import countries
 
 from accounts.backends import is_locked_out
 from accounts.models import Organization
 from accounts.scopes import ORGANIZATION_SCOPES, SCOPES, Role
+from accounts.tax_ids import is_country
+from core.formatting import time_zone_choices
 
 
 class EmailAuthenticationForm(AuthenticationForm):
@@ -33,11 +38,35 @@ class BillingProfileForm(forms.ModelForm):
             "region", "country", "vat_id",
         ]
         labels = {"name": "Display name", "address_line1": "Address", "address_line2": "Address (line 2)",
-                  "region": "Region or state", "country": "Country (ISO code)", "vat_id": "VAT id"}
-        help_texts = {"country": "Two letters, e.g. DE or US.", "vat_id": "Shown on invoices; EU reverse charge needs it."}
+                  "region": "Region or state", "country": "Country", "vat_id": "VAT id"}
+        help_texts = {"country": "Decides the tax rate on your invoices.",
+                      "vat_id": "With its country prefix, e.g. NL004495445B01. Shown on invoices; "
+                                "EU reverse charge needs it, and its check digits must add up."}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        stored = self.instance.country if self.instance.pk else ""
+        choices = [("", "—"), *countries]
+        if stored and not is_country(stored):
+            # A code stored before the list was enforced: shown as it is, refused on save.
+            choices.insert(1, (stored, f"{stored} (not a country: choose one)"))
+        self.fields["country"] = forms.ChoiceField(
+            choices=choices, required=False, label=self.fields["country"].label,
+            help_text=self.fields["country"].help_text, widget=forms.Select(attrs={"autocomplete": "country"}))
 
     def clean_country(self):
         return (self.cleaned_data.get("country") or "").upper()
+
+    def clean_vat_id(self):
+        return (self.cleaned_data.get("vat_id") or "").strip().upper()
+
+
+class TimeZoneForm(forms.Form):
+    """A person's display time zone (User.time_zone), on the Settings page."""
+
+    time_zone = forms.ChoiceField(label="Time zone", choices=time_zone_choices,
+                                  help_text="Times on these pages are shown in it. Invoices and other documents "
+                                            "stay in UTC and say so.")
 
 
 class InviteForm(forms.Form):

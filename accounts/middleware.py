@@ -2,10 +2,12 @@ from urllib.parse import urlencode
 
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 
 from accounts import two_factor
 from accounts.tenancy import current_membership
+from core.formatting import zone
 
 # Pages a session owing its second factor may still open: the step itself, enrolment
 # (which sends a person who has a device to the step), and signing out.
@@ -21,6 +23,27 @@ class CurrentOrganizationMiddleware:
     def __call__(self, request):
         request.membership = SimpleLazyObject(lambda: current_membership(request))
         return self.get_response(request)
+
+
+class UserTimeZoneMiddleware:
+    """Times on a signed-in person's pages are in their own zone (User.time_zone, default
+    UTC); everyone else, and every document and email (core.formatting.document_time),
+    sees UTC. Each `when`/format_datetime names the zone it shows."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = getattr(request, "user", None)
+        name = getattr(user, "time_zone", "") if user is not None and user.is_authenticated else ""
+        if name:
+            timezone.activate(zone(name))
+        else:
+            timezone.deactivate()
+        try:
+            return self.get_response(request)
+        finally:
+            timezone.deactivate()
 
 
 class TwoFactorMiddleware:

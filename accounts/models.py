@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+from collections.abc import Collection
 from decimal import Decimal
 from typing import Any, ClassVar
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
@@ -12,6 +14,8 @@ from django.utils import timezone
 from django_otp.models import Device, ThrottlingMixin, TimestampMixin
 
 from accounts.scopes import Role
+from accounts.tax_ids import compact_vat_id, validate_country, vat_id_problem
+from core.formatting import validate_time_zone
 from core.money import currency_field, money_field
 
 
@@ -39,6 +43,10 @@ class User(AbstractBaseUser, PermissionsMixin):  # type: ignore[django-manager-m
     is_staff = models.BooleanField(default=False, help_text="May log in to the billing console.")
     is_active = models.BooleanField(default=True)
     date_joined = models.DateTimeField(default=timezone.now)
+    # IANA name; the portal and console show times in it (accounts.middleware). Documents
+    # and emails stay in UTC (core.formatting.DOCUMENT_TIME_ZONE).
+    time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone],
+                                 help_text="Times on the portal's pages are shown in this zone.")
 
     objects = UserManager()
 
@@ -81,6 +89,8 @@ class Organization(models.Model):
     city = models.CharField(max_length=100, blank=True)
     postal_code = models.CharField(max_length=20, blank=True)
     region = models.CharField(max_length=100, blank=True)
+    # ISO 3166-1 alpha-2 (accounts.tax_ids); drives the tax rate. A VAT id is checked
+    # against this country's check digits in clean(); it drives the EU reverse charge.
     country = models.CharField(
         max_length=2,
         blank=True,
@@ -115,6 +125,33 @@ class Organization(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    # (country, vat_id) as loaded from the database; None on a new row.
+    _stored_tax_identity: tuple[str | None, str | None] | None = None
+
+    @classmethod
+    def from_db(cls, db: str | None, field_names: Collection[str], values: Collection[Any], **kwargs: Any) -> Organization:
+        instance = super().from_db(db, field_names, values, **kwargs)
+        instance._stored_tax_identity = (instance.__dict__.get("country"), instance.__dict__.get("vat_id"))
+        return instance
+
+    def clean(self) -> None:
+        """The country must be one of ISO 3166 and the VAT id must pass its country's check
+        digits (accounts.tax_ids), checked when either is new or changed: a row stored
+        before these rules keeps saving (`manage.py billing_profiles_check` lists such
+        rows) until someone edits its country or VAT id."""
+        super().clean()
+        if self._stored_tax_identity == (self.country, self.vat_id):
+            return
+        self.vat_id = (self.vat_id or "").strip()
+        try:
+            validate_country(self.country)
+        except ValidationError as exc:
+            raise ValidationError({"country": exc.messages}, code="invalid_country") from exc
+        problem = vat_id_problem(self.vat_id, self.country)
+        if problem:
+            raise ValidationError({"vat_id": problem}, code="invalid_vat_id")
+        self.vat_id = compact_vat_id(self.vat_id, self.country)
 
     @property
     def is_prepaid(self) -> bool:

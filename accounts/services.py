@@ -96,6 +96,19 @@ def organization_update(
     return org
 
 
+@transaction.atomic
+def user_set_time_zone(*, user: User, time_zone: str) -> User:
+    """The zone the portal and console show `user` times in (documents stay in UTC)."""
+    person = User.objects.select_for_update().get(pk=user.pk)
+    before = person.time_zone
+    person.time_zone = time_zone
+    _full_clean(person)
+    person.save(update_fields=["time_zone"])
+    if before != time_zone:
+        audit_record("user.time_zone_changed", actor=user, obj=person, changes={"time_zone": [before, time_zone]})
+    return person
+
+
 # --- Members ------------------------------------------------------------------
 
 

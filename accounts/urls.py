@@ -7,6 +7,7 @@ portal_patterns = [
     path("", views.dashboard, name="dashboard"),
     path("switch-organization", views.switch_organization, name="switch_organization"),
     path("settings/", views.settings_page, name="settings"),
+    path("settings/time-zone", views.time_zone, name="time_zone"),
     path("settings/two-factor-requirement", two_factor_views.requirement, name="two_factor_requirement"),
     path("team/", views.team, name="team"),
     path("team/members/<int:pk>/role", views.member_role, name="member_role"),

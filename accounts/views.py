@@ -22,6 +22,7 @@ from accounts.forms import (
     EmailAuthenticationForm,
     InviteForm,
     RoleForm,
+    TimeZoneForm,
 )
 from accounts.models import ApiKey, Invitation, Membership
 from accounts.portal import dashboard_cards, portal_view
@@ -98,8 +99,30 @@ def settings_page(request):
     if not can_edit:
         for field in form.fields.values():
             field.disabled = True
-    return render(request, "accounts/settings.html", {"form": form, "can_edit": can_edit, "org": org,
-                                                      **two_factor.settings_summary(request)})
+    return render(request, "accounts/settings.html", {
+        "form": form, "can_edit": can_edit, "org": org,
+        "time_zone_form": TimeZoneForm(initial={"time_zone": request.user.time_zone}, prefix="tz"),
+        **two_factor.settings_summary(request)})
+
+
+@portal_view()
+@require_POST
+def time_zone(request):
+    """One's own display time zone: a personal setting, so any member may change it."""
+    form = TimeZoneForm(request.POST, prefix="tz")
+    if form.is_valid():
+        services.user_set_time_zone(user=request.user, time_zone=form.cleaned_data["time_zone"])
+        messages.success(request, f"Times are now shown in {form.cleaned_data['time_zone']}.")
+        return redirect("portal:settings")
+    org = request.membership.organization
+    can_edit = _can(request, "account:write")
+    profile = BillingProfileForm(instance=org)
+    if not can_edit:
+        for field in profile.fields.values():
+            field.disabled = True
+    return render(request, "accounts/settings.html", {
+        "form": profile, "can_edit": can_edit, "org": org, "time_zone_form": form,
+        **two_factor.settings_summary(request)}, status=400)
 
 
 @portal_view("account:read")

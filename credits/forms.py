@@ -1,4 +1,5 @@
 from decimal import Decimal
+from typing import Any
 
 from django import forms
 
@@ -13,13 +14,28 @@ class TopUpForm(forms.Form):
 
 
 class AutoTopUpForm(forms.Form):
+    """Bound with prefix "auto" (AUTO_TOPUP_PREFIX): the Credits page also holds the
+    top-up form, whose `amount` would otherwise share the id `id_amount`."""
+
     enabled = forms.BooleanField(required=False, label="Top up automatically")
-    threshold = forms.DecimalField(min_value=Decimal("0"), max_digits=12, decimal_places=2,
+    threshold = forms.DecimalField(label="Below", min_value=Decimal("0"), max_digits=12, decimal_places=2,
                                    help_text="When the balance falls below this…")
-    amount = forms.DecimalField(min_value=Decimal("0"), max_digits=12, decimal_places=2,
+    amount = forms.DecimalField(label="Buy", min_value=Decimal("0"), max_digits=12, decimal_places=2,
                                 help_text="…buy this much credit with your saved payment method.")
-    monthly_cap = forms.DecimalField(required=False, min_value=Decimal("0"), max_digits=12, decimal_places=2,
-                                     help_text="At most this much per calendar month (optional).")
+    monthly_cap = forms.DecimalField(label="Monthly cap", required=False, min_value=Decimal("0"), max_digits=12,
+                                     decimal_places=2, help_text="At most this much per calendar month (optional).")
+
+    def __init__(self, *args: Any, currency: str, disabled: bool = False, **kwargs: Any) -> None:
+        kwargs.setdefault("prefix", AUTO_TOPUP_PREFIX)
+        super().__init__(*args, **kwargs)
+        for name in ("threshold", "amount", "monthly_cap"):
+            self.fields[name].label = f"{self.fields[name].label} ({currency})"
+        if disabled:
+            for field in self.fields.values():
+                field.disabled = True
+
+
+AUTO_TOPUP_PREFIX = "auto"
 
 
 class LedgerFilterForm(DayRangeForm):

@@ -32,6 +32,7 @@ from django.utils import timezone
 from accounts.audit import audit_record
 from accounts.models import BillingMode, Organization, User
 from core.errors import Conflict
+from core.money import format_money
 from credits import notify
 from credits.models import (
     Balance,
@@ -121,7 +122,7 @@ def hibernate(*, balance_id: int, now: datetime | None = None) -> ProvisioningRe
     org = balance.organization
     if balance.hibernated_at is not None or org.billing_mode != BillingMode.PREPAID or not _due(balance, now):
         return None
-    reason = f"Credit exhausted: balance {balance.amount:.2f} {balance.currency}"
+    reason = f"Credit exhausted: balance {format_money(balance.amount, balance.currency)}"
     ids = []
     for resource in _running_resources(org.pk):
         resource_change_state(resource=resource, state="hibernated", at=now, source=SOURCE, reason=reason)
@@ -132,8 +133,8 @@ def hibernate(*, balance_id: int, now: datetime | None = None) -> ProvisioningRe
     request = _outbox(org, ProvisioningAction.HIBERNATE, ids, reason, now)
     event = CreditEvent.objects.create(
         organization=org, kind=EventKind.HIBERNATED, created_at=now,
-        message=f"{len(ids)} running resource(s) hibernated: credit exhausted ({balance.amount:.2f} "
-                f"{balance.currency}). Top up to resume.",
+        message=f"{len(ids)} running resource(s) hibernated: credit exhausted "
+                f"({format_money(balance.amount, balance.currency)}). Top up to resume.",
         data={"resource_ids": ids, "balance": str(balance.amount), "provisioning_request_id": request.pk},
     )
     audit_record("credits.hibernated", organization=org, obj=balance, reason=reason,
@@ -156,7 +157,7 @@ def resume(*, organization_id: int, actor: User | None = None, now: datetime | N
     if balance.amount <= 0:
         raise Conflict("Top up first: resources resume once the balance is above zero.")
     org = balance.organization
-    reason = f"Credit restored: balance {balance.amount:.2f} {balance.currency}"
+    reason = f"Credit restored: balance {format_money(balance.amount, balance.currency)}"
     ids = []
     for resource in Resource.objects.filter(pk__in=balance.hibernated_resources, state="hibernated").order_by("id"):
         resource_change_state(resource=resource, state="running", at=now, source=SOURCE, reason=reason)
@@ -167,7 +168,7 @@ def resume(*, organization_id: int, actor: User | None = None, now: datetime | N
     request = _outbox(org, ProvisioningAction.RESUME, ids, reason, now)
     CreditEvent.objects.create(
         organization=org, kind=EventKind.RESUMED, created_at=now,
-        message=f"{len(ids)} resource(s) resumed: credit restored ({balance.amount:.2f} {balance.currency}).",
+        message=f"{len(ids)} resource(s) resumed: credit restored ({format_money(balance.amount, balance.currency)}).",
         data={"resource_ids": ids, "balance": str(balance.amount), "provisioning_request_id": request.pk},
     )
     audit_record("credits.resumed", actor=actor, organization=org, obj=balance, reason=reason,

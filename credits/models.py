@@ -22,7 +22,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from core.money import currency_field, money_field
+from core.formatting import format_datetime
+from core.money import currency_field, format_money, money_field
 
 ZERO = Decimal("0")
 
@@ -71,7 +72,7 @@ class Balance(models.Model):
         permissions = [("adjust_credit", "Adjust credit and grant promotional credit (with a reason)")]
 
     def __str__(self) -> str:
-        return f"{self.organization_id} {self.amount} {self.currency}"
+        return f"{self.organization_id} {format_money(self.amount, self.currency)}"
 
     @property
     def paid_amount(self) -> Decimal:
@@ -132,7 +133,7 @@ class LedgerEntry(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} {self.amount} {self.currency}"
+        return f"{self.get_kind_display()} {format_money(self.amount, self.currency)}"
 
     @property
     def actor_display(self) -> str:
@@ -166,7 +167,7 @@ class PromoGrant(models.Model):
         indexes = [models.Index(fields=["expires_at"], condition=Q(expired_at__isnull=True), name="credits_promo_open")]
 
     def __str__(self) -> str:
-        return f"{self.amount} {self.currency} until {self.expires_at:%Y-%m-%d}"
+        return f"{format_money(self.amount, self.currency)} until {format_datetime(self.expires_at)}"
 
 
 class TopUpSource(models.TextChoices):
@@ -220,7 +221,7 @@ class TopUp(models.Model):
         indexes = [models.Index(fields=["status", "next_attempt_at"], name="credits_topup_due")]
 
     def __str__(self) -> str:
-        return f"top-up #{self.pk} {self.amount} {self.currency} ({self.status})"
+        return f"top-up #{self.pk} {format_money(self.amount, self.currency)} ({self.status})"
 
     @property
     def ledger_reference(self) -> str:

@@ -22,7 +22,7 @@ from django.db.models import Min, Q, Sum
 from django.utils import timezone
 
 from accounts.models import BillingMode
-from core.money import round_stored
+from core.money import format_money, parse_decimal, round_stored
 from credits import notify
 from credits.models import ZERO, Balance, CreditEvent, EntryKind, EventKind, LedgerEntry
 
@@ -112,9 +112,10 @@ class Warning:
 def warning_text(key: str, amount: Decimal, currency: str, burn: Decimal) -> str:
     kind, value = key.split(":", 1)
     if kind == "runway":
-        return (f"Your credit of {amount:.2f} {currency} lasts less than {value} hours at your current usage "
-                f"({burn:.2f} {currency}/hour): {describe_runway(runway_hours(amount, burn))}.")
-    return f"Your credit balance of {amount:.2f} {currency} is below {value} {currency}."
+        return (f"Your credit of {format_money(amount, currency)} lasts less than {value} hours at your current "
+                f"usage ({format_money(burn, currency)} an hour): {describe_runway(runway_hours(amount, burn))}.")
+    return (f"Your credit balance of {format_money(amount, currency)} is below "
+            f"{format_money(parse_decimal(value), currency)}.")
 
 
 def send_warnings(*, now: datetime | None = None) -> int:

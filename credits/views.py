@@ -18,6 +18,7 @@ from accounts.scopes import ROLE_SCOPES
 from core.csv_export import csv_download, datetime_cell, exact_cell, money_cell
 from core.errors import DomainError
 from core.forms import errors_text
+from core.money import format_money
 from credits import hibernation, services
 from credits.forms import AutoTopUpForm, LedgerFilterForm, TopUpForm
 from credits.models import CreditEvent, TopUp
@@ -40,6 +41,12 @@ def _can_write(request) -> bool:
 
 @portal_view("billing:read")
 def index(request):
+    return _index(request)
+
+
+def _index(request, *, auto_form: AutoTopUpForm | None = None, status: int = 200):
+    """The Credits page; `auto_form` bound to a refused post shows its errors on its fields
+    with what was typed."""
     org = request.membership.organization
     summary = credit_summary(organization=org)
     filters = LedgerFilterForm(_ledger_filters(request))
@@ -50,10 +57,11 @@ def index(request):
         entries = entries.none()  # the form shows what is wrong; nothing is shown as if it were the answer
     page = Paginator(entries, LEDGER_PAGE_SIZE).get_page(request.GET.get("page"))
     cfg = summary.auto_topup
-    auto_form = AutoTopUpForm(initial={
-        "enabled": cfg.enabled if cfg else False,
-        **{name: _plain(getattr(cfg, name) if cfg else None) for name in ("threshold", "amount", "monthly_cap")},
-    })
+    if auto_form is None:
+        auto_form = AutoTopUpForm(currency=org.currency, disabled=not _can_write(request), initial={
+            "enabled": cfg.enabled if cfg else False,
+            **{name: _plain(getattr(cfg, name) if cfg else None) for name in ("threshold", "amount", "monthly_cap")},
+        })
     return render(request, "credits/index.html", {
         "summary": summary,
         "page": page,
@@ -66,7 +74,7 @@ def index(request):
         "events": CreditEvent.objects.filter(organization=org)[:10],
         "manual_resume": summary.hibernated and settings.CREDITS_RESUME_MODE == "manual",
         "sandbox": handler_is_sandboxed(settings.CREDITS_TOPUP_HANDLER),
-    })
+    }, status=status)
 
 
 def _ledger_filters(request) -> dict[str, str]:
@@ -103,26 +111,24 @@ def topup(request):
     except DomainError as exc:
         messages.error(request, exc.message)
     else:
-        messages.success(request, f"Top-up of {t.amount:.2f} {t.currency} requested.")
+        messages.success(request, f"Top-up of {format_money(t.amount, t.currency)} requested.")
     return redirect("credits:index")
 
 
 @portal_view("billing:write")
 @require_POST
 def auto_topup(request):
-    form = AutoTopUpForm(request.POST)
-    if not form.is_valid():
-        for field, errors in form.errors.items():
-            messages.error(request, f"{field}: {errors[0]}")
-        return redirect("credits:index")
-    try:
-        services.auto_topup_configure(organization=request.membership.organization, actor=request.user,
-                                      **form.cleaned_data)
-    except DomainError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, "Auto top-up saved.")
-    return redirect("credits:index")
+    org = request.membership.organization
+    form = AutoTopUpForm(request.POST, currency=org.currency)
+    if form.is_valid():
+        try:
+            services.auto_topup_configure(organization=org, actor=request.user, **form.cleaned_data)
+        except DomainError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            messages.success(request, "Auto top-up saved.")
+            return redirect("credits:index")
+    return _index(request, auto_form=form, status=400)
 
 
 @portal_view("billing:write")

@@ -31,7 +31,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max, Min, Sum
 from django.utils import timezone
 
-from core.money import minor_unit_exponent
+from core.money import format_rate, minor_unit_exponent
 from finance.chart import Chart, JournalError
 from finance.models import (
     Account,
@@ -158,7 +158,7 @@ def _write(day: date, entries: list[_Entry]) -> None:
     for e in entries:
         total = sum((amount for _a, amount, _o in e.lines), ZERO)
         if total != ZERO:
-            raise JournalError(f"{e.source} does not balance: its lines add up to {total} {e.currency}.")
+            raise JournalError(f"{e.source} does not balance: its lines add up to {format_rate(total, e.currency)}.")
     rows = JournalEntry.objects.bulk_create([
         JournalEntry(date=day, currency=e.currency, movement=e.movement, source=e.source, text=e.text[:TEXT_MAX],
                      organization_id=e.organization_id, document=e.document[:36], payment_id=e.payment_id,

@@ -11,7 +11,6 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.mail import EmailMessage
 from django.db import transaction
-from django.template.loader import render_to_string
 from django.utils import timezone
 
 from core.money import format_money, format_rate, round_money
@@ -95,7 +94,7 @@ def credit_note_send_email(*, credit_note_id: int, force: bool = False) -> bool:
                "portal_url": settings.PORTAL_BASE_URL}
     message = EmailMessage(
         subject=f"Your {settings.PORTAL_BRAND} credit note {note.number} on invoice {note.invoice.number}",
-        body=render_to_string("invoices/credit_note/email.txt", context),
+        body=rendering.render_document_text("invoices/credit_note/email.txt", context),
         to=[to],
     )
     note.pdf.open("rb")

@@ -21,7 +21,7 @@ from django.db import models
 from django.db.models import Q
 
 from accounts.models import Organization
-from core.money import ZERO, currency_field, money_field
+from core.money import ZERO, currency_field, format_money, money_field
 
 
 class InvoiceStatus(models.TextChoices):
@@ -253,7 +253,7 @@ class InvoicePayment(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.reference}: {self.amount} {self.currency}"
+        return f"{self.reference}: {format_money(self.amount, self.currency)}"
 
 
 class InvoicePaymentReversal(models.Model):
@@ -277,7 +277,7 @@ class InvoicePaymentReversal(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.reference}: −{self.amount} {self.currency}"
+        return f"{self.reference}: −{format_money(self.amount, self.currency)}"
 
 
 class TaxRate(models.Model):

@@ -24,6 +24,7 @@ from decimal import Decimal
 from django.utils import timezone
 
 from accounts.models import Organization
+from core.formatting import format_datetime
 from core.money import ZERO, format_money
 from invoices import engine
 from invoices.pipeline import Bill, BillingContext, Line
@@ -54,8 +55,8 @@ class MonthToDate:
 
     @property
     def as_of_label(self) -> str:
-        """How every page labels the figure: "to 10 Mar 2026 12:00 UTC"."""
-        return f"to {self.as_of:%-d %b %Y %H:%M} UTC" if self.as_of else "nothing metered yet"
+        """How every page labels the figure: "to 2026-03-10 12:00 UTC" (in the reader's zone)."""
+        return f"to {format_datetime(self.as_of)}" if self.as_of else "nothing metered yet"
 
     @property
     def by_product(self) -> dict[str, Decimal]:

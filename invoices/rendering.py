@@ -17,6 +17,7 @@ from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from core.formatting import DOCUMENT_TIME_ZONE, document_time
 from core.money import ZERO, format_money
 from invoices.models import Invoice, InvoiceLine, LineKind
 
@@ -123,8 +124,17 @@ def render_document_pdf(template: str, context: dict) -> bytes:
     from weasyprint import HTML
 
     css, fonts = _stylesheet()
-    html = render_to_string(template, context)
+    # Documents are in UTC whoever asks for one (the portal's reader may have a zone of
+    # their own active), and print which zone that is.
+    with document_time():
+        html = render_to_string(template, {**context, "time_zone": DOCUMENT_TIME_ZONE})
     return HTML(string=html, base_url=str(settings.BASE_DIR)).write_pdf(stylesheets=[css], font_config=fonts)
+
+
+def render_document_text(template: str, context: dict) -> str:
+    """A document's email body: its times in UTC, as in the document."""
+    with document_time():
+        return render_to_string(template, context)
 
 
 def pdf_file_stored(field: Any) -> bool:
@@ -175,7 +185,7 @@ def invoice_send_email(*, invoice_id: int, force: bool = False) -> bool:
                "total": format_money(invoice.total, invoice.currency), "portal_url": settings.PORTAL_BASE_URL}
     message = EmailMessage(
         subject=f"Your {settings.PORTAL_BRAND} {kind} {invoice.number} for {invoice.period_label}",
-        body=render_to_string("invoices/email/invoice.txt", context),
+        body=render_document_text("invoices/email/invoice.txt", context),
         to=[to],
     )
     invoice.pdf.open("rb")

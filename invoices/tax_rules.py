@@ -2,8 +2,8 @@
 
 - Tax-exempt customers: 0 %, with an exemption note.
 - EU reverse charge: seller and customer in different EU member states and the customer
-  has a VAT id in the form of its country: 0 %, with the Article 196 note. (The form is
-  checked offline; a VIES lookup belongs in the billing profile's validation.)
+  has a VAT id of its country that passes the country's check digits (python-stdnum,
+  accounts.tax_ids; checked offline, no VIES lookup): 0 %, with the Article 196 note.
 - Otherwise: the staff-kept `TaxRate` of the customer's country in force on the first
   day of the period, or 0 % where none is kept, with its reason: outside the scope of EU
   VAT for customers outside the EU, else outside our tax registrations.
@@ -13,7 +13,6 @@ Every 0 % treatment carries a note, printed on the document beside the 0 % line.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -22,14 +21,8 @@ from django.conf import settings
 from django.db.models import Q
 
 from accounts.models import Organization
+from accounts.tax_ids import EU_COUNTRIES, vat_id_is_valid
 from invoices.models import TaxRate
-
-EU_COUNTRIES = frozenset(
-    "AT BE BG CY CZ DE DK EE ES FI FR GR HR HU IE IT LT LU LV MT NL PL PT RO SE SI SK".split()
-)
-# Greece's VAT ids start with EL.
-VAT_PREFIX = {"GR": "EL"}
-VAT_ID_RE = re.compile(r"^[A-Z]{2}[0-9A-Z+*]{2,13}$")
 
 REVERSE_CHARGE_NOTE = "Reverse charge: VAT to be accounted for by the recipient (Article 196, Directive 2006/112/EC)."
 EXEMPT_NOTE = "Tax exempt customer: no tax charged."
@@ -48,11 +41,6 @@ class TaxTreatment:
 
 def seller_country() -> str:
     return settings.INVOICE_SELLER["country"]
-
-
-def vat_id_looks_valid(vat_id: str, country: str) -> bool:
-    vat_id = vat_id.replace(" ", "").upper()
-    return bool(VAT_ID_RE.match(vat_id)) and vat_id[:2] == VAT_PREFIX.get(country, country)
 
 
 def rates_on(day: date) -> dict[str, TaxRate]:
@@ -78,7 +66,7 @@ def treatment_for(org: Organization, rates: dict[str, TaxRate]) -> TaxTreatment:
         and seller_country() in EU_COUNTRIES
         and country != seller_country()
         and org.vat_id
-        and vat_id_looks_valid(org.vat_id, country)
+        and vat_id_is_valid(org.vat_id, country)  # its check digits, not just its shape
     ):
         return TaxTreatment(ZERO_RATE, note=REVERSE_CHARGE_NOTE, reverse_charge=True)
     rate = rates.get(country)

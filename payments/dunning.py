@@ -28,6 +28,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from accounts.audit import audit_record
+from core.formatting import format_date
 from core.money import format_money
 from payments import services
 from payments.gateways import card_provider
@@ -178,7 +179,7 @@ def dunning_email_customer(*, case_id: int) -> None:
     label = invoice.number or f"#{invoice.pk}"
     if case.status == DunningStatus.ACTIVE:
         body = (f"We could not charge your saved card for invoice {label} ({owed}): {case.last_failure}\n\n"
-                f"We will try again on {case.next_retry_at:%d %B %Y}. To pay now or change your card, "
+                f"We will try again on {format_date(case.next_retry_at)} (UTC). To pay now or change your card, "
                 f"open the Payments page of the portal.")
     else:
         body = (f"We could not charge your saved card for invoice {label} ({owed}) after "

@@ -41,6 +41,6 @@ def provider_error_staff_email(*, payment_id: int, provider_code: str) -> None:
     payment = Payment.objects.select_related("organization").get(pk=payment_id)
     mail_admins(f"{payment.get_provider_display()} refused our request for payment {payment.pk}",
                 f"{payment.get_provider_display()} refused a request for payment {payment.pk} of "
-                f"{payment.organization} ({payment.amount} {payment.currency}) as malformed: {provider_code}. "
+                f"{payment.organization} ({format_money(payment.amount, payment.currency)}) as malformed: {provider_code}. "
                 "This is a bug or misconfiguration on our side, not a decline: the payment was left as it was "
                 "and the customer was not told of a failure. See the server log and the payment's audit trail.")

@@ -17,7 +17,6 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.mail import EmailMessage
 from django.db import transaction
-from django.template.loader import render_to_string
 from django.utils import timezone
 
 from core.money import format_money
@@ -105,12 +104,14 @@ def receipt_send_email(*, receipt_id: int) -> bool:
     now = timezone.now()
     if not Receipt.objects.filter(pk=receipt.pk, emailed_at__isnull=True).update(emailed_at=now):
         return False
+    from invoices.rendering import render_document_text
+
     what = "credit top-up" if receipt.purpose == Purpose.TOPUP else f"payment of invoice {receipt.invoice_number}"
     context = {"receipt": receipt, "what": what, "amount": format_money(receipt.amount, receipt.currency),
                "portal_url": settings.PORTAL_BASE_URL}
     message = EmailMessage(
         subject=f"Your {settings.PORTAL_BRAND} receipt {receipt.receipt_number}: {context['amount']} received",
-        body=render_to_string("payments/receipts/receipt_email.txt", context),
+        body=render_document_text("payments/receipts/receipt_email.txt", context),
         to=[to],
     )
     try:

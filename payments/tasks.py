@@ -8,6 +8,7 @@ from celery import Task, shared_task
 from django.core.mail import mail_admins
 
 from core.errors import Conflict
+from core.money import format_money
 from core.tasks import RetryPolicy
 from payments import dunning, services
 from payments.gateways import card_gateway_for
@@ -74,7 +75,7 @@ def payment_provider_error_task(payment_id: int, provider_code: str) -> None:
 def payment_disputed_task(payment_id: int) -> None:
     payment = Payment.objects.select_related("organization").get(pk=payment_id)
     mail_admins(f"Dispute on payment {payment.pk}",
-                f"{payment.organization} disputed payment {payment.pk} ({payment.amount} {payment.currency}) "
+                f"{payment.organization} disputed payment {payment.pk} ({format_money(payment.amount, payment.currency)}) "
                 f"at {payment.get_provider_display()}: {payment.dispute_reason}. Respond in the provider's dashboard.")
 
 
@@ -83,7 +84,7 @@ def payment_amount_mismatch_task(payment_id: int, expected: str, reported: str) 
     payment = Payment.objects.select_related("organization").get(pk=payment_id)
     mail_admins(f"Payment {payment.pk}: the provider reports another amount",
                 f"{payment.get_provider_display()} reports {reported} for payment {payment.pk} of {expected} "
-                f"({payment.organization}). It was recorded as {payment.amount} {payment.currency}; "
+                f"({payment.organization}). It was recorded as {format_money(payment.amount, payment.currency)}; "
                 f"check it against the provider's dashboard.")
 
 

@@ -26,6 +26,7 @@ from accounts.scopes import ROLE_SCOPES
 from core.api.exceptions import error_body
 from core.api.parsers import loads_bounded
 from core.errors import DomainError
+from core.formatting import sentence
 from invoices.models import Invoice
 from payments import receipts, selectors, services, webhooks
 from payments.forms import InvoicePaymentForm, SandboxCardForm, TopUpForm
@@ -136,7 +137,7 @@ def provider_return(request, pk: int):
     if payment.status == PaymentStatus.SUCCEEDED:
         messages.success(request, "Payment received. Thank you.")
     elif payment.status == PaymentStatus.FAILED:
-        messages.error(request, f"The payment failed: {payment.failure_message or 'declined'}.")
+        messages.error(request, sentence(f"The payment failed: {payment.failure_message or 'declined'}"))
     else:
         messages.info(request, "We are waiting for the provider to confirm the payment.")
     return redirect("payments:detail", pk=payment.pk)

@@ -22,7 +22,7 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 
-from core.money import currency_field, money_field
+from core.money import currency_field, format_rate, money_field
 
 # Quantities (GB, hours, packages) are Decimals too: 18 places before the point, 6 after.
 QUANTITY_MAX_DIGITS = 24
@@ -206,7 +206,7 @@ class Price(models.Model):
 
     def __str__(self) -> str:
         end = f"{self.valid_to:%Y-%m-%d %H:%M}" if self.valid_to else "…"
-        return f"{self.product.code} {self.state} {self.amount} {self.currency}/{self.unit} [{self.valid_from:%Y-%m-%d %H:%M}, {end})"
+        return f"{self.product.code} {self.state} {format_rate(self.amount, self.currency)}/{self.unit} [{self.valid_from:%Y-%m-%d %H:%M}, {end})"
 
 
 class PriceTier(models.Model):

@@ -33,6 +33,7 @@ from django.db.models import Sum
 from django.db.models.functions import TruncDate, TruncMonth
 
 from accounts.models import Organization
+from core.formatting import format_date
 from core.money import ZERO, minor_unit_exponent, round_money
 from pricing.models import Product
 from pricing.proration import month_start
@@ -146,7 +147,7 @@ def range_error(start: date, end: date, *, today: date) -> tuple[str, str] | Non
         return "end", f"At most {MAX_RANGE_DAYS} days at a time; pick a shorter range."
     earliest = earliest_start(today)
     if start < earliest:
-        return "start", f"Spend by the hour is kept from {earliest:%-d %b %Y}; older months are on your invoices."
+        return "start", f"Spend by the hour is kept from {format_date(earliest)}; older months are on your invoices."
     if start > today:
         return "start", "The start is in the future."
     return None

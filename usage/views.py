@@ -4,6 +4,7 @@ cost by product) and its CSV export; the spend explorer and its CSV."""
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from urllib.parse import urlencode
 
 from django.db.models import Sum
@@ -13,6 +14,7 @@ from django.utils import timezone
 
 from accounts.portal import portal_view
 from core.csv_export import csv_download, date_cell, exact_cell, money_cell
+from core.formatting import format_date, format_month
 from core.forms import DayRangeForm, errors_text
 from core.money import ZERO, format_money, format_rate
 from pricing.proration import month_start
@@ -129,6 +131,11 @@ def _spend_form(request, today: date) -> SpendForm:
     return SpendForm(data, today=today)
 
 
+def _share(part, whole) -> str | None:
+    """'70.2%': a share of the range's total, one decimal."""
+    return f"{(part * 100 / whole).quantize(Decimal('0.1'))}%" if whole else None
+
+
 def _tick(start: date, interval: str) -> str:
     if interval == "day":
         return f"{start:%-d %b}"
@@ -138,17 +145,18 @@ def _tick(start: date, interval: str) -> str:
 
 
 def _period_label(a: date, b: date, interval: str) -> str:
+    """A period as the table names it, in the one date format: 'Sun 2026-03-01', 'Week 10,
+    2026-03-02 – 2026-03-08', 'March 2026' (a whole month)."""
     last = b - timedelta(days=1)
     if interval == "day":
-        return f"{a:%a %-d %b %Y}"
-    first = f"{a:%-d %b}" if a.year == last.year else f"{a:%-d %b %Y}"
-    span = f"{first} – {last:%-d %b %Y}" if a != last else f"{a:%-d %b %Y}"
+        return f"{a:%a} {format_date(a)}"
+    span = f"{format_date(a)} – {format_date(last)}" if a != last else format_date(a)
     if interval == "week":
         return f"Week {a.isocalendar().week}, {span}"
     if interval != "month":
         return span
     whole = a.day == 1 and b == (a.replace(day=28) + timedelta(days=4)).replace(day=1)
-    return f"{a:%B %Y}" if whole else span
+    return format_month(a) if whole else span
 
 
 def _period_rows(result, columns: list[Series], extra: list, *, since: datetime) -> list[dict]:
@@ -210,7 +218,7 @@ def spend_explorer(request):
             tooltips=[_period_label(a, b, q["interval"]) for a, b in result.periods],
             series=columns, currency=cur, forecast=extra),
         "groups": [{"series": s, "total": format_money(s.total, cur),
-                    "share": (s.total * 100 / result.total) if result.total else None} for s in result.series],
+                    "share": _share(s.total, result.total)} for s in result.series],
         "columns": [c.name for c in columns],
         "period_rows": _period_rows(result, columns, extra, since=fc.as_of or now),
         "column_totals": [(c.name, format_money(sum(c.values, ZERO), cur)) for c in columns],

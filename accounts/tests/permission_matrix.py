@@ -146,6 +146,7 @@ WEB: dict[tuple[str, str], str] = {
     **_page("portal:dashboard", MEMBER, MEMBER),
     **_page("portal:switch_organization", NOBODY, MEMBER),
     **_page("portal:settings", "account:read", "account:write"),
+    **_page("portal:time_zone", NOBODY, MEMBER),  # one's own display zone, whatever the role
     **_page("portal:two_factor_requirement", NOBODY, OWNER_ROLE),
     **_page("portal:team", "account:read", "members:write"),
     **_page("portal:member_role", NOBODY, "members:write"),

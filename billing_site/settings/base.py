@@ -69,6 +69,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # request.user.is_verified(): whether this session passed a second factor.
     "django_otp.middleware.OTPMiddleware",
+    # Times in the signed-in person's own zone (User.time_zone); UTC for everyone else.
+    "accounts.middleware.UserTimeZoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     # Sessions that owe a second factor (or an enrolment) are sent to it first.
     "accounts.middleware.TwoFactorMiddleware",
@@ -92,6 +94,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.portal",
             ],
+            # money, rate and when: the one way any template writes money and time.
+            "builtins": ["core.templatetags.formats"],
         },
     },
 ]
@@ -127,6 +131,9 @@ TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
+# Dates as ISO-like "2026-12-03 14:05 UTC" wherever Django formats one (the console),
+# like core.formatting everywhere else.
+FORMAT_MODULE_PATH = ["billing_site.formats"]
 USE_I18N = True
 USE_TZ = True
 

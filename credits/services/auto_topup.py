@@ -48,7 +48,8 @@ def auto_topup_configure(
     if enabled and amount <= 0:
         raise DomainError("Choose how much to top up.", field="amount")
     if enabled and amount > settings.CREDITS_TOPUP_MAX_AMOUNT:
-        raise DomainError(f"At most {settings.CREDITS_TOPUP_MAX_AMOUNT} per top-up.", field="amount")
+        raise DomainError(f"At most {format_money(settings.CREDITS_TOPUP_MAX_AMOUNT, organization.currency)} per top-up.",
+                          field="amount")
     if monthly_cap is not None and monthly_cap < amount:
         raise DomainError("The monthly cap must allow at least one top-up.", field="monthly_cap")
     cfg, _ = AutoTopUpSettings.objects.select_for_update().get_or_create(organization=organization)

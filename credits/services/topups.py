@@ -21,6 +21,7 @@ from django.utils import timezone
 from accounts.audit import audit_record
 from accounts.models import ApiKey, Organization, User
 from core.errors import Conflict, DomainError, NotFound
+from core.formatting import format_datetime, format_rate, sentence
 from core.money import decimal_places, format_money
 from credits import notify
 from credits.models import CreditEvent, EntryKind, EventKind, LedgerEntry, TopUp, TopUpSource, TopUpStatus
@@ -97,7 +98,8 @@ def credit_topup(
         if topup is None:
             raise NotFound("No such top-up for this organisation.")
         if topup.amount != amount or topup.currency != currency:
-            raise Conflict(f"Top-up #{topup.pk} is for {topup.amount} {topup.currency}, not {amount} {currency}.")
+            raise Conflict(f"Top-up #{topup.pk} is for {format_money(topup.amount, topup.currency)}, not "
+                           f"{format_rate(amount, currency)}.")
         reference = topup.ledger_reference
     if not reference:
         raise DomainError("A top-up needs the reference of its payment.", field="reference")
@@ -142,10 +144,10 @@ def auto_topup_failed(*, topup_id: int, error: str, retryable: bool = True) -> T
     topup.last_error = (error or "payment failed")[:2000]
     topup.next_attempt_at = None if give_up else timezone.now() + topup_retry_delay(topup.attempts)
     topup.save(update_fields=["status", "last_error", "next_attempt_at"])
-    when = "We will not retry." if give_up else f"We will retry at {topup.next_attempt_at:%Y-%m-%d %H:%M} UTC."
+    when = "We will not retry." if give_up else f"We will retry at {format_datetime(topup.next_attempt_at)}."
     event = CreditEvent.objects.create(
         organization=topup.organization, kind=EventKind.TOPUP_FAILED,
-        message=f"Top-up of {format_money(topup.amount, topup.currency)} failed: {topup.last_error}. {when}",
+        message=f"Top-up of {format_money(topup.amount, topup.currency)} failed: {sentence(topup.last_error)} {when}",
         data={"topup_id": topup.pk, "attempts": topup.attempts, "error": topup.last_error, "final": give_up},
     )
     audit_record("credits.topup_failed", organization=topup.organization, obj=topup, reason=topup.last_error,

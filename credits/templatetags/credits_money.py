@@ -1,15 +1,6 @@
-from decimal import Decimal
+"""Kept so `{% load credits_money %}` still works: the filters are core's, builtins of the
+template engine (core/templatetags/formats.py)."""
 
-from django import template
+from core.templatetags.formats import register
 
-from core.money import format_money
-
-register = template.Library()
-
-
-@register.filter
-def money(amount, currency):
-    """'$1,234.50' — rounded for display only."""
-    if amount is None or amount == "":
-        return "—"
-    return format_money(Decimal(amount), currency)
+__all__ = ["register"]

@@ -154,8 +154,8 @@ def test_the_confirmation_states_what_would_follow(client, org, credit, settings
         "5 running servers will be hibernated.",
         "Auto top-up will charge $500.00 to saved card visa ····4242. The balance stays below the threshold of "
         "$1,000.00 (-$900.00).",
-        "A warning will be emailed: “Your credit of -1400.00 USD lasts less than 1 hours at your current usage "
-        "(0.00 USD/hour): no credit left.”",
+        "A warning will be emailed: “Your credit of -$1,400.00 lasts less than 1 hours at your current usage "
+        "($0.00 an hour): no credit left.”",
     ]
     assert b"5 running servers will be hibernated." in review.content
 

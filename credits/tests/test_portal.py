@@ -54,7 +54,7 @@ def test_topping_up_from_the_portal_twice_with_one_form_buys_once(member_client,
 
 def test_auto_top_up_settings_are_saved_from_the_portal(member_client, org):
     c = member_client("billing")
-    c.post("/credits/auto-top-up", {"enabled": "on", "threshold": "20", "amount": "100", "monthly_cap": ""})
+    c.post("/credits/auto-top-up", {"auto-enabled": "on", "auto-threshold": "20", "auto-amount": "100", "auto-monthly_cap": ""})
     assert org.auto_topup.enabled and org.auto_topup.amount == Decimal("100")
 
 

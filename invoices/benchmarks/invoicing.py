@@ -43,7 +43,7 @@ BATCH = 2_000
 RESOURCES = 10
 COUPON = "bench-invoicing-10"
 # Tax set-up: (country, VAT id or "", rate kept for the country or None).
-CUSTOMERS = [("US", "", None), ("DE", "", Decimal("19")), ("NL", "", Decimal("21")), ("FR", "FR12345678901", None)]
+CUSTOMERS = [("US", "", None), ("DE", "", Decimal("19")), ("NL", "", Decimal("21")), ("FR", "FR40303265045", None)]  # a VAT id that passes its check digits: reverse charge
 COPIED = ("invoices_invoice", "invoices_invoiceline", "credits_ledgerentry", "accounts_auditlog", "credits_balance",
           "invoices_invoicerunitem")
 

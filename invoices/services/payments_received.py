@@ -19,7 +19,7 @@ from django.utils import timezone
 from accounts.audit import audit_record
 from accounts.models import ApiKey, User
 from core.errors import Conflict, DomainError
-from core.money import ZERO, round_money
+from core.money import ZERO, format_money, round_money
 from credits.services import ledger_post
 from invoices import selectors
 from invoices.models import Invoice, InvoicePayment, InvoicePaymentReversal, InvoiceStatus
@@ -59,7 +59,7 @@ def invoice_record_payment(
             raise Conflict(f"This balance was carried to {carried.number or 'a later invoice'}; pay that one.")
         remaining = inv.amount_due - inv.amount_paid - selectors.credited_total(inv)
         if amount > remaining:
-            raise Conflict(f"Only {remaining} {inv.currency} remains to be paid.", field="amount")
+            raise Conflict(f"Only {format_money(remaining, inv.currency)} remains to be paid.", field="amount")
         payment = InvoicePayment.objects.create(
             invoice=inv, amount=amount, currency=inv.currency, reference=reference, received_at=now
         )
@@ -116,7 +116,7 @@ def invoice_reverse_payment(
             raise DomainError("A reversal is a whole number of minor units.", field="amount")
         reversed_before = payment.reversals.aggregate(s=Sum("amount"))["s"] or ZERO
         if amount > payment.amount - reversed_before:
-            raise Conflict(f"Only {payment.amount - reversed_before} {inv.currency} of {payment_reference} "
+            raise Conflict(f"Only {format_money(payment.amount - reversed_before, inv.currency)} of {payment_reference} "
                            "is left to reverse.", field="amount")
         reversal = InvoicePaymentReversal.objects.create(
             invoice=inv, payment=payment, amount=amount, currency=inv.currency, reference=reference, reversed_at=now,

@@ -1,6 +1,6 @@
 """How documents (invoices, statements, receipts, their emails and portal pages) write
-figures. Money goes through `money` only, so an amount reads the same on every document
-('€20,000.00', '$2.67', '¥1,235'); rates through `rate` (every place they have)."""
+quantities, units and lines. Money and rates are the template engine's builtin `money` and
+`rate` (core/templatetags/formats.py), the same on every page and document."""
 
 from __future__ import annotations
 
@@ -27,18 +27,6 @@ UNIT_WORDS: dict[str, tuple[str, str]] = {
 # only where fewer would not multiply back to the line's amount.
 QUANTITY_MIN_PLACES = 3
 QUANTITY_MAX_PLACES = 12
-
-
-@register.filter
-def money(amount: Decimal | None, currency: str) -> str:
-    """The one way documents write an amount."""
-    return "" if amount is None or amount == "" else format_money(amount, currency)
-
-
-@register.filter
-def rate(amount: Decimal | None, currency: str) -> str:
-    """A unit price at its full precision, with the currency: '$0.0298'."""
-    return "" if amount is None or amount == "" else format_rate(amount, currency)
 
 
 def unit_word(unit: str, quantity: Decimal | None = None) -> str:

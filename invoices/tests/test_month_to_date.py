@@ -59,7 +59,7 @@ def test_every_page_and_endpoint_shows_one_month_to_date_figure_at_one_cut_off(
     client.force_login(owner)
     # Rolled up to 12:00: 103 minutes at $0.02. The 32 minutes after it are metered but not
     # in the rollups the invoice reads yet, so the figure is cut off at 12:00 everywhere.
-    expected = ("$2.06", "to 10 Mar 2026 12:00 UTC")
+    expected = ("$2.06", "to 2026-03-10 12:00 UTC")
     page = client.get("/").content.decode()
     assert "$2.70" not in page  # main: "Usage this month $2.70, metered to 12:32" beside "$2.06, to 12:35"
     assert _figures(page) == [expected, expected]  # "Usage this month" and "This month so far"
@@ -79,11 +79,11 @@ def test_once_the_hour_is_closed_and_rolled_up_every_page_moves_to_it_together(
     # rolling up changes nothing until the hour closes (rated spans, issue 14).
     rollups.rollup_pending()
     client.force_login(owner)
-    assert _figures(client.get("/").content.decode()) == [("$2.06", "to 10 Mar 2026 12:00 UTC")] * 2
+    assert _figures(client.get("/").content.decode()) == [("$2.06", "to 2026-03-10 12:00 UTC")] * 2
     clock.move_to(at(13, 6))
     metering.meter_pass(until=at(13, 5))  # closes 12:00-13:00
     rollups.rollup_pending()
-    expected = ("$3.26", "to 10 Mar 2026 13:00 UTC")  # 163 minutes at $0.02
+    expected = ("$3.26", "to 2026-03-10 13:00 UTC")  # 163 minutes at $0.02
     assert _figures(client.get("/").content.decode()) == [expected, expected]
     assert _figures(client.get("/usage/").content.decode()) == [expected]
     assert _figures(client.get("/invoices/current").content.decode()) == [expected]

@@ -165,7 +165,7 @@ def test_the_console_lists_payments_webhook_events_and_dunning(console, org):
 def test_the_console_shows_amounts_as_people_read_them(console, org, staff_user):
     from decimal import Decimal
 
-    from accounts.console import money_for_people
+    from accounts.console import MoneyInput
     from payments import services
 
     invoice = make_open_invoice(org, amount_due=Decimal("20000.00"))
@@ -174,8 +174,9 @@ def test_the_console_shows_amounts_as_people_read_them(console, org, staff_user)
     for url in ("/console/payments/payment/", f"/console/payments/payment/{payment.pk}/change/"):
         page = console.get(url).content.decode()
         assert "20,000.00" in page and "20000.000000000000" not in page, url
-    assert money_for_people(Decimal("0.034333333333")) == "0.034333333333"  # per-minute precision kept
-    assert money_for_people(Decimal("-1234.500000000000")) == "-1,234.50"
+    assert MoneyInput().format_value(Decimal("0.034333333333")) == "0.034333333333"  # per-minute precision kept
+    assert MoneyInput().format_value(Decimal("-1234.500000000000")) == "-1234.50"
+    assert MoneyInput().format_value(Decimal("0E-12")) == "0.00"
 
 
 @pytest.mark.parametrize("amount", ["", " 10", "1E+2", "١٠", 10, "10.5.0"])

@@ -65,7 +65,7 @@ def test_a_paid_invoice_says_nothing_is_due_and_shows_its_payment(org, owner, cl
 
     console_list = console.get("/console/invoices/invoice/").content.decode()
     row = next(tr for tr in re.findall(r"<tr.*?</tr>", console_list, flags=re.S) if invoice.number in tr)
-    assert re.search(r'class="field-still_due">0\.00<', row) and 'class="field-amount_paid">20,000.00<' in row
+    assert re.search(r'class="field-still_due">\$0\.00<', row) and 'class="field-amount_paid">$20,000.00<' in row
 
     client.force_login(owner)
     detail = text(client.get(f"/invoices/{invoice.pk}/").content.decode())

@@ -88,7 +88,7 @@ def test_failed_charges_are_retried_after_1_3_5_and_7_days_then_the_invoice_is_u
     assert invoice.status == "uncollectible"
     assert Payment.objects.filter(status=PaymentStatus.FAILED).count() == 5
     assert len(mailoutbox) == 5 and all(m.to == ["ap@customer.example"] for m in mailoutbox)
-    assert "try again on 01 March 2028" in mailoutbox[0].body
+    assert "try again on 2028-03-01 (UTC)" in mailoutbox[0].body
     assert "marked uncollectible" in mailoutbox[-1].body
     assert run(dunning_due_task, DUE + timedelta(days=30)) == 0
 

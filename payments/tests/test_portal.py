@@ -23,7 +23,7 @@ def portal(client, owner):
 def test_the_page_labels_the_sandbox_and_offers_presets(portal, org):
     page = portal.get("/payments/").content.decode()
     assert "Sandbox — no real money" in page
-    for preset in ("25 USD", "50 USD", "100 USD", "250 USD"):
+    for preset in ("$25.00", "$50.00", "$100.00", "$250.00"):
         assert preset in page
     assert 'name="provider" value="sandbox"' in page
 
@@ -40,7 +40,7 @@ def test_a_sandbox_top_up_raises_the_balance_once(portal, org, balance):
     payment = Payment.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/payments/sandbox/checkout/{payment.pk}"
     checkout = portal.get(response["Location"]).content.decode()
-    assert "Sandbox — no real money" in checkout and "40.00 USD" in checkout
+    assert "Sandbox — no real money" in checkout and "$40.00" in checkout
     portal.post(response["Location"], {"outcome": "pay"})
     portal.post(response["Location"], {"outcome": "pay"})  # a double click
     payment.refresh_from_db()
@@ -69,7 +69,7 @@ def test_a_top_up_below_the_minimum_is_refused_with_a_message(portal):
 def test_an_open_invoice_is_paid_in_part_then_in_full(portal, org):
     invoice = make_open_invoice(org, amount_due=Decimal("100.00"))
     page = portal.get("/payments/").content.decode()
-    assert invoice.number in page and "100.00 USD" in page
+    assert invoice.number in page and "$100.00" in page
     for amount in ("30.00", "70.00"):
         response = portal.post(f"/payments/invoices/{invoice.pk}/pay", {"amount": amount, "provider": "sandbox"})
         portal.post(response["Location"], {"outcome": "pay"})
@@ -102,7 +102,7 @@ def test_a_viewer_sees_the_history_but_cannot_pay(client, org, make_member):
     client.force_login(make_member(org, "viewer").user)
     PaymentFactory(organization=org, status=PaymentStatus.SUCCEEDED)
     page = client.get("/payments/").content.decode()
-    assert "cannot" not in page and "50.00 USD" in page and 'action="/payments/top-up"' not in page
+    assert "cannot" not in page and "$50.00" in page and 'action="/payments/top-up"' not in page
     assert client.post("/payments/top-up", {"amount": "40", "provider": "sandbox"}).status_code == 403
 
 

@@ -246,7 +246,7 @@ def test_an_autopay_charge_that_needs_authentication_emails_a_link_is_not_a_dunn
     client.force_login(owner)
     page = client.get(f"/payments/{payment.pk}/confirm")
     assert page.status_code == 200
-    assert b"Confirm with your bank" in page.content and b"120.00 USD" in page.content
+    assert b"Confirm with your bank" in page.content and b"$120.00" in page.content
     sent = client.post(f"/payments/{payment.pk}/confirm")
     assert sent.status_code == 302
     assert sent["Location"] == f"https://hooks.stripe.com/3d_secure_2/hosted?payment_intent={payment.provider_payment_id}"

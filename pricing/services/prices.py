@@ -18,7 +18,7 @@ from django.db import transaction
 
 from accounts.models import ApiKey, User
 from core.errors import Conflict, DomainError
-from core.money import require_decimal
+from core.money import format_rate, require_decimal
 from pricing.models import (
     TIERED_MODELS,
     BillingModel,
@@ -148,7 +148,7 @@ def price_check(spec: PriceSpec, *, now: datetime | None = None, replacing: Pric
         if close_previous and other.valid_to is None and other.valid_from < spec.valid_from:
             continue  # the open-ended predecessor is ended where this one starts
         raise DomainError(
-            f"It overlaps the {other.amount} {other.currency} price in force {_period_text(other.valid_from, other.valid_to)}. "
+            f"It overlaps the {format_rate(other.amount, other.currency)} price in force {_period_text(other.valid_from, other.valid_to)}. "
             f"End that price first, or start this one when it ends.", field="valid_from",
         )
     return PriceSpec(**{**spec.__dict__, "currency": currency, "unit": unit, "amount": amount, "tiers": tiers,

@@ -79,7 +79,7 @@ def test_an_overlapping_price_is_refused_in_the_console(admin_client, server, ma
     make_price(server, "2.00", valid_from=NOW + timedelta(days=1), valid_to=NOW + timedelta(days=5), now=NOW)
     response = admin_client.post("/console/pricing/price/add/", _price_form(server, valid_from_0=(
         NOW + timedelta(days=2)).strftime("%Y-%m-%d")))
-    assert "overlaps the 2.000000000000 USD price" in response.content.decode()
+    assert "overlaps the $2.00 price" in response.content.decode()
     assert Price.objects.count() == 1
 
 

@@ -89,7 +89,7 @@ def test_an_overlapping_price_is_a_400_naming_the_price_it_overlaps(platform_api
         "product": "cpu-4-16", "currency": "EUR", "amount": "2", "valid_from": (start + timedelta(days=1)).isoformat(),
     }, format="json")
     assert response.status_code == 400
-    assert "overlaps the 1.000000000000 EUR price" in response.json()["error"]["message"]
+    assert "overlaps the €1.00 price" in response.json()["error"]["message"]
 
 
 def test_a_price_in_force_cannot_be_deleted_only_ended(platform_api, priced):

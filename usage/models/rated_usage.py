@@ -15,7 +15,7 @@ from datetime import datetime
 from django.db import models
 from django.db.models import Q
 
-from core.money import currency_field, money_field
+from core.money import currency_field, format_rate, money_field
 from pricing.models import ResourceState
 from usage.models.metering_state import MeteringRun
 from usage.models.resources import Resource, from_minute
@@ -81,7 +81,7 @@ class RatedUsage(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.resource_id} {self.state} {self.minutes}m {self.amount} {self.currency}"
+        return f"{self.resource_id} {self.state} {self.minutes}m {format_rate(self.amount, self.currency)}"
 
     @property
     def start(self) -> datetime:
@@ -121,7 +121,7 @@ class UsageAccrual(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.organization_id} {self.amount} {self.currency}"
+        return f"{self.organization_id} {format_rate(self.amount, self.currency)}"
 
 
 class AccrualRate(models.Model):
@@ -197,7 +197,7 @@ class UsageHourly(_Rollup):
         indexes = [models.Index(fields=["organization", "hour"])]
 
     def __str__(self) -> str:
-        return f"{self.resource_id} {self.hour:%Y-%m-%d %H:00} {self.amount} {self.currency}"
+        return f"{self.resource_id} {self.hour:%Y-%m-%d %H:00} {format_rate(self.amount, self.currency)}"
 
 
 class UsageDaily(_Rollup):
@@ -214,7 +214,7 @@ class UsageDaily(_Rollup):
         indexes = [models.Index(fields=["organization", "day"])]
 
     def __str__(self) -> str:
-        return f"{self.resource_id} {self.day} {self.amount} {self.currency}"
+        return f"{self.resource_id} {self.day} {format_rate(self.amount, self.currency)}"
 
 
 class ImportedUsage(models.Model):

@@ -67,7 +67,7 @@ def test_a_customer_explores_spend_switches_views_and_downloads_the_csv(portal_p
     assert legend[0] == "A100 GPU" and "Memory 32 GB" in legend and legend[-1] == "Forecast"
     # The eight days spent so far, then the 23 still to come as one forecast row.
     rows = page.locator("#spend-periods tbody th").all_inner_texts()
-    assert rows[0] == "Sun 1 Mar 2026" and rows[-1] == "9 Mar – 31 Mar 2026, still to come" and len(rows) == 9
+    assert rows[0] == "Sun 2026-03-01" and rows[-1] == "2026-03-09 – 2026-03-31, still to come" and len(rows) == 9
     shot(page, "spend-explorer-desktop")
     assert axe_violations(page) == []
 
@@ -75,7 +75,7 @@ def test_a_customer_explores_spend_switches_views_and_downloads_the_csv(portal_p
     page.wait_for_url("**interval=week**")
     # 1 Mar is a Sunday, the last day of ISO week 9; 2-8 Mar is week 10; weeks 11 to 14 are to come.
     assert page.locator("#spend-periods tbody th").all_inner_texts() == [
-        "Week 9, 1 Mar 2026", "Week 10, 2 Mar – 8 Mar 2026", "9 Mar – 31 Mar 2026, still to come"]
+        "Week 9, 2026-03-01", "Week 10, 2026-03-02 – 2026-03-08", "2026-03-09 – 2026-03-31, still to come"]
     page.get_by_role("group", name="Group by").get_by_role("link", name="Resource").click()
     page.wait_for_url("**group_by=resource**")
     assert page.locator("#spend-groups tbody td strong").all_inner_texts() == [
