@@ -5,7 +5,6 @@ from credits import views
 app_name = "credits"
 urlpatterns = [
     path("", views.index, name="index"),
-    path("top-up", views.topup, name="topup"),
     path("auto-top-up", views.auto_topup, name="auto_topup"),
     path("resume", views.resume, name="resume"),
 ]

@@ -1,8 +1,11 @@
-"""Portal pages: the Credits page (balance, ledger, top-up, auto top-up, events)."""
+"""Portal pages: the Credits page (balance, ledger, top-up, auto top-up, events; for a
+postpaid organisation its credit limit, usage to date and open invoices instead).
+
+Buying credit is not here: the one top-up flow is `settings.CREDITS_TOPUP_PAGE`
+(payments' page: amount, how to pay, a confirmation naming the saved card). The Credits
+page's top-up card starts it with the same form class, `credits.forms.TopUpForm`."""
 
 from __future__ import annotations
-
-import secrets
 
 from django.conf import settings
 from django.contrib import messages
@@ -19,6 +22,7 @@ from credits.forms import AutoTopUpForm, LedgerFilterForm, TopUpForm
 from credits.models import CreditEvent, TopUp
 from credits.selectors import credit_summary, ledger_for
 from credits.topup_contract import handler_is_sandboxed
+from usage.selectors import month_to_date_for_request
 
 LEDGER_PAGE_SIZE = 25
 
@@ -48,9 +52,13 @@ def index(request):
     })
     return render(request, "credits/index.html", {
         "summary": summary,
+        "mtd": None if summary.prepaid else month_to_date_for_request(request, org),
         "page": page,
         "filters": filters,
-        "topup_form": TopUpForm(initial={"request_key": secrets.token_hex(16)}),
+        "topup_page": settings.CREDITS_TOPUP_PAGE,
+        # The top-up form's amount, sent to the top-up page, which asks how to pay.
+        "topup_form": TopUpForm(currency=org.currency, pay_with=[], auto_id="topup_%s"),
+        "presets": settings.CREDITS_TOPUP_PRESETS,
         "auto_form": auto_form,
         "can_write": _can_write(request),
         "topups": TopUp.objects.filter(organization=org)[:5],
@@ -58,23 +66,6 @@ def index(request):
         "manual_resume": summary.hibernated and settings.CREDITS_RESUME_MODE == "manual",
         "sandbox": handler_is_sandboxed(settings.CREDITS_TOPUP_HANDLER),
     })
-
-
-@portal_view("billing:write")
-@require_POST
-def topup(request):
-    form = TopUpForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, "Enter an amount of at least 1.")
-        return redirect("credits:index")
-    try:
-        t = services.topup_request(organization=request.membership.organization, amount=form.cleaned_data["amount"],
-                                   actor=request.user, request_key=form.cleaned_data["request_key"])
-    except DomainError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"Top-up of {t.amount:.2f} {t.currency} requested.")
-    return redirect("credits:index")
 
 
 @portal_view("billing:write")

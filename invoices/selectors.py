@@ -73,3 +73,11 @@ def with_still_due(qs: QuerySet[Invoice]) -> QuerySet[Invoice]:
     return qs.annotate(still_due=Case(When(carried_to__isnull=False, then=Value(ZERO)), default=open_amount,
                                       output_field=DecimalField(max_digits=AMOUNT_MAX_DIGITS,
                                                                 decimal_places=AMOUNT_DECIMAL_PLACES)))
+
+
+def open_invoices_total(*, organization_id: int) -> tuple[int, Decimal]:
+    """(how many, how much) of the organisation's open invoices still ask for, in its
+    currency: credits' postpaid pages show it (`settings.CREDITS_OPEN_INVOICES`)."""
+    qs = with_still_due(Invoice.objects.filter(organization_id=organization_id, status=InvoiceStatus.OPEN))
+    rows = [due for due in (inv.still_due for inv in qs) if due > 0]  # type: ignore[attr-defined]  # annotated
+    return len(rows), sum(rows, ZERO)
