@@ -82,9 +82,10 @@ def main(base: str) -> None:
 
         # Top up 250 through the sandbox checkout.
         page.goto(f"{base}/payments/")
-        page.fill("#id_amount", "250")
+        page.fill("#topup_amount", "250")
+        page.check("input[name=provider][value=sandbox]")  # the hosted checkout, not the saved card
         page.screenshot(path=OUT / "loop-1-top-up.png", full_page=True)
-        page.click("text=Continue to payment")
+        page.click("form.topup-form button:has-text('Continue')")
         checkout(page, "loop-2-sandbox-checkout.png")
         topped = balance(page, base)
         print(f"2. after the 250.00 sandbox top-up: {topped} (rose by {topped - start}; the fleet kept running)")
