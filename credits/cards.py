@@ -15,4 +15,5 @@ def credit_card(request, organization) -> dict | None:
     if summary.postpaid is not None:
         return {"template": "credits/cards/postpaid.html", "summary": summary,
                 "mtd": month_to_date_for_request(request, organization)}
-    return {"template": "credits/cards/credit.html", "summary": summary, "topup_page": settings.CREDITS_TOPUP_PAGE}
+    return {"template": "credits/cards/credit.html", "summary": summary, "topup_page": settings.CREDITS_TOPUP_PAGE,
+            "can_topup": "billing:write" in ROLE_SCOPES[request.membership.role]}

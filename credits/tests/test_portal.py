@@ -36,6 +36,11 @@ def test_credits_page_lists_the_ledger_and_filters_it(member_client, org, credit
     assert "goodwill credit" in member_client("viewer").get("/credits/").content.decode()
 
 
+def test_the_dashboard_offers_a_top_up_only_to_those_who_may_buy(member_client, org):
+    assert 'href="/payments/top-up"' in member_client("billing").get("/").content.decode()
+    assert 'href="/payments/top-up"' not in member_client("viewer").get("/").content.decode()
+
+
 def test_the_credits_page_starts_the_one_top_up_flow_and_charges_nothing_itself(member_client, org):
     """Its card sends the amount to the top-up page (how to pay, then a confirmation); the
     page that charged the saved card at once is gone."""
