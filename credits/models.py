@@ -227,6 +227,14 @@ class TopUp(models.Model):
     def ledger_reference(self) -> str:
         return f"topup:{self.pk}"
 
+    @property
+    def origin_label(self) -> str:
+        """Who started it, in the words every list uses: a person in the portal, an API
+        key, or the auto top-up settings."""
+        if self.source == TopUpSource.AUTO:
+            return "Automatic top-up"
+        return "API top-up" if self.requested_by_api_key_id else "Manual top-up"
+
 
 class AutoTopUpSettings(models.Model):
     organization = models.OneToOneField("accounts.Organization", on_delete=models.CASCADE, related_name="auto_topup")

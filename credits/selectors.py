@@ -15,6 +15,37 @@ WARNING_KINDS = (EventKind.RUNWAY_WARNING, EventKind.BALANCE_WARNING, EventKind.
                  EventKind.AUTO_TOPUP_CAPPED, EventKind.HIBERNATED)
 
 
+@dataclass(frozen=True)
+class PostpaidPosition:
+    """A postpaid account in its own words: what may be owed, what is owed, what invoices
+    ask for. The balance of a postpaid organisation is its ledger too (usage drawn every
+    minute, invoices drawing the rest, payments putting money back), so what is owed is
+    the balance below zero; nothing here is prepaid credit."""
+
+    credit_limit: Decimal  # zero: none set
+    owed: Decimal  # usage and invoices not yet paid (the balance below zero)
+    open_invoices: int
+    open_total: Decimal
+    payment_terms_days: int
+
+    @property
+    def available(self) -> Decimal | None:
+        return self.credit_limit - self.owed if self.credit_limit > 0 else None
+
+    @property
+    def over_limit(self) -> bool:
+        return self.credit_limit > 0 and self.owed > self.credit_limit
+
+
+def postpaid_position(organization: Organization, balance: Decimal) -> PostpaidPosition:
+    from django.conf import settings
+    from django.utils.module_loading import import_string
+
+    count, total = import_string(settings.CREDITS_OPEN_INVOICES)(organization_id=organization.pk)
+    return PostpaidPosition(credit_limit=organization.credit_limit, owed=max(-balance, ZERO), open_invoices=count,
+                            open_total=total, payment_terms_days=organization.payment_terms_days)
+
+
 @dataclass
 class CreditSummary:
     organization: Organization
@@ -30,6 +61,7 @@ class CreditSummary:
     warnings: list = field(default_factory=list)
     promo_grants: list = field(default_factory=list)
     auto_topup: AutoTopUpSettings | None = None
+    postpaid: PostpaidPosition | None = None  # set for postpaid organisations only
 
     @property
     def paid(self) -> Decimal:
@@ -51,10 +83,12 @@ def credit_summary(*, organization: Organization, warnings: int = 3) -> CreditSu
         runway_text=describe_runway(hours),
         hibernated=bool(balance and balance.hibernated_at),
         prepaid=organization.is_prepaid,
-        low=bool(crossed_keys(amount, burn)),
+        # "Low" is a prepaid word: a postpaid balance below zero is what invoices collect.
+        low=organization.is_prepaid and bool(crossed_keys(amount, burn)),
         warnings=list(CreditEvent.objects.filter(organization=organization, kind__in=WARNING_KINDS)[:warnings]),
         promo_grants=list(PromoGrant.objects.filter(organization=organization, expired_at__isnull=True, remaining__gt=0)),
         auto_topup=AutoTopUpSettings.objects.filter(organization=organization).first(),
+        postpaid=None if organization.is_prepaid else postpaid_position(organization, amount),
     )
 
 

@@ -1,8 +1,12 @@
-"""Portal pages: the Credits page (balance, ledger, top-up, auto top-up, events)."""
+"""Portal pages: the Credits page (balance, ledger, top-up, auto top-up, events; for a
+postpaid organisation its credit limit, usage to date and open invoices instead).
+
+Buying credit is not here: the one top-up flow is `settings.CREDITS_TOPUP_PAGE`
+(payments' page: amount, how to pay, a confirmation naming the saved card). The Credits
+page's top-up card starts it with the same form class, `credits.forms.TopUpForm`."""
 
 from __future__ import annotations
 
-import secrets
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -18,12 +22,12 @@ from accounts.scopes import ROLE_SCOPES
 from core.csv_export import csv_download, datetime_cell, exact_cell, money_cell
 from core.errors import DomainError
 from core.forms import errors_text
-from core.money import format_money
 from credits import hibernation, services
 from credits.forms import AutoTopUpForm, LedgerFilterForm, TopUpForm
 from credits.models import CreditEvent, TopUp
 from credits.selectors import credit_summary, ledger_for
 from credits.topup_contract import handler_is_sandboxed
+from usage.selectors import month_to_date_for_request
 
 LEDGER_PAGE_SIZE = 25
 LEDGER_CSV_HEADER = ["created_at_utc", "kind", "reason", "reference", "by", "currency", "amount", "amount_exact",
@@ -64,10 +68,14 @@ def _index(request, *, auto_form: AutoTopUpForm | None = None, status: int = 200
         })
     return render(request, "credits/index.html", {
         "summary": summary,
+        "mtd": None if summary.prepaid else month_to_date_for_request(request, org),
         "page": page,
         "filters": filters,
         "ledger_query": urlencode({k: v for k, v in _ledger_filters(request).items() if v}),
-        "topup_form": TopUpForm(initial={"request_key": secrets.token_hex(16)}),
+        "topup_page": settings.CREDITS_TOPUP_PAGE,
+        # The top-up form's amount, sent to the top-up page, which asks how to pay.
+        "topup_form": TopUpForm(currency=org.currency, pay_with=[], auto_id="topup_%s"),
+        "presets": settings.CREDITS_TOPUP_PRESETS,
         "auto_form": auto_form,
         "can_write": _can_write(request),
         "topups": TopUp.objects.filter(organization=org)[:5],
@@ -96,23 +104,6 @@ def ledger_csv(request):
              money_cell(e.balance_after, e.currency), exact_cell(e.balance_after)]
             for e in entries.iterator(chunk_size=2000))
     return csv_download(f"ledger-{org.slug}.csv", LEDGER_CSV_HEADER, rows)
-
-
-@portal_view("billing:write")
-@require_POST
-def topup(request):
-    form = TopUpForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, "Enter an amount of at least 1.")
-        return redirect("credits:index")
-    try:
-        t = services.topup_request(organization=request.membership.organization, amount=form.cleaned_data["amount"],
-                                   actor=request.user, request_key=form.cleaned_data["request_key"])
-    except DomainError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"Top-up of {format_money(t.amount, t.currency)} requested.")
-    return redirect("credits:index")
 
 
 @portal_view("billing:write")

@@ -113,3 +113,11 @@ def invoice_years(qs: QuerySet[Invoice]) -> list[int]:
 def portal_invoices(organization: Organization) -> QuerySet[Invoice]:
     """What the portal shows an organisation: its invoices, drafts never."""
     return Invoice.objects.filter(organization=organization).exclude(status=InvoiceStatus.DRAFT)
+
+
+def open_invoices_total(*, organization_id: int) -> tuple[int, Decimal]:
+    """(how many, how much) of the organisation's open invoices still ask for, in its
+    currency: credits' postpaid pages show it (`settings.CREDITS_OPEN_INVOICES`)."""
+    qs = with_still_due(Invoice.objects.filter(organization_id=organization_id, status=InvoiceStatus.OPEN))
+    rows = [due for due in (inv.still_due for inv in qs) if due > 0]  # type: ignore[attr-defined]  # annotated
+    return len(rows), sum(rows, ZERO)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import io
 from itertools import groupby
 
+from django.conf import settings
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, render
+from django.utils.module_loading import import_string
 
 from accounts.portal import portal_view
 from invoices import history, rendering
@@ -35,6 +37,9 @@ def detail(request, pk: int):
     invoice = get_object_or_404(_own(request).select_related("organization"), pk=pk)
     ctx = rendering.invoice_context(invoice, as_issued=False)
     ctx["credit_notes"] = invoice.credit_notes.all()
+    # Panels of the apps after invoices (payments' Pay panel), named in settings.
+    ctx["panels"] = [panel for path in settings.INVOICE_DETAIL_PANELS
+                     if (panel := import_string(path)(request, invoice))]
     return render(request, "invoices/detail.html", ctx)
 
 

@@ -76,6 +76,11 @@ def autopay_charge(*, invoice_id: int, attempt: int = 0) -> Payment | None:
     invoice = Invoice.objects.select_related("organization").get(pk=invoice_id)
     payment = Payment.objects.filter(invoice=invoice, flow=Flow.OFF_SESSION, dunning_attempt=attempt).first()
     if payment is None:
+        if invoice.status == "open" and _remaining(invoice) > 0 and services.payment_supersede_checkouts(
+                organization=invoice.organization, purpose=Purpose.INVOICE, invoice=invoice):
+            # The customer's unfinished checkouts end before the card is charged, so the
+            # invoice is not paid twice; one they paid meanwhile is recorded instead.
+            invoice.refresh_from_db()
         if invoice.status != "open" or _remaining(invoice) <= 0:
             # Settled some other way (a credit note, a payment recorded by invoices).
             dunning_close_if_settled(invoice_id=invoice.pk)

@@ -1,5 +1,6 @@
 """Portal forms. None of them has a card field: cards are entered on the provider's
-hosted pages (or, in the sandbox, picked from labelled test cards)."""
+hosted pages (or, in the sandbox, picked from labelled test cards). The top-up form is
+credits' (`credits.forms.TopUpForm`): one form for every top-up."""
 
 from __future__ import annotations
 
@@ -29,17 +30,13 @@ PROVIDER_LABELS = {Provider.STRIPE: "Card (Stripe)", Provider.PAYPAL: "PayPal",
                    Provider.SANDBOX: "Sandbox — no real money"}
 
 
+def pay_with_choices(providers: list[str]) -> list[tuple[str, str]]:
+    return [(p, PROVIDER_LABELS[p]) for p in providers]
+
+
 def _provider_field(providers: list[str]) -> forms.ChoiceField:
     return forms.ChoiceField(choices=[(p, PROVIDER_LABELS[p]) for p in providers], initial=providers[0],
                              widget=forms.RadioSelect, label="Pay with")
-
-
-class TopUpForm(forms.Form):
-    amount = MoneyFormField(min_value=Decimal("0.01"), max_digits=14, decimal_places=2, label="Amount")
-
-    def __init__(self, *args, providers: list[str], **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["provider"] = _provider_field(providers)
 
 
 class InvoicePaymentForm(forms.Form):

@@ -63,7 +63,9 @@ PAYMENT_TRANSITIONS: dict[str, frozenset[str]] = {
     S.PENDING: frozenset({S.REQUIRES_ACTION, S.PROCESSING, S.SUCCEEDED, S.FAILED, S.CANCELED}),
     S.REQUIRES_ACTION: frozenset({S.PROCESSING, S.SUCCEEDED, S.FAILED, S.CANCELED}),
     S.PROCESSING: frozenset({S.REQUIRES_ACTION, S.SUCCEEDED, S.FAILED}),
-    S.FAILED: frozenset({S.REQUIRES_ACTION, S.PROCESSING, S.SUCCEEDED}),
+    # A failed checkout may still be paid with another card, until a newer checkout
+    # supersedes it: its page is expired at the provider and it is canceled.
+    S.FAILED: frozenset({S.REQUIRES_ACTION, S.PROCESSING, S.SUCCEEDED, S.CANCELED}),
     S.SUCCEEDED: frozenset({S.REFUNDED}),
     S.CANCELED: frozenset(),
     S.REFUNDED: frozenset(),

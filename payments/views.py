@@ -27,9 +27,12 @@ from core.api.exceptions import error_body
 from core.api.parsers import loads_bounded
 from core.errors import DomainError
 from core.formatting import sentence
+from core.money import format_money
+from credits import services as credits_services
+from credits.forms import TopUpForm
 from invoices.models import Invoice
 from payments import receipts, selectors, services, webhooks
-from payments.forms import InvoicePaymentForm, SandboxCardForm, TopUpForm
+from payments.forms import InvoicePaymentForm, SandboxCardForm, pay_with_choices
 from payments.gateways import card_gateway_for, card_provider, checkout_providers, gateway_for
 from payments.gateways.base import SavedMethod
 from payments.gateways.sandbox import DECLINING_PREFIX
@@ -48,18 +51,34 @@ def _can_pay(request) -> bool:
     return "billing:write" in ROLE_SCOPES[request.membership.role]
 
 
+SAVED_CARD = "saved_card"  # the top-up form's choice of the default saved card
+
+
+def _saved_card(org) -> PaymentMethod | None:
+    """The card a saved-card top-up charges: the default card of the card provider
+    (credits' handler, `payments.card_topups.charge_topup`, charges exactly this one)."""
+    return services.default_method(org, card_provider())
+
+
+def _topup_form(org, data=None) -> tuple[TopUpForm, PaymentMethod | None]:
+    card = _saved_card(org)
+    pay_with = ([(SAVED_CARD, f"Saved card {card.brand} ····{card.last4}")] if card else []) + pay_with_choices(
+        checkout_providers())
+    initial = {"amount": settings.CREDITS_TOPUP_PRESETS[1], "request_key": secrets.token_hex(16)}
+    return TopUpForm(data, currency=org.currency, pay_with=pay_with, initial=initial, auto_id="topup_%s"), card
+
+
 @portal_view("billing:read")
 def index(request):
     org = request.membership.organization
     providers = checkout_providers()
-    topup_form = TopUpForm(providers=providers, initial={"amount": settings.PAYMENTS_TOPUP_PRESETS[1]})
     return render(request, "payments/index.html", {
         "org": org,
         "providers": providers,
         "sandbox": Provider.SANDBOX in providers,
         "can_pay": _can_pay(request),
-        "presets": settings.PAYMENTS_TOPUP_PRESETS,
-        "topup_form": topup_form,
+        "presets": settings.CREDITS_TOPUP_PRESETS,
+        "topup_form": _topup_form(org)[0],
         "open_invoices": selectors.open_invoices(org),
         "methods": PaymentMethod.objects.filter(organization=org, detached_at=None),
         "card_provider": card_provider(),
@@ -69,37 +88,76 @@ def index(request):
     })
 
 
-def _start(request, **kwargs):
+def _start(request, *, back: str, **kwargs):
     try:
         payment = services.payment_start_checkout(
             organization=request.membership.organization, actor=request.user,
             urls=lambda p: _urls(request, p), **kwargs)
     except DomainError as exc:
         messages.error(request, exc.message)
-        return redirect("payments:index")
+        return redirect(back)
     return redirect(payment.checkout_url)
 
 
+def _topup_page(request, form: TopUpForm, card: PaymentMethod | None, *, status: int = 200):
+    return render(request, "payments/topup.html", {"form": form, "org": request.membership.organization,
+                                                   "card": card, "presets": settings.CREDITS_TOPUP_PRESETS},
+                  status=status)
+
+
 @portal_view("billing:write")
-@require_POST
 def topup(request):
-    form = TopUpForm(request.POST, providers=checkout_providers())
+    """The one top-up flow: an amount and how to pay (`credits.forms.TopUpForm`, the same
+    form the Payments and Credits pages show). A hosted checkout opens at once (it
+    supersedes the organisation's unfinished top-up checkouts); the saved card is charged
+    only after a confirmation page naming it and the amount, and only if it is still the
+    card named there. Errors are shown on the field, in words that say what is wrong."""
+    org = request.membership.organization
+    if request.method != "POST":
+        form, card = _topup_form(org)
+        if "amount" in request.GET:  # from a preset or the Credits page: say at once what is wrong
+            form, card = _topup_form(org, {"amount": request.GET["amount"], "provider": form.initial.get("provider"),
+                                           "request_key": form.initial["request_key"]})
+            form.is_valid()
+        return _topup_page(request, form, card)
+    form, card = _topup_form(org, request.POST)
     if not form.is_valid():
-        messages.error(request, "Choose an amount and how to pay.")
-        return redirect("payments:index")
-    return _start(request, purpose=Purpose.TOPUP, provider=form.cleaned_data["provider"],
-                  amount=form.cleaned_data["amount"])
+        return _topup_page(request, form, card, status=400)
+    amount, provider = form.cleaned_data["amount"], form.cleaned_data["provider"]
+    if provider != SAVED_CARD:
+        return _start(request, back=reverse("payments:topup"), purpose=Purpose.TOPUP, provider=provider, amount=amount)
+    assert card is not None  # the choice exists only with a saved card
+    confirmed = request.POST.get("confirm_card", "")
+    if confirmed != str(card.pk):
+        if confirmed:
+            messages.warning(request, "Your default card changed. Check the card below, then confirm again.")
+        return render(request, "payments/topup_confirm.html", {"form": form, "card": card, "amount": amount,
+                                                               "org": org})
+    try:
+        credits_services.topup_request(organization=org, amount=amount, actor=request.user,
+                                       request_key=form.cleaned_data["request_key"] or None)
+    except DomainError as exc:
+        form.add_error("amount", exc.message)
+        return _topup_page(request, form, card, status=400)
+    messages.success(request, f"Charging {format_money(amount, org.currency)} to {card.brand} ····{card.last4}. "
+                              "The credit appears as soon as the card is charged.")
+    return redirect("credits:index")
 
 
 @portal_view("billing:write", model=Invoice)
 @require_POST
 def pay_invoice(request, invoice_id: int):
     invoice = get_object_or_404(selectors.invoices_of(request.membership.organization), pk=invoice_id)
+    back = (reverse("invoices:detail", args=[invoice.pk]) if request.POST.get("back") == "invoice"
+            else reverse("payments:index"))
     form = InvoicePaymentForm(request.POST, providers=checkout_providers())
     if not form.is_valid():
-        messages.error(request, "Enter an amount and choose how to pay.")
-        return redirect("payments:index")
-    return _start(request, purpose=Purpose.INVOICE, provider=form.cleaned_data["provider"],
+        field, errors = next(iter(form.errors.items()))
+        messages.error(request, f"Invoice {invoice.number or invoice.pk}: {errors[0]}" if field == "amount"
+                       else f"Invoice {invoice.number or invoice.pk}: choose how to pay.")
+        return redirect(back)
+    # Starting a checkout supersedes the invoice's unfinished ones (expired at the provider).
+    return _start(request, back=back, purpose=Purpose.INVOICE, provider=form.cleaned_data["provider"],
                   amount=form.cleaned_data["amount"], invoice=invoice)
 
 
@@ -125,7 +183,9 @@ def provider_return(request, pk: int):
     """Back from the provider's page: ask the provider where the payment stands rather
     than wait for the webhook (both paths apply the result once)."""
     payment = get_object_or_404(Payment, pk=pk, organization=request.membership.organization)
-    if payment.status not in (PaymentStatus.SUCCEEDED, PaymentStatus.REFUNDED) and payment.provider in (
+    # Only an open payment is asked about: a canceled one (a checkout a newer one replaced)
+    # is never captured, though PayPal may send its buyer here after approving it late.
+    if payment.status in services.lifecycle.OPEN_STATUSES and payment.provider in (
             Provider.STRIPE, Provider.PAYPAL):
         try:
             gateway = gateway_for(payment.provider)

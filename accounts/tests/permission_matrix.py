@@ -164,7 +164,6 @@ WEB: dict[tuple[str, str], str] = {
     **_page("pricing:index", "account:read", "account:read"),
     # Credits.
     **_page("credits:index", "billing:read", "billing:read"),
-    **_page("credits:topup", NOBODY, "billing:write"),
     **_page("credits:auto_topup", NOBODY, "billing:write"),
     **_page("credits:resume", NOBODY, "billing:write"),
     **_page("credits:ledger_csv", "billing:read", NOBODY),
@@ -180,7 +179,7 @@ WEB: dict[tuple[str, str], str] = {
     # Payments; the providers' webhooks prove themselves with a signature, not a session.
     **_page("payments:index", "billing:read", "billing:read"),
     **_page("payments:export_csv", "billing:read", NOBODY),
-    **_page("payments:topup", NOBODY, "billing:write"),
+    **_page("payments:topup", "billing:write", "billing:write"),
     **_page("payments:pay_invoice", NOBODY, "billing:write"),
     **_page("payments:detail", "billing:read", "billing:read"),
     **_page("payments:receipt_pdf", "billing:read", "billing:read"),

@@ -413,6 +413,18 @@ from decimal import Decimal  # noqa: E402
 CREDITS_TOPUP_HANDLER = env("CREDITS_TOPUP_HANDLER", default="payments.card_topups.charge_topup")
 CREDITS_AUTO_TOPUP_HANDLER = env("CREDITS_AUTO_TOPUP_HANDLER", default="payments.card_topups.charge_topup")
 CREDITS_TOPUP_MAX_AMOUNT = Decimal(env("CREDITS_TOPUP_MAX_AMOUNT", default="100000"))
+# The one minimum of a customer's top-up (portal, hosted checkout, saved card, API), per
+# currency, "default" for the rest (credits.services.topups.topup_minimum; checked at
+# start-up by credits.checks). Env: CREDITS_TOPUP_MIN=default=5,JPY=500
+CREDITS_TOPUP_MIN = {
+    code: (Decimal(value) if value.replace(".", "", 1).isdigit() else value)
+    for code, value in env.dict("CREDITS_TOPUP_MIN", default={"default": "5", "JPY": "500"}).items()
+}
+# The amounts the top-up form offers with one click, in the organisation's currency.
+CREDITS_TOPUP_PRESETS = [Decimal("25"), Decimal("50"), Decimal("100"), Decimal("250")]
+# Where the one top-up flow lives (payments' page: amount, how to pay, a confirmation
+# naming the saved card before it is charged). A URL name: credits links to it.
+CREDITS_TOPUP_PAGE = "payments:topup"
 # A failed top-up is retried with backoff (5 min, 20 min, 80 min, …) this many attempts in all.
 CREDITS_TOPUP_MAX_ATTEMPTS = env.int("CREDITS_TOPUP_MAX_ATTEMPTS", default=4)
 # Console "Adjust credit": the largest amount (either sign) staff who are not superusers may
@@ -515,6 +527,12 @@ CELERY_BEAT_SCHEDULE["invoices-monthly-run"] = {
 }
 PORTAL_DASHBOARD_CARDS += ["invoices.cards.interim_invoice_card"]
 MONTH_TO_DATE = "invoices.month_to_date.month_to_date"
+# What a postpaid organisation's open invoices still ask for, for credits' pages (credits
+# come before invoices): (organization_id=) -> (count, total).
+CREDITS_OPEN_INVOICES = "invoices.selectors.open_invoices_total"
+# Panels on the portal's invoice page, in order: callables (request, invoice) ->
+# {"template": ..., **context} | None (payments appends its Pay panel).
+INVOICE_DETAIL_PANELS: list[str] = []
 DEMO_SEEDERS += ["invoices.demo.seed"]
 BENCHMARKS["invoicing"] = "invoices.benchmarks.invoicing"
 BENCHMARKS["pdf"] = "invoices.benchmarks.pdf"
@@ -539,9 +557,6 @@ PAYPAL_WEBHOOK_TOLERANCE = env.int("PAYPAL_WEBHOOK_TOLERANCE", default=300)
 # retry carries the same idempotency key, so an unanswered call is never doubled).
 PAYMENTS_PROVIDER_TIMEOUT = env.float("PAYMENTS_PROVIDER_TIMEOUT", default=20.0)
 PAYMENTS_PROVIDER_MAX_RETRIES = env.int("PAYMENTS_PROVIDER_MAX_RETRIES", default=2)
-PAYMENTS_TOPUP_PRESETS = [Decimal("25"), Decimal("50"), Decimal("100"), Decimal("250")]
-PAYMENTS_TOPUP_MIN = Decimal(env("PAYMENTS_TOPUP_MIN", default="5"))
-PAYMENTS_TOPUP_MAX = Decimal(env("PAYMENTS_TOPUP_MAX", default="10000"))
 # Dunning: a failed automatic invoice charge is retried this many days after the first
 # failure; after the last one fails, FINAL_ACTION: "mark_uncollectible" or "suspend".
 PAYMENTS_DUNNING_RETRY_DAYS = [int(d) for d in env.list("PAYMENTS_DUNNING_RETRY_DAYS", default=["1", "3", "5", "7"])]
@@ -550,6 +565,7 @@ PAYMENTS_DUNNING_FINAL_ACTION = env("PAYMENTS_DUNNING_FINAL_ACTION", default="ma
 PAYMENTS_CHECKOUT_EXPIRY = timedelta(hours=24)
 PAYMENTS_RECONCILE_WINDOW = timedelta(days=3)
 PORTAL_DASHBOARD_CARDS += ["payments.cards.payments_card"]
+INVOICE_DETAIL_PANELS += ["payments.cards.invoice_pay_panel"]
 DEMO_SEEDERS += ["payments.demo.seed"]
 # The only CSRF-exempt views: each verifies its provider's signature on the raw body.
 CSRF_EXEMPT_VIEWS += ["payments:stripe_webhook", "payments:paypal_webhook"]

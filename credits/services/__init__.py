@@ -27,10 +27,13 @@ from credits.services.promo import promo_expire, promo_expire_due, promo_grant
 from credits.services.topups import (
     auto_topup_failed,
     credit_topup,
+    topup_amount_problem,
     topup_begin_attempt,
+    topup_minimum,
     topup_request,
     topup_retry_delay,
     topups_due_for_retry,
+    validate_topup_amount,
 )
 
 __all__ = [
@@ -48,8 +51,11 @@ __all__ = [
     "promo_expire",
     "promo_expire_due",
     "promo_grant",
+    "topup_amount_problem",
     "topup_begin_attempt",
+    "topup_minimum",
     "topup_request",
     "topup_retry_delay",
     "topups_due_for_retry",
+    "validate_topup_amount",
 ]

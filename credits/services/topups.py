@@ -22,7 +22,7 @@ from accounts.audit import audit_record
 from accounts.models import ApiKey, Organization, User
 from core.errors import Conflict, DomainError, NotFound
 from core.formatting import format_datetime, format_rate, sentence
-from core.money import decimal_places, format_money
+from core.money import decimal_places, format_money, minor_unit_exponent
 from credits import notify
 from credits.models import CreditEvent, EntryKind, EventKind, LedgerEntry, TopUp, TopUpSource, TopUpStatus
 from credits.services.ledger import _lock_balance, _require_amount, ledger_post
@@ -30,6 +30,39 @@ from credits.services.ledger import _lock_balance, _require_amount, ledger_post
 logger = logging.getLogger(__name__)
 # A pending top-up with no attempt after this long was lost on its way to the broker.
 STRANDED_AFTER = timedelta(minutes=10)
+
+
+def topup_minimum(currency: str) -> Decimal:
+    """The one minimum of a top-up a customer asks for, in `currency` (`CREDITS_TOPUP_MIN`):
+    the portal's form, the hosted checkout and the API all refuse less."""
+    minimums = settings.CREDITS_TOPUP_MIN
+    return Decimal(minimums.get(currency, minimums["default"]))
+
+
+def topup_amount_problem(amount: Decimal, currency: str) -> str | None:
+    """What is wrong with `amount` as a customer's top-up in `currency`, in words for the
+    field's error, or None. The form and the service say the same."""
+    low, high = topup_minimum(currency), settings.CREDITS_TOPUP_MAX_AMOUNT
+    if not amount.is_finite() or amount < low:
+        return f"Enter an amount of at least {format_money(low, currency)}."
+    if amount > high:
+        return f"Enter an amount of at most {format_money(high, currency)}."
+    places = minor_unit_exponent(currency)
+    if decimal_places(amount) > places and amount != amount.quantize(Decimal(1).scaleb(-places)):
+        return (f"Enter a whole amount of {currency}: it has no smaller unit." if places == 0
+                else f"Enter at most {places} decimal places.")
+    return None
+
+
+def validate_topup_amount(amount: Decimal, currency: str) -> Decimal:
+    """`amount` as a customer's top-up in `currency`, or a DomainError on the field."""
+    if isinstance(amount, bool) or not isinstance(amount, Decimal | int):
+        raise TypeError(f"money must be Decimal, got {type(amount).__name__}")
+    amount = Decimal(amount)
+    problem = topup_amount_problem(amount, currency)
+    if problem:
+        raise DomainError(problem, field="amount")
+    return amount
 
 
 @transaction.atomic
@@ -43,12 +76,7 @@ def topup_request(
         existing = TopUp.objects.filter(organization=organization, request_key=request_key).first()
         if existing is not None:
             return existing
-    amount = _require_amount(amount, positive=True)
-    limit = settings.CREDITS_TOPUP_MAX_AMOUNT
-    if amount > limit:
-        raise DomainError(f"At most {limit} per top-up.", field="amount")
-    if decimal_places(amount) > 6:
-        raise DomainError("Too many decimal places.", field="amount")
+    amount = validate_topup_amount(amount, organization.currency)
     topup = TopUp.objects.create(
         organization=organization, source=TopUpSource.MANUAL, amount=amount, currency=organization.currency,
         request_key=request_key or None, requested_by=actor if actor is not None and actor.is_authenticated else None, requested_by_api_key=api_key,

@@ -36,20 +36,19 @@ def test_credits_page_lists_the_ledger_and_filters_it(member_client, org, credit
     assert "goodwill credit" in member_client("viewer").get("/credits/").content.decode()
 
 
-def test_a_viewer_cannot_buy_credit(member_client):
-    response = member_client("viewer").post("/credits/top-up", {"amount": "10", "request_key": "k"})
-    assert response.status_code == 403
-    assert not TopUp.objects.exists()
+def test_the_dashboard_offers_a_top_up_only_to_those_who_may_buy(member_client, org):
+    assert 'href="/payments/top-up"' in member_client("billing").get("/").content.decode()
+    assert 'href="/payments/top-up"' not in member_client("viewer").get("/").content.decode()
 
 
-def test_topping_up_from_the_portal_twice_with_one_form_buys_once(member_client, org,
-                                                                   django_capture_on_commit_callbacks):
+def test_the_credits_page_starts_the_one_top_up_flow_and_charges_nothing_itself(member_client, org):
+    """Its card sends the amount to the top-up page (how to pay, then a confirmation); the
+    page that charged the saved card at once is gone."""
     c = member_client("billing")
-    with django_capture_on_commit_callbacks(execute=True):
-        c.post("/credits/top-up", {"amount": "25.00", "request_key": "form-1"})
-        c.post("/credits/top-up", {"amount": "25.00", "request_key": "form-1"})
-    assert TopUp.objects.get().status == "succeeded"
-    assert "$25.00" in c.get("/credits/").content.decode()
+    page = c.get("/credits/").content.decode()
+    assert 'method="get" action="/payments/top-up"' in page and 'id="topup_amount"' in page
+    assert c.post("/credits/top-up", {"amount": "25.00", "request_key": "form-1"}).status_code == 404
+    assert not TopUp.objects.exists()
 
 
 def test_auto_top_up_settings_are_saved_from_the_portal(member_client, org):

@@ -184,6 +184,11 @@ class Gateway(Protocol):
 
     def snapshot(self, payment: Payment) -> PaymentSnapshot | None: ...
 
+    def expire_checkout(self, payment: Payment) -> PaymentSnapshot:
+        """End a hosted checkout nobody finished so it can never be paid; `canceled` when
+        it is over, else where the provider says it stands (the customer paid it meanwhile)."""
+        ...
+
     # How long the provider remembers the key of a refund's create, less a margin: inside
     # it a lost answer is asked again with the same key; past it only looked up.
     refund_key_lifetime: timedelta

@@ -218,6 +218,20 @@ class PayPalGateway:
         # task retries the same PayPal-Request-Id, or staff look.
         return self.snapshot_from_order(order)
 
+    def expire_checkout(self, payment: Payment) -> PaymentSnapshot:
+        """A newer checkout supersedes this order. Orders v2 has no call that voids an
+        order the buyer has not approved: it is left to lapse (PayPal drops an unapproved
+        order after its validity), and ours is canceled, so an approval that comes later
+        is never captured (`paypal_capture_task`, the return page and reconciliation
+        capture only open payments) and takes no money. An order approved or captured
+        already is read as it stands (and an approved one captured): the buyer paid."""
+        if not payment.provider_checkout_id:
+            return PaymentSnapshot(status=PaymentStatus.CANCELED)
+        order = _call(client().orders.get_order, {"id": payment.provider_checkout_id})
+        if order.get("status") in ("CREATED", "SAVED", "PAYER_ACTION_REQUIRED", "VOIDED"):
+            return PaymentSnapshot(status=PaymentStatus.CANCELED)
+        return self.capture(payment) if order.get("status") == "APPROVED" else self.snapshot_from_order(order)
+
     def snapshot(self, payment: Payment) -> PaymentSnapshot | None:
         if not payment.provider_checkout_id:
             return None

@@ -47,6 +47,10 @@ class SandboxGateway:
         return PaymentSnapshot(status=PaymentStatus.SUCCEEDED, provider_payment_id=f"sbx_pay_{payment.pk}",
                                amount=payment.amount, currency=payment.currency)
 
+    def expire_checkout(self, payment: Payment) -> PaymentSnapshot:
+        """The sandbox's checkout page pays only an open payment: canceling ours ends it."""
+        return PaymentSnapshot(status=PaymentStatus.CANCELED)
+
     def snapshot(self, payment: Payment) -> PaymentSnapshot | None:
         return None  # the sandbox keeps no state of its own
 

@@ -155,6 +155,10 @@ def _metadata(payment: Payment) -> dict[str, str]:
     return {"payment_id": str(payment.pk), "organization_id": str(payment.organization_id), "purpose": payment.purpose}
 
 
+class _SessionNotOpen(Exception):
+    """Stripe refused to expire a Checkout Session that is no longer open."""
+
+
 def _started(session: stripe.checkout.Session) -> CheckoutStarted:
     if not session.url:  # hosted sessions always have one
         raise GatewayUnavailable(f"Stripe returned checkout session {session.id} without its page.")
@@ -252,6 +256,34 @@ class StripeGateway:
         with stripe_errors():
             session = client().v1.checkout.sessions.create(params, {"idempotency_key": payment.idempotency_key})
         return _started(session)
+
+    def expire_checkout(self, payment: Payment) -> PaymentSnapshot:
+        """End a hosted checkout nobody finished, so it can never be paid (a newer checkout
+        supersedes it): Stripe's `POST /v1/checkout/sessions/{id}/expire`. Stripe expires
+        only an open session; one the customer completed meanwhile is refused (400, "Only
+        Checkout Sessions with a status in ["open"] can be expired"), and is then read as
+        it stands, so its payment is recorded rather than lost."""
+        if not payment.provider_checkout_id:
+            # The session's create was never answered: the customer never had its page.
+            return PaymentSnapshot(status=PaymentStatus.CANCELED)
+        try:
+            with stripe_errors():
+                try:
+                    session = _plain(client().v1.checkout.sessions.expire(payment.provider_checkout_id))
+                except stripe.InvalidRequestError as exc:
+                    if exc.http_status != 400:
+                        raise
+                    raise _SessionNotOpen from exc  # not our bug: the customer got there first
+        except _SessionNotOpen as refused:
+            snapshot = self.snapshot(payment)
+            if snapshot is None or snapshot.status == PaymentStatus.REQUIRES_ACTION:
+                # Open, yet Stripe would not expire it: a refusal we do not understand.
+                raise provider_error(ErrorKind.OUR_BUG, provider="Stripe", detail=str(refused.__cause__),
+                                     code="checkout_session_expire_refused") from refused
+            return snapshot
+        if session.get("status") != "expired":
+            raise GatewayUnavailable(f"Stripe did not expire checkout session {session.get('id')}.")
+        return PaymentSnapshot(status=PaymentStatus.CANCELED)
 
     def charge_saved_method(self, payment: Payment) -> PaymentSnapshot:
         """Off-session: the customer is not present. A decline is a failed snapshot, not

@@ -23,6 +23,7 @@ from payments.services.lifecycle import (
     payment_record_bank_transfer,
     payment_report_provider_error,
     payment_start_checkout,
+    payment_supersede_checkouts,
     validate_topup_amount,
 )
 from payments.services.methods import (
@@ -58,6 +59,7 @@ __all__ = [
     "payment_record_bank_transfer",
     "payment_report_provider_error",
     "payment_start_checkout",
+    "payment_supersede_checkouts",
     "refund_apply_snapshot",
     "refund_flag",
     "refund_record_provider_reversal",

@@ -65,21 +65,33 @@ def _money(amount: Decimal, currency: str, *, field: str = "amount") -> Decimal:
 
 
 def validate_topup_amount(amount: Decimal, currency: str) -> Decimal:
-    amount = _money(amount, currency)
-    if amount < settings.PAYMENTS_TOPUP_MIN or amount > settings.PAYMENTS_TOPUP_MAX:
-        low, high = format_money(settings.PAYMENTS_TOPUP_MIN, currency), format_money(settings.PAYMENTS_TOPUP_MAX, currency)
-        raise DomainError(f"Top up between {low} and {high}.", field="amount")
-    return amount
+    """A customer's top-up: credits' one rule (`CREDITS_TOPUP_MIN` per currency, the
+    maximum, the currency's minor unit), the same words as the portal's field error."""
+    from credits.services import validate_topup_amount as credits_rule
+
+    return credits_rule(_money(amount, currency), currency)
+
+
+# Hosted checkouts a customer opened and did not finish: a new checkout for the same
+# invoice (or a new top-up) expires them at the provider first (`payment_supersede_checkouts`),
+# so they never stand between the customer and paying, and never pile up.
+SUPERSEDABLE = (S.PENDING, S.REQUIRES_ACTION, S.FAILED)
+# Whose outcome the provider may still change (failed: another card in the same checkout).
+OPEN_STATUSES = (S.PENDING, S.REQUIRES_ACTION, S.PROCESSING, S.FAILED)
 
 
 def invoice_open_amount(invoice: Invoice, *, flow: str = Flow.CHECKOUT) -> Decimal:
-    """What is still owed on an invoice, less payments already under way. An automatic
-    charge (`flow` off-session) does not wait for hosted checkouts the customer opened
-    and may never finish: if one completes after all, its money is kept as credit
-    (settlement._apply_invoice_payment)."""
+    """What is still owed on an invoice, less payments already under way. A hosted
+    checkout does not wait for unfinished checkouts (starting one supersedes them:
+    `payment_supersede_checkouts`), only for money in flight (a delayed method
+    processing, an automatic charge). An automatic charge (`flow` off-session) does not
+    wait for hosted checkouts at all: if one completes after all, its money is kept as
+    credit (settlement._apply_invoice_payment)."""
     under_way = Payment.objects.filter(invoice=invoice, status__in=[S.PENDING, S.REQUIRES_ACTION, S.PROCESSING])
     if flow == Flow.OFF_SESSION:
         under_way = under_way.exclude(flow=Flow.CHECKOUT)
+    else:
+        under_way = under_way.exclude(flow=Flow.CHECKOUT, status__in=SUPERSEDABLE)
     in_flight = under_way.aggregate(s=Sum("amount"))["s"] or Decimal("0")
     from invoices.selectors import credited_total
 
@@ -150,6 +162,9 @@ def payment_start_checkout(
     payment stays `pending`; reconciliation cancels it when it expires."""
     if provider not in checkout_providers():
         raise DomainError("That payment provider is not available.", field="provider")
+    if payment_supersede_checkouts(organization=organization, purpose=purpose, invoice=invoice, actor=actor) and (
+            invoice is not None):
+        invoice.refresh_from_db()  # one of them may have been paid meanwhile: ask only for what is open now
     payment = payment_create(organization=organization, purpose=purpose, provider=provider, amount=amount,
                              invoice=invoice, actor=actor)
     success_url, cancel_url = urls(payment)
@@ -175,7 +190,36 @@ def payment_start_checkout(
             _move(payment, S.REQUIRES_ACTION, actor=actor)
         else:
             payment.save(update_fields=["provider_checkout_id", "checkout_url", "updated_at"])
+    if payment.status == S.CANCELED:
+        # A second checkout started at the same moment superseded this one before its
+        # page existed: the page is ended too, so only the newer one can be paid.
+        gateway_for(provider).expire_checkout(payment)
+        raise Conflict("A newer checkout replaced this one; pay with the newer one.")
     return payment
+
+
+def payment_supersede_checkouts(
+    *, organization: Organization, purpose: str, invoice: Invoice | None = None, actor: User | None = None,
+) -> list[Payment]:
+    """End the hosted checkouts of this invoice (or the organisation's checkout
+    top-ups) that nobody finished, before a new one opens: each is expired at its
+    provider (Stripe expires the session; a PayPal order is left to lapse, never
+    captured; the sandbox's page pays only open payments) and canceled here. One the
+    customer paid meanwhile is recorded as the provider says instead, so the new
+    checkout asks only for what is still open: one invoice is never charged twice.
+    Provider calls run outside transactions; each result is applied under the row lock."""
+    candidates = Payment.objects.filter(organization=organization, purpose=purpose, flow=Flow.CHECKOUT,
+                                        status__in=SUPERSEDABLE)
+    candidates = (candidates.filter(invoice=invoice) if invoice is not None
+                  else candidates.filter(invoice__isnull=True, credits_topup_id__isnull=True))
+    ended = []
+    for payment in candidates.select_related("organization").order_by("id"):
+        snapshot = gateway_for(payment.provider).expire_checkout(payment)
+        if snapshot.status == S.CANCELED:
+            ended.append(payment_cancel(payment=payment, actor=actor, reason="Replaced by a newer checkout."))
+        else:
+            ended.append(payment_apply_snapshot(payment_id=payment.pk, snapshot=snapshot))
+    return ended
 
 
 def payment_charge_saved_method(*, payment_id: int) -> Payment:
@@ -303,7 +347,8 @@ def _after_commit(task_path: str, *args: object) -> None:
 @transaction.atomic
 def payment_cancel(*, payment: Payment, actor: User | None = None, reason: str = "") -> Payment:
     payment = _lock(payment.pk)
-    if payment.status in (S.PENDING, S.REQUIRES_ACTION):
+    if payment.status in (S.PENDING, S.REQUIRES_ACTION) or (payment.status == S.FAILED
+                                                            and payment.flow == Flow.CHECKOUT):
         _move(payment, S.CANCELED, actor=actor, failure_message=reason[:500])
     return payment
 

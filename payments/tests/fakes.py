@@ -45,6 +45,10 @@ def _id(prefix: str) -> str:
     return f"{prefix}_{next(_ids):06d}{hashlib.sha1(str(time.time_ns()).encode()).hexdigest()[:10]}"
 
 
+class CheckoutClosed(Exception):
+    """The customer tried to pay a hosted checkout that is over (expired or complete)."""
+
+
 class FakeError(Exception):
     def __init__(self, status: int, body: dict):
         super().__init__(status)
@@ -431,9 +435,13 @@ class FakeStripe(FakeProvider):
             return self.events[sent_from:]
 
     def complete_checkout(self, session_id: str, *, declines: bool = False, async_payment: bool = False) -> list[dict]:
-        """The customer finishes the hosted page. Returns the events Stripe would send, in order."""
+        """The customer finishes the hosted page. Returns the events Stripe would send, in order.
+        A session that is no longer open (expired, or complete) cannot be paid: Stripe shows
+        the customer that it is over, and `CheckoutClosed` says so here."""
         with self.lock:
             session = self.objects[session_id]
+            if session["status"] != "open":
+                raise CheckoutClosed(f"checkout session {session_id} is {session['status']}: it cannot be paid")
             sent_from = len(self.events)
             if session["mode"] == "setup":
                 pm = self.make_card(customer=session["customer"])
@@ -622,6 +630,8 @@ class FakeStripe(FakeProvider):
         if p[:2] == ["checkout", "sessions"]:
             if method == "POST" and len(p) == 2:
                 return 200, self._create_session(params)
+            if method == "POST" and len(p) == 4 and p[3] == "expire":
+                return 200, self._expire_session(self._get(p[2], "cs_"))
             return 200, self._get(p[2], "cs_")
         if p[0] == "payment_intents":
             if method == "POST" and len(p) == 1:
@@ -708,6 +718,16 @@ class FakeStripe(FakeProvider):
         session["url"] = None if self.omit_session_url else f"https://checkout.stripe.com/c/pay/{session['id']}"
         self.objects[session["id"]] = session
         self.session_params[session["id"]] = params  # what Stripe keeps but does not show
+        return session
+
+    def _expire_session(self, session: dict) -> dict:
+        """POST /v1/checkout/sessions/{id}/expire: only an open session, as Stripe; its page
+        then cannot be paid, and Stripe sends `checkout.session.expired`."""
+        if session["status"] != "open":
+            raise self._err(400, 'Only Checkout Sessions with a status in ["open"] can be expired. '
+                                 f"This Checkout Session has a status of `{session['status']}`.")
+        session.update(status="expired", url=None)
+        self._event("checkout.session.expired", session)
         return session
 
     def _new_payment_intent(self, *, amount: int, currency: str, customer, metadata) -> dict:

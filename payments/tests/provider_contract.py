@@ -440,6 +440,7 @@ STRIPE_OPERATIONS: list[tuple[str, str, str]] = [
     ("GET", r"/v1/customers/[^/]+", "CustomerRetrieveParams"),
     ("POST", r"/v1/checkout/sessions", "checkout.SessionCreateParams"),
     ("GET", r"/v1/checkout/sessions/[^/]+", "checkout.SessionRetrieveParams"),
+    ("POST", r"/v1/checkout/sessions/[^/]+/expire", "checkout.SessionExpireParams"),
     ("POST", r"/v1/payment_intents", "PaymentIntentCreateParams"),
     ("GET", r"/v1/payment_intents", "PaymentIntentListParams"),
     ("GET", r"/v1/payment_intents/[^/]+", "PaymentIntentRetrieveParams"),

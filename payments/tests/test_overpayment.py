@@ -22,8 +22,10 @@ def _checkout(org, invoice, amount):
                                            amount=Decimal(amount), invoice=invoice, urls=return_urls)
 
 
-def test_a_checkout_finished_after_autopay_settled_the_invoice_becomes_credit_not_a_lost_payment(
-        org, fake_stripe, stripe_card, deliver_stripe, balance, staff_user, django_capture_on_commit_callbacks):
+def test_autopay_ends_the_checkout_the_customer_left_open_so_the_invoice_is_charged_once(
+        org, fake_stripe, stripe_card, balance):
+    from payments.tests.fakes import CheckoutClosed
+
     org.billing_mode = "postpaid"
     org.save()
     stripe_card(org)
@@ -31,10 +33,33 @@ def test_a_checkout_finished_after_autopay_settled_the_invoice_becomes_credit_no
     late = _checkout(org, invoice, "120.00")  # the customer opens a checkout and wanders off
     autopaid = dunning.autopay_charge(invoice_id=invoice.pk)  # the due date: the saved card pays
     invoice.refresh_from_db()
+    late.refresh_from_db()
     assert autopaid.status == PaymentStatus.SUCCEEDED and invoice.status == "paid"
+    assert late.status == PaymentStatus.CANCELED
+    assert fake_stripe.objects[late.provider_checkout_id]["status"] == "expired"
+    with pytest.raises(CheckoutClosed):  # then comes back: the page is over, nothing is charged twice
+        fake_stripe.complete_checkout(late.provider_checkout_id)
+    assert balance(org) == Decimal("120.00")
+
+
+def test_a_delayed_checkout_that_clears_after_autopay_settled_the_invoice_becomes_credit_not_a_lost_payment(
+        org, fake_stripe, stripe_card, deliver_stripe, balance, staff_user, django_capture_on_commit_callbacks):
+    org.billing_mode = "postpaid"
+    org.save()
+    stripe_card(org)
+    invoice = make_open_invoice(org, amount_due=Decimal("120.00"))
+    late = _checkout(org, invoice, "120.00")
+    # The customer pays by bank debit on Stripe's page: done there, the money days away;
+    # the page's webhook has not arrived when autopay runs.
+    fake_stripe.complete_checkout(late.provider_checkout_id, async_payment=True)
+    autopaid = dunning.autopay_charge(invoice_id=invoice.pk)
+    invoice.refresh_from_db()
+    late.refresh_from_db()
+    assert autopaid.status == PaymentStatus.SUCCEEDED and invoice.status == "paid"
+    assert late.status == PaymentStatus.PROCESSING  # read from Stripe when autopay tried to end it
     before = balance(org)
 
-    for event in fake_stripe.complete_checkout(late.provider_checkout_id):  # then comes back and pays
+    for event in fake_stripe.settle_async(late.provider_checkout_id, succeeded=True):  # then the debit clears
         assert deliver_stripe(event).status_code == 200
     late.refresh_from_db()
     invoice.refresh_from_db()

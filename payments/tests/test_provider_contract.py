@@ -50,6 +50,9 @@ PROVIDER_CALLS: dict[str, Call] = {
     "stripe v1.checkout.sessions.retrieve": Call(
         "stripe", "GET", r"/v1/checkout/sessions/cs_[^/]+", "stripe.params.SessionRetrieveParams",
         "stripe_checkout_snapshot"),
+    "stripe v1.checkout.sessions.expire": Call(
+        "stripe", "POST", r"/v1/checkout/sessions/cs_[^/]+/expire", "stripe.params.SessionExpireParams",
+        "stripe_checkout_expire"),
     "stripe v1.setup_intents.retrieve": Call(
         "stripe", "GET", r"/v1/setup_intents/seti_[^/]+", "stripe.params.SetupIntentRetrieveParams", "stripe_setup"),
     "stripe v1.payment_methods.retrieve": Call(
@@ -159,6 +162,11 @@ def stripe_checkout(org, fake_stripe, fake_paypal, stripe_card) -> None:
 
 def stripe_checkout_snapshot(org, fake_stripe, fake_paypal, stripe_card) -> None:
     StripeGateway().snapshot(_stripe_payment(org))
+
+
+def stripe_checkout_expire(org, fake_stripe, fake_paypal, stripe_card) -> None:
+    _stripe_payment(org)
+    _stripe_payment(org)  # a new top-up checkout supersedes the unfinished one: its session is expired
 
 
 def stripe_setup(org, fake_stripe, fake_paypal, stripe_card) -> None:

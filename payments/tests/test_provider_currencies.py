@@ -134,7 +134,7 @@ def test_a_partial_refund_stripe_would_refuse_is_refused_before_the_call(org, fa
 
 
 def test_an_amount_below_stripes_minimum_is_refused_before_any_call(org, fake_stripe, settings):
-    settings.PAYMENTS_TOPUP_MIN = Decimal("0.10")
+    settings.CREDITS_TOPUP_MIN = {"default": Decimal("0.10")}
     with pytest.raises(DomainError) as refused:
         _checkout(org, "0.49")
     assert refused.value.message == "Stripe charges at least $0.50."
