@@ -38,7 +38,8 @@ def test_the_billing_profile_says_on_each_field_what_is_wrong(portal_page, owner
 def test_auto_top_up_errors_sit_on_their_field_and_keep_what_was_typed(portal_page, owner):
     page = portal_page(owner)
     page.goto("/credits/")
-    assert page.locator("#id_amount, #id_auto-amount").count() == 2  # two forms, two ids
+    ids = page.evaluate("() => [...document.querySelectorAll('[id]')].map(e => e.id)")
+    assert len(ids) == len(set(ids)) and page.locator("#topup_amount, #id_auto-amount").count() == 2  # two forms, two ids
     page.check("input[name=auto-enabled]")
     page.fill("input[name=auto-threshold]", "20")
     page.fill("input[name=auto-amount]", "100")

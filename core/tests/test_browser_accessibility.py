@@ -43,6 +43,8 @@ NOT_PAGES = {
     "invoices:credit_note_pdf": "a PDF download",
     "payments:receipt_pdf": "a PDF download",
     "invoices:year_pdfs": "a zip of a year's invoice PDFs",
+    "finance:journal_csv": "a staff CSV download in the console (finance/tests/test_exports.py)",
+    "finance:journal_datev": "a staff DATEV download in the console (finance/tests/test_exports.py)",
     "payments:return": "back from a provider: redirects to the payment's page",
     "payments:method_added": "back from Stripe's card form: redirects to Payments",
 }

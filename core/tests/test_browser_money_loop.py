@@ -111,8 +111,9 @@ def test_top_up_run_a_server_fall_auto_top_up_and_pay_an_invoice(portal_page, lo
     # 1. Top up 250 through the sandbox checkout.
     page.goto(reverse("payments:index"))
     page.get_by_label(re.compile(r"^Amount")).first.fill("250")
+    page.get_by_label("Sandbox — no real money").check()  # the hosted checkout, not the saved card
     shot(page, "loop-1-top-up")
-    page.get_by_role("button", name="Continue to payment").click()
+    page.get_by_role("button", name="Continue", exact=True).click()
     _pay_on_the_sandbox_checkout(page, "loop-2-sandbox-checkout")
     topped = _balance(page)
     assert topped == start + Decimal("250.00")
@@ -144,10 +145,10 @@ def test_top_up_run_a_server_fall_auto_top_up_and_pay_an_invoice(portal_page, lo
     # 3. Auto top-up with a threshold above the balance: the saved card is charged at once.
     page.goto(reverse("credits:index"))
     auto = page.locator(f"form[action='{reverse('credits:auto_topup')}']")
-    auto.locator("input[name=enabled]").check()
-    auto.locator("input[name=threshold]").fill(str((fallen + 100).quantize(Decimal(1))))
-    auto.locator("input[name=amount]").fill("500")
-    auto.locator("input[name=monthly_cap]").fill("2000")
+    auto.locator("input[name=auto-enabled]").check()
+    auto.locator("input[name=auto-threshold]").fill(str((fallen + 100).quantize(Decimal(1))))
+    auto.locator("input[name=auto-amount]").fill("500")
+    auto.locator("input[name=auto-monthly_cap]").fill("2000")
     with page.expect_navigation():
         auto.get_by_role("button", name="Save").click()
     refilled = _balance(page)

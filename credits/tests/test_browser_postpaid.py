@@ -6,9 +6,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 from accounts.models import BillingMode
-from core.tests.browser import shot
+from core.tests.browser import axe_violations, shot
 from credits import services
-from credits.tests.axe_known import violations_but_the_known_contrast
 
 
 def test_the_postpaid_dashboard(portal_page, owner):
@@ -30,7 +29,7 @@ def test_the_postpaid_dashboard(portal_page, owner):
         assert prepaid not in text, prepaid
     assert card.locator(".stat").evaluate("e => getComputedStyle(e).color") != page.evaluate(
         "() => getComputedStyle(document.documentElement).getPropertyValue('--bad')")
-    assert violations_but_the_known_contrast(page) == []
+    assert axe_violations(page) == []
     shot(page, "dashboard-postpaid")
 
     page.goto("/credits/")

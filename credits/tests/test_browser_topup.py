@@ -6,9 +6,8 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
-from core.tests.browser import shot
+from core.tests.browser import axe_violations, shot
 from credits.models import TopUp
-from credits.tests.axe_known import violations_but_the_known_contrast
 
 
 def test_the_top_up_form_shows_field_errors_and_the_confirmation_names_the_card(portal_page, owner):
@@ -29,7 +28,7 @@ def test_the_top_up_form_shows_field_errors_and_the_confirmation_names_the_card(
     page.get_by_label("Saved card Sandbox Visa ····4242").check()
     page.get_by_role("button", name="Continue").click()
     assert page.locator(".errorlist").inner_text() == "Enter an amount of at least $5.00."
-    assert violations_but_the_known_contrast(page) == []
+    assert axe_violations(page) == []
     shot(page, "topup-field-error")
 
     page.locator("#topup_amount").fill("50")
@@ -38,7 +37,7 @@ def test_the_top_up_form_shows_field_errors_and_the_confirmation_names_the_card(
     confirm = page.locator("section.topup-confirm")
     assert "····4242" in confirm.inner_text() and "$50.00" in confirm.inner_text()
     assert not TopUp.objects.exists()  # nothing charged before the confirmation
-    assert violations_but_the_known_contrast(page) == []
+    assert axe_violations(page) == []
     shot(page, "topup-confirm-card")
 
     page.get_by_role("button", name="Charge $50.00 to Sandbox Visa ····4242").click()
