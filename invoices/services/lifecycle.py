@@ -172,7 +172,7 @@ def _insert_lines(drafts: list[tuple[Invoice, Bill]]) -> None:
     per column: the values go to the driver as they are, without a model instance and
     a field conversion per value (what made `bulk_create` ~80 % of storing a chunk).
     PostgreSQL rounds each amount to its column's 12 places, as the ORM would."""
-    columns = {f.column: f for f in InvoiceLine._meta.concrete_fields if not f.primary_key}
+    columns = {str(f.column): f for f in InvoiceLine._meta.concrete_fields if not f.primary_key}
     if set(columns) != set(LINE_COLUMNS):  # a field added to the model must be written here too
         raise RuntimeError(f"InvoiceLine columns {sorted(columns)} are not LINE_COLUMNS {sorted(LINE_COLUMNS)}")
     values: list[list] = [[] for _ in LINE_COLUMNS]
