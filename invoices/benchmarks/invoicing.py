@@ -5,20 +5,23 @@ customers in the US, Germany and the Netherlands, taxed at their country's rate,
 France with a VAT id, reverse charged; every fifth one with a 10 % coupon), ten
 resources each (eight servers at mixed prices, cheap CPU to 8×H100, and two IPv4
 addresses at a monthly fee), running all month: the hourly rollup (usage.UsageHourly)
-gets one row per resource and clock hour, 744 per resource in a 31-day month. One server
+gets one row per resource and clock hour, 744 per resource in a 31-day month, and the
+daily rollup (usage.UsageDaily) their sums per UTC day, as `usage.rollups` writes both. One server
 of each organisation changes price mid-month and another hibernates from the 20th, so an
 invoice has twelve usage lines, a discount for some, taxes for most.
 
 The month billed is the latest one at or before `--period` that the benchmark
 organisations have no invoice for (issued invoices are immutable, so every run bills a
-month of its own); its hourly rows are built before and deleted after the run.
+month of its own); its hourly and daily rows are built before and deleted after the run.
 
 Timed: the pre-filter and fan-out (`invoice_run_start`) and every chunk's task
 (`invoice_organizations`, `INVOICE_RUN_CHUNK_SIZE` organisations each, no PDFs, no
 emails), run by `--workers` processes as Celery workers would, each chunk committed.
 
 Baseline, in the same run, one process, chunk by chunk, each chunk one committed
-transaction of bare SQL: the usage GROUP BY by hand over the same hourly rows, then the
+transaction of bare SQL: the usage read by hand the way the engine reads it (the daily
+rows of the whole days grouped, each group's first and last hour from the hourly
+index, the hours of partial days, none in a whole month), then the
 same rows the engine wrote (the invoices, their lines, the ledger entries, the audit
 rows, copied from what the engine wrote) inserted into real tables made `LIKE … INCLUDING
 ALL` (same columns, indexes and constraints), the balances and run items updated in
@@ -26,7 +29,7 @@ one statement each, and one counter update. It is the floor: reading the month a
 writing the month's documents, with no billing logic.
 
 Cleanup needs no superuser and disables no trigger: the baseline's tables are dropped,
-the month's hourly rows deleted; the issued invoices stay (they are immutable).
+the month's hourly and daily rows deleted; the issued invoices stay (they are immutable).
 """
 
 from __future__ import annotations
@@ -119,11 +122,9 @@ def _hourly(price) -> Decimal:
 def _build_month(orgs: list[int], period: tuple[datetime, datetime], stdout) -> int:
     """The month's hourly rollup for every benchmark resource, in bare INSERT … SELECT
     generate_series statements (set-up, not timed)."""
-    from usage.models import UsageHourly
-
     start, end = period
     resources = _resources(orgs)
-    UsageHourly.objects.filter(organization_id__in=orgs, hour__gte=start, hour__lt=end).delete()
+    _delete_month(orgs, period)
     change, hibernate = start + timedelta(days=15), start + timedelta(days=19)
     t0 = time.perf_counter()
     with connection.cursor() as cur:
@@ -142,10 +143,24 @@ def _build_month(orgs: list[int], period: tuple[datetime, datetime], stdout) -> 
                 "CROSS JOIN generate_series(%s::timestamptz, %s::timestamptz - interval '1 hour', interval '1 hour') h",
                 [hibernate, change, hibernate, change, hibernate, *[x for v in values for x in v], start, end],
             )
+        # The daily rollup, as usage.rollups adds it beside the hourly one: each day's sums.
+        cur.execute(
+            "INSERT INTO usage_usagedaily (organization_id, resource_id, product_id, state, price_id, currency, day,"
+            " minutes, amount) SELECT organization_id, resource_id, product_id, state, price_id, currency,"
+            " (hour AT TIME ZONE 'UTC')::date, SUM(minutes), SUM(amount) FROM usage_usagehourly"
+            " WHERE organization_id = ANY(%s) AND hour >= %s AND hour < %s GROUP BY 1, 2, 3, 4, 5, 6, 7",
+            [orgs, start, end])
     hours = int((end - start).total_seconds() // 3600)
     stdout.write(f"built {len(orgs)} organisations × {RESOURCES} resources × {hours} hours "
                  f"= {len(resources) * hours} hourly rows in {time.perf_counter() - t0:.1f} s")
     return len(resources) * hours
+
+
+def _delete_month(orgs: list[int], period: tuple[datetime, datetime]) -> None:
+    from usage.models import UsageDaily, UsageHourly
+
+    UsageHourly.objects.filter(organization_id__in=orgs, hour__gte=period[0], hour__lt=period[1]).delete()
+    UsageDaily.objects.filter(organization_id__in=orgs, day__gte=period[0].date(), day__lt=period[1].date()).delete()
 
 
 def _free_month(orgs: list[int], label: str) -> tuple[datetime, datetime]:
@@ -174,6 +189,22 @@ def _start_worker() -> None:
     connections.close_all()  # never share the parent's connection
 
 
+# The month's usage by hand, as the engine reads a whole month: the daily rows grouped,
+# each group's first and last hour one probe each of the hourly unique index.
+_BASELINE_READ = """
+SELECT d.*,
+       (SELECT h.hour FROM usage_usagehourly h WHERE h.resource_id = d.resource_id AND h.product_id = d.product_id
+          AND h.state = d.state AND h.price_id = d.price_id AND h.hour >= d.first_day::timestamp AT TIME ZONE 'UTC'
+          AND h.hour < (d.first_day + 1)::timestamp AT TIME ZONE 'UTC' ORDER BY h.hour LIMIT 1),
+       (SELECT h.hour FROM usage_usagehourly h WHERE h.resource_id = d.resource_id AND h.product_id = d.product_id
+          AND h.state = d.state AND h.price_id = d.price_id AND h.hour >= d.last_day::timestamp AT TIME ZONE 'UTC'
+          AND h.hour < (d.last_day + 1)::timestamp AT TIME ZONE 'UTC' ORDER BY h.hour DESC LIMIT 1)
+FROM (SELECT organization_id, resource_id, product_id, state, price_id, sum(minutes), sum(amount),
+             min(day) AS first_day, max(day) AS last_day FROM usage_usagedaily
+      WHERE organization_id = ANY(%s) AND day >= %s AND day < %s GROUP BY 1, 2, 3, 4, 5) d
+"""
+
+
 def _baseline(run_id: int, chunks: list[list[int]], period: tuple[datetime, datetime]) -> float:
     """Bare SQL, chunk by chunk, each chunk committed: the usage GROUP BY by hand and
     the same rows the engine wrote, into `LIKE … INCLUDING ALL` copies of its tables."""
@@ -194,11 +225,7 @@ def _baseline(run_id: int, chunks: list[list[int]], period: tuple[datetime, date
     t0 = time.perf_counter()
     for chunk in chunks:
         with transaction.atomic(), connection.cursor() as cur:
-            cur.execute(
-                "SELECT organization_id, resource_id, product_id, state, price_id, sum(minutes), sum(amount),"
-                " min(hour), max(hour) FROM usage_usagehourly"
-                " WHERE organization_id = ANY(%s) AND hour >= %s AND hour < %s GROUP BY 1, 2, 3, 4, 5",
-                [chunk, start, end])
+            cur.execute(_BASELINE_READ, [chunk, start.date(), end.date()])
             cur.fetchall()
             cur.execute("INSERT INTO bench_invoices_invoice SELECT * FROM invoices_invoice"
                         " WHERE organization_id = ANY(%s) AND period_start = %s", [chunk, start])
@@ -231,14 +258,13 @@ def _baseline(run_id: int, chunks: list[list[int]], period: tuple[datetime, date
 def run(options: dict, stdout) -> str:
     from invoices import engine
     from invoices.models import Invoice, InvoiceLine
-    from usage.models import UsageHourly
 
     orgs = _organizations(options["orgs"])
     period = _free_month(orgs, options["period"])
     stdout.write(f"billing {period[0]:%Y-%m}")
     _build_month(orgs, period, stdout)
     with connection.cursor() as cur:
-        cur.execute("ANALYZE usage_usagehourly")
+        cur.execute("ANALYZE usage_usagehourly; ANALYZE usage_usagedaily")
 
     workers = max(1, options["workers"])
     connections.close_all()
@@ -259,6 +285,6 @@ def run(options: dict, stdout) -> str:
                  f"{len(chunks)} chunks of up to {len(chunks[0]) if chunks else 0}")
 
     baseline = _baseline(run_.pk, chunks, period)
-    UsageHourly.objects.filter(organization_id__in=orgs, hour__gte=period[0], hour__lt=period[1]).delete()
+    _delete_month(orgs, period)
     return (f"invoicing orgs={len(orgs)} seconds={seconds:.2f} invoices_per_second={invoiced / seconds:.0f} "
             f"baseline_seconds={baseline:.2f} ratio={seconds / baseline:.2f}")

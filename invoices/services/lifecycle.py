@@ -142,7 +142,7 @@ def _write_drafts(*, bills: list[Bill], ctx: BillingContext) -> dict[int, Invoic
     if not new:
         return drafts
     Invoice.objects.bulk_create([invoice for _, invoice, _ in new], batch_size=2000)
-    InvoiceLine.objects.bulk_create([line for bill, invoice, _ in new for line in _lines(invoice, bill)], batch_size=5000)
+    _insert_lines([(invoice, bill) for bill, invoice, _ in new])
     for _, invoice, ids in new:
         if ids:
             Invoice.objects.filter(pk__in=ids).update(carried_to=invoice)
@@ -161,18 +161,39 @@ def _set_draft_fields(invoice: Invoice, *, bill: Bill, ctx: BillingContext, forw
         setattr(invoice, name, value)
 
 
-def _lines(invoice: Invoice, bill: Bill) -> list[InvoiceLine]:
-    return [
-        InvoiceLine(
-            invoice=invoice, position=i, kind=ln.kind, group=ln.group[:200], description=ln.description[:300],
-            product_code=ln.product_code, product_id=ln.product_id, resource_id=ln.resource_id, price_id=ln.price_id,
-            state=ln.state, coupon_redemption_id=ln.coupon_redemption_id, service_start=ln.service_start,
-            service_end=ln.service_end, quantity=ln.quantity, unit=ln.unit, unit_price=ln.unit_price,
-            amount=ln.amount, tax_rate=ln.tax_rate, tax_amount=ln.tax_amount,
-            settled_by_metering=ln.settled_by_metering,
+# The columns `_insert_lines` writes, in order (every InvoiceLine column but its id).
+LINE_COLUMNS = ("invoice_id", "position", "kind", "group", "description", "product_code", "product_id", "resource_id",
+                "price_id", "state", "coupon_redemption_id", "service_start", "service_end", "quantity", "unit",
+                "unit_price", "amount", "tax_rate", "tax_amount", "settled_by_metering")
+
+
+def _insert_lines(drafts: list[tuple[Invoice, Bill]]) -> None:
+    """Every line of the drafts in ONE `INSERT … SELECT FROM unnest(…)`, a typed array
+    per column: the values go to the driver as they are, without a model instance and
+    a field conversion per value (what made `bulk_create` ~80 % of storing a chunk).
+    PostgreSQL rounds each amount to its column's 12 places, as the ORM would."""
+    columns = {str(f.column): f for f in InvoiceLine._meta.concrete_fields if not f.primary_key}
+    if set(columns) != set(LINE_COLUMNS):  # a field added to the model must be written here too
+        raise RuntimeError(f"InvoiceLine columns {sorted(columns)} are not LINE_COLUMNS {sorted(LINE_COLUMNS)}")
+    values: list[list] = [[] for _ in LINE_COLUMNS]
+    for invoice, bill in drafts:
+        for i, ln in enumerate(bill.lines, start=1):
+            for column, value in zip(values, (
+                invoice.pk, i, ln.kind, ln.group[:200], ln.description[:300], ln.product_code, ln.product_id,
+                ln.resource_id, ln.price_id, ln.state, ln.coupon_redemption_id, ln.service_start, ln.service_end,
+                ln.quantity, ln.unit, ln.unit_price, ln.amount, ln.tax_rate, ln.tax_amount, ln.settled_by_metering,
+            ), strict=True):
+                column.append(value)
+    if not values[0]:
+        return
+    quote = connection.ops.quote_name
+    casts = ", ".join(f"%s::{columns[c].db_type(connection)}[]" for c in LINE_COLUMNS)
+    with connection.cursor() as cur:
+        cur.execute(
+            f"INSERT INTO {quote(InvoiceLine._meta.db_table)} ({', '.join(quote(c) for c in LINE_COLUMNS)})"  # noqa: S608 - the model's table and columns
+            f" SELECT * FROM unnest({casts})",
+            values,
         )
-        for i, ln in enumerate(bill.lines, start=1)
-    ]
 
 
 def _write_draft(*, bill: Bill, ctx: BillingContext, invoice: Invoice | None) -> Invoice | None:
@@ -192,7 +213,7 @@ def _write_draft(*, bill: Bill, ctx: BillingContext, invoice: Invoice | None) ->
         invoice = Invoice(organization=bill.organization, period_start=ctx.period_start)
     _set_draft_fields(invoice, bill=bill, ctx=ctx, forward=forward)
     invoice.save()
-    InvoiceLine.objects.bulk_create(_lines(invoice, bill))
+    _insert_lines([(invoice, bill)])
     if carried:
         Invoice.objects.filter(pk__in=[inv.pk for inv in carried]).update(carried_to=invoice)
     return invoice

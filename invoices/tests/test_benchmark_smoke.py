@@ -23,11 +23,13 @@ def test_the_invoicing_benchmark_runs_at_tiny_size_and_cleans_up_after_itself():
     issued = Invoice.objects.exclude(status="draft")
     assert issued.count() == 2
     assert min(inv.lines.count() for inv in issued) >= 12  # ten resources, a price change, a hibernation
-    # Run again: the next free month, the same work; no baseline table or hourly row is left behind.
+    # Run again: the next free month, the same work; no baseline table, hourly or daily row is left behind.
     call_command("benchmark", "invoicing", "--orgs", "2", "--workers", "1", "--period", "2025-01", stdout=StringIO())
     assert sorted(set(Invoice.objects.values_list("period_start__month", flat=True))) == [1, 12]
     with connection.cursor() as cur:
         cur.execute("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'bench\\_%%'")
         assert cur.fetchone()[0] == 0
         cur.execute("SELECT count(*) FROM usage_usagehourly")
+        assert cur.fetchone()[0] == 0
+        cur.execute("SELECT count(*) FROM usage_usagedaily")
         assert cur.fetchone()[0] == 0

@@ -259,3 +259,26 @@ def test_two_workers_invoicing_the_same_chunk_at_once_issue_one_invoice_each(tax
     assert sorted(Invoice.objects.values_list("organization_id", flat=True)) == sorted(o.pk for o in taxed_orgs)
     assert sorted(Invoice.objects.values_list("number", flat=True)) == [f"INV-2026-{n:06d}" for n in range(1, 5)]
     assert LedgerEntry.objects.filter(kind="invoice_settlement").count() == 4
+
+
+@pytest.mark.django_db
+def test_the_queries_of_a_chunk_do_not_grow_with_its_organisations():
+    """Billed from real hourly and daily rollups (the benchmark's realistic month: ten
+    resources each, a price change, a hibernation, a third prepaid, a coupon for every
+    fifth, four tax treatments), a chunk of 12 costs the statements a chunk of 4 costs.
+    (The first chunk of a year also creates the year's counter row: it runs first.)"""
+    from invoices.benchmarks import invoicing as bench
+
+    orgs = bench._organizations(18)
+    period = engine.period_for("2025-02")
+    bench._build_month(orgs, period, stdout=type("Quiet", (), {"write": staticmethod(lambda *a: None)})())
+    the_run, todo = engine.invoice_run_start(period=period, org_ids=orgs, now=NOV_RUN, dispatch=False)
+    counts = {}
+    for chunk in (todo[:2], todo[2:6], todo[6:]):
+        with CaptureQueriesContext(connection) as ctx:
+            statuses = engine.invoice_organizations(run_id=the_run.pk, organization_ids=chunk, render_pdf=False,
+                                                    send_email=False, now=NOV_RUN)
+        assert list(statuses.values()) == ["invoiced"] * len(chunk)
+        counts[len(chunk)] = len(ctx.captured_queries)
+    assert counts[12] == counts[4], counts
+    assert InvoiceLine.objects.filter(invoice__organization_id__in=orgs).count() >= 18 * 12
