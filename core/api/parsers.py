@@ -2,8 +2,14 @@
 
 Python's json module recurses once per level: a body nested a few thousand levels deep
 raised RecursionError, a 500. No request of this API nests more than a handful of levels,
-so anything deeper than MAX_DEPTH is refused as a parse error (400) before json.loads
-runs. The depth is counted on the raw text, skipping string contents."""
+so anything deeper than MAX_DEPTH is refused as a parse error (400).
+
+The body is parsed by orjson first (C, ~10x faster than json.loads and with no Python
+recursion; it refuses nesting beyond 1,024 levels itself) and its result's depth is
+checked by walking the containers, not the text. Anything orjson refuses (a lone
+surrogate escape, an integer beyond 64 bits, NaN) goes the old way: json.loads after the
+depth is counted on the raw text, skipping string contents, so every body gets exactly
+the answer it got before; only the common case is faster."""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
 from django.conf import settings
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
@@ -41,8 +48,29 @@ def json_depth_exceeds(text: str, limit: int = MAX_DEPTH) -> bool:
     return False
 
 
+def value_depth_exceeds(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether a parsed JSON value nests lists and objects deeper than `limit` (the same
+    depth json_depth_exceeds counts on the text). Only containers are visited."""
+    stack = [(value, 1)] if isinstance(value, dict | list) else []
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
 def loads_bounded(raw: bytes | str) -> Any:
     """json.loads that refuses nesting over MAX_DEPTH; raises ValueError on bad input."""
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        pass  # the slow path below gives the same answer json.loads always gave
+    else:
+        if value_depth_exceeds(value):
+            raise ValueError(f"JSON nested deeper than {MAX_DEPTH} levels.")
+        return value
     text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
     if json_depth_exceeds(text):
         raise ValueError(f"JSON nested deeper than {MAX_DEPTH} levels.")
