@@ -7,7 +7,8 @@ so anything deeper than MAX_DEPTH is refused as a parse error (400).
 The body is parsed by orjson first (C, ~10x faster than json.loads and with no Python
 recursion; it refuses nesting beyond 1,024 levels itself) and its result's depth is
 checked by walking the containers, not the text. Anything orjson refuses (a lone
-surrogate escape, an integer beyond 64 bits, NaN) goes the old way: json.loads after the
+surrogate escape, NaN) or may read differently (any float: orjson reads an integer
+beyond 64 bits as one, json.loads as an int) goes the old way: json.loads after the
 depth is counted on the raw text, skipping string contents, so every body gets exactly
 the answer it got before; only the common case is faster."""
 
@@ -48,16 +49,33 @@ def json_depth_exceeds(text: str, limit: int = MAX_DEPTH) -> bool:
     return False
 
 
+class _SlowPath(Exception):
+    """orjson's value may differ from json.loads' (a float: it turns an integer beyond 64
+    bits into one), so json.loads decides."""
+
+
 def value_depth_exceeds(value: Any, limit: int = MAX_DEPTH) -> bool:
     """Whether a parsed JSON value nests lists and objects deeper than `limit` (the same
     depth json_depth_exceeds counts on the text). Only containers are visited."""
-    stack = [(value, 1)] if isinstance(value, dict | list) else []
+    return _walk(value, limit, floats_ok=True)
+
+
+def _walk(value: Any, limit: int, *, floats_ok: bool) -> bool:
+    if type(value) is float and not floats_ok:
+        raise _SlowPath
+    if type(value) is not dict and type(value) is not list:
+        return False
+    stack = [(value, 1)]
     while stack:
         node, depth = stack.pop()
-        if depth > limit:
-            return True
-        children = node.values() if isinstance(node, dict) else node
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+        for child in node.values() if type(node) is dict else node:
+            kind = type(child)
+            if kind is dict or kind is list:  # orjson makes no subclasses
+                if depth >= limit:
+                    return True
+                stack.append((child, depth + 1))
+            elif kind is float and not floats_ok:
+                raise _SlowPath
     return False
 
 
@@ -65,10 +83,11 @@ def loads_bounded(raw: bytes | str) -> Any:
     """json.loads that refuses nesting over MAX_DEPTH; raises ValueError on bad input."""
     try:
         value = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        pass  # the slow path below gives the same answer json.loads always gave
+        too_deep = _walk(value, MAX_DEPTH, floats_ok=False)
+    except (orjson.JSONDecodeError, _SlowPath):
+        pass  # the slow path below gives the answer json.loads always gave
     else:
-        if value_depth_exceeds(value):
+        if too_deep:
             raise ValueError(f"JSON nested deeper than {MAX_DEPTH} levels.")
         return value
     text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
