@@ -274,6 +274,10 @@ def events_ingest(*, items: list, now: datetime | None = None) -> IngestResult:
     return result
 
 
+_KNOWN_IDS = ("SELECT e FROM unnest(%s::text[]) AS e CROSS JOIN LATERAL (SELECT FROM usage_eventkey k "
+               "WHERE k.digest = md5(e)::uuid AND k.bucket = %s LIMIT 1) AS hit")
+
+
 def _existing_event_ids(ids: list[str], bucket: int) -> set[str]:
     """The ids among `ids` already accepted within the dedup window (as `_INSERT` decides).
     Bucket k alone holds them all: an id accepted in k - 1 wrote k - 1 and k, one accepted
@@ -287,8 +291,7 @@ def _existing_event_ids(ids: list[str], bucket: int) -> set[str]:
     if not ids:
         return set()
     with connection.cursor() as cursor:
-        cursor.execute("SELECT e FROM unnest(%s::text[]) AS e CROSS JOIN LATERAL (SELECT FROM usage_eventkey k "
-                       "WHERE k.digest = md5(e)::uuid AND k.bucket = %s LIMIT 1) AS hit", [ids, bucket])
+        cursor.execute(_KNOWN_IDS, [ids, bucket])
         return {row[0] for row in cursor.fetchall()}
 
 
