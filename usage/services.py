@@ -4,6 +4,7 @@ hibernate/resume) or staff, so an interval is recorded the same way from anywher
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,7 +23,6 @@ from usage.models import (
     Resource,
     ResourceKind,
     ResourceState,
-    StateInterval,
     StateSource,
     to_minute,
 )
@@ -65,31 +65,33 @@ def record_change_points(points: Sequence[ChangePoint]) -> None:
     locks of the resources (`lock_resources`)."""
     if not points:
         return
-    StateInterval.objects.bulk_create(
-        [
-            StateInterval(
-                resource_id=p.resource_id,
-                organization_id=p.organization_id,
-                started_at=p.at,
-                start_minute=to_minute(p.at),
-                state=p.state,
-                product_id=p.product_id,
-                # Placeholders until intervals_recompute fills them (same transaction).
-                eff_state=p.state or ResourceState.PROVISIONING,
-                eff_product_id=p.product_id or p.current_product_id,
-                event_id=p.event_id,
-                source=p.source,
-                reason=p.reason[:200],
-            )
-            for p in points
-        ],
-        batch_size=1000,
-    )
-    Recheck.objects.bulk_create(
-        [Recheck(resource_id=p.resource_id, organization_id=p.organization_id, from_minute=to_minute(p.at)) for p in points],
-        batch_size=1000,
-    )
+    rows = json.dumps([
+        [p.resource_id, p.organization_id, p.at.isoformat(), to_minute(p.at), p.state, p.product_id,
+         # Placeholders until intervals_recompute fills them (same transaction).
+         p.state or ResourceState.PROVISIONING, p.product_id or p.current_product_id,
+         p.event_id, p.source, p.reason[:200]]
+        for p in points
+    ])
+    with connection.cursor() as cursor:
+        cursor.execute(_INSERT_POINTS_SQL, {"rows": rows, "now": timezone.now()})
     intervals_recompute(resource_ids={p.resource_id for p in points})
+
+
+# The points and their rechecks in one statement, the rows as one JSON parameter (the ORM's
+# bulk_create prepared every value of every row in Python: most of a batch's lifecycle cost).
+_INSERT_POINTS_SQL = """
+WITH src AS MATERIALIZED (
+    SELECT r FROM json_array_elements(%(rows)s::json) AS r
+), points AS (
+    INSERT INTO usage_stateinterval (resource_id, organization_id, started_at, start_minute, state, product_id,
+                                     eff_state, eff_product_id, event_id, source, reason, recorded_at)
+    SELECT (r->>0)::bigint, (r->>1)::bigint, (r->>2)::timestamptz, (r->>3)::bigint, r->>4, (r->>5)::bigint,
+           r->>6, (r->>7)::bigint, (r->>8)::bigint, r->>9, r->>10, %(now)s
+    FROM src
+)
+INSERT INTO usage_recheck (resource_id, organization_id, from_minute, created_at)
+SELECT (r->>0)::bigint, (r->>1)::bigint, (r->>3)::bigint, %(now)s FROM src
+"""
 
 
 def lock_resources(resource_ids: Iterable[int]) -> None:
@@ -109,7 +111,7 @@ WITH ordered AS (
            COUNT(product_id) OVER w AS product_group,
            LEAD(start_minute) OVER w AS next_minute
     FROM usage_stateinterval
-    WHERE resource_id IN ({ids})
+    WHERE resource_id = ANY(%(ids)s)
     WINDOW w AS (PARTITION BY resource_id ORDER BY started_at, id)
 ), filled AS (
     SELECT id, next_minute,
@@ -135,7 +137,7 @@ SET state = cur.eff_state, product_id = cur.eff_product_id, state_since = cur.st
 FROM (
     SELECT resource_id, eff_state, eff_product_id, started_at
     FROM usage_stateinterval
-    WHERE resource_id IN ({ids}) AND end_minute IS NULL
+    WHERE resource_id = ANY(%(ids)s) AND end_minute IS NULL
 ) AS cur
 WHERE usage_resource.id = cur.resource_id
 """
@@ -145,11 +147,10 @@ def intervals_recompute(*, resource_ids: Iterable[int]) -> None:
     ids = sorted({int(i) for i in resource_ids})
     if not ids:
         return
-    placeholders = ",".join(["%s"] * len(ids))
     with connection.cursor() as cursor:
         # Only rows whose derived values change are written (most of a history does not).
-        cursor.execute(_RECOMPUTE_SQL.format(ids=placeholders), ids)
-        cursor.execute(_REFRESH_RESOURCES_SQL.format(ids=placeholders), ids)
+        cursor.execute(_RECOMPUTE_SQL, {"ids": ids})
+        cursor.execute(_REFRESH_RESOURCES_SQL, {"ids": ids})
 
 
 @transaction.atomic

@@ -249,3 +249,31 @@ def test_the_migration_keeps_the_rows_of_a_table_with_data(org):
                                   metered("new", m0.occurred_at)])
     assert [r["status"] for r in result.results] == ["duplicate", "duplicate", "accepted"]
     assert UsageEvent.objects.get(event_id="new").pk > max_id
+
+
+def _key_scans(plan: dict) -> list[dict]:
+    found = [plan] if plan.get("Relation Name", "").startswith("usage_eventkey") else []
+    for child in plan.get("Plans", []):
+        found += _key_scans(child)
+    return found
+
+
+@pytest.mark.django_db
+def test_the_known_id_lookup_probes_each_key_never_scans_the_bucket():
+    """A batch's known-id lookup is an index probe per id on its digest. As an EXISTS it
+    was planned as a hash of the whole bucket partition while the partition's statistics
+    said it was small (this server runs without autovacuum): a scan of 110 days of keys."""
+    from usage.ingest import _KNOWN_IDS
+
+    event_partitions.ensure_event_partitions()
+    bucket = dedup_bucket(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute("INSERT INTO usage_eventkey (digest, bucket) SELECT md5('seen-' || g)::uuid, b "
+                       "FROM generate_series(1, 5000) AS g, (VALUES (%s), (%s)) AS v(b)", [bucket, bucket + 1])
+        cursor.execute("EXPLAIN (FORMAT JSON) " + _KNOWN_IDS, [[f"seen-{i}" for i in range(1000)], bucket])
+        plan = cursor.fetchone()[0][0]["Plan"]
+    scans = _key_scans(plan)
+    assert scans, plan
+    for scan in scans:
+        assert "digest" in scan.get("Index Cond", ""), scan
+        assert scan["Relation Name"] == f"usage_eventkey_b{bucket}", scan  # bucket k only
