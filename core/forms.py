@@ -25,7 +25,9 @@ class DayRangeForm(forms.Form):
     def clean(self):
         data = super().clean()
         start, end = data.get("start"), data.get("end")
-        if start and end:
+        if end == date.max:  # its day after, the range's half-open end, is no date
+            self.add_error("end", f"Enter a date before {date.max:%Y-%m-%d}.")
+        elif start and end:
             if end < start:
                 self.add_error("end", "Must be on or after the start date.")
             elif self.max_days is not None and (end - start).days + 1 > self.max_days:

@@ -38,6 +38,9 @@ class SpendForm(forms.Form):
         data["group_by"] = data.get("group_by") or "product"
         if start is None or to is None:
             return data
+        if to == date.max:  # its day after, the reads' half-open end, is no date
+            self.add_error("to", f"Enter a date before {date.max:%Y-%m-%d}.")
+            return data
         if to < start:
             self.add_error("to", "To is before From: pick a day on or after it.")
             return data

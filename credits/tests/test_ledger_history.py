@@ -47,7 +47,8 @@ def test_the_ledger_filters_whole_utc_days_both_inclusive(entries, member):
 
 
 @pytest.mark.parametrize(("query", "field"), [({"start": "garbage"}, "start"), ({"end": "2026-02-30"}, "end"),
-                                              ({"start": "2026-03-02", "end": "2026-03-01"}, "end")])
+                                              ({"start": "2026-03-02", "end": "2026-03-01"}, "end"),
+                                              ({"end": "9999-12-31"}, "end")])
 def test_an_invalid_date_is_a_field_error_not_silently_ignored(entries, member, query, field):
     response = member.get("/credits/", query)
     assert response.status_code == 200
@@ -72,6 +73,13 @@ def test_a_bad_ledger_csv_range_is_a_400_that_says_why(entries, member):
     response = member.get("/credits/ledger.csv", {"start": "yesterday"})
     assert response.status_code == 400
     assert response.content.decode() == "From: Enter a date as YYYY-MM-DD, e.g. 2026-03-01."
+
+
+def test_the_last_representable_day_is_a_field_error_not_a_500(entries, member):
+    # Its day after, the half-open end the filter reads to, is beyond date.max.
+    response = member.get("/credits/ledger.csv", {"start": "9999-12-31", "end": "9999-12-31"})
+    assert response.status_code == 400
+    assert response.content.decode() == "To: Enter a date before 9999-12-31."
 
 
 def test_the_ledger_csv_holds_only_the_members_organisation(entries, other_org, make_member, client, time_machine):

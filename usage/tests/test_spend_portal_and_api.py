@@ -57,6 +57,7 @@ def test_switching_to_weeks_by_resource_keeps_the_range(client, owner, spend_his
     ({"start": "2025-03-01", "to": "2026-04-04"}, "to", "At most 366 days"),
     ({"start": "2024-01-01", "to": "2024-01-31"}, "start", "kept from 2025-02-01"),
     ({"interval": "fortnight"}, "interval", "Select a valid choice"),
+    ({"start": "2026-03-01", "to": "9999-12-31"}, "to", "Enter a date before 9999-12-31"),  # no day after it
 ])
 def test_a_range_that_cannot_be_explored_is_a_field_error(client, owner, spend_clock, query, field, message):
     client.force_login(owner)
