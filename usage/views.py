@@ -89,15 +89,6 @@ def export(request):
     )
 
 
-def _day(value: str | None):
-    if not value:
-        return None
-    try:
-        return datetime.strptime(value, "%Y-%m-%d").date()
-    except ValueError:
-        return None
-
-
 # --- The spend explorer ----------------------------------------------------------------
 
 PRESETS = (("this-month", "This month"), ("last-month", "Last month"), ("30-days", "Last 30 days"),
