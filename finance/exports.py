@@ -25,6 +25,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from core.csv_export import csv_rows, date_cell, money_cell
+from core.money import minor_unit_exponent
 from finance.models import JournalEntry, JournalLine
 
 ZERO = Decimal("0")
@@ -51,6 +52,7 @@ DATEV_COLUMNS = [
     "Identifikationsnummer", "Zeichnernummer", "Postensperre bis", "Bezeichnung", "Kennzeichen", "Festschreibung",
     "Leistungsdatum", "Datum Zuord.",
 ]
+DATEV_PLACES = 2  # Umsatz is a Betrag with two decimal places
 BUCHUNGSTEXT_MAX = 60
 BELEGFELD_MAX = 12
 BEZEICHNUNG_MAX = 30
@@ -158,6 +160,8 @@ def _text(value: str) -> str:
 
 
 def _amount(value: Decimal) -> str:
+    """Umsatz with its two places; the journal's amounts are whole minor units of a
+    currency with at most two (journal_datev refuses one with more)."""
     return f"{value:.2f}".replace(".", ",")
 
 
@@ -174,6 +178,9 @@ def journal_datev(*, date_from: date, date_to: date, currency: str = "EUR", now:
     start = _fiscal_year_start(date_from)
     if _fiscal_year_start(date_to) != start:
         raise ExportError("A DATEV batch lies inside one fiscal year: split the range at its start.")
+    if minor_unit_exponent(currency) > DATEV_PLACES:  # its amounts would be rounded a second time
+        raise ExportError(f"DATEV amounts have {DATEV_PLACES} decimal places; {currency} has "
+                          f"{minor_unit_exponent(currency)}: export it as CSV.")
     conf = settings.FINANCE_DATEV
     now = (now or timezone.now()).astimezone(timezone.get_fixed_timezone(0))
     kz, version, category, name, format_version = DATEV_FORMAT
