@@ -215,7 +215,10 @@ def payment_supersede_checkouts(
     ended = []
     for payment in candidates.select_related("organization").order_by("id"):
         snapshot = gateway_for(payment.provider).expire_checkout(payment)
-        if snapshot.status == S.CANCELED:
+        # Failed at the provider and not open there (Stripe expired it or would not: a
+        # completed session whose delayed payment failed) takes no more money: it ends
+        # here too, or it stays a candidate costing provider calls at every checkout.
+        if snapshot.status in (S.CANCELED, S.FAILED):
             ended.append(payment_cancel(payment=payment, actor=actor, reason="Replaced by a newer checkout."))
         else:
             ended.append(payment_apply_snapshot(payment_id=payment.pk, snapshot=snapshot))

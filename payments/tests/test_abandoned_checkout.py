@@ -164,3 +164,25 @@ def test_money_in_flight_still_counts_but_the_invoice_stays_listed(portal, org, 
         status=S.PROCESSING))
     page = portal.get("/payments/").content.decode()
     assert invoice.number in page and "is on its way" in page and not _pay_form(page, invoice)
+
+
+def test_a_checkout_whose_delayed_payment_failed_is_ended_by_the_next_one(org, fake_stripe, deliver_stripe):
+    """A completed session whose bank debit failed can take no more money (Stripe will not
+    expire it: it is not open): the next checkout cancels it once, so it never again stands
+    in the candidates, costing provider calls on every checkout after."""
+    invoice = make_open_invoice(org, amount_due=Decimal("120.00"))
+    first = _stripe_checkout(org, invoice)
+    for event in fake_stripe.complete_checkout(first.provider_checkout_id, async_payment=True):
+        assert deliver_stripe(event).status_code == 200
+    for event in fake_stripe.settle_async(first.provider_checkout_id, succeeded=False):
+        assert deliver_stripe(event).status_code == 200
+    first.refresh_from_db()
+    assert first.status == S.FAILED
+    _stripe_checkout(org, invoice)
+    first.refresh_from_db()
+    assert first.status == S.CANCELED
+    calls = len(fake_stripe.requests)
+    _stripe_checkout(org, invoice)  # supersedes the second checkout only
+    later = [p for _m, p in fake_stripe.requests[calls:]]
+    assert not any(first.provider_checkout_id in p or (first.provider_payment_id and first.provider_payment_id in p)
+                   for p in later)
