@@ -119,12 +119,11 @@ def _move(payment: Payment, to: str, *, actor: User | None = None, **fields: Any
                  changes={"status": [before, to], **{k: v for k, v in fields.items() if k.startswith("failure")}})
 
 
-@transaction.atomic
-def payment_create(
+def _checked_amount(
     *, organization: Organization, purpose: str, provider: str, amount: Decimal, flow: str = Flow.CHECKOUT,
-    invoice: Invoice | None = None, payment_method: PaymentMethod | None = None, credits_topup_id: int | None = None,
-    dunning_attempt: int | None = None, dunning_case: DunningCase | None = None, actor: User | None = None, api_key: ApiKey | None = None,
-) -> Payment:
+    invoice: Invoice | None = None, credits_topup_id: int | None = None,
+) -> tuple[Decimal, str]:
+    """(amount, currency) a new payment may ask for, or the DomainError saying why not."""
     if purpose == Purpose.INVOICE:
         if invoice is None or invoice.organization_id != organization.pk:
             raise NotFound("No such invoice.", field="invoice")
@@ -142,6 +141,17 @@ def payment_create(
     # The provider's own rules for this currency (decimals, last digit, minimum, maximum,
     # currencies it takes): refused here, before any row or call.
     check_amount(provider, amount, currency)
+    return amount, currency
+
+
+@transaction.atomic
+def payment_create(
+    *, organization: Organization, purpose: str, provider: str, amount: Decimal, flow: str = Flow.CHECKOUT,
+    invoice: Invoice | None = None, payment_method: PaymentMethod | None = None, credits_topup_id: int | None = None,
+    dunning_attempt: int | None = None, dunning_case: DunningCase | None = None, actor: User | None = None, api_key: ApiKey | None = None,
+) -> Payment:
+    amount, currency = _checked_amount(organization=organization, purpose=purpose, provider=provider, amount=amount,
+                                       flow=flow, invoice=invoice, credits_topup_id=credits_topup_id)
     payment = Payment.objects.create(
         organization=organization, purpose=purpose, provider=provider, flow=flow, amount=amount, currency=currency,
         invoice=invoice, payment_method=payment_method, credits_topup_id=credits_topup_id, initiated_by=actor,
@@ -162,6 +172,8 @@ def payment_start_checkout(
     payment stays `pending`; reconciliation cancels it when it expires."""
     if provider not in checkout_providers():
         raise DomainError("That payment provider is not available.", field="provider")
+    # A checkout that would be refused ends none: the customer's open page stays payable.
+    _checked_amount(organization=organization, purpose=purpose, provider=provider, amount=amount, invoice=invoice)
     if payment_supersede_checkouts(organization=organization, purpose=purpose, invoice=invoice, actor=actor) and (
             invoice is not None):
         invoice.refresh_from_db()  # one of them may have been paid meanwhile: ask only for what is open now

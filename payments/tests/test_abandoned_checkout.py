@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 
+from core.errors import DomainError
 from payments import services
 from payments.models import Payment, PaymentStatus, Provider, Purpose
 from payments.tests.conftest import return_urls
@@ -186,3 +187,15 @@ def test_a_checkout_whose_delayed_payment_failed_is_ended_by_the_next_one(org, f
     later = [p for _m, p in fake_stripe.requests[calls:]]
     assert not any(first.provider_checkout_id in p or (first.provider_payment_id and first.provider_payment_id in p)
                    for p in later)
+
+
+def test_a_checkout_that_is_refused_ends_none_of_the_open_ones(org, fake_stripe):
+    """Asking for more than is due is refused, and refused before superseding: the page
+    the customer has open in another tab stays payable."""
+    invoice = make_open_invoice(org, amount_due=Decimal("120.00"))
+    first = _stripe_checkout(org, invoice)
+    with pytest.raises(DomainError, match=r"At most \$120\.00 is still open"):
+        _stripe_checkout(org, invoice, amount="500.00")
+    first.refresh_from_db()
+    assert first.status in (S.PENDING, S.REQUIRES_ACTION)
+    assert fake_stripe.count("POST", f"/v1/checkout/sessions/{first.provider_checkout_id}/expire") == 0
