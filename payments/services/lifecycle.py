@@ -207,11 +207,17 @@ def payment_start_checkout(
         # page existed: the page is ended too, so only the newer one can be paid.
         gateway_for(provider).expire_checkout(payment)
         raise Conflict("A newer checkout replaced this one; pay with the newer one.")
+    # Two checkouts started at the same moment each looked for one to replace before the
+    # other's payment existed: now that this page exists, the older ones end, so of any
+    # number started at once only the newest stays payable.
+    payment_supersede_checkouts(organization=organization, purpose=purpose, invoice=invoice, actor=actor,
+                                older_than=payment.pk)
     return payment
 
 
 def payment_supersede_checkouts(
     *, organization: Organization, purpose: str, invoice: Invoice | None = None, actor: User | None = None,
+    older_than: int | None = None,
 ) -> list[Payment]:
     """End the hosted checkouts of this invoice (or the organisation's checkout
     top-ups) that nobody finished, before a new one opens: each is expired at its
@@ -224,6 +230,8 @@ def payment_supersede_checkouts(
                                         status__in=SUPERSEDABLE)
     candidates = (candidates.filter(invoice=invoice) if invoice is not None
                   else candidates.filter(invoice__isnull=True, credits_topup_id__isnull=True))
+    if older_than is not None:
+        candidates = candidates.filter(pk__lt=older_than)
     ended = []
     for payment in candidates.select_related("organization").order_by("id"):
         snapshot = gateway_for(payment.provider).expire_checkout(payment)

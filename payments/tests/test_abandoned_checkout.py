@@ -199,3 +199,26 @@ def test_a_checkout_that_is_refused_ends_none_of_the_open_ones(org, fake_stripe)
     first.refresh_from_db()
     assert first.status in (S.PENDING, S.REQUIRES_ACTION)
     assert fake_stripe.count("POST", f"/v1/checkout/sessions/{first.provider_checkout_id}/expire") == 0
+
+
+def test_two_checkouts_started_at_once_leave_only_the_newer_payable(org, fake_stripe, monkeypatch):
+    """Review finding: two starts at the same moment each looked for a checkout to replace
+    before the other's payment existed, and both pages stayed payable. The newer one ends
+    the older once its own page exists."""
+    from payments.services import lifecycle
+
+    invoice = make_open_invoice(org, amount_due=Decimal("120.00"))
+    first = _stripe_checkout(org, invoice)
+    real, looks = lifecycle.payment_supersede_checkouts, []
+
+    def raced(**kwargs):  # the second start's first look ran before the first payment existed
+        looks.append(kwargs)
+        return [] if len(looks) == 1 else real(**kwargs)
+
+    monkeypatch.setattr(lifecycle, "payment_supersede_checkouts", raced)
+    second = _stripe_checkout(org, invoice)
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.status == PaymentStatus.CANCELED and second.status == PaymentStatus.REQUIRES_ACTION
+    assert fake_stripe.count("POST", f"/v1/checkout/sessions/{first.provider_checkout_id}/expire") == 1
+    assert fake_stripe.objects[first.provider_checkout_id]["status"] == "expired"
