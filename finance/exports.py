@@ -24,7 +24,7 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from core.csv_export import csv_rows, date_cell, money_cell
+from core.csv_export import csv_rows, date_cell, money_cell, neutralise
 from core.money import minor_unit_exponent
 from finance.models import JournalEntry, JournalLine
 
@@ -154,8 +154,10 @@ def datev_document(entry: JournalEntry) -> str:
 
 def _text(value: str) -> str:
     """A DATEV text field: in double quotes, a quote doubled; characters CP1252 lacks
-    replaced, so the file always encodes."""
-    value = value.replace('"', '""').replace("\r", " ").replace("\n", " ")
+    replaced, so the file always encodes; text that a spreadsheet would run as a formula
+    (an organisation named "=HYPERLINK(…)") gets a leading apostrophe, as in our CSVs
+    (accountants open EXTF files in Excel too)."""
+    value = str(neutralise(value)).replace('"', '""').replace("\r", " ").replace("\n", " ")
     return '"' + value.encode("cp1252", errors="replace").decode("cp1252") + '"'
 
 

@@ -46,8 +46,11 @@ MAX_RANGE_DAYS = 366
 
 
 def spend_zone(*, user: object = None) -> tzinfo:
-    """The zone the explorer's days, weeks and months are taken in. UTC for everyone until
-    users pick a display time zone: return theirs here (the selectors take `zone=`)."""
+    """The zone the explorer's days, weeks and months are taken in: UTC for everyone, as
+    the invoices' months are (the page says so), even for a user who picked a display
+    time zone for times. Returning theirs here would cut days in their zone (the
+    selectors take `zone=`), at the price of days that no longer add up to the UTC
+    months the invoices bill; not done."""
     return UTC
 
 

@@ -154,3 +154,16 @@ def test_staff_without_the_journal_permission_and_customers_are_refused(db, clie
     client.logout()
     response = client.get("/console/finance/journal.csv?from=2026-11-01&to=2026-11-30")
     assert response.status_code == 302 and response["Location"].startswith("/login")
+
+
+@pytest.mark.parametrize(("text", "written"), [
+    ("=HYPERLINK(\"http://x\")", "\"'=HYPERLINK(\"\"http://x\"\")\""),
+    ("+1 refund", "\"'+1 refund\""),
+    ("Top-up Acme", "\"Top-up Acme\""),
+])
+def test_datev_text_that_a_spreadsheet_would_run_is_neutralised(text, written):
+    """Review finding: the journal CSV guarded formula-like text, the DATEV file did not
+    (entry texts carry organisation names; accountants open EXTF files in Excel)."""
+    from finance.exports import _text
+
+    assert _text(text) == written
