@@ -77,6 +77,21 @@ class AuditedModelAdmin(admin.ModelAdmin):
                 _audit(request, obj, "changed", changes.get(obj.pk, {}))
 
 
+class ReadOnlyInline(admin.TabularInline):
+    """Rows shown under their parent, never added, changed or deleted there (ledger rows,
+    journal lines, invoice lines, state intervals). A subclass names its `fields` and
+    makes them `readonly_fields`."""
+
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
     """For append-only records (ledgers, audit trails, events): look, never touch."""
 

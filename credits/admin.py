@@ -10,7 +10,7 @@ from django.forms.models import BaseInlineFormSet
 from django.utils import timezone
 from django.utils.html import format_html
 
-from accounts.admin_base import AuditedModelAdmin, ReadOnlyAdmin
+from accounts.admin_base import AuditedModelAdmin, ReadOnlyAdmin, ReadOnlyInline
 from accounts.models import Organization
 from core.errors import DomainError
 from credits import admin_adjustment, hibernation, services
@@ -35,39 +35,23 @@ class RecentFirstFormSet(BaseInlineFormSet):
         return super().get_queryset().order_by("-created_at", "-id")[:INLINE_ROWS]
 
 
-class LedgerEntryInline(admin.TabularInline):
+class LedgerEntryInline(ReadOnlyInline):
     model = LedgerEntry
     formset = RecentFirstFormSet
     verbose_name_plural = f"Ledger (newest {INLINE_ROWS}; all in Credits › Ledger entries)"
     fields = ["created_at", "kind", "amount", "promo_amount", "balance_after", "reason", "reference", "who"]
     readonly_fields = fields
-    extra = 0
-    can_delete = False
     show_change_link = True
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="By")
     def who(self, obj):
         return obj.actor_display
 
 
-class BalanceInline(admin.TabularInline):
+class BalanceInline(ReadOnlyInline):
     model = Balance
     fields = ["currency", "amount", "promo_amount", "burn_rate_per_hour", "hibernated_at", "warnings_sent"]
     readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 def _adjust(modeladmin, request, organizations, back_to_action: str):

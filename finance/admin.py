@@ -9,7 +9,7 @@ from datetime import timedelta
 from django.contrib import admin
 from django.utils import timezone
 
-from accounts.admin_base import AuditedModelAdmin, ReadOnlyAdmin
+from accounts.admin_base import AuditedModelAdmin, ReadOnlyAdmin, ReadOnlyInline
 from finance.models import Account, JournalDay, JournalEntry, JournalLine, MovementAccount
 from finance.services import accounts_add_group_revenue
 
@@ -42,18 +42,10 @@ class MovementAccountAdmin(AuditedModelAdmin):
     autocomplete_fields = ("account",)
 
 
-class JournalLineInline(admin.TabularInline):
+class JournalLineInline(ReadOnlyInline):
     model = JournalLine
     fields = ("account", "amount", "organization")
     readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(JournalEntry)

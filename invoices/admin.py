@@ -14,7 +14,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from accounts.admin_base import AuditedModelAdmin, ReadOnlyAdmin
+from accounts.admin_base import AuditedModelAdmin, ReadOnlyAdmin, ReadOnlyInline
 from core.errors import DomainError
 from core.formatting import format_date, format_month
 from core.money import format_money
@@ -37,10 +37,8 @@ from invoices.services.credit_notes import LineCredit, LineLeft, credit_left
 from invoices.templatetags.invoice_tags import line_figures
 
 
-class InvoiceLineInline(admin.TabularInline):
+class InvoiceLineInline(ReadOnlyInline):
     model = InvoiceLine
-    extra = 0
-    can_delete = False
     # Quantity, unit price and amount as the invoice shows them ("89.483 hours",
     # "$0.0298 / hour", "$2.67"): the stored quantity has twelve places.
     fields = ["position", "group", "description", "shown_quantity", "shown_unit_price", "amount", "tax_rate",
@@ -54,12 +52,6 @@ class InvoiceLineInline(admin.TabularInline):
     @admin.display(description="unit price")
     def shown_unit_price(self, line: InvoiceLine) -> str:
         return line_figures(line, line.invoice.currency)["unit_price"]
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 class PaymentInline(InvoiceLineInline):

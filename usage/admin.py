@@ -4,7 +4,7 @@ platform's events or from services (credits' hibernate/resume), each audited."""
 
 from django.contrib import admin
 
-from accounts.admin_base import AuditedModelAdmin, ReadOnlyAdmin
+from accounts.admin_base import AuditedModelAdmin, ReadOnlyAdmin, ReadOnlyInline
 from usage.models import (
     AddonAttachment,
     MeteringChunk,
@@ -20,20 +20,12 @@ from usage.models import (
 )
 
 
-class StateIntervalInline(admin.TabularInline):
+class StateIntervalInline(ReadOnlyInline):
     model = StateInterval
     fk_name = "resource"
-    extra = 0
-    can_delete = False
     fields = ["started_at", "end_minute", "eff_state", "eff_product", "source", "reason", "event"]
     readonly_fields = fields
     ordering = ["started_at", "id"]
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 class AddonInline(StateIntervalInline):
