@@ -170,6 +170,8 @@ def _amount(value: Decimal) -> str:
 def _fiscal_year_start(day: date) -> date:
     month = settings.FINANCE_DATEV["fiscal_year_start_month"]
     year = day.year if day.month >= month else day.year - 1
+    if year < date.min.year:  # 0001-01-01 with a fiscal year from July began in year 0
+        raise ExportError("The range starts before the first fiscal year there is.")
     return date(year, month, 1)
 
 

@@ -167,3 +167,15 @@ def test_datev_text_that_a_spreadsheet_would_run_is_neutralised(text, written):
     from finance.exports import _text
 
     assert _text(text) == written
+
+
+def test_a_range_from_the_first_day_there_is_with_a_fiscal_year_from_july_is_refused_not_a_500(settings):
+    """Review finding: 0001-01-01 lies in a fiscal year that began in July of year 0,
+    which Python's dates cannot hold."""
+    from datetime import date
+
+    from finance.exports import ExportError, journal_datev
+
+    settings.FINANCE_DATEV = {**settings.FINANCE_DATEV, "fiscal_year_start_month": 7}
+    with pytest.raises(ExportError, match="before the first fiscal year"):
+        journal_datev(date_from=date(1, 1, 1), date_to=date(1, 1, 31))
