@@ -81,6 +81,9 @@ class ReportSpec:
     compute: Callable[[ReportParams], Report]
     grains: tuple[Grain, ...] = ("month", "day")
     group_by: tuple[str, ...] = ()  # the group_by values it accepts (first = default)
+    # `benchmark reports`' baseline: the same figures by bare SQL over the same tables
+    # (no ORM, no Python per row), run in the same benchmark for the ratio.
+    baseline: Callable[[ReportParams], object] | None = None
 
 
 def periods(params: ReportParams) -> list[date]:
