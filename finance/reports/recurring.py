@@ -70,41 +70,45 @@ WITH fee_line AS (
     HAVING ROUND(SUM(unit_price), %(places)s) > 0
 ), first_month AS (
     SELECT org, MIN(month) AS first FROM mrr GROUP BY org
-), pairs AS (
-    SELECT org, month FROM mrr WHERE month >= %(first)s AND month <= %(last)s
-    UNION
-    SELECT org, (month + interval '1 month')::date FROM mrr WHERE month >= %(opening)s AND month < %(last)s
+), moves AS (
+    SELECT org, month, c.mrr AS cur, pv.mrr AS prev
+    FROM (SELECT org, month, mrr FROM mrr WHERE month >= %(first)s AND month <= %(last)s) c
+    FULL JOIN (SELECT org, (month + interval '1 month')::date AS month, mrr FROM mrr
+               WHERE month >= %(opening)s AND month < %(last)s) pv USING (org, month)
 )
-SELECT p.month,
-       COALESCE(SUM(pv.mrr), 0) AS opening,
-       COALESCE(SUM(c.mrr) FILTER (WHERE pv.mrr IS NULL AND p.month = f.first), 0) AS new,
-       COALESCE(SUM(c.mrr) FILTER (WHERE pv.mrr IS NULL AND p.month > f.first), 0) AS reactivation,
-       COALESCE(SUM(c.mrr - pv.mrr) FILTER (WHERE c.mrr > pv.mrr), 0) AS expansion,
-       COALESCE(SUM(c.mrr - pv.mrr) FILTER (WHERE c.mrr < pv.mrr), 0) AS contraction,
-       COALESCE(-SUM(pv.mrr) FILTER (WHERE c.mrr IS NULL), 0) AS churn,
-       COALESCE(SUM(c.mrr), 0) AS closing,
-       COUNT(c.mrr) AS customers,
-       COUNT(*) FILTER (WHERE pv.mrr IS NULL AND p.month = f.first) AS new_customers,
-       COUNT(*) FILTER (WHERE pv.mrr IS NULL AND p.month > f.first) AS reactivated_customers,
-       COUNT(*) FILTER (WHERE c.mrr IS NULL) AS churned_customers
-FROM pairs p
-JOIN first_month f ON f.org = p.org
-LEFT JOIN mrr c ON c.org = p.org AND c.month = p.month
-LEFT JOIN mrr pv ON pv.org = p.org AND pv.month = (p.month - interval '1 month')::date
-GROUP BY p.month
+SELECT m.month,
+       COALESCE(SUM(m.prev), 0) AS opening,
+       COALESCE(SUM(m.cur) FILTER (WHERE m.prev IS NULL AND m.month = f.first), 0) AS new,
+       COALESCE(SUM(m.cur) FILTER (WHERE m.prev IS NULL AND m.month > f.first), 0) AS reactivation,
+       COALESCE(SUM(m.cur - m.prev) FILTER (WHERE m.cur > m.prev), 0) AS expansion,
+       COALESCE(SUM(m.cur - m.prev) FILTER (WHERE m.cur < m.prev), 0) AS contraction,
+       COALESCE(-SUM(m.prev) FILTER (WHERE m.cur IS NULL), 0) AS churn,
+       COALESCE(SUM(m.cur), 0) AS closing,
+       COUNT(m.cur) AS customers,
+       COUNT(*) FILTER (WHERE m.prev IS NULL AND m.month = f.first) AS new_customers,
+       COUNT(*) FILTER (WHERE m.prev IS NULL AND m.month > f.first) AS reactivated_customers,
+       COUNT(*) FILTER (WHERE m.cur IS NULL) AS churned_customers
+FROM moves m JOIN first_month f ON f.org = m.org
+GROUP BY m.month
 """
 
-# Usage consumed per month-end window of 30 days, monthly fees left out (MRR has them).
-# A rollup row without a price row (imported history) is a fee when its product is.
+# Usage consumed per month-end window of 30 days, monthly fees left out (MRR has them):
+# rows at a monthly price, and rows without a price row (price_id 0, imported history) of a
+# monthly-billed product. One pass over the days' rollup rows, summed per day, then per
+# window. The fee ids are read first (`_FEES_SQL`, a few rows) and given as constants: as
+# sub-selects the planner cannot estimate them and sorts every row of the year on disk.
+_FEES_SQL = """
+SELECT ARRAY(SELECT id FROM pricing_price WHERE unit = 'month'),
+       ARRAY(SELECT id FROM pricing_product WHERE billing_model = 'monthly')
+"""
 _USAGE_SQL = """
 WITH daily AS (
     SELECT d.day, SUM(d.amount) AS amount
     FROM usage_usagedaily d
-    JOIN pricing_product p ON p.id = d.product_id
-    LEFT JOIN pricing_price pr ON pr.id = d.price_id
     WHERE d.currency = %(currency)s AND d.day >= %(window_start)s AND d.day < %(window_end)s
       AND (%(org)s::bigint IS NULL OR d.organization_id = %(org)s::bigint)
-      AND COALESCE(pr.unit, CASE WHEN p.billing_model = 'monthly' THEN 'month' ELSE 'hour' END) <> 'month'
+      AND NOT d.price_id = ANY (%(fee_prices)s::bigint[])
+      AND NOT (d.price_id = 0 AND d.product_id = ANY (%(fee_products)s::bigint[]))
     GROUP BY d.day
 ), months AS (
     SELECT m::date AS month, (m + interval '1 month')::date AS month_end
@@ -185,6 +189,8 @@ def _fetch(params: ReportParams, months: list[date]) -> tuple[list[tuple], list[
     with connection.cursor() as cursor:
         cursor.execute(_MRR_SQL, q)
         mrr = cursor.fetchall()
+        cursor.execute(_FEES_SQL)
+        q["fee_prices"], q["fee_products"] = cursor.fetchone()
         cursor.execute(_USAGE_SQL, q)
         usage = cursor.fetchall()
     return mrr, usage
