@@ -179,3 +179,25 @@ def test_it_is_registered():
 def test_bad_parameters_are_a_report_error(db, bad):
     with pytest.raises(ReportError):
         compute(params(**bad))
+
+
+def test_it_agrees_with_the_journal_on_the_journal_world(world):
+    """The journal's world (finance/tests/world.py): its write-off, refund and payments
+    are booked by the journal; the report reads the same sources and says the same."""
+    from django.db.models import Sum
+
+    from finance.journal import journal_build
+    from finance.models import AccountRole, JournalLine, Movement
+
+    journal_build(now=NOW)
+    nov, dec = compute(params(start=date(2026, 11, 1), end=date(2026, 12, 3), group_by="total")).rows
+
+    def booked(movement: str, role: str) -> Decimal:
+        return JournalLine.objects.filter(entry__movement=movement, account__role=role).aggregate(
+            s=Sum("amount"))["s"]
+
+    # B's invoice: 38.50 due, a credit note of 11.90 and 20.00 paid before it was written off
+    assert dec["written_off"] == booked(Movement.WRITE_OFF, AccountRole.BAD_DEBT) == D("6.60")
+    # the 5.00 refund succeeded; the failed 7.00 and the pending 3.00 moved nothing
+    assert dec["refunded"] == -booked(Movement.REFUND, AccountRole.PROVIDER_CLEARING) == D("5.00")
+    assert (nov["succeeded"], dec["succeeded"]) == (D("100.00"), D("20.00"))

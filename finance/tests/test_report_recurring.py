@@ -205,3 +205,12 @@ def test_it_is_registered():
 def test_bad_parameters_are_a_report_error(db, bad):
     with pytest.raises(ReportError):
         compute(params(**bad))
+
+
+def test_the_journal_world_has_one_plan_and_a_credit_note_does_not_change_it(world):
+    """finance/tests/world.py: B's November invoice has a 20.00 support plan (a fee line
+    without service dates), half credited on 1 December, then written off; A's
+    statement has only usage."""
+    (november,) = compute(params(start=date(2026, 11, 1))).rows
+    assert (november["opening_mrr"], november["new"], november["mrr"], november["arr"], november["customers"]) == (
+        D("0"), D("20.00"), D("20.00"), D("240.00"), 1)
