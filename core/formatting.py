@@ -90,6 +90,17 @@ def format_when(value: dt.datetime | dt.date | None, style: Style = "datetime") 
     raise ValueError(f"unknown time style {style!r}: datetime, date or month")
 
 
+def format_minutes(minutes: int | None) -> str:
+    """A duration in minutes as people read it: '45 min', '2 h', '35 h 30 min'."""
+    if minutes is None:
+        return MISSING
+    sign, minutes = ("−", -minutes) if minutes < 0 else ("", minutes)
+    hours, rest = divmod(minutes, 60)
+    if not hours:
+        return f"{sign}{rest} min"
+    return f"{sign}{hours:,} h" + (f" {rest} min" if rest else "")
+
+
 def format_amount(amount: Decimal | None, currency: str) -> str:
     """`format_money` that reads a missing amount as '—'."""
     return MISSING if amount is None or amount == "" else format_money(Decimal(amount), currency)

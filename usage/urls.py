@@ -7,6 +7,7 @@ urlpatterns = [
     path("", views.index, name="index"),
     path("export.csv", views.export, name="export"),
     path("spend/", views.spend_explorer, name="spend"),
+    path("resources/<int:pk>/", views.resource_detail, name="resource"),
     path("spend.csv", views.spend_export, name="spend_export"),
     path("sandbox/start", sandbox.start, name="sandbox_start"),
     path("sandbox/<int:pk>/stop", sandbox.stop, name="sandbox_stop"),

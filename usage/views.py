@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 from django.db.models import Sum
 from django.http import HttpResponseBadRequest
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 
 from accounts.portal import portal_view
@@ -19,9 +19,10 @@ from core.forms import DayRangeForm, errors_text
 from core.money import ZERO, format_money, format_rate
 from pricing.proration import month_start
 from usage import sandbox
+from usage.billable import MonthError, measured_vs_billable, parse_month
 from usage.charts import Series, fold_series, stacked_bar_chart
 from usage.forms import SpendForm, month_end
-from usage.models import UsageDaily
+from usage.models import Resource, UsageDaily
 from usage.selectors import daily_cost_by_product, month_to_date, running_costs
 from usage.spend import GROUPINGS, INTERVALS, forecast, projected, spend, spend_zone
 
@@ -247,3 +248,31 @@ def spend_export(request):
           money_cell(s.amounts[i], result.currency)]
          for i, (a, b) in enumerate(result.periods) for s in result.series if s.amounts[i]),
     )
+
+
+MONTHS_SHOWN = 13
+
+
+@portal_view("usage:read", model=Resource)
+def resource_detail(request, pk):
+    """One resource: what it is, its recent history, and measured against billable for a
+    month (usage.billable): minutes reported, billed, excluded and why, minimum time, caps."""
+    org = request.membership.organization
+    resource = get_object_or_404(Resource.objects.select_related("product"), organization=org, pk=pk)
+    now = timezone.now()
+    earliest = resource.intervals.order_by("start_minute").values_list("started_at", flat=True).first()
+    first = min(resource.created_at, earliest or resource.created_at).date().replace(day=1)
+    months, m = [], now.date().replace(day=1)
+    while m >= first and len(months) < MONTHS_SHOWN:
+        months.append(m)
+        m = (m - timedelta(days=1)).replace(day=1)
+    try:
+        month = parse_month(request.GET.get("month"), today=now.date())
+    except MonthError as exc:
+        return HttpResponseBadRequest(f"month: {exc}", content_type="text/plain; charset=utf-8")
+    history = list(resource.intervals.select_related("eff_product").order_by("-start_minute", "-id")[:20])
+    return render(request, "usage/resource.html", {
+        "resource": resource, "month": month, "months": [(f"{m:%Y-%m}", m) for m in months or [month]],
+        "mb": measured_vs_billable(resource=resource, month=month, now=now),
+        "history": history, "currency": org.currency,
+    })

@@ -81,6 +81,7 @@ API: dict[tuple[str, str], str] = {
     ("resource-list", "GET"): "usage:read",
     ("resource-detail", "GET"): "usage:read",
     ("resource-history", "GET"): "usage:read",
+    ("resource-billable", "GET"): "usage:read",
     # credits
     ("credit-balance", "GET"): "billing:read",
     ("credit-adjustments", "POST"): "credits:write",
@@ -159,6 +160,7 @@ WEB: dict[tuple[str, str], str] = {
     **_page("usage:export", "usage:read", "usage:read"),
     **_page("usage:spend", "usage:read", "usage:read"),
     **_page("usage:spend_export", "usage:read", "usage:read"),
+    **_page("usage:resource", "usage:read", "usage:read"),
     **_page("usage:sandbox_start", NOBODY, "account:write"),
     **_page("usage:sandbox_stop", NOBODY, "account:write"),
     **_page("pricing:index", "account:read", "account:read"),

@@ -7,6 +7,7 @@ without a `{% load %}`:
     {{ payment.created_at|when }}                  2026-12-03 14:05 UTC  (the reader's zone)
     {{ invoice.due_at|when:"date" }}               2026-12-03
     {{ invoice.period_start|when:"month" }}        December 2026
+    {{ line.measured_minutes|minutes }}            35 h 30 min
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from decimal import Decimal
 from django import template
 from django.utils import timezone
 
-from core.formatting import MISSING, Style, format_amount, format_rate, format_when
+from core.formatting import MISSING, Style, format_amount, format_minutes, format_rate, format_when
 from core.money import round_money
 
 register = template.Library()
@@ -36,6 +37,11 @@ def rate(amount: Decimal | None, currency: str) -> str:
 @register.filter
 def when(value: dt.datetime | dt.date | None, style: Style = "datetime") -> str:
     return format_when(value, style)
+
+
+@register.filter
+def minutes(value: int | None) -> str:
+    return format_minutes(value)
 
 
 @register.filter

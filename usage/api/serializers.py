@@ -188,3 +188,44 @@ class SpendForecastSerializer(serializers.Serializer):
     forecast = _money()
     method = serializers.CharField()
     resources = SpendForecastResourceSerializer(many=True)
+
+
+class BillableQuerySerializer(StrictSerializer):
+    month = serializers.RegexField(r"^\d{4}-\d{2}$", required=False, help_text="YYYY-MM (UTC); this month if omitted.")
+    organization = serializers.IntegerField(required=False, help_text="Platform keys and staff: the organisation.")
+
+
+class BillableStateSerializer(serializers.Serializer):
+    state = serializers.CharField()
+    measured_minutes = serializers.IntegerField(help_text="Minutes the platform reported in this state.")
+    billable_minutes = serializers.IntegerField(help_text="Of those, minutes billed (minimum time not included).")
+    excluded_minutes = serializers.IntegerField()
+    amount = _money(help_text="What the rated spans in this state cost, minimum time included (12 places).")
+    reason = serializers.CharField(help_text="Why minutes were excluded; empty when none were.")
+
+
+class BillableAddonSerializer(serializers.Serializer):
+    product = serializers.CharField(source="product.code")
+    attached_minutes = serializers.IntegerField(help_text="Attached while the server existed.")
+    billable_minutes = serializers.IntegerField()
+    amount = _money()
+    cap_saved = _money()
+
+
+class MeasuredBillableSerializer(serializers.Serializer):
+    resource = serializers.IntegerField(source="resource.pk")
+    month = serializers.DateField(help_text="First day of the month.")
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField(help_text="The month's end, or the cut-off up to which usage is rated.")
+    complete = serializers.BooleanField(help_text="The whole month is rated and rolled up.")
+    currency = serializers.CharField()
+    measured_minutes = serializers.IntegerField()
+    billable_minutes = serializers.IntegerField()
+    excluded_minutes = serializers.IntegerField()
+    minimum_minutes = serializers.IntegerField(help_text="Minutes minimum billable time added.")
+    minimum_amount = _money()
+    cap_saved = _money(help_text="What monthly caps took off, server and add-ons.")
+    amount = _money(help_text="Server and add-ons, 12 places (the invoice rounds each line once).")
+    states = BillableStateSerializer(many=True)
+    addons = BillableAddonSerializer(many=True)
+    notes = serializers.ListField(child=serializers.CharField())

@@ -15,8 +15,10 @@ from accounts.api.permissions import OrganizationScopedMixin, get_caller
 from core.errors import NotFound
 from pricing.models import Product
 from usage.api.serializers import (
+    BillableQuerySerializer,
     EventBatchResultSerializer,
     EventBatchSerializer,
+    MeasuredBillableSerializer,
     MonthToDateSerializer,
     ResourceSerializer,
     SpendForecastSerializer,
@@ -26,6 +28,7 @@ from usage.api.serializers import (
     UsageQuerySerializer,
     UsageSeriesSerializer,
 )
+from usage.billable import MonthError, measured_vs_billable, parse_month
 from usage.ingest import MAX_BATCH, events_ingest
 from usage.models import Resource
 from usage.selectors import month_to_date, usage_series
@@ -77,7 +80,8 @@ class ResourceViewSet(OrganizationScopedMixin, mixins.ListModelMixin, mixins.Ret
                       viewsets.GenericViewSet):
     queryset = Resource.objects.select_related("product").order_by("id")
     serializer_class = ResourceSerializer
-    required_scopes = {"list": "usage:read", "retrieve": "usage:read", "history": "usage:read"}
+    required_scopes = {"list": "usage:read", "retrieve": "usage:read", "history": "usage:read",
+                       "billable": "usage:read"}
     filterset_fields = ["state", "kind", "external_id"]
 
     @extend_schema(responses=StateIntervalSerializer(many=True))
@@ -88,6 +92,21 @@ class ResourceViewSet(OrganizationScopedMixin, mixins.ListModelMixin, mixins.Ret
         qs = resource.intervals.select_related("eff_product").order_by("started_at", "id")
         page = self.paginate_queryset(qs)
         return self.get_paginated_response(StateIntervalSerializer(page, many=True).data)
+
+    @extend_schema(parameters=[BillableQuerySerializer], responses=MeasuredBillableSerializer)
+    @action(detail=True, methods=["get"])
+    def billable(self, request, pk=None):
+        """Measured against billable for one month: minutes the platform reported per state,
+        minutes billed, minutes excluded and why, what minimum billable time added and what
+        a monthly cap saved (docs/usage.md, "Measured vs billable")."""
+        resource = self.get_object()
+        query = BillableQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        try:
+            month = parse_month(query.validated_data.get("month"), today=timezone.now().date())
+        except MonthError as exc:
+            raise ValidationError({"month": [str(exc)]}) from None
+        return Response(MeasuredBillableSerializer(measured_vs_billable(resource=resource, month=month)).data)
 
 
 def _organization(request, organization_id):

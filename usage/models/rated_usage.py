@@ -176,6 +176,12 @@ class _Rollup(models.Model):
     currency = currency_field()
     minutes = models.IntegerField(default=0)
     amount = money_field()
+    # Of `minutes` and `amount`, what minimum billable time added (`minimum` rows, net of
+    # their reversals), and what a monthly cap took off hourly spans (the span's price
+    # before the clamp minus what was stored): "measured vs billable" (usage.billable).
+    minimum_minutes = models.IntegerField(default=0, db_default=0)
+    minimum_amount = money_field(default=0, db_default=0)
+    cap_saved = money_field(default=0, db_default=0)
 
     class Meta:
         abstract = True
