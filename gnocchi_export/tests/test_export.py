@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import timedelta
 from decimal import Decimal
+from io import StringIO
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.db import transaction
 
 from gnocchi_export import services
@@ -79,7 +81,8 @@ def in_gnocchi(gnocchi, resource, granularity=60) -> dict[str, dict]:
             for metric in found["metrics"]}
 
 
-def test_the_export_writes_each_resource_s_cost_and_minutes_and_a_rerun_writes_nothing_new(history, gnocchi):
+def test_the_export_writes_each_resource_s_cost_and_minutes_and_a_rerun_writes_nothing_new(history, gnocchi,
+                                                                                             clock):  # noqa: F811
     a, b = history
     result = services.export_pending(now=NOW)
     assert (result.error, result.resources_created) == ("", 2)
@@ -110,6 +113,15 @@ def test_the_export_writes_each_resource_s_cost_and_minutes_and_a_rerun_writes_n
     again = services.export_pending(now=NOW)
     assert (again.runs, again.measures, again.error) == (0, 0, "")
     assert in_gnocchi(gnocchi, a) == expected_points(a)
+
+    # Sending everything again by hand (the command, from run 0) replaces each point by itself.
+    out = StringIO()
+    clock.move_to(NOW)
+    call_command("gnocchi_export", "--from-run", "0", stdout=out)
+    assert f"measures={result.measures} resources_created=0 watermark={result.watermark}" in out.getvalue()
+    assert in_gnocchi(gnocchi, a, granularity=3600)["cost.USD"] == hourly
+    with pytest.raises(CommandError, match="only moves back"):
+        call_command("gnocchi_export", "--from-run", str(result.watermark + 1))
 
 
 def test_a_batch_sent_again_after_our_rollback_doubles_nothing(history, gnocchi):
