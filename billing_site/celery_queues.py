@@ -22,5 +22,5 @@ QUEUES_BY_KIND: dict[str, tuple[str, ...]] = {
                  "payments.autopay_invoice", "payments.autopay_due", "payments.dunning_due", "payments.reconcile",
                  "credits.topup_dispatch", "credits.topup_retry", "credits.auto_topup_check"),
     "maintenance": ("core.purge_idempotency_records", "core.outbox_relay", "usage.retention", "credits.runway",
-                    "credits.promo_expiry", "finance.build_journal"),
+                    "credits.promo_expiry", "finance.build_journal", "gnocchi_export.export"),
 }

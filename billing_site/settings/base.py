@@ -53,6 +53,8 @@ INSTALLED_APPS = [
     "payments",
     # Reads credits, invoices and payments; nothing imports it (docs/finance.md).
     "finance",
+    # Reads usage's rated spans and sends them to Gnocchi; nothing imports it (docs/usage.md).
+    "gnocchi_export",
 ]
 
 MIDDLEWARE = [
@@ -586,5 +588,23 @@ FINANCE_DATEV = {
     "fiscal_year_start_month": env.int("FINANCE_DATEV_FISCAL_YEAR_START_MONTH", default=1),
     "account_length": 4,
 }
+
+# --- History export to Gnocchi (gnocchi_export, docs/usage.md) --------------------
+# Per-resource cost and usage series, sent to Gnocchi's REST API every five minutes when
+# GNOCCHI_EXPORT_URL is set (empty: the task does nothing). Auth: Gnocchi's "basic" or
+# "noauth" mode as GNOCCHI_EXPORT_USER, who must be allowed to create archive policies
+# and resource types (Gnocchi's admin).
+GNOCCHI_EXPORT_URL = env("GNOCCHI_EXPORT_URL", default="")
+GNOCCHI_EXPORT_AUTH = env("GNOCCHI_EXPORT_AUTH", default="basic")
+GNOCCHI_EXPORT_USER = env("GNOCCHI_EXPORT_USER", default="admin")
+GNOCCHI_EXPORT_TIMEOUT = 10.0  # seconds per request
+GNOCCHI_EXPORT_ARCHIVE_POLICY = env("GNOCCHI_EXPORT_ARCHIVE_POLICY", default="cloudbill-billing")
+# A run is exported once it is rolled up and this old: longer than any metering or rollup
+# transaction lives (their tasks are killed after 300 s), so no run below it can still commit.
+GNOCCHI_EXPORT_SETTLE = timedelta(minutes=10)
+GNOCCHI_EXPORT_RUNS_PER_BATCH = 500
+GNOCCHI_EXPORT_RESOURCES_PER_REQUEST = 500
+CELERY_BEAT_SCHEDULE["gnocchi-export"] = {
+    "task": "gnocchi_export.export", "schedule": timedelta(minutes=5), "options": {"expires": 280}}
 
 _ = crontab  # imported for the app sections above that schedule periodic jobs
