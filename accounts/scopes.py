@@ -24,6 +24,7 @@ SCOPES: dict[str, str] = {
     "credits:write": "Grant credit and make ledger adjustments.",
     "invoices:write": "Finalize, void and credit invoices.",
     "payments:write": "Record and refund payments.",
+    "admission:check": "Ask whether an organisation may start a product (runway admission).",
 }
 
 ORGANIZATION_SCOPES = frozenset(

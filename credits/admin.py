@@ -15,6 +15,7 @@ from accounts.models import Organization
 from core.errors import DomainError
 from credits import admin_adjustment, hibernation, services
 from credits.models import (
+    AdmissionPolicy,
     AutoTopUpSettings,
     Balance,
     CreditEvent,
@@ -143,6 +144,21 @@ class AutoTopUpSettingsAdmin(AuditedModelAdmin):
                                           amount=obj.amount, monthly_cap=obj.monthly_cap, actor=request.user)
         except DomainError as exc:
             self.message_user(request, f"Not saved: {exc.message}", messages.ERROR)
+
+
+@admin.register(AdmissionPolicy)
+class AdmissionPolicyAdmin(AuditedModelAdmin):
+    """Runway admission per organisation (credits.admission); without a row the default
+    CREDITS_ADMISSION_MIN_RUNWAY_HOURS applies."""
+
+    list_display = ["organization", "min_runway_hours", "enforce", "note", "updated_at"]
+    list_filter = ["enforce"]
+    search_fields = ["organization__name", "organization__slug"]
+    autocomplete_fields = ["organization"]
+    fields = ["organization", "min_runway_hours", "enforce", "note"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["organization"] if obj is not None else []
 
 
 @admin.register(CreditEvent)

@@ -330,3 +330,27 @@ class SettledRun(models.Model):
 
     def __str__(self) -> str:
         return f"run {self.run_id} settled"
+
+
+class AdmissionPolicy(models.Model):
+    """How much runway an organisation must keep to start something (credits.admission):
+    at least `min_runway_hours` at the burn rate after the start, of prepaid credit or of
+    what a postpaid credit limit leaves. Without a row, `CREDITS_ADMISSION_MIN_RUNWAY_HOURS`
+    applies. `enforce` off lets a trusted customer start anything (the answer still says
+    what the runway would be). Edited in the console, every change audited."""
+
+    organization = models.OneToOneField("accounts.Organization", on_delete=models.CASCADE,
+                                        related_name="admission_policy")
+    min_runway_hours = models.DecimalField(max_digits=8, decimal_places=2, default=Decimal(1),
+                                           help_text="Hours of runway the organisation must keep after a start.")
+    enforce = models.BooleanField(default=True, help_text="Off: every start is allowed (the answer still "
+                                                          "reports the runway).")
+    note = models.CharField(max_length=200, blank=True, help_text="Why this organisation differs from the default.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "admission policies"
+        constraints = [models.CheckConstraint(condition=Q(min_runway_hours__gte=0), name="credits_admission_hours_gte_0")]
+
+    def __str__(self) -> str:
+        return f"{self.organization_id}: {self.min_runway_hours} h{'' if self.enforce else ' (off)'}"

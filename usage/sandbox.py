@@ -16,6 +16,7 @@ from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
 from django.utils import timezone
+from django.utils.module_loading import import_string
 from django.views.decorators.http import require_POST
 
 from accounts.portal import portal_view
@@ -58,12 +59,18 @@ def start(request):
         for field, errors in form.errors.items():
             messages.error(request, f"{field}: {' '.join(errors)}")
         return redirect("usage:index")
+    # A platform asks runway admission before it starts anything; the sandbox does too.
+    decision = import_string(settings.USAGE_ADMISSION)(organization=org, product=form.cleaned_data["product"])
+    if not decision.allowed:
+        messages.error(request, f"Not started ({decision.reason.replace('_', ' ')}): {decision.message}")
+        return redirect("usage:index")
     resource = services.resource_create(
         organization=org, external_id=f"{SANDBOX_PREFIX}{org.slug}-{secrets.token_hex(4)}",
         product=form.cleaned_data["product"], name=form.cleaned_data["name"], at=timezone.now(),
         state=ResourceState.RUNNING, source=StateSource.EVENT, actor=request.user,
     )
-    messages.success(request, f"Sandbox server {resource.name} is running; metering charges it from this minute.")
+    messages.success(request, f"Sandbox server {resource.name} is running; metering charges it from this minute. "
+                              f"{decision.message}")
     return redirect("usage:index")
 
 

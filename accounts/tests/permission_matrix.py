@@ -82,6 +82,7 @@ API: dict[tuple[str, str], str] = {
     ("resource-detail", "GET"): "usage:read",
     ("resource-history", "GET"): "usage:read",
     ("resource-billable", "GET"): "usage:read",
+    ("admission", "POST"): "admission:check",
     # credits
     ("credit-balance", "GET"): "billing:read",
     ("credit-adjustments", "POST"): "credits:write",
@@ -209,7 +210,7 @@ BILLING = frozenset({"account:read", "account:write", "usage:read", "billing:rea
 VIEWER = frozenset({"account:read", "usage:read", "billing:read"})
 EXPECTED_ROLE_SCOPES = {"owner": OWNER, "admin": ADMIN, "billing": BILLING, "viewer": VIEWER}
 PLATFORM_ONLY = frozenset({"organizations:write", "events:write", "resources:write", "prices:write",
-                           "credits:write", "invoices:write", "payments:write"})
+                           "credits:write", "invoices:write", "payments:write", "admission:check"})
 EVERY_SCOPE = OWNER | PLATFORM_ONLY
 READ = frozenset({"account:read", "usage:read", "billing:read"})
 

@@ -398,6 +398,9 @@ CELERY_BEAT_SCHEDULE["usage-retention"] = {"task": "usage.retention", "schedule"
 # Demo/development only: a panel on the Usage page starts and stops servers as the cloud
 # platform's events would (usage/sandbox.py). Production refuses to start with it on.
 USAGE_SANDBOX_PROVISIONING = env.bool("USAGE_SANDBOX_PROVISIONING", default=False)
+# What the sandbox panel asks before it starts a server, as a platform asks
+# POST /api/v1/admission (credits come after usage, so through a setting).
+USAGE_ADMISSION = "credits.admission.admit_sandbox"
 DEMO_SEEDERS += ["usage.demo.seed"]
 PORTAL_DASHBOARD_CARDS += ["usage.cards.month_to_date_card"]
 BENCHMARKS["metering"] = "usage.benchmarks.metering"
@@ -438,6 +441,10 @@ CREDITS_ADJUSTMENT_STAFF_LIMITS = {
 }
 # Warnings: hours of runway, and a balance amount (in the organisation's currency).
 CREDITS_RUNWAY_WARNING_HOURS = [72, 24, 1]
+# Runway admission (credits.admission): hours of runway an organisation must keep after a
+# start unless its AdmissionPolicy says otherwise.
+CREDITS_ADMISSION_MIN_RUNWAY_HOURS = Decimal(env("CREDITS_ADMISSION_MIN_RUNWAY_HOURS", default="1"))
+BENCHMARKS["admission"] = "credits.benchmarks.admission"
 CREDITS_LOW_BALANCE_WARNING = Decimal(env("CREDITS_LOW_BALANCE_WARNING", default="10"))
 CREDITS_BURN_WINDOW = timedelta(hours=1)
 CREDITS_PORTAL_URL = env("CREDITS_PORTAL_URL", default="http://127.0.0.1:8000/credits/")

@@ -6,6 +6,7 @@ from core.api.serializers import MoneyField, StrictSerializer
 from credits.models import AutoTopUpSettings, CreditEvent, LedgerEntry, PromoGrant, TopUp
 
 AMOUNT = {"max_digits": 20, "decimal_places": 6}
+EXACT = {"max_digits": 30, "decimal_places": 12}  # stored amounts, every place kept
 
 
 class BalanceSerializer(serializers.Serializer):
@@ -91,3 +92,33 @@ class CreditEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = CreditEvent
         fields = ["id", "organization", "kind", "message", "data", "created_at"]
+
+
+class AdmissionRequestSerializer(StrictSerializer):
+    organization = serializers.IntegerField(min_value=1, help_text="The organisation that wants to start it.")
+    product = serializers.SlugField(max_length=60, help_text="The product's code, e.g. gpu-h100-8x.")
+    quantity = serializers.IntegerField(min_value=1, max_value=10_000, default=1,
+                                        help_text="How many to start at once (their rates add up).")
+
+
+class AdmissionSerializer(serializers.Serializer):
+    allowed = serializers.BooleanField()
+    reason = serializers.ChoiceField(
+        choices=["no_credit", "insufficient_runway", "credit_limit_reached", "insufficient_credit_limit", "no_price",
+                 "product_inactive", "organization_inactive"], allow_null=True,
+        help_text="Why it was refused (stable codes); null when allowed.")
+    message = serializers.CharField(help_text="The answer in words, for people.")
+    organization = serializers.IntegerField(source="organization_id")
+    product = serializers.CharField()
+    quantity = serializers.IntegerField()
+    currency = serializers.CharField()
+    billing_mode = serializers.CharField()
+    funds = serializers.DecimalField(**EXACT, help_text="Prepaid: the balance (promotional credit included). "
+                                                        "Postpaid with a limit: what the limit leaves.")
+    burn_rate_per_hour = serializers.DecimalField(**EXACT, help_text="Now, as metering charges it every minute.")
+    added_per_hour = serializers.DecimalField(**EXACT, help_text="What the start would add per hour.")
+    burn_rate_after = serializers.DecimalField(**EXACT)
+    runway_hours_after = serializers.DecimalField(max_digits=20, decimal_places=4, allow_null=True,
+                                                  help_text="Hours the funds last at the new rate; null: unlimited.")
+    min_runway_hours = serializers.DecimalField(max_digits=8, decimal_places=2)
+    checked = serializers.BooleanField(help_text="False: the organisation's policy turns the check off.")

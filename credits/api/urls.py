@@ -14,5 +14,6 @@ urlpatterns = [
     path("credits/adjustments", views.AdjustmentView.as_view(), name="credit-adjustments"),
     path("credits/auto-topup", views.AutoTopUpView.as_view(), name="credit-auto-topup"),
     path("credits/resume", views.ResumeView.as_view(), name="credit-resume"),
+    path("admission", views.AdmissionView.as_view(), name="admission"),
     *router.urls,
 ]

@@ -12,10 +12,13 @@ from rest_framework.views import APIView
 from accounts.api.permissions import OrganizationScopedMixin, get_caller
 from core.api.idempotency import idempotent
 from core.api.pagination import NewestFirstCursorPagination
-from core.errors import Conflict
+from core.errors import Conflict, DomainError
 from credits import hibernation, services
+from credits.admission import admit
 from credits.api.serializers import (
     AdjustmentCreateSerializer,
+    AdmissionRequestSerializer,
+    AdmissionSerializer,
     AutoTopUpSerializer,
     AutoTopUpSettingsSerializer,
     BalanceSerializer,
@@ -182,3 +185,25 @@ class ResumeView(APIView):
             raise NotHibernated("Nothing is hibernated: there is nothing to resume.")
         event = CreditEvent.objects.filter(organization=org, kind=EventKind.RESUMED).first()
         return Response(CreditEventSerializer(event).data)
+
+
+class AdmissionView(APIView):
+    """May this organisation start this product now? For the provisioning platform, before
+    it starts anything: allowed, or refused with a stable reason code, and the runway the
+    organisation would have at the burn rate after the start (credits.admission). Reads
+    only; an answer reserves nothing."""
+
+    required_scopes = {"POST": "admission:check"}
+
+    @extend_schema(request=AdmissionRequestSerializer, responses=AdmissionSerializer)
+    def post(self, request):
+        from pricing.models import Product
+
+        body = AdmissionRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        org = get_caller(request).target_organization(body.validated_data["organization"])
+        product = Product.objects.filter(code=body.validated_data["product"]).first()
+        if product is None:
+            raise DomainError("No such product.", field="product")
+        decision = admit(organization=org, product=product, quantity=body.validated_data["quantity"])
+        return Response(AdmissionSerializer(decision).data)

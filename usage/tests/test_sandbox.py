@@ -32,9 +32,16 @@ def flavour(clock):
     return product
 
 
+def _fund(org, amount: str) -> None:
+    from credits import services as credit_services
+
+    credit_services.ledger_post(organization=org, amount=Decimal(amount), kind="adjustment", reason="test credit")
+
+
 def test_a_started_sandbox_server_is_metered_like_a_platform_event_and_stops_when_asked(
         sandbox_on, flavour, org, owner, client, clock):
     client.force_login(owner)
+    _fund(org, "50.00")
     clock.move_to(at(10, 17, 30))
     response = client.post("/usage/sandbox/start", {"product": flavour.pk, "name": "demo-box"}, follow=True)
     assert "Sandbox server demo-box is running" in response.content.decode()
@@ -67,6 +74,7 @@ def test_only_sandbox_servers_of_ones_own_organisation_can_be_stopped(sandbox_on
     platform_server = services.resource_create(organization=org, external_id="srv-real", product=flavour,
                                                at=at(22, 0), state=ResourceState.RUNNING)
     client.force_login(make_member(other_org, "owner").user)
+    _fund(other_org, "50.00")
     client.post("/usage/sandbox/start", {"product": flavour.pk, "name": "theirs"})
     theirs = Resource.objects.get(organization=other_org)
     client.force_login(owner)
@@ -91,6 +99,21 @@ def test_production_refuses_to_start_with_the_sandbox_panel_on():
 
 def test_start_time_is_now_not_a_chosen_time(sandbox_on, flavour, org, owner, client, clock):
     client.force_login(owner)
+    _fund(org, "50.00")
     client.post("/usage/sandbox/start", {"product": flavour.pk, "name": "now", "at": "2026-01-01T00:00:00Z"})
     started = StateInterval.objects.get(resource__organization=org).started_at
     assert abs(started - at(23, 0)) < timedelta(minutes=1)
+
+
+def test_the_panel_asks_runway_admission_first_and_shows_the_refusal(sandbox_on, flavour, org, owner, client, clock):
+    """As the platform asks POST /api/v1/admission before it starts anything: $1.00 at
+    $2.06/h lasts 29 minutes, less than the hour the default policy asks for."""
+    client.force_login(owner)
+    _fund(org, "1.00")
+    page = client.post("/usage/sandbox/start", {"product": flavour.pk, "name": "big"}, follow=True).content.decode()
+    assert "Not started (insufficient runway): $1.00 of credit would last 29 minutes at $2.06/h; at least 1 hour" \
+        in page
+    assert not Resource.objects.exists()
+    _fund(org, "9.00")  # $10.00 lasts 4.9 hours
+    page = client.post("/usage/sandbox/start", {"product": flavour.pk, "name": "big"}, follow=True).content.decode()
+    assert "Sandbox server big is running" in page and "about 5 hours left at your current usage" in page
