@@ -32,7 +32,7 @@ Two kinds, chosen per metric:
 | `cloudbill_provider_calls_total` | counter | `provider` (stripe, paypal), `outcome` (ok, client_error, rate_limited, server_error, no_answer) | process | HTTP calls to the payment providers |
 | `cloudbill_provider_call_duration_seconds` | histogram | `provider` | process | their latency, answer or not |
 | `cloudbill_metering_lag_seconds` | gauge | | scrape | now − the watermark of the chunk furthest behind (every minute below it is metered); absent before the first metering |
-| `cloudbill_organizations_runway_under_24_hours` | gauge | `currency` | scrape | prepaid organisations whose credit lasts under 24 h at their burn rate (or is used up) |
+| `cloudbill_organizations_low_runway` | gauge | `currency` | scrape | prepaid organisations burning credit that lasts under 24 h (a used-up balance still burning included) |
 | `cloudbill_topups_open` | gauge | `status` (pending, failed) | scrape | top-ups not yet succeeded nor abandoned |
 | `cloudbill_topup_oldest_open_age_seconds` | gauge | | scrape | age of the oldest open top-up (0 when none) |
 | `cloudbill_invoice_run_organizations` | gauge | `status` (pending, invoiced, skipped, failed) | scrape | organisations of the latest monthly run by state: done = invoiced + skipped, total = the sum |
@@ -171,10 +171,12 @@ def call_outcome(status: int | None) -> str:
 
 
 def _status_of(exc: BaseException | None) -> int | None:
-    """The HTTP status an SDK's exception (or the one it was raised from) carries."""
+    """The HTTP status the provider answered, as the SDK's exception (or the one it was
+    raised from) carries it: Stripe's `http_status`, PayPal's `response_code`. Not
+    `status_code`: our own errors carry the status *we* answer with."""
     seen = 0
     while exc is not None and seen < 5:
-        for attr in ("http_status", "response_code", "status_code"):
+        for attr in ("http_status", "response_code"):
             value = getattr(exc, attr, None)
             if isinstance(value, int) and value > 0:
                 return value
@@ -237,8 +239,8 @@ class State:
 STATE_METRICS: tuple[State, ...] = (
     State("cloudbill_metering_lag_seconds",
           "Seconds between now and the watermark of the metering chunk furthest behind."),
-    State("cloudbill_organizations_runway_under_24_hours",
-          "Prepaid organisations whose credit lasts under 24 hours at their burn rate.", ("currency",)),
+    State("cloudbill_organizations_low_runway",
+          "Prepaid organisations burning credit that lasts under 24 hours.", ("currency",)),
     State("cloudbill_topups_open", "Top-ups neither succeeded nor abandoned.", ("status",)),
     State("cloudbill_topup_oldest_open_age_seconds", "Age of the oldest open top-up (0 when none)."),
     State("cloudbill_invoice_run_organizations", "Organisations of the latest invoice run by state.", ("status",)),

@@ -22,7 +22,7 @@ def state() -> Iterator[Sample]:
     rows = (Balance.objects.filter(organization__billing_mode=BillingMode.PREPAID).values("currency")
             .annotate(n=Count("organization_id", filter=short, distinct=True)).order_by("currency"))
     for row in rows:
-        yield Sample("cloudbill_organizations_runway_under_24_hours", row["n"], {"currency": row["currency"]})
+        yield Sample("cloudbill_organizations_low_runway", row["n"], {"currency": row["currency"]})
 
     open_ = {r["status"]: r for r in TopUp.objects.filter(status__in=OPEN).values("status")
              .annotate(n=Count("id"), oldest=Min("created_at")).order_by()}

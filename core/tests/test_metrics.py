@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from decimal import Decimal
 
 import pytest
@@ -11,7 +12,7 @@ from billing_site.celery import app as celery_app
 from credits import services as credits
 from credits.models import LedgerEntry
 from payments.gateways.stripe_gateway import StripeGateway
-from payments.tests.conftest import fake_stripe  # noqa: F401 - the fake Stripe fixture
+from payments.tests.conftest import fake_paypal, fake_stripe  # noqa: F401 - the fake providers
 from usage import metering
 from usage.tests.conftest import at, clock, few_chunks  # noqa: F401 - frozen clock, two chunks
 from usage.tests.factories import ProductFactory, add_price
@@ -177,3 +178,163 @@ def test_the_queue_depth_is_each_queues_length_on_the_broker(client):
     assert moved(before, after, "cloudbill_celery_queue_length", queue="documents") == 2
     assert moved(before, after, "cloudbill_celery_queue_length", queue="maintenance") == 1
     assert value(after, "cloudbill_celery_queue_length", queue="metering") == 0
+
+
+def test_runway_top_ups_and_the_invoice_run_are_read_from_the_database_at_scrape_time(client):
+    from datetime import UTC, datetime, timedelta
+
+    import time_machine
+
+    from accounts.models import BillingMode
+    from accounts.tests.factories import OrganizationFactory
+    from credits.models import Balance, TopUp
+    from invoices.models import InvoiceRun, InvoiceRunItem
+
+    now = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
+
+    def balance(amount: str, burn: str, *, currency="USD", mode=BillingMode.PREPAID):
+        org = OrganizationFactory(currency=currency, billing_mode=mode)
+        Balance.objects.create(organization=org, currency=currency, amount=Decimal(amount),
+                               burn_rate_per_hour=Decimal(burn))
+        return org
+
+    short = balance("23.99", "1")        # 23.99 h left
+    balance("24.00", "1")                # exactly 24 h: not under
+    balance("-3", "0.5")                 # used up and still burning
+    balance("0", "0")                    # nothing left, nothing running: no runway to speak of
+    balance("5", "1", mode=BillingMode.POSTPAID)  # postpaid: no runway
+    balance("100", "10", currency="EUR")  # 10 h
+    TopUp.objects.create(organization=short, source="manual", amount=Decimal("50"), currency="USD",
+                         created_at=now - timedelta(minutes=90))
+    TopUp.objects.create(organization=short, source="auto", amount=Decimal("50"), currency="USD", status="failed",
+                         created_at=now - timedelta(minutes=20))
+    TopUp.objects.create(organization=short, source="manual", amount=Decimal("50"), currency="USD",
+                         status="succeeded", created_at=now - timedelta(days=3))
+    run = InvoiceRun.objects.create(period_start=datetime(2026, 11, 1, tzinfo=UTC),
+                                    period_end=datetime(2026, 12, 1, tzinfo=UTC), started_at=now)
+    orgs = list(type(short).objects.order_by("id"))
+    for org, status in zip(orgs, ["invoiced", "invoiced", "skipped", "failed", "pending", "pending"], strict=True):
+        InvoiceRunItem.objects.create(run=run, organization=org, status=status)
+
+    with time_machine.travel(now, tick=False):
+        samples = scrape(client)
+
+    assert value(samples, "cloudbill_organizations_low_runway", currency="USD") == 2
+    assert value(samples, "cloudbill_organizations_low_runway", currency="EUR") == 1
+    assert value(samples, "cloudbill_topups_open", status="pending") == 1
+    assert value(samples, "cloudbill_topups_open", status="failed") == 1
+    assert value(samples, "cloudbill_topup_oldest_open_age_seconds") == 90 * 60
+    assert {s: value(samples, "cloudbill_invoice_run_organizations", status=s)
+            for s in ("pending", "invoiced", "skipped", "failed")} == {"pending": 2, "invoiced": 2, "skipped": 1,
+                                                                       "failed": 1}
+    assert value(samples, "cloudbill_invoice_run_period_start_timestamp_seconds") == run.period_start.timestamp()
+    assert value(samples, "cloudbill_invoice_run_running") == 1
+
+
+def test_a_failing_state_source_is_reported_and_the_scrape_still_answers(client, settings, caplog):
+    settings.METRICS_STATE_SOURCES = [*settings.METRICS_STATE_SOURCES, "core.tests.test_metrics.broken_source"]
+    samples = scrape(client)
+    assert value(samples, "cloudbill_metrics_source_up", source="core.tests.test_metrics.broken_source") == 0
+    assert value(samples, "cloudbill_metrics_source_up", source="usage.metrics.state") == 1
+    assert "metrics source core.tests.test_metrics.broken_source failed" in caplog.text
+
+
+def broken_source():
+    raise ConnectionError("the database went away")
+
+
+def test_webhook_deliveries_count_by_outcome_and_refuse_an_unknown_one(client):
+    from core import metrics
+
+    before = scrape(client)
+    metrics.webhook_delivered("delivered")
+    metrics.webhook_delivered("failed")
+    metrics.webhook_delivered("failed")
+    with pytest.raises(ValueError):
+        metrics.webhook_delivered("timeout")
+    after = scrape(client)
+    assert moved(before, after, "cloudbill_webhook_deliveries_total", outcome="delivered") == 1
+    assert moved(before, after, "cloudbill_webhook_deliveries_total", outcome="failed") == 2
+
+
+def test_a_rolled_back_post_counts_nothing(client, org):
+    from django.db import transaction
+
+    before = scrape(client)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        credits.credit_adjust(organization=org, amount=Decimal("7"), reason="goodwill")
+        raise RuntimeError("rolled back")
+    after = scrape(client)
+    assert moved(before, after, "cloudbill_ledger_postings_total", currency="USD", kind="adjustment") == 0
+
+
+def test_paypal_calls_are_counted_by_outcome(client, org, fake_paypal):  # noqa: F811
+    from payments.gateways.base import GatewayError
+    from payments.gateways.paypal_gateway import PayPalGateway
+
+    before = scrape(client)
+    fake_paypal.fail_next("/v2/payments/refunds/", 503)
+    with pytest.raises(GatewayError):
+        PayPalGateway().refund_by_id("RF-1")
+    fake_paypal.fail_next("/v2/payments/refunds/", 422)
+    with pytest.raises(GatewayError):
+        PayPalGateway().refund_by_id("RF-2")
+    after = scrape(client)
+    assert fake_paypal.count("GET", "/v2/payments/refunds/") == 2
+    assert moved(before, after, "cloudbill_provider_calls_total", provider="paypal", outcome="server_error") == 1
+    assert moved(before, after, "cloudbill_provider_calls_total", provider="paypal", outcome="client_error") == 1
+    assert moved(before, after, "cloudbill_provider_call_duration_seconds_count", provider="paypal") == 2
+
+
+# --- several processes ------------------------------------------------------------------------------
+
+
+def _count_in_a_process_of_its_own(directory, outcome: str, times: int) -> None:
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    code = ("from core import metrics\n"
+            f"for _ in range({times}): metrics.webhook_delivered({outcome!r})\n")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=settings.BASE_DIR,
+                   env={"PATH": "/usr/bin:/bin", "PROMETHEUS_MULTIPROC_DIR": str(directory)}, timeout=60)
+
+
+def test_in_multiprocess_mode_a_scrape_sums_what_every_process_counted(client, tmp_path, monkeypatch):
+    from core.metrics import fresh_multiprocess_dir
+
+    _count_in_a_process_of_its_own(tmp_path, "delivered", 3)  # a gunicorn worker, say
+    _count_in_a_process_of_its_own(tmp_path, "delivered", 4)  # a Celery worker
+    _count_in_a_process_of_its_own(tmp_path, "gave_up", 1)
+    assert len(list(tmp_path.glob("counter_*.db"))) == 3
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+
+    samples = scrape(client)
+    assert value(samples, "cloudbill_webhook_deliveries_total", outcome="delivered") == 7
+    assert value(samples, "cloudbill_webhook_deliveries_total", outcome="gave_up") == 1
+    assert value(samples, "cloudbill_metrics_source_up", source="usage.metrics.state") == 1  # gauges still read
+
+    # The next start clears what processes that are gone left behind; a live one's file stays.
+    (tmp_path / f"counter_{os.getpid()}.db").write_bytes((tmp_path / next(tmp_path.iterdir()).name).read_bytes())
+    fresh_multiprocess_dir(tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == [f"counter_{os.getpid()}.db"]
+
+
+def test_gunicorn_clears_the_directory_at_start_and_forgets_a_dead_workers_live_gauges(tmp_path, monkeypatch):
+    import runpy
+
+    from django.conf import settings
+
+    hooks = runpy.run_path(str(settings.BASE_DIR / "gunicorn.conf.py"))
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "prometheus"))
+    hooks["on_starting"](None)
+    assert (tmp_path / "prometheus").is_dir()
+    (tmp_path / "prometheus" / "gauge_livesum_999999.db").write_bytes(b"")
+    (tmp_path / "prometheus" / "counter_999999.db").write_bytes(b"")
+
+    hooks["child_exit"](None, type("Worker", (), {"pid": 999999})())
+
+    # Live gauges go with their process; its counters stay (they are totals so far).
+    assert sorted(p.name for p in (tmp_path / "prometheus").iterdir()) == ["counter_999999.db"]
+    assert {"wsgi_app", "limit_request_line"} <= set(hooks)
