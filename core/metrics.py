@@ -88,6 +88,17 @@ EVENT_METRICS = (USAGE_EVENTS, USAGE_EVENTS_REJECTED, LEDGER_POSTINGS, LEDGER_AM
                  PROVIDER_CALLS, PROVIDER_DURATION)
 
 WEBHOOK_OUTCOMES = ("delivered", "failed", "gave_up")
+PROVIDERS = ("stripe", "paypal")
+CALL_OUTCOMES = ("ok", "client_error", "rate_limited", "server_error", "no_answer")
+# Known label values start at 0, so a rate() over a fresh process is 0, not absent.
+for _status in ("accepted", "duplicate", "rejected"):
+    USAGE_EVENTS.labels(status=_status)
+for _outcome in WEBHOOK_OUTCOMES:
+    WEBHOOK_DELIVERIES.labels(outcome=_outcome)
+for _provider in PROVIDERS:
+    PROVIDER_DURATION.labels(provider=_provider)
+    for _outcome in CALL_OUTCOMES:
+        PROVIDER_CALLS.labels(provider=_provider, outcome=_outcome)
 # The field an ingest rejection names first ("quantity: not a number." → quantity).
 REJECTION_REASONS = frozenset({"id", "type", "timestamp", "organization", "kind", "quantity", "resource", "product",
                                "metric", "event", "state", "reason"})

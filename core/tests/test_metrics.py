@@ -338,3 +338,23 @@ def test_gunicorn_clears_the_directory_at_start_and_forgets_a_dead_workers_live_
     # Live gauges go with their process; its counters stay (they are totals so far).
     assert sorted(p.name for p in (tmp_path / "prometheus").iterdir()) == ["counter_999999.db"]
     assert {"wsgi_app", "limit_request_line"} <= set(hooks)
+
+
+def test_known_label_values_are_exported_from_zero(client):
+    samples = scrape(client)
+    for status in ("accepted", "duplicate", "rejected"):
+        assert ("cloudbill_usage_events_total", (("status", status),)) in samples
+    for outcome in ("delivered", "failed", "gave_up"):
+        assert ("cloudbill_webhook_deliveries_total", (("outcome", outcome),)) in samples
+    assert ("cloudbill_provider_calls_total", (("outcome", "no_answer"), ("provider", "paypal"))) in samples
+
+
+def test_a_stripe_call_that_gets_no_answer_is_counted_as_such(client, org, fake_stripe, settings):  # noqa: F811
+    settings.PAYMENTS_PROVIDER_TIMEOUT = 0.5
+    before = scrape(client)
+    fake_stripe.stall_next("/v1/customers", 1.5)  # Stripe acts, its answer never arrives in time
+    with pytest.raises(Exception):  # noqa: B017 - GatewayUnavailable; the count is the point
+        StripeGateway().customer_id(org)
+    after = scrape(client)
+    assert moved(before, after, "cloudbill_provider_calls_total", provider="stripe", outcome="no_answer") == 1
+    assert moved(before, after, "cloudbill_provider_calls_total", provider="stripe", outcome="ok") == 0
