@@ -58,7 +58,7 @@ from functools import wraps
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -69,6 +69,9 @@ PREFIX = "cloudbill_"
 PROVIDER_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 # --- events: counters and histograms, per process -------------------------------------------------
+# No `_created` gauge beside every counter (a second series each, which the multiprocess mode
+# does not export anyway): every process exports the same families.
+disable_created_metrics()
 # prometheus_client names a counter without its `_total`; it adds it on the way out.
 
 USAGE_EVENTS = Counter("cloudbill_usage_events", "Usage events ingested, per item, by result.", ["status"])
