@@ -8,6 +8,7 @@ from core import views as core_views
 urlpatterns = [
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),
+    path("metrics", core_views.metrics, name="metrics"),
     # Before the console: its catch-all would take console/finance/… for itself.
     path("console/finance/", include("finance.urls")),
     path("console/", admin.site.urls),

@@ -175,6 +175,10 @@ def run(port: str) -> int:
     env = dict(os.environ, DJANGO_SETTINGS_MODULE=os.environ.get("DJANGO_SETTINGS_MODULE",
                                                               "billing_site.settings.local"))
     env["PYTHONUNBUFFERED"] = "1"
+    # Web, worker and beat write their Prometheus counters to one directory, summed by
+    # /metrics (core/metrics.py); what a previous run left is cleared first.
+    env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(var_dir() / "prometheus"))
+    _fresh_metrics_dir(env["PROMETHEUS_MULTIPROC_DIR"])
     server: EmbeddedServer | None = None
     stop = threading.Event()
 
@@ -225,6 +229,12 @@ def run(port: str) -> int:
             t0 = time.monotonic()
             problem = server.stop()
             say(f"  PostgreSQL: {problem}" if problem else f"  PostgreSQL stopped in {time.monotonic() - t0:.1f} s.")
+
+
+def _fresh_metrics_dir(path: str) -> None:
+    from core.metrics import fresh_multiprocess_dir
+
+    fresh_multiprocess_dir(path)
 
 
 class _Stop(Exception):

@@ -24,6 +24,23 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 @never_cache
 @require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus' scrape (core/metrics.py): a bearer METRICS_TOKEN or an allowed network."""
+    from core.metrics import exposition, scrape_refusal
+
+    refusal = scrape_refusal(request)
+    if refusal is not None:
+        response = HttpResponse("Unauthorized.\n" if refusal == 401 else "Forbidden.\n",
+                                status=refusal, content_type="text/plain; charset=utf-8")
+        if refusal == 401:
+            response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    body, content_type = exposition()
+    return HttpResponse(body, content_type=content_type)
+
+
+@never_cache
+@require_GET
 def readyz(request: HttpRequest) -> JsonResponse:
     from billing_site.celery import app
 

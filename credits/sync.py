@@ -42,6 +42,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from core import metrics
 from credits import hibernation, services
 from credits.models import Balance, SettledRun
 
@@ -237,7 +238,9 @@ def _settle(run_id: int, now: datetime) -> list[tuple[int, str, Decimal, bool]]:
                        "firsts": list(columns[3]), "lasts": list(columns[4]), "counts": list(columns[5]),
                        "starts": list(columns[6]), "ends": list(columns[7])})
         cursor.execute(SETTLE_SQL, params)
-        return [(org, cur, amount, below) for org, cur, amount, below, _ in cursor.fetchall()]
+        moved = [(org, cur, amount, below) for org, cur, amount, below, _ in cursor.fetchall()]
+        metrics.ledger_posted((cur, "usage", -total) for org, cur, total, *_ in charges if (org, cur) in {m[:2] for m in moved})
+        return moved
 
 
 def _has_charges(cursor: CursorWrapper, run_id: int) -> bool:

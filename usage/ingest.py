@@ -25,6 +25,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Organization
+from core import metrics
 from core.money import decimal_places
 from pricing.models import Product
 from usage import services
@@ -271,6 +272,7 @@ def events_ingest(*, items: list, now: datetime | None = None) -> IngestResult:
             result.duplicates += 1
         else:
             result.rejected += 1
+    metrics.usage_events_counted(result.results)
     return result
 
 

@@ -30,6 +30,7 @@ MEMBER = "member"
 NOBODY = "nobody"
 SIGNED_IN = "signed in"  # any person with a session, member or not, staff included
 OWNER_ROLE = "owner role"  # a session of an owner (a setting only owners may change)
+SCRAPER = "metrics scraper"  # METRICS_TOKEN or METRICS_ALLOWED_NETWORKS (core/metrics.py), no session or key
 STAFF_PREFIX = "staff holding "  # a staff session holding that model permission (console pages outside the admin)
 
 
@@ -129,6 +130,8 @@ WEB: dict[tuple[str, str], str] = {
     # The site itself.
     **_page("healthz", PUBLIC, NOBODY),
     **_page("readyz", PUBLIC, NOBODY),
+    # Prometheus: a bearer METRICS_TOKEN or an allowed network, which no principal here is.
+    **_page("metrics", SCRAPER, NOBODY),
     **_page("api-schema", PUBLIC, NOBODY),
     **_page("api-docs", PUBLIC, NOBODY),
     # Signing in, out, resetting a password, accepting an invitation.
@@ -278,7 +281,7 @@ def allowed(principal: Principal, rule: str, *, web: bool) -> bool:
     scope there."""
     if rule == PUBLIC:
         return True
-    if rule == NOBODY or principal.kind == "anonymous":
+    if rule in (NOBODY, SCRAPER) or principal.kind == "anonymous":
         return False
     if rule == SIGNED_IN:
         return principal.kind == "session"

@@ -58,6 +58,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Request counts and latencies for /metrics (django-prometheus): first and last, so
+    # they time every other middleware.
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # A body over DATA_UPLOAD_MAX_MEMORY_SIZE is a 413 in the error format (core/limits.py).
@@ -79,6 +82,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "accounts.middleware.CurrentOrganizationMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "billing_site.urls"
@@ -299,6 +303,15 @@ CELERY_BEAT_SCHEDULE["core-purge-idempotency-records"] = {
     "options": {"expires": 3000},
 }
 
+# Prometheus metrics at /metrics (core/metrics.py): a scraper sends `Authorization: Bearer
+# METRICS_TOKEN` or calls from a network in METRICS_ALLOWED_NETWORKS (CIDRs; the address as
+# core.net.client_address reads it); anyone else gets 401 (nothing offered) or 403 (a
+# wrong token). Neither set: nobody scrapes.
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=[])
+# Gauges read at scrape time: each app appends its `state() -> Iterable[core.metrics.Sample]`.
+METRICS_STATE_SOURCES = ["core.metrics.celery_queue_lengths"]
+
 # --- Demo data ------------------------------------------------------------
 # `seed_demo` calls each of these in order; each must be idempotent.
 DEMO_SEEDERS = [
@@ -405,6 +418,7 @@ DEMO_SEEDERS += ["usage.demo.seed"]
 PORTAL_DASHBOARD_CARDS += ["usage.cards.month_to_date_card"]
 BENCHMARKS["metering"] = "usage.benchmarks.metering"
 BENCHMARKS["ingest"] = "usage.benchmarks.ingest"
+METRICS_STATE_SOURCES += ["usage.metrics.state"]
 
 
 
@@ -473,6 +487,7 @@ SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update({
 USAGE_AFTER_METERING += ["credits.sync.after_metering"]
 PORTAL_DASHBOARD_CARDS += ["credits.cards.credit_card"]
 BENCHMARKS["credit-sync"] = "credits.benchmarks.credit_sync"
+METRICS_STATE_SOURCES += ["credits.metrics.state"]
 # Opening credit goes in before usage's demo history is metered (and deducted by the
 # sync); runway and warnings are computed once that history is in.
 DEMO_SEEDERS.insert(DEMO_SEEDERS.index("usage.demo.seed"), "credits.demo.seed")
@@ -545,6 +560,7 @@ INVOICE_DETAIL_PANELS: list[str] = []
 DEMO_SEEDERS += ["invoices.demo.seed"]
 BENCHMARKS["invoicing"] = "invoices.benchmarks.invoicing"
 BENCHMARKS["pdf"] = "invoices.benchmarks.pdf"
+METRICS_STATE_SOURCES += ["invoices.metrics.state"]
 
 # --- payments -------------------------------------------------------------
 # With keys in the environment the real providers are used; without any, the SANDBOX

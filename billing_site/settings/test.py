@@ -52,3 +52,6 @@ MEDIA_ROOT = tempfile.mkdtemp(prefix="cloudbill-media-")
 STATIC_ROOT = Path(tempfile.mkdtemp(prefix="cloudbill-static-"))
 WHITENOISE_USE_FINDERS = True
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405
+# /metrics: the token the tests scrape with; no address is trusted (the test client's 127.0.0.1 is not).
+METRICS_TOKEN = "test-metrics-token"
+METRICS_ALLOWED_NETWORKS = []

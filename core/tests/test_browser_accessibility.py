@@ -35,6 +35,7 @@ SIGN_IN_PAGES = {"login", "password_reset", "password_reset_done", "password_res
                  "two_factor_recovery_codes"}
 NOT_PAGES = {
     "healthz": "a JSON probe for the load balancer",
+    "metrics": "Prometheus' text exposition, for a scraper with a token",
     "readyz": "a JSON probe for the load balancer",
     "api-schema": "the OpenAPI schema, YAML",
     "api-docs": "drf-spectacular's Swagger UI, a third party's page",

@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from accounts.audit import audit_record
 from accounts.models import ApiKey, Organization, User
+from core import metrics
 from core.errors import Conflict, DomainError, Forbidden
 from core.money import format_money, minor_unit_exponent, round_money
 from credits.models import (
@@ -133,6 +134,7 @@ def ledger_post(
     )
     _balance_moved(balance, entry_id=entry.pk, credited=amount > 0, now=now)
     balance.save()
+    metrics.ledger_posted([(currency, kind, amount)])
     return entry
 
 
@@ -192,6 +194,7 @@ def ledger_post_many(posts: list[Post], *, at: datetime | None = None) -> None:
                        threshold=thresholds.get(key[0], Decimal("-Infinity")))
         moved[balance.pk] = balance
     LedgerEntry.objects.bulk_create(entries, batch_size=2000)
+    metrics.ledger_posted((e.currency, e.kind, e.amount) for e in entries)
     if moved:
         values = ", ".join(["(%s::bigint, %s::numeric, %s::timestamptz, %s::timestamptz, %s::jsonb)"] * len(moved))
         table = connection.ops.quote_name(Balance._meta.db_table)

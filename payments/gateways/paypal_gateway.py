@@ -22,6 +22,7 @@ from paypalserversdk.exceptions.api_exception import ApiException
 from paypalserversdk.http.auth.o_auth_2 import ClientCredentialsAuthCredentials
 from paypalserversdk.paypal_serversdk_client import PaypalServersdkClient
 
+from core import metrics
 from payments.gateways.base import (
     CheckoutStarted,
     ErrorKind,
@@ -140,6 +141,7 @@ class _Expected(Exception):
         self.issue = issue
 
 
+@metrics.timed_provider_call("paypal")
 def _call(fn: Callable[[dict[str, Any]], Any], options: dict[str, Any], *,
           expect: frozenset[str] = frozenset()) -> PayPalJSON:
     """One SDK call; PayPal's errors by kind (payments.gateways.base), or `_Expected` for

@@ -7,7 +7,7 @@ creating call carries an idempotency key built from our row id.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
@@ -19,6 +19,7 @@ import stripe
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from core import metrics
 from payments.gateways.base import (
     CheckoutStarted,
     ErrorKind,
@@ -77,13 +78,23 @@ REFUND_STATUS = {
 KEY_LIFETIME = timedelta(hours=23)
 
 
+class _MeteredRequestsClient(stripe.RequestsClient):
+    """Stripe's own HTTP client; each request (each retry too) counted and timed (core.metrics)."""
+
+    def request(self, method: str, url: str, headers: Mapping[str, str] | None, post_data: Any = None,
+                **kwargs: Any) -> Any:
+        with metrics.provider_call("stripe") as call:
+            content, call.status, answer_headers = super().request(method, url, headers, post_data, **kwargs)
+        return content, call.status, answer_headers
+
+
 @lru_cache(maxsize=4)
 def _client(api_key: str, api_base: str, timeout: float, retries: int) -> stripe.StripeClient:
     return stripe.StripeClient(
         api_key,
         base_addresses={"api": api_base},
         max_network_retries=retries,
-        http_client=stripe.RequestsClient(timeout=timeout),
+        http_client=_MeteredRequestsClient(timeout=timeout),
     )
 
 
