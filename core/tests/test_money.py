@@ -150,7 +150,8 @@ def _project_modules():
     from django.apps import apps
 
     root = Path(settings.BASE_DIR)
-    ours = sorted({Path(a.path) for a in apps.get_app_configs() if Path(a.path).is_relative_to(root)})
+    ours = sorted({Path(a.path) for a in apps.get_app_configs() if Path(a.path).is_relative_to(root)
+                   and "site-packages" not in Path(a.path).parts})
     assert {p.name for p in ours} >= {"core", "accounts", "pricing", "usage", "credits", "invoices", "payments",
                                       "finance"}
     for app_dir in ours:
