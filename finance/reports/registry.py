@@ -9,6 +9,8 @@ from finance.reports.base import ReportSpec
 
 # Each report's module under finance/reports/. Order = the console's menu order.
 REPORT_MODULES: tuple[str, ...] = (
+    "credit_held",
+    "receivables",
 )
 
 REPORTS: dict[str, ReportSpec] = {}
