@@ -586,5 +586,7 @@ FINANCE_DATEV = {
     "fiscal_year_start_month": env.int("FINANCE_DATEV_FISCAL_YEAR_START_MONTH", default=1),
     "account_length": 4,
 }
+# Every registered report (finance/reports/registry.py) once over a fleet's year, beside bare SQL.
+BENCHMARKS["reports"] = "finance.benchmarks.reports"
 
 _ = crontab  # imported for the app sections above that schedule periodic jobs

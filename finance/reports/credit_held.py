@@ -27,6 +27,7 @@ from finance.reports.base import (
     Chart,
     Column,
     Report,
+    ReportError,
     ReportParams,
     ReportSpec,
     Series,
@@ -103,6 +104,8 @@ def _column(movement: str, role: str) -> str:
 def compute(params: ReportParams) -> Report:
     from finance.journal import built_until
 
+    if params.end <= params.start:
+        raise ReportError("The range is empty: its end must be after its start.")
     sql, args = _sql(params)
     with connection.cursor() as cursor:
         cursor.execute(sql, args)

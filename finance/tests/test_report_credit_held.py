@@ -137,3 +137,10 @@ def test_the_baseline_reads_the_same_sums(credit_world):
     assert spec.baseline is not None
     rows = spec.baseline(ReportParams(start=date(2026, 11, 1), end=date(2026, 12, 3), currency="EUR"))
     assert sum(r[3] for r in rows) == D("95.99")  # type: ignore[attr-defined]
+
+
+def test_an_empty_range_is_refused(db):
+    from finance.reports.base import ReportError
+
+    with pytest.raises(ReportError):
+        credit(date(2026, 11, 2), date(2026, 11, 2))
