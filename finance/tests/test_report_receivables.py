@@ -165,3 +165,16 @@ def test_the_baseline_reads_the_same_sums(ledger):
     assert spec.baseline is not None
     rows = spec.baseline(ReportParams(start=date(2026, 11, 1), end=date(2026, 12, 1), currency="EUR"))
     assert sum(sum(r[2:7]) for r in rows) == D("340.20")  # type: ignore[attr-defined]
+
+
+def test_an_empty_range_is_refused(db):
+    from finance.reports.base import ReportError
+
+    with pytest.raises(ReportError):
+        aged(date(2026, 12, 1), date(2026, 12, 1))
+
+
+def test_a_top_n_keeps_the_totals_of_everyone(ledger):
+    report = aged(date(2026, 11, 1), date(2026, 12, 1), limit=1)
+    assert [r["customer"] for r in report.rows] == ["P"]
+    assert report.totals is not None and report.totals["total"] == D("340.20")
