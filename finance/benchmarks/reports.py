@@ -147,7 +147,7 @@ def _build_money(cur, p: dict, stdout) -> None:
                 round(round(SUM(d.amount), 2) * CASE WHEN i.tax_total > 0 THEN 0.19 ELSE 0 END, 2), true
          FROM bench_reports.invoices_invoice i
          JOIN bench_reports.usage_usagedaily d ON d.organization_id = i.organization_id
-              AND d.day >= i.period_start::date AND d.day < i.period_end::date
+              AND date_trunc('month', d.day)::timestamptz = i.period_start
          GROUP BY i.id, i.tax_total, d.product_id"""),
         ("payments", """
          INSERT INTO bench_reports.payments_payment (organization_id, purpose, provider, flow, status, amount, currency,
