@@ -611,6 +611,8 @@ FINANCE_DATEV = {
     "fiscal_year_start_month": env.int("FINANCE_DATEV_FISCAL_YEAR_START_MONTH", default=1),
     "account_length": 4,
 }
+# Every registered report (finance/reports/registry.py) once over a fleet's year, beside bare SQL.
+BENCHMARKS["reports"] = "finance.benchmarks.reports"
 
 # --- History export to Gnocchi (gnocchi_export, docs/usage.md) --------------------
 # Per-resource cost and usage series, sent to Gnocchi's REST API every five minutes when

@@ -11,6 +11,8 @@ from finance.reports.base import ReportSpec
 REPORT_MODULES: tuple[str, ...] = (
     "recurring",
     "collections",
+    "credit_held",
+    "receivables",
 )
 
 REPORTS: dict[str, ReportSpec] = {}
