@@ -25,7 +25,7 @@ from django.db.models import F, IntegerField, Q, Sum
 from django.db.models.functions import Coalesce, TruncMonth
 
 from accounts.models import Organization
-from core.money import ZERO, round_money
+from core.money import ZERO, format_money, round_money
 from finance.reports.base import (
     Chart,
     Column,
@@ -130,7 +130,7 @@ def _by_customer(params: ReportParams) -> Report:
     chart = Chart("bar", [r["customer"] for r in rows], [Series("Rated usage", [r["amount"] for r in rows])],
                   unit=params.currency)
     notes = [f"The {len(rows)} largest of {len(grouped)} customers with usage in {params.currency}; all of them "
-             f"together: {everyone} {params.currency}. Totals are of the customers shown."] + NOTES
+             f"together: {format_money(everyone, params.currency)}. Totals are of the customers shown."] + NOTES
     return Report(NAME, SPEC.title, params, columns, rows, chart, totals, notes)
 
 

@@ -110,7 +110,7 @@ def test_the_limit_cuts_the_list_and_the_note_gives_everyones_total(rollups):
     report = _usage(start=date(2026, 11, 1), end=date(2026, 12, 1), group_by="customer", limit=1)
     assert [r["customer"] for r in report.rows] == ["Acme"]
     # 18.116666666667 + 8.568333333333 = 26.685, rounded once: 26.69.
-    assert "The 1 largest of 2 customers with usage in USD; all of them together: 26.69 USD." in report.notes[0]
+    assert "The 1 largest of 2 customers with usage in USD; all of them together: $26.69." in report.notes[0]
     assert report.totals == {"hours": D("3.6667"), "gpu_hours": D("20.0000"), "amount": D("18.12")}
 
 
