@@ -24,6 +24,7 @@ SCOPES: dict[str, str] = {
     "credits:write": "Grant credit and make ledger adjustments.",
     "invoices:write": "Finalize, void and credit invoices.",
     "payments:write": "Record and refund payments.",
+    "reports:read": "Read the finance reports and the journal's lines, across every organisation.",
 }
 
 ORGANIZATION_SCOPES = frozenset(

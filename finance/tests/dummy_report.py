@@ -8,7 +8,17 @@ from decimal import Decimal as D
 
 import pytest
 
-from finance.reports.base import Chart, Column, Report, ReportError, ReportParams, ReportSpec, Series, period_label, periods
+from finance.reports.base import (
+    Chart,
+    Column,
+    Report,
+    ReportError,
+    ReportParams,
+    ReportSpec,
+    Series,
+    period_label,
+    periods,
+)
 from finance.reports.registry import REPORTS, register
 
 NAME = "dummy-test"

@@ -15,8 +15,7 @@ from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.tests.factories import OrganizationFactory, UserFactory
-from finance.tests.dummy_report import CALLS, NAME, dummy_report  # noqa: F401 - the fixture
-from finance.tests.test_report_usage import rollups  # noqa: F401 - the fixture
+from finance.tests.dummy_report import CALLS, NAME
 
 pytestmark = pytest.mark.django_db
 
