@@ -211,3 +211,17 @@ def test_a_report_registered_later_gets_its_operation_from_the_same_code(dummy_a
     op = _schema(dummy_api)["paths"][f"/api/v1/reports/{NAME}"]["get"]
     assert op["operationId"] == "report_dummy_test"
     assert {p["name"]: p for p in op["parameters"]}["group_by"]["schema"]["enum"] == ["broken", "customer", "product"]
+
+
+@pytest.mark.parametrize("name", list(reports()))
+def test_every_registered_report_answers_the_api_for_each_grain_and_grouping(platform, rollups, name):
+    spec = reports()[name]
+    for grain in spec.grains:
+        for group_by in spec.group_by or ("",):
+            response = platform.get(f"/api/v1/reports/{name}?from=2026-11-01&to=2026-11-30&currency=USD"
+                                    f"&grain={grain}&group_by={group_by}")
+            assert response.status_code == 200, (grain, group_by, response.content[:400])
+            body = response.json()
+            keys = {c["key"] for c in body["columns"]}
+            assert all(set(row) == keys for row in body["results"])
+            assert body["count"] >= len(body["results"])

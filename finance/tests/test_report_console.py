@@ -15,6 +15,7 @@ from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.tests.factories import OrganizationFactory, UserFactory
+from finance.reports.registry import reports
 from finance.tests.dummy_report import CALLS, NAME
 
 pytestmark = pytest.mark.django_db
@@ -151,3 +152,19 @@ def test_the_usage_report_page_shows_the_hand_computed_figures(staff, rollups):
                                   "&group_by=customer&limit=1"))
     assert '<td>Acme</td>' in by_customer and '<td>Globex</td>' not in by_customer
     assert "all of them together: $26.69." in by_customer
+
+
+@pytest.mark.parametrize("name", list(reports()))
+def test_every_registered_report_answers_its_page_and_csv_for_each_grain_and_grouping(staff, rollups, name):
+    """Whatever report a module registers: its page, at each grain and grouping it offers,
+    is a 200 with a table, and its CSV a header line and one line per row."""
+    spec = reports()[name]
+    for grain in spec.grains:
+        for group_by in spec.group_by or ("",):
+            query = f"from=2026-11-01&to=2026-11-30&currency=USD&grain={grain}&group_by={group_by}"
+            page = staff.get(f"/console/finance/reports/{name}/?{query}")
+            assert page.status_code == 200, (grain, group_by, _text(page)[-600:])
+            assert '<div class="module cb-report-table">' in page.content.decode()
+            csv = staff.get(f"/console/finance/reports/{name}.csv?{query}")
+            assert csv.status_code == 200
+            assert b"".join(csv.streaming_content).decode().count("\r\n") >= 1
