@@ -25,6 +25,7 @@ SCOPES: dict[str, str] = {
     "invoices:write": "Finalize, void and credit invoices.",
     "payments:write": "Record and refund payments.",
     "admission:check": "Ask whether an organisation may start a product (runway admission).",
+    "reports:read": "Read the finance reports and the journal's lines, across every organisation.",
 }
 
 ORGANIZATION_SCOPES = frozenset(

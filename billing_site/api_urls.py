@@ -9,4 +9,5 @@ urlpatterns = [
     path("", include("credits.api.urls")),
     path("", include("invoices.api.urls")),
     path("", include("payments.api.urls")),
+    path("", include("finance.api.urls")),
 ]

@@ -64,7 +64,9 @@ class ExportError(ValueError):
     pass
 
 
-def _lines(date_from: date, date_to: date, currency: str | None) -> QuerySet[JournalLine]:
+def journal_lines(date_from: date, date_to: date, currency: str | None) -> QuerySet[JournalLine]:
+    """The lines of the entries dated [date_from, date_to] (both inclusive), in the order
+    the exports write them (date, entry, line)."""
     qs = (JournalLine.objects.filter(entry__date__gte=date_from, entry__date__lte=date_to)
           .select_related("entry", "account").order_by("entry__date", "entry_id", "id"))
     return qs.filter(entry__currency=currency) if currency else qs
@@ -73,11 +75,17 @@ def _lines(date_from: date, date_to: date, currency: str | None) -> QuerySet[Jou
 def journal_csv_rows(*, date_from: date, date_to: date, currency: str | None = None) -> Iterator[list[object]]:
     """One row per line, lazily (a year of lines is never built in memory), through the
     project's CSV cells: money at the currency's places, dates ISO 8601."""
-    for line in _lines(date_from, date_to, currency).iterator(chunk_size=2000):
-        e = line.entry
-        yield [date_cell(e.date), e.pk, e.movement, e.document, e.text, e.currency, line.account.number,
-               line.account.name, money_cell(line.amount, e.currency) if line.amount > 0 else "",
-               money_cell(-line.amount, e.currency) if line.amount < 0 else "", line.organization_id or "", e.source]
+    for line in journal_lines(date_from, date_to, currency).iterator(chunk_size=2000):
+        yield journal_line_row(line)
+
+
+def journal_line_row(line: JournalLine) -> list[object]:
+    """One line as the CSV (and the reports:read API's /exports/journal) writes it, in
+    CSV_COLUMNS order; `line` with its entry and account loaded (journal_lines)."""
+    e = line.entry
+    return [date_cell(e.date), e.pk, e.movement, e.document, e.text, e.currency, line.account.number,
+            line.account.name, money_cell(line.amount, e.currency) if line.amount > 0 else "",
+            money_cell(-line.amount, e.currency) if line.amount < 0 else "", line.organization_id or "", e.source]
 
 
 def journal_csv(*, date_from: date, date_to: date, currency: str | None = None) -> str:
@@ -120,7 +128,7 @@ def _pairs(entry: JournalEntry, lines: list[JournalLine]) -> Iterator[Booking]:
 def bookings(date_from: date, date_to: date, currency: str) -> Iterator[Booking]:
     entry = None
     group: list[JournalLine] = []
-    for line in _lines(date_from, date_to, currency).iterator(chunk_size=2000):
+    for line in journal_lines(date_from, date_to, currency).iterator(chunk_size=2000):
         if entry is not None and line.entry_id != entry.pk:
             yield from _pairs(entry, group)
             group = []

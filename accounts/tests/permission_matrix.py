@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from finance.reports.registry import reports
+
 NO_ROW = "classify it: add a row saying which scope it needs (or PUBLIC, MEMBER, NOBODY)"
 
 PUBLIC = "public"
@@ -117,6 +119,9 @@ API: dict[tuple[str, str], str] = {
     ("payment-refund", "POST"): "payments:write",
     ("refund-list", "GET"): "billing:read",
     ("refund-detail", "GET"): "billing:read",
+    # finance: every registered report has its own route; the journal's lines.
+    **{(f"report-{name}", "GET"): "reports:read" for name in reports()},
+    ("export-journal", "GET"): "reports:read",
 }
 
 # --- Every other page: (URL name, method) → scope, PUBLIC, MEMBER or NOBODY -------------------
@@ -199,9 +204,12 @@ WEB: dict[tuple[str, str], str] = {
     **_page("payments:sandbox_add_card", "billing:write", "billing:write"),
     **_page("payments:stripe_webhook", NOBODY, PUBLIC),
     **_page("payments:paypal_webhook", NOBODY, PUBLIC),
-    # Finance: the journal's exports, for console staff only until the reports:read API.
+    # Finance: the journal's exports and the reports, for console staff (the API: reports:read).
     **_page("finance:journal_csv", staff_holding("finance.view_journalentry"), NOBODY),
     **_page("finance:journal_datev", staff_holding("finance.view_journalentry"), NOBODY),
+    **_page("finance:reports", staff_holding("finance.view_journalentry"), NOBODY),
+    **_page("finance:report", staff_holding("finance.view_journalentry"), NOBODY),
+    **_page("finance:report_csv", staff_holding("finance.view_journalentry"), NOBODY),
 }
 
 # --- Who calls ------------------------------------------------------------------------------
@@ -213,9 +221,11 @@ BILLING = frozenset({"account:read", "account:write", "usage:read", "billing:rea
 VIEWER = frozenset({"account:read", "usage:read", "billing:read"})
 EXPECTED_ROLE_SCOPES = {"owner": OWNER, "admin": ADMIN, "billing": BILLING, "viewer": VIEWER}
 PLATFORM_ONLY = frozenset({"organizations:write", "events:write", "resources:write", "prices:write",
-                           "credits:write", "invoices:write", "payments:write", "admission:check"})
+                           "credits:write", "invoices:write", "payments:write", "admission:check",
+                           "reports:read"})
 EVERY_SCOPE = OWNER | PLATFORM_ONLY
-READ = frozenset({"account:read", "usage:read", "billing:read"})
+# Read-only staff read every :read scope, the platform's reports:read included.
+READ = frozenset({"account:read", "usage:read", "billing:read", "reports:read"})
 
 
 @dataclass(frozen=True)

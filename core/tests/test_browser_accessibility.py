@@ -46,6 +46,9 @@ NOT_PAGES = {
     "invoices:year_pdfs": "a zip of a year's invoice PDFs",
     "finance:journal_csv": "a staff CSV download in the console (finance/tests/test_exports.py)",
     "finance:journal_datev": "a staff DATEV download in the console (finance/tests/test_exports.py)",
+    "finance:reports": "a staff page in the console, scanned signed in as staff (finance/tests/test_browser_reports.py)",
+    "finance:report": "a staff page in the console, scanned signed in as staff (finance/tests/test_browser_reports.py)",
+    "finance:report_csv": "a staff CSV download in the console (finance/tests/test_report_console.py)",
     "payments:return": "back from a provider: redirects to the payment's page",
     "payments:method_added": "back from Stripe's card form: redirects to Payments",
 }

@@ -13,6 +13,7 @@ REPORT_MODULES: tuple[str, ...] = (
     "collections",
     "credit_held",
     "receivables",
+    "usage",
 )
 
 REPORTS: dict[str, ReportSpec] = {}

@@ -4,6 +4,8 @@ import importlib
 
 import pytest
 
+from finance.tests.dummy_report import dummy_report  # noqa: F401 - the shared fixture
+from finance.tests.usage_world import rollups  # noqa: F401 - the shared fixture
 from finance.tests.world import world  # noqa: F401 - the shared fixture
 
 
