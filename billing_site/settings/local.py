@@ -15,6 +15,8 @@ STORAGES = {
 }
 # No cloud platform in the demo: the Usage page's sandbox panel stands in for it.
 USAGE_SANDBOX_PROVISIONING = env.bool("USAGE_SANDBOX_PROVISIONING", default=True)
+# The demo's webhook receiver listens on 127.0.0.1 (python manage.py webhook_receiver).
+WEBHOOKS_ALLOW_PRIVATE_ADDRESSES = env.bool("WEBHOOKS_ALLOW_PRIVATE_ADDRESSES", default=True)
 # WeasyPrint says on every PDF that it subsets fonts with fontTools because the system's
 # HarfBuzz has no subsetter (Debian: libharfbuzz-subset0). True, harmless, and repeated.
 LOGGING["filters"] = {  # noqa: F405
