@@ -4,6 +4,7 @@ changes the invoice."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
 from core.money import round_money
 from invoices.models import Invoice
@@ -28,7 +29,7 @@ OVERDUE_LOOKBACK_DAYS = 7  # invoices overdue longer than this before a scan are
 OVERDUE_BATCH = 1000
 
 
-def emit_overdue(*, now=None) -> int:
+def emit_overdue(*, now: datetime | None = None) -> int:
     """invoice.overdue once per invoice (its dedup key), for open invoices whose due date
     passed in the last `OVERDUE_LOOKBACK_DAYS`: safe to run as often as wanted, and an
     hour's outage only makes the event late. Returns how many invoices were looked at."""

@@ -3,10 +3,15 @@ transaction that moves the payment, the refund or the dunning case."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from core.money import round_money
 
+if TYPE_CHECKING:
+    from payments.models import DunningCase, Payment, Refund
 
-def emit_payment(event_type: str, payment) -> None:
+
+def emit_payment(event_type: str, payment: Payment) -> None:
     from webhooks.services import emit
 
     emit(type=event_type, organization=payment.organization_id, data={
@@ -16,7 +21,7 @@ def emit_payment(event_type: str, payment) -> None:
     })
 
 
-def emit_refund(refund, payment) -> None:
+def emit_refund(refund: Refund, payment: Payment) -> None:
     from webhooks.services import emit
 
     emit(type="payment.refunded", organization=payment.organization_id, data={
@@ -27,7 +32,7 @@ def emit_refund(refund, payment) -> None:
     })
 
 
-def emit_dunning_step(case, attempt: int) -> None:
+def emit_dunning_step(case: DunningCase, attempt: int) -> None:
     from webhooks.services import emit
 
     emit(type="dunning.step", organization=case.organization_id, data={

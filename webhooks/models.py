@@ -9,6 +9,7 @@ Messages and attempts are never edited; a delivery's state moves under its row c
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
@@ -58,7 +59,7 @@ class WebhookEndpoint(models.Model):
     def is_platform(self) -> bool:
         return self.organization_id is None
 
-    def signing_secrets(self, now) -> list[str]:
+    def signing_secrets(self, now: datetime) -> list[str]:
         secrets = [self.secret]
         if self.previous_secret and self.previous_secret_expires_at and self.previous_secret_expires_at > now:
             secrets.append(self.previous_secret)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from accounts.portal import portal_view
 from core.errors import DomainError
@@ -144,6 +144,7 @@ def _delivery(request, pk: int) -> WebhookDelivery:
 
 
 @portal_view(SCOPE, model=WebhookDelivery)
+@require_GET
 def delivery(request, pk: int):
     d = _delivery(request, pk)
     return render(request, "webhooks/delivery.html", {

@@ -364,6 +364,10 @@ CELERY_BEAT_SCHEDULE["webhooks-deliver-due"] = {
     "task": "webhooks.deliver_due", "schedule": 30.0, "options": {"expires": 25},
 }
 DEMO_SEEDERS += ["webhooks.demo.seed"]
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update({
+    "WebhookEndpointStatusEnum": "webhooks.models.EndpointStatus",
+    "WebhookDeliveryStatusEnum": "webhooks.models.DeliveryStatus",
+})
 PORTAL_NAV.insert(PORTAL_NAV.index(("API keys", "portal:api_keys", "account:read", "key")) + 1,
                   ("Webhooks", "webhooks:index", "webhooks:write", "send"))
 
