@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from rest_framework import serializers
 
 from core.api.serializers import StrictSerializer
@@ -54,9 +56,26 @@ class RotateSerializer(StrictSerializer):
         help_text="How long the old secret keeps signing beside the new one (default 86400).")
 
 
+def _utc(value: datetime | None) -> datetime | None:
+    """In UTC before it reaches a query: PostgreSQL refuses offsets beyond ±15:59, which
+    Python accepts (a 500 otherwise); one that cannot be converted is a 400."""
+    if value is None:
+        return None
+    try:
+        return value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise serializers.ValidationError("This date and time is out of range.")
+
+
 class ReplaySerializer(StrictSerializer):
     since = serializers.DateTimeField(help_text="Replay deliveries of messages emitted at or after this time.")
     until = serializers.DateTimeField(required=False, allow_null=True, help_text="… and before this time.")
+
+    def validate_since(self, value: datetime) -> datetime | None:
+        return _utc(value)
+
+    def validate_until(self, value: datetime | None) -> datetime | None:
+        return _utc(value)
 
 
 class ReplayResultSerializer(serializers.Serializer):
