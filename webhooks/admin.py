@@ -151,8 +151,8 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     @admin.action(description="Replay selected (same webhook-ids)", permissions=["replay"])
     def replay(self, request, queryset):
         by_endpoint: dict[int, list[int]] = {}
-        for d in queryset.only("id", "endpoint_id"):
-            by_endpoint.setdefault(d.endpoint_id, []).append(d.pk)
+        for pk, endpoint_id in queryset.values_list("id", "endpoint_id"):
+            by_endpoint.setdefault(endpoint_id, []).append(pk)
         total = 0
         for ep in WebhookEndpoint.objects.filter(pk__in=by_endpoint):
             try:
