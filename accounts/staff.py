@@ -34,6 +34,11 @@ CONSOLE_ACCESS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "accounts.apikey": (("view", "change"), ("view",)),  # change: the "Revoke" action
     "accounts.auditlog": (("view",), ("view",)),
     "accounts.user": (("view",), ("view",)),  # to find people (membership autocomplete)
+    # Webhook endpoints (platform-wide ones are made here), their secrets, tests and replays;
+    # the delivery log is a record.
+    "webhooks.webhookendpoint": (_ALL, ("view",)),
+    "webhooks.webhookdelivery": (("view",), ("view",)),
+    "webhooks.webhookattempt": (("view",), ("view",)),  # the delivery page's attempt log
     # The price book. Deleting a price or contract not yet in force cancels it (audited).
     "pricing.productgroup": (_EDIT, ("view",)),
     "pricing.product": (_EDIT, ("view",)),

@@ -4,6 +4,7 @@ from django.urls import include, path
 
 urlpatterns = [
     path("", include("accounts.api.urls")),
+    path("", include("webhooks.api.urls")),
     path("", include("pricing.api.urls")),
     path("", include("usage.api.urls")),
     path("", include("credits.api.urls")),

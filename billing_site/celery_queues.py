@@ -21,6 +21,9 @@ QUEUES_BY_KIND: dict[str, tuple[str, ...]] = {
                  "payments.refund_submit", "payments.paypal_capture", "payments.payment_method_detach",
                  "payments.autopay_invoice", "payments.autopay_due", "payments.dunning_due", "payments.reconcile",
                  "credits.topup_dispatch", "credits.topup_retry", "credits.auto_topup_check"),
+    # waits on customers' servers (up to WEBHOOKS_TIMEOUT each): never in front of payments
+    "webhooks": ("webhooks.dispatch", "webhooks.deliver", "webhooks.deliver_due", "webhooks.endpoint_disabled_email"),
     "maintenance": ("core.purge_idempotency_records", "core.outbox_relay", "usage.retention", "credits.runway",
-                    "credits.promo_expiry", "finance.build_journal", "gnocchi_export.export"),
+                    "credits.promo_expiry", "finance.build_journal", "gnocchi_export.export",
+                    "invoices.overdue_webhooks"),
 }

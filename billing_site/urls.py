@@ -21,6 +21,7 @@ urlpatterns = [
     path("invoices/", include("invoices.urls")),
     path("payments/", include("payments.urls")),
     path("pricing/", include("pricing.urls")),
+    path("webhooks/", include("webhooks.urls")),
 ]
 
 handler400 = "core.views.bad_request"

@@ -32,7 +32,7 @@ from django.utils import timezone
 from accounts.audit import audit_record
 from accounts.models import BillingMode, Organization, User
 from core.errors import Conflict
-from core.money import format_money
+from core.money import format_money, round_money
 from credits import notify
 from credits.models import (
     Balance,
@@ -139,6 +139,14 @@ def hibernate(*, balance_id: int, now: datetime | None = None) -> ProvisioningRe
     )
     audit_record("credits.hibernated", organization=org, obj=balance, reason=reason,
                  changes={"resource_ids": ids, "balance": balance.amount})
+    from webhooks.services import Event, emit_many
+
+    emit_many([
+        Event(type="credit.exhausted", organization_id=org.pk, occurred_at=now, data={
+            "currency": balance.currency, "balance": str(round_money(balance.amount, balance.currency))}),
+        Event(type="resource.hibernated", organization_id=org.pk, occurred_at=now,
+              data={"resource_ids": ids, "reason": reason}),
+    ])
     notify.email_event_after_commit(event)
     return request
 
@@ -171,6 +179,9 @@ def resume(*, organization_id: int, actor: User | None = None, now: datetime | N
         message=f"{len(ids)} resource(s) resumed: credit restored ({format_money(balance.amount, balance.currency)}).",
         data={"resource_ids": ids, "balance": str(balance.amount), "provisioning_request_id": request.pk},
     )
+    from webhooks.services import emit
+
+    emit(type="resource.resumed", organization=org, occurred_at=now, data={"resource_ids": ids, "reason": reason})
     audit_record("credits.resumed", actor=actor, organization=org, obj=balance, reason=reason,
                  changes={"resource_ids": ids, "mode": "manual" if actor else settings.CREDITS_RESUME_MODE})
     return request

@@ -22,7 +22,7 @@ from django.db.models import Min, Q, Sum
 from django.utils import timezone
 
 from accounts.models import BillingMode
-from core.money import format_money, parse_decimal, round_stored
+from core.money import format_money, parse_decimal, round_money, round_stored
 from credits import notify
 from credits.models import ZERO, Balance, CreditEvent, EntryKind, EventKind, LedgerEntry
 
@@ -151,4 +151,11 @@ def _warn_one(balance_id: int, now: datetime) -> None:
     )
     balance.warnings_sent = [*balance.warnings_sent, *new]
     balance.save(update_fields=["warnings_sent"])
+    from webhooks.services import emit
+
+    runway = runway_hours(balance.amount, balance.burn_rate_per_hour)
+    emit(type="credit.low", organization=balance.organization_id, occurred_at=now, data={
+        "thresholds": new, "currency": balance.currency, "balance": str(round_money(balance.amount, balance.currency)),
+        "burn_rate_per_hour": str(balance.burn_rate_per_hour.normalize()),
+        "runway_hours": None if runway is None else str(runway)})
     notify.email_event_after_commit(event)

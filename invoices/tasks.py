@@ -80,3 +80,11 @@ def credit_note_email_task(self: Task, credit_note_id: int, force: bool = False)
         credit_note_documents.credit_note_send_email(credit_note_id=credit_note_id, force=force)
     except (OSError, OperationalError) as exc:
         raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from exc
+
+
+@shared_task(name="invoices.overdue_webhooks", soft_time_limit=300, time_limit=360)
+def invoice_overdue_webhooks_task() -> int:
+    """Hourly: invoice.overdue for invoices that passed their due date (once each)."""
+    from invoices.webhook_events import emit_overdue
+
+    return emit_overdue()

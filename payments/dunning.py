@@ -34,6 +34,7 @@ from payments import services
 from payments.gateways import card_provider
 from payments.gateways.currencies import ProviderAmountError
 from payments.models import DunningCase, DunningStatus, Flow, Payment, PaymentMethod, PaymentStatus, Purpose
+from payments.webhook_events import emit_dunning_step
 
 if TYPE_CHECKING:
     from invoices.models import Invoice
@@ -131,6 +132,7 @@ def dunning_record_failure(*, invoice_id: int, attempt: int, message: str, now: 
         case.final_action = settings.PAYMENTS_DUNNING_FINAL_ACTION
         _final_action(case, invoice)
     case.save()
+    emit_dunning_step(case, attempt)
     case_id = case.pk
     transaction.on_commit(lambda: dunning_email_customer(case_id=case_id))
     return case

@@ -122,6 +122,19 @@ API: dict[tuple[str, str], str] = {
     # finance: every registered report has its own route; the journal's lines.
     **{(f"report-{name}", "GET"): "reports:read" for name in reports()},
     ("export-journal", "GET"): "reports:read",
+    # webhooks: an organisation's endpoints (owners, admins, their keys); platform keys and staff all
+    ("webhook-event-types", "GET"): "account:read",
+    ("webhook-endpoint-list", "GET"): "webhooks:write",
+    ("webhook-endpoint-list", "POST"): "webhooks:write",
+    ("webhook-endpoint-detail", "GET"): "webhooks:write",
+    ("webhook-endpoint-detail", "PATCH"): "webhooks:write",
+    ("webhook-endpoint-detail", "DELETE"): "webhooks:write",
+    ("webhook-endpoint-rotate-secret", "POST"): "webhooks:write",
+    ("webhook-endpoint-test", "POST"): "webhooks:write",
+    ("webhook-endpoint-replay", "POST"): "webhooks:write",
+    ("webhook-delivery-list", "GET"): "webhooks:write",
+    ("webhook-delivery-detail", "GET"): "webhooks:write",
+    ("webhook-delivery-replay", "POST"): "webhooks:write",
 }
 
 # --- Every other page: (URL name, method) → scope, PUBLIC, MEMBER or NOBODY -------------------
@@ -205,6 +218,16 @@ WEB: dict[tuple[str, str], str] = {
     **_page("payments:stripe_webhook", NOBODY, PUBLIC),
     **_page("payments:paypal_webhook", NOBODY, PUBLIC),
     # Finance: the journal's exports and the reports, for console staff (the API: reports:read).
+    # Webhooks: an organisation's endpoints, for owners and admins.
+    **_page("webhooks:index", "webhooks:write", "webhooks:write"),
+    **_page("webhooks:endpoint", "webhooks:write", "webhooks:write"),
+    **_page("webhooks:rotate", NOBODY, "webhooks:write"),
+    **_page("webhooks:test", NOBODY, "webhooks:write"),
+    **_page("webhooks:replay", NOBODY, "webhooks:write"),
+    **_page("webhooks:toggle", NOBODY, "webhooks:write"),
+    **_page("webhooks:delete", NOBODY, "webhooks:write"),
+    **_page("webhooks:delivery", "webhooks:write", NOBODY),
+    **_page("webhooks:delivery_replay", NOBODY, "webhooks:write"),
     **_page("finance:journal_csv", staff_holding("finance.view_journalentry"), NOBODY),
     **_page("finance:journal_datev", staff_holding("finance.view_journalentry"), NOBODY),
     **_page("finance:reports", staff_holding("finance.view_journalentry"), NOBODY),
@@ -215,7 +238,7 @@ WEB: dict[tuple[str, str], str] = {
 # --- Who calls ------------------------------------------------------------------------------
 
 OWNER = frozenset({"account:read", "account:write", "members:write", "api_keys:write", "usage:read",
-                   "billing:read", "billing:write"})
+                   "billing:read", "billing:write", "webhooks:write"})
 ADMIN = OWNER  # the owner rules set them apart, in test_grants.py, not their scopes
 BILLING = frozenset({"account:read", "account:write", "usage:read", "billing:read", "billing:write"})
 VIEWER = frozenset({"account:read", "usage:read", "billing:read"})

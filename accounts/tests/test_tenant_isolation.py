@@ -228,6 +228,7 @@ BODY_ID_CASES_BODIES: dict[str, dict] = {
     "POST /api/v1/credits/promotional-grants": {"amount": "5.00", "reason": "Isolation test"},
     "POST /api/v1/credits/topups": {"amount": "10.00"},
     "POST /api/v1/quotes": {"product": "{product}", "duration_minutes": 60},
+    "POST /api/v1/webhook-endpoints": {"url": "http://127.0.0.1:9/hook", "event_types": ["invoice.paid"]},
 }
 
 

@@ -46,6 +46,8 @@ INSTALLED_APPS = [
     # Project apps, in dependency order: an app imports only from apps above it.
     "core",
     "accounts",
+    # Every app after it emits events through webhooks.services.emit (docs/webhooks.md).
+    "webhooks",
     "pricing",
     "usage",
     "credits",
@@ -361,6 +363,29 @@ PORTAL_DASHBOARD_CARDS = [
 # The schema's tags: each app's area (AppConfig.api_tag) and Platform for platform-only operations.
 SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] += ["accounts.api.schema.tag_operations"]
 
+# --- webhooks -------------------------------------------------------------
+# Outbound webhooks (Standard Webhooks; docs/webhooks.md). Production refuses endpoints
+# on private, loopback and link-local addresses and plain http; local.py and test.py allow them.
+WEBHOOKS_ALLOW_PRIVATE_ADDRESSES = env.bool("WEBHOOKS_ALLOW_PRIVATE_ADDRESSES", default=False)
+WEBHOOKS_TIMEOUT = env.float("WEBHOOKS_TIMEOUT", default=10.0)  # seconds for one request, connect and read
+# Backoff: RETRY_BASE × 4^(n-1) after the n-th failure, capped at RETRY_CAP, for RETRY_WINDOW.
+WEBHOOKS_RETRY_BASE = timedelta(seconds=30)
+WEBHOOKS_RETRY_CAP = timedelta(hours=12)
+WEBHOOKS_RETRY_WINDOW = timedelta(days=3)
+# How long the old secret keeps signing beside the new one after a rotation.
+WEBHOOKS_ROTATION_OVERLAP = timedelta(hours=24)
+WEBHOOKS_REPLAY_MAX = 1000  # deliveries one replay request may send again
+CELERY_BEAT_SCHEDULE["webhooks-deliver-due"] = {
+    "task": "webhooks.deliver_due", "schedule": 30.0, "options": {"expires": 25},
+}
+DEMO_SEEDERS += ["webhooks.demo.seed"]
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update({
+    "WebhookEndpointStatusEnum": "webhooks.models.EndpointStatus",
+    "WebhookDeliveryStatusEnum": "webhooks.models.DeliveryStatus",
+})
+PORTAL_NAV.insert(PORTAL_NAV.index(("API keys", "portal:api_keys", "account:read", "key")) + 1,
+                  ("Webhooks", "webhooks:index", "webhooks:write", "send"))
+
 # --- pricing --------------------------------------------------------------
 DEMO_SEEDERS += ["pricing.demo.seed"]
 BENCHMARKS["pricing"] = "pricing.benchmarks.resolve"
@@ -557,6 +582,9 @@ CREDITS_OPEN_INVOICES = "invoices.selectors.open_invoices_total"
 # Panels on the portal's invoice page, in order: callables (request, invoice) ->
 # {"template": ..., **context} | None (payments appends its Pay panel).
 INVOICE_DETAIL_PANELS: list[str] = []
+CELERY_BEAT_SCHEDULE["invoices-overdue-webhooks"] = {
+    "task": "invoices.overdue_webhooks", "schedule": crontab(minute=17), "options": {"expires": 3000},
+}
 DEMO_SEEDERS += ["invoices.demo.seed"]
 BENCHMARKS["invoicing"] = "invoices.benchmarks.invoicing"
 BENCHMARKS["pdf"] = "invoices.benchmarks.pdf"

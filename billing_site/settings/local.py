@@ -17,6 +17,8 @@ STORAGES = {
 METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.1/32", "::1/128"])
 # No cloud platform in the demo: the Usage page's sandbox panel stands in for it.
 USAGE_SANDBOX_PROVISIONING = env.bool("USAGE_SANDBOX_PROVISIONING", default=True)
+# The demo's webhook receiver listens on 127.0.0.1 (python manage.py webhook_receiver).
+WEBHOOKS_ALLOW_PRIVATE_ADDRESSES = env.bool("WEBHOOKS_ALLOW_PRIVATE_ADDRESSES", default=True)
 # WeasyPrint says on every PDF that it subsets fonts with fontTools because the system's
 # HarfBuzz has no subsetter (Debian: libharfbuzz-subset0). True, harmless, and repeated.
 LOGGING["filters"] = {  # noqa: F405

@@ -37,6 +37,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
 
+# Tests start their webhook receivers on 127.0.0.1; production refuses such endpoints.
+WEBHOOKS_ALLOW_PRIVATE_ADDRESSES = True
+WEBHOOKS_TIMEOUT = 2.0
+
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 STORAGES = {

@@ -116,7 +116,12 @@ def portal_world() -> World:
                                 flow=Flow.OFF_SESSION, amount=Decimal("500.00"),
                                 payment_method=PaymentMethodFactory(organization=org, provider=Provider.STRIPE,
                                                                     is_default=False))
+    from webhooks.models import WebhookDelivery, WebhookEndpoint
+    from webhooks.tests.factories import make_attempted_delivery
+
+    delivery = make_attempted_delivery(org)
     return World(org=org, owner=owner, objects={
+        WebhookEndpoint: delivery.endpoint, WebhookDelivery: delivery,
         Invoice: invoice, CreditNote: credit_note, Payment: paid, Receipt: receipt, Resource: servers[0],
         PaymentMethod: PaymentMethod.objects.filter(organization=org, provider=Provider.SANDBOX).first(),
         # Pages that show a payment only in one state open these instead (by route name).

@@ -22,7 +22,7 @@ from accounts.audit import audit_record
 from accounts.models import ApiKey, Organization, User
 from core.errors import Conflict, DomainError, NotFound
 from core.formatting import format_datetime, format_rate, sentence
-from core.money import decimal_places, format_money, minor_unit_exponent
+from core.money import decimal_places, format_money, minor_unit_exponent, round_money
 from credits import notify
 from credits.models import CreditEvent, EntryKind, EventKind, LedgerEntry, TopUp, TopUpSource, TopUpStatus
 from credits.services.ledger import _lock_balance, _require_amount, ledger_post
@@ -148,6 +148,11 @@ def credit_topup(
         )
         audit_record("credits.topup_succeeded", actor=actor, organization=organization, obj=topup,
                      changes={"amount": amount, "provider_reference": provider_reference})
+        from webhooks.services import emit
+
+        emit(type="topup.succeeded", organization=organization, data={
+            "topup_id": topup.pk, "source": topup.source, "currency": currency,
+            "amount": str(round_money(amount, currency)), "ledger_entry_id": entry.pk})
     return entry
 
 

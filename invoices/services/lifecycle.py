@@ -28,6 +28,7 @@ from credits.services import Post, ledger_post, ledger_post_many
 from invoices import numbering, selectors
 from invoices.models import TRANSITIONS, CreditNote, Invoice, InvoiceLine, InvoiceStatus
 from invoices.pipeline import Bill, BillingContext
+from invoices.webhook_events import emit_invoices
 
 LEDGER_KIND = "invoice_settlement"
 
@@ -306,6 +307,8 @@ def invoices_finalize(
         for inv, number in zip(drafts, numbers, strict=True):
             inv.number = number
         _write_issued(drafts)
+        emit_invoices("invoice.finalized", drafts)
+        emit_invoices("invoice.paid", [inv for inv in drafts if inv.status == InvoiceStatus.PAID])
         audit_record_many("invoice.finalized", [
             {"actor": actor, "api_key": api_key, "organization": inv.organization, "obj": inv,
              "changes": {"number": inv.number, "total": inv.total, "amount_due": inv.amount_due}}
@@ -379,6 +382,7 @@ def _settle(inv: Invoice, now: datetime) -> None:
     """Mark paid, with every earlier invoice whose balance it carried."""
     _transition(inv, InvoiceStatus.PAID)
     inv.paid_at = now
+    emit_invoices("invoice.paid", [inv])
     for earlier in Invoice.objects.select_for_update().filter(carried_to=inv).exclude(status=InvoiceStatus.PAID):
         _settle(earlier, now)
         earlier.save(update_fields=["status", "paid_at", "updated_at"])

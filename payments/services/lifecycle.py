@@ -42,6 +42,7 @@ from payments.models import (
     Provider,
     Purpose,
 )
+from payments.webhook_events import emit_payment
 
 if TYPE_CHECKING:
     from invoices.models import Invoice
@@ -117,6 +118,8 @@ def _move(payment: Payment, to: str, *, actor: User | None = None, **fields: Any
     payment.save()
     audit_record(f"payment.{to}", actor=actor, organization=payment.organization, obj=payment,
                  changes={"status": [before, to], **{k: v for k, v in fields.items() if k.startswith("failure")}})
+    if to in (S.SUCCEEDED, S.FAILED):
+        emit_payment(f"payment.{to}", payment)
 
 
 def _checked_amount(

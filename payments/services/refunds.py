@@ -46,6 +46,7 @@ from payments.models import (
     RefundStatus,
 )
 from payments.services.lifecycle import S, _after_commit, _lock, _money, _move
+from payments.webhook_events import emit_refund
 
 R = RefundStatus
 
@@ -190,6 +191,7 @@ def refund_apply_snapshot(*, payment_id: int, snapshot: RefundSnapshot,
             _move(payment, S.REFUNDED)
         else:
             payment.save(update_fields=["amount_refunded", "updated_at"])
+        emit_refund(refund, payment)
         audit_record("refund.succeeded", actor=refund.requested_by, organization=payment.organization, obj=refund,
                      reason=refund.reason, changes={"amount": refund.amount, "payment": payment.pk,
                                                     "from": before})
