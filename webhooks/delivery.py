@@ -25,6 +25,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from core import metrics
 from core.errors import DomainError
 from webhooks import addresses, signing
 from webhooks.models import DeliveryStatus, EndpointStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -96,17 +97,18 @@ def deliver(delivery_id: int) -> str | None:
         error = f"HTTP {status_code}"
     shown = {k: v for k, v in headers.items() if k != "webhook-signature"}
     shown["webhook-signature"] = " ".join(s.split(",")[0] + ",…" for s in headers["webhook-signature"].split())
-    return _record(d, at=now, ok=ok, status_code=status_code, error=error, attempt=WebhookAttempt(
+    status = _record(d, at=now, ok=ok, status_code=status_code, error=error, attempt=WebhookAttempt(
         delivery=d, trigger=d.trigger, attempted_at=now, url=endpoint.url, request_headers=shown,
         request_body=_truncate(body), response_status=status_code, response_body=_truncate(response_body),
         error=error, duration_ms=duration_ms))
+    # Counted once the attempt is recorded (committed), once per attempt.
+    metrics.webhook_delivered("delivered" if ok else "gave_up" if status == DeliveryStatus.FAILED else "failed")
+    return status
 
 
 @transaction.atomic
 def _record(d: WebhookDelivery, *, at: datetime, ok: bool, status_code: int | None, error: str,
             attempt: WebhookAttempt) -> str:
-    # WEBHOOK_DELIVERIES_BY_OUTCOME: the deliveries-by-outcome counter belongs here
-    # (outcome: succeeded | retrying | failed), once core/metrics.py exists.
     attempt.save()
     d = WebhookDelivery.objects.select_for_update().get(pk=d.pk)
     endpoint = WebhookEndpoint.objects.select_for_update().get(pk=d.endpoint_id)

@@ -302,3 +302,22 @@ def test_a_delivery_is_claimed_once_so_two_senders_never_both_send(org, receiver
                                                    claimed_until=timezone.now() + timedelta(seconds=60))
     assert delivery.deliver(d.pk) is None  # another sender holds it
     assert len(receiver.received) == 1
+
+
+def test_every_attempt_is_counted_by_outcome_in_the_metrics(
+        org, receiver, fast_retries, client, django_capture_on_commit_callbacks):
+    """cloudbill_webhook_deliveries_total moves once per attempt, after it is recorded:
+    two failures (500, 503) retried, then delivered."""
+    from core.tests.test_metrics import moved, scrape
+
+    before = scrape(client)
+    _endpoint(org, receiver)
+    receiver.script = [(500, 0), (503, 0)]
+    _emit(org, django_capture_on_commit_callbacks)
+    with django_capture_on_commit_callbacks(execute=True):
+        deliver_due_task()
+        deliver_due_task()
+    after = scrape(client)
+    assert moved(before, after, "cloudbill_webhook_deliveries_total", outcome="failed") == 2
+    assert moved(before, after, "cloudbill_webhook_deliveries_total", outcome="delivered") == 1
+    assert moved(before, after, "cloudbill_webhook_deliveries_total", outcome="gave_up") == 0
