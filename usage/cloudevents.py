@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -84,7 +83,8 @@ def is_uri_reference(value: str) -> bool:
 
 
 def dedup_digest(event_id: str, source: str | None = None) -> str:
-    """The dedup key (a uuid's text) of a native id or of a CloudEvent's (source, id).
+    """The dedup key of a native id or of a CloudEvent's (source, id): md5 as 32 hex
+    digits, which PostgreSQL's uuid type reads as it is (no uuid object: ~2 µs an event).
 
     A native id's is `md5(id)`, as PostgreSQL's `md5(text)::uuid` wrote it before. A
     CloudEvent's is md5 of its source's UTF-8, a NUL byte and its id's UTF-8: no native
@@ -92,7 +92,7 @@ def dedup_digest(event_id: str, source: str | None = None) -> str:
     different byte strings, and two (source, id) pairs the same bytes only if they are
     the same pair."""
     raw = event_id.encode() if source is None else source.encode() + b"\x00" + event_id.encode()
-    return str(uuid.UUID(hashlib.md5(raw, usedforsecurity=False).hexdigest()))
+    return hashlib.md5(raw, usedforsecurity=False).hexdigest()
 
 
 def _present(raw: dict, name: str) -> Any:

@@ -313,7 +313,7 @@ def events_ingest(*, items: list, now: datetime | None = None, cloudevents: bool
     return result
 
 
-_KNOWN_IDS = ("SELECT d::text FROM unnest(%s::uuid[]) AS d CROSS JOIN LATERAL (SELECT FROM usage_eventkey k "
+_KNOWN_IDS = ("SELECT i FROM unnest(%s::uuid[]) WITH ORDINALITY AS u(d, i) CROSS JOIN LATERAL (SELECT FROM usage_eventkey k "
                "WHERE k.digest = d AND k.bucket = %s LIMIT 1) AS hit")
 
 
@@ -333,7 +333,7 @@ def _existing_keys(digests: list[str], bucket: int) -> set[str]:
         return set()
     with connection.cursor() as cursor:
         cursor.execute(_KNOWN_IDS, [digests, bucket])
-        return {row[0] for row in cursor.fetchall()}
+        return {digests[row[0] - 1] for row in cursor.fetchall()}
 
 
 def _reject(out: list, item: Item, reason: str) -> None:

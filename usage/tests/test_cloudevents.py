@@ -180,7 +180,7 @@ def test_dedup_keys_of_the_two_formats_never_meet(db):
                                 "reason": "id: contains a NUL character or invalid Unicode."}]
 
     with connection.cursor() as cursor:  # a native key is what PostgreSQL's md5(id)::uuid wrote before
-        cursor.execute("SELECT md5(%s)::uuid::text", ["évt-1"])
+        cursor.execute("SELECT md5(%s)", ["évt-1"])
         assert dedup_digest("évt-1") == cursor.fetchone()[0]
 
 
