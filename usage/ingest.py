@@ -103,7 +103,7 @@ class Item:
     resource: ResourceRow | None = None
     product_id: int | None = None
     pk: int | None = None
-    digest: str = ""  # the dedup key, `cloudevents.dedup_digest`
+    digest: str | None = None  # a CloudEvent's dedup key (`cloudevents.dedup_digest`); SQL's md5(id) for native
     source: str | None = None  # a CloudEvent's; None for a native event
 
     @property
@@ -242,8 +242,8 @@ def events_ingest(*, items: list, now: datetime | None = None, cloudevents: bool
     window = _Window.at(now)
     out: list[dict | None] = [None] * len(items)
     parsed: list[Item] = []
-    seen: set[str] = set()
-    candidates: list[tuple[int, object, str, str | None, str]] = []
+    seen: set[str | tuple[str, str]] = set()
+    candidates: list[tuple[int, object, str, str | None, str | None]] = []
     for index, raw in enumerate(items):
         source: str | None = None
         try:
@@ -254,20 +254,22 @@ def events_ingest(*, items: list, now: datetime | None = None, cloudevents: bool
         except ce.NotACloudEvent as exc:  # no identity to dedup on
             out[index] = _answer(exc.event_id, exc.source, cloudevents, REJECTED, str(exc), native=False)
             continue
-        digest = ce.dedup_digest(event_id, source)
-        if digest in seen:
+        # A native id's key is md5(id), computed by PostgreSQL (cheaper than hashlib per event).
+        identity: str | tuple[str, str] = event_id if source is None else (source, event_id)
+        if identity in seen:
             out[index] = _answer(event_id, source, cloudevents, DUPLICATE)
             continue
-        seen.add(digest)
+        seen.add(identity)
+        digest = None if source is None else ce.dedup_digest(event_id, source)
         candidates.append((index, raw, event_id, source, digest))
 
     # The id check comes first: an id stored before is `duplicate` whatever the rest of the
     # item says now (a timestamp after its resource was deleted, too old, malformed). A
     # concurrent batch's duplicates are found by the insert itself.
     bucket = dedup_bucket(now)
-    known = _existing_keys([digest for *_rest, digest in candidates], bucket)
-    for index, raw, event_id, source, digest in candidates:
-        if digest in known:
+    known = _existing_keys([c[2] for c in candidates], [c[4] for c in candidates], bucket)
+    for position, (index, raw, event_id, source, digest) in enumerate(candidates):
+        if position in known:
             out[index] = _answer(event_id, source, cloudevents, DUPLICATE)
             continue
         try:
@@ -313,14 +315,16 @@ def events_ingest(*, items: list, now: datetime | None = None, cloudevents: bool
     return result
 
 
-_KNOWN_IDS = ("SELECT i FROM unnest(%s::uuid[]) WITH ORDINALITY AS u(d, i) CROSS JOIN LATERAL (SELECT FROM usage_eventkey k "
-               "WHERE k.digest = d AND k.bucket = %s LIMIT 1) AS hit")
+_KNOWN_IDS = ("SELECT i FROM unnest(%s::text[], %s::uuid[]) WITH ORDINALITY AS u(e, d, i) CROSS JOIN LATERAL "
+               "(SELECT FROM usage_eventkey k WHERE k.digest = coalesce(u.d, md5(u.e)::uuid) AND k.bucket = %s "
+               "LIMIT 1) AS hit")
 
 
-def _existing_keys(digests: list[str], bucket: int) -> set[str]:
-    """The dedup keys (`cloudevents.dedup_digest`: of a native id, or of a CloudEvent's
-    source and id) among `digests` already accepted within the dedup window (as `_INSERT`
-    decides).
+def _existing_keys(ids: list[str], digests: list[str | None], bucket: int) -> set[int]:
+    """The positions of the ids already accepted within the dedup window (as `_INSERT`
+    decides): a native id's key is md5(id) (digest None), a CloudEvent's its digest
+    (`cloudevents.dedup_digest` of its source and id).
+
     Bucket k alone holds them all: an id accepted in k - 1 wrote k - 1 and k, one accepted
     in k wrote k and k + 1 (a k + 1 row without its k row is a duplicate's, taken back in
     the same transaction). One partition's index is probed per id, not two.
@@ -329,11 +333,11 @@ def _existing_keys(digests: list[str], bucket: int) -> set[str]:
     bucket partition whenever its statistics said it was small (a fresh partition, dead
     rows not yet analysed), a sequential scan per batch of a table that holds 110 days
     of keys; a per-id subquery on the primary key is always an index probe."""
-    if not digests:
+    if not ids:
         return set()
     with connection.cursor() as cursor:
-        cursor.execute(_KNOWN_IDS, [digests, bucket])
-        return {digests[row[0] - 1] for row in cursor.fetchall()}
+        cursor.execute(_KNOWN_IDS, [ids, digests, bucket])
+        return {row[0] - 1 for row in cursor.fetchall()}
 
 
 def _reject(out: list, item: Item, reason: str) -> None:
@@ -414,7 +418,7 @@ def _resolve(items: list[Item], out: list) -> list[Item]:
 # names the keys a duplicate did write (one of its two), for `_insert_events` to take back.
 _INSERT = """
 WITH src AS MATERIALIZED (
-    SELECT r, (r->>10)::uuid AS digest FROM json_array_elements(%(rows)s::json) AS r
+    SELECT r, coalesce((r->>10)::uuid, md5(r->>0)::uuid) AS digest FROM json_array_elements(%(rows)s::json) AS r
 ), keys AS (
     INSERT INTO usage_eventkey (digest, bucket)
     SELECT src.digest, b.bucket FROM src CROSS JOIN (VALUES (%(k)s), (%(k1)s)) AS b(bucket)
