@@ -65,10 +65,6 @@ class NotACloudEvent(Exception):
         self.source = source
 
 
-def native_types() -> list[str]:
-    return list(EventType.values)
-
-
 def cloudevent_type(native: str) -> str:
     return f"{TYPE_PREFIX}{native}"
 
