@@ -9,6 +9,10 @@ kept to parsing and checking; the database work is set-based: one lookup of know
 dedup keys (`ON CONFLICT DO NOTHING RETURNING` decides accepted vs duplicate even against
 a concurrent batch) and inserts the accepted events, then the change points of the
 accepted lifecycle events in bulk.
+
+CloudEvents 1.0 (`cloudevents=True`, `usage.cloudevents`) take the same path: their
+identity (specversion, id, source) is checked first and (source, id) is their dedup key,
+then each is mapped onto the native event it stands for and checked as one.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from accounts.models import Organization
 from core import metrics
 from core.money import decimal_places
 from pricing.models import Product
+from usage import cloudevents as ce
 from usage import services
 from usage.models import (
     EVENT_STATE,
@@ -99,6 +104,8 @@ class Item:
     resource: ResourceRow | None = None
     product_id: int | None = None
     pk: int | None = None
+    digest: str | None = None  # a CloudEvent's dedup key (`cloudevents.dedup_digest`); SQL's md5(id) for native
+    source: str | None = None  # a CloudEvent's; None for a native event
 
     @property
     def resolved(self) -> ResourceRow:
@@ -205,45 +212,79 @@ def _parse(index: int, raw: object, window: _Window) -> Item:
     return item
 
 
+def _answer(event_id: str | None, source: str | None, cloudevent: bool, status: str,
+            reason: str | None = None, *, native: bool = True) -> dict:
+    """One item's result. A CloudEvent's also names its source, and a `native` reason (one
+    of _parse's or _resolve's) is put in its attributes' terms (`subject:`, `data.x:`)."""
+    answer: dict = {"id": event_id}
+    if cloudevent:
+        answer["source"] = source
+    answer["status"] = status
+    if reason is not None:
+        answer["reason"] = ce.reason(reason) if cloudevent and native else reason
+    return answer
+
+
+def _native_identity(raw: object) -> str:
+    event_id = raw.get("id") if isinstance(raw, dict) else None
+    if not isinstance(event_id, str) or not event_id or len(event_id) > MAX_ID_LENGTH:
+        raise ce.NotACloudEvent(f"id: must be a string of 1 to {MAX_ID_LENGTH} characters.",
+                                event_id if isinstance(event_id, str) and storable(event_id) else None)
+    if not storable(event_id):
+        # Not echoed: the answer itself could not be encoded.
+        raise ce.NotACloudEvent("id: contains a NUL character or invalid Unicode.")
+    return event_id
+
+
 @transaction.atomic
-def events_ingest(*, items: list, now: datetime | None = None) -> IngestResult:
+def events_ingest(*, items: list, now: datetime | None = None, cloudevents: bool = False) -> IngestResult:
+    """`items` are native events, or CloudEvents 1.0 (JSON format) with `cloudevents`."""
     now = now or timezone.now()
     window = _Window.at(now)
     out: list[dict | None] = [None] * len(items)
     parsed: list[Item] = []
-    seen: set[str] = set()
-    candidates: list[tuple[int, object, str]] = []
+    seen: set[str | tuple[str, str]] = set()
+    candidates: list[tuple[int, object, str, str | None, str | None]] = []
     for index, raw in enumerate(items):
-        event_id = raw.get("id") if isinstance(raw, dict) else None
-        if not isinstance(event_id, str) or not event_id or len(event_id) > MAX_ID_LENGTH:
-            out[index] = {"id": event_id if isinstance(event_id, str) and storable(event_id) else None,
-                          "status": REJECTED, "reason": f"id: must be a string of 1 to {MAX_ID_LENGTH} characters."}
+        source: str | None = None
+        try:
+            if cloudevents:
+                event_id, source = ce.identity(raw, max_id_length=MAX_ID_LENGTH, storable=storable)
+            else:
+                event_id = _native_identity(raw)
+        except ce.NotACloudEvent as exc:  # no identity to dedup on
+            out[index] = _answer(exc.event_id, exc.source, cloudevents, REJECTED, str(exc), native=False)
             continue
-        if not storable(event_id):
-            # Not echoed: the answer itself could not be encoded.
-            out[index] = {"id": None, "status": REJECTED, "reason": "id: contains a NUL character or invalid Unicode."}
+        # A native id's key is md5(id), computed by PostgreSQL (cheaper than hashlib per event).
+        identity: str | tuple[str, str] = event_id if source is None else (source, event_id)
+        if identity in seen:
+            out[index] = _answer(event_id, source, cloudevents, DUPLICATE)
             continue
-        if event_id in seen:
-            out[index] = {"id": event_id, "status": DUPLICATE}
-            continue
-        seen.add(event_id)
-        candidates.append((index, raw, event_id))
+        seen.add(identity)
+        digest = None if source is None else ce.dedup_digest(event_id, source)
+        candidates.append((index, raw, event_id, source, digest))
 
     # The id check comes first: an id stored before is `duplicate` whatever the rest of the
-    # item says now (a timestamp past its resource's deletion, too old, malformed). A
+    # item says now (a timestamp after its resource was deleted, too old, malformed). A
     # concurrent batch's duplicates are found by the insert itself.
     bucket = dedup_bucket(now)
-    known = _existing_event_ids([event_id for _index, _raw, event_id in candidates], bucket)
-    for index, raw, event_id in candidates:
-        if event_id in known:
-            out[index] = {"id": event_id, "status": DUPLICATE}
+    known = _existing_keys([c[2] for c in candidates], [c[4] for c in candidates], bucket)
+    for position, (index, raw, event_id, source, digest) in enumerate(candidates):
+        if position in known:
+            out[index] = _answer(event_id, source, cloudevents, DUPLICATE)
             continue
         try:
-            item = _parse(index, raw, window)
+            native = ce.to_native(raw, EVENT_FIELDS, COMMON_FIELDS) if cloudevents else raw  # type: ignore[arg-type]
+            item = _parse(index, native, window)
+        except ValueError as exc:  # a CloudEvent's attribute, already in its terms
+            out[index] = _answer(event_id, source, cloudevents, REJECTED, str(exc), native=False)
+            continue
         except Rejected as exc:
-            out[index] = {"id": event_id, "status": REJECTED, "reason": str(exc)}
+            out[index] = _answer(event_id, source, cloudevents, REJECTED, str(exc))
             continue
         item.event_id = event_id
+        item.source = source
+        item.digest = digest
         parsed.append(item)
     fresh = parsed
 
@@ -251,13 +292,13 @@ def events_ingest(*, items: list, now: datetime | None = None) -> IngestResult:
     inserted = _insert_events(fresh, now, bucket)
     accepted = []
     for item in fresh:
-        pk = inserted.get(item.event_id)
+        pk = inserted.get((item.event_id, item.source or ""))
         if pk is None:  # a concurrent batch stored it first
-            out[item.index] = {"id": item.event_id, "status": DUPLICATE}
+            out[item.index] = _answer(item.event_id, item.source, cloudevents, DUPLICATE)
         else:
             item.pk = pk
             accepted.append(item)
-            out[item.index] = {"id": item.event_id, "status": ACCEPTED}
+            out[item.index] = _answer(item.event_id, item.source, cloudevents, ACCEPTED)
     _apply_lifecycle([i for i in accepted if i.type != EventType.METERED])
 
     result = IngestResult()
@@ -276,12 +317,16 @@ def events_ingest(*, items: list, now: datetime | None = None) -> IngestResult:
     return result
 
 
-_KNOWN_IDS = ("SELECT e FROM unnest(%s::text[]) AS e CROSS JOIN LATERAL (SELECT FROM usage_eventkey k "
-               "WHERE k.digest = md5(e)::uuid AND k.bucket = %s LIMIT 1) AS hit")
+_KNOWN_IDS = ("SELECT i FROM unnest(%s::text[], %s::uuid[]) WITH ORDINALITY AS u(e, d, i) CROSS JOIN LATERAL "
+               "(SELECT FROM usage_eventkey k WHERE k.digest = coalesce(u.d, md5(u.e)::uuid) AND k.bucket = %s "
+               "LIMIT 1) AS hit")
 
 
-def _existing_event_ids(ids: list[str], bucket: int) -> set[str]:
-    """The ids among `ids` already accepted within the dedup window (as `_INSERT` decides).
+def _existing_keys(ids: list[str], digests: list[str | None], bucket: int) -> set[int]:
+    """The positions of the ids already accepted within the dedup window (as `_INSERT`
+    decides): a native id's key is md5(id) (digest None), a CloudEvent's its digest
+    (`cloudevents.dedup_digest` of its source and id).
+
     Bucket k alone holds them all: an id accepted in k - 1 wrote k - 1 and k, one accepted
     in k wrote k and k + 1 (a k + 1 row without its k row is a duplicate's, taken back in
     the same transaction). One partition's index is probed per id, not two.
@@ -293,12 +338,12 @@ def _existing_event_ids(ids: list[str], bucket: int) -> set[str]:
     if not ids:
         return set()
     with connection.cursor() as cursor:
-        cursor.execute(_KNOWN_IDS, [ids, bucket])
-        return {row[0] for row in cursor.fetchall()}
+        cursor.execute(_KNOWN_IDS, [ids, digests, bucket])
+        return {row[0] - 1 for row in cursor.fetchall()}
 
 
 def _reject(out: list, item: Item, reason: str) -> None:
-    out[item.index] = {"id": item.event_id, "status": REJECTED, "reason": reason}
+    out[item.index] = _answer(item.event_id, item.source, item.source is not None, REJECTED, reason)
 
 
 def _resolve(items: list[Item], out: list) -> list[Item]:
@@ -375,7 +420,7 @@ def _resolve(items: list[Item], out: list) -> list[Item]:
 # names the keys a duplicate did write (one of its two), for `_insert_events` to take back.
 _INSERT = """
 WITH src AS MATERIALIZED (
-    SELECT r, md5(r->>0)::uuid AS digest FROM json_array_elements(%(rows)s::json) AS r
+    SELECT r, coalesce((r->>10)::uuid, md5(r->>0)::uuid) AS digest FROM json_array_elements(%(rows)s::json) AS r
 ), keys AS (
     INSERT INTO usage_eventkey (digest, bucket)
     SELECT src.digest, b.bucket FROM src CROSS JOIN (VALUES (%(k)s), (%(k1)s)) AS b(bucket)
@@ -386,15 +431,16 @@ WITH src AS MATERIALIZED (
     SELECT digest, count(*) AS n, min(bucket) AS bucket FROM keys GROUP BY digest
 ), stored AS (
     INSERT INTO usage_usageevent
-        (event_id, type, organization_id, resource_id, occurred_at, minute, received_at, metric, quantity, product_id)
+        (event_id, type, organization_id, resource_id, occurred_at, minute, received_at, metric, quantity, product_id,
+         source)
     SELECT r->>0, r->>1, (r->>2)::bigint, (r->>3)::bigint, (r->>4)::timestamptz, (r->>5)::bigint, %(now)s, r->>6,
-           (r->>7)::numeric, (r->>8)::bigint
+           (r->>7)::numeric, (r->>8)::bigint, r->>9
     FROM src JOIN won ON won.digest = src.digest AND won.n = 2
-    RETURNING event_id, id
+    RETURNING event_id, source, id
 )
-SELECT event_id, id, NULL FROM stored
+SELECT event_id, source, id, NULL FROM stored
 UNION ALL
-SELECT NULL, bucket, digest::text FROM won WHERE n = 1
+SELECT NULL, NULL, bucket, digest::text FROM won WHERE n = 1
 """
 
 def _resources(external_ids: Iterable[str]) -> dict[str, ResourceRow]:
@@ -406,20 +452,21 @@ def _resources(external_ids: Iterable[str]) -> dict[str, ResourceRow]:
         return {row[0]: row[1:] for row in cursor.fetchall()}
 
 
-def _insert_events(items: list[Item], now: datetime, bucket: int) -> dict[str, int]:
+def _insert_events(items: list[Item], now: datetime, bucket: int) -> dict[tuple[str, str], int]:
+    """(event id, source or "") -> the stored row's id, for the items accepted."""
     if not items:
         return {}
     rows = json.dumps([
         [i.event_id, i.type, i.resolved[1], i.resolved[0], i.at.isoformat(), i.minute, i.metric,
-         None if i.quantity is None else str(i.quantity), i.product_id]
+         None if i.quantity is None else str(i.quantity), i.product_id, i.source or "", i.digest]
         for i in items
     ])
     with connection.cursor() as cursor:
         cursor.execute(_INSERT, {"rows": rows, "k": bucket, "k1": bucket + 1, "now": now})
         stored, partial = {}, []
-        for event_id, pk, digest in cursor.fetchall():
+        for event_id, source, pk, digest in cursor.fetchall():
             if digest is None:
-                stored[event_id] = pk
+                stored[(event_id, source)] = pk
             else:
                 partial.append((digest, pk))
         if partial:  # duplicates that wrote one of their two keys: the window counts from acceptance only

@@ -106,3 +106,15 @@ class BoundedJSONParser(JSONParser):
             return loads_bounded(stream.read().decode(encoding))
         except (ValueError, UnicodeDecodeError) as exc:
             raise ParseError(f"JSON parse error - {exc}") from exc
+
+
+class CloudEventParser(BoundedJSONParser):
+    """CloudEvents' structured mode: one event in the JSON event format."""
+
+    media_type = "application/cloudevents+json"
+
+
+class CloudEventBatchParser(BoundedJSONParser):
+    """CloudEvents' JSON batch format: an array of events."""
+
+    media_type = "application/cloudevents-batch+json"

@@ -5,7 +5,10 @@ the batch's items as `oneOf` them with a discriminator on `type`.
 The components are built from the tables `usage.ingest` checks events against
 (EVENT_FIELDS, NEEDS_PRODUCT), so the schema cannot drift from what is accepted. The
 serializer only documents the envelope (the view checks it by hand, for speed), hence a
-postprocessing hook rather than a serializer per type."""
+postprocessing hook rather than a serializer per type.
+
+The CloudEvents bodies (`application/cloudevents+json`, `…-batch+json`) refer to one
+`CloudEvent` component, built from the same tables and `usage.cloudevents`."""
 
 from __future__ import annotations
 
@@ -14,10 +17,17 @@ from typing import Any
 from django.conf import settings
 from inflection import camelize
 
-from usage.ingest import COMMON_FIELDS, EVENT_FIELDS, MAX_ID_LENGTH, NEEDS_PRODUCT
+from usage import cloudevents as ce
+from usage.ingest import COMMON_FIELDS, EVENT_FIELDS, MAX_BATCH, MAX_ID_LENGTH, NEEDS_PRODUCT
 from usage.models import EVENT_STATE, EventType, ResourceKind
 
 BATCH_COMPONENT = "EventBatchRequest"
+CLOUDEVENT_COMPONENT = "CloudEvent"
+CLOUDEVENT_SCHEMA: dict[str, Any] = {"$ref": f"#/components/schemas/{CLOUDEVENT_COMPONENT}"}
+CLOUDEVENT_BATCH_SCHEMA: dict[str, Any] = {
+    "type": "array", "maxItems": MAX_BATCH, "items": CLOUDEVENT_SCHEMA,
+    "description": f"The CloudEvents JSON batch format: 0 to {MAX_BATCH} events, each answered on its own.",
+}
 EXAMPLE_TIMESTAMP = "2026-03-01T10:17:00Z"
 
 
@@ -97,6 +107,53 @@ def event_components() -> dict[str, dict[str, Any]]:
     return components
 
 
+def cloudevent_component() -> dict[str, Any]:
+    """The CloudEvent as `usage.cloudevents` reads it: the attributes, the types it maps
+    onto ours, and `data` holding the type's other fields."""
+    schemas = _field_schemas()
+    data_fields = sorted(set().union(*EVENT_FIELDS.values()) - ce.FROM_ATTRIBUTES)
+    types = [ce.cloudevent_type(t) for t in EventType.values] + list(EventType.values)
+    return {
+        "type": "object",
+        "description": (
+            "A CloudEvents 1.0 event in the JSON format, read as the native event its type names: "
+            "`subject` is the resource, `time` the timestamp, `data` the type's other fields (those of "
+            "the native event of that type: `organization`, `product`, `kind`, `name` of a created "
+            "event, `product` of resized and add-on events, `metric` and `quantity` of a metered one). "
+            "Deduplicated on (source, id). Extension attributes (lower-case letters and digits; a "
+            "string, boolean or integer) are allowed and not used; `data_base64` is refused."),
+        "properties": {
+            "specversion": {"type": "string", "enum": [ce.SPECVERSION]},
+            "id": _text("The event's id; the same (source, id) again within the dedup window is `duplicate`.",
+                        example="evt_01HQ3Z"),
+            "source": {"type": "string", "format": "uri-reference", "minLength": 1,
+                       "maxLength": ce.MAX_SOURCE_LENGTH, "example": "/platform/eu-1",
+                       "description": "Who sent it (a URI-reference); with `id`, the dedup key."},
+            "type": {"type": "string", "enum": types, "example": ce.cloudevent_type(EventType.STARTED),
+                     "description": (f"`{ce.TYPE_PREFIX}<type>` (or the bare type) of a native event type.")},
+            "subject": {**schemas["resource"], "description": "The resource (its external id)."},
+            "time": {**schemas["timestamp"], "description": (
+                "When it happened (RFC 3339 with a time zone); the native timestamp's limits apply.")},
+            "datacontenttype": {"type": "string", "example": "application/json",
+                                "description": "A JSON media type, if given."},
+            "dataschema": {"type": "string", "format": "uri", "description": "Not used."},
+            "data": {
+                "type": "object",
+                "properties": {name: schemas[name] for name in data_fields},
+                "additionalProperties": False,
+                "description": "The type's fields beyond id, type, resource and timestamp.",
+            },
+        },
+        "required": ["specversion", "id", "source", "type", "subject", "time"],
+        "additionalProperties": {"oneOf": [{"type": "string"}, {"type": "integer"}, {"type": "boolean"}]},
+        "example": {
+            "specversion": ce.SPECVERSION, "id": "evt_01HQ3Z", "source": "/platform/eu-1",
+            "type": ce.cloudevent_type(EventType.METERED), "subject": "srv-42", "time": EXAMPLE_TIMESTAMP,
+            "datacontenttype": "application/json", "data": {"metric": "egress-gb", "quantity": "12.5"},
+        },
+    }
+
+
 def document_event_types(result, generator, request, public):
     """Postprocessing hook: the event components and the batch's items as `oneOf` them."""
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
@@ -105,6 +162,7 @@ def document_event_types(result, generator, request, public):
         raise LookupError(f"{BATCH_COMPONENT} is not in the schema: POST /events changed its request serializer.")
     components = event_components()
     schemas.update(components)
+    schemas[CLOUDEVENT_COMPONENT] = cloudevent_component()
     batch["properties"]["events"]["items"] = {
         "oneOf": [{"$ref": f"#/components/schemas/{name}"} for name in components],
         "discriminator": {

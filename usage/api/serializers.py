@@ -25,6 +25,8 @@ class EventBatchSerializer(StrictSerializer):
 
 class EventResultSerializer(serializers.Serializer):
     id = serializers.CharField(allow_null=True)
+    source = serializers.CharField(required=False, allow_null=True,
+                                   help_text="A CloudEvent's source (only in the answer to CloudEvents).")
     status = serializers.ChoiceField(choices=["accepted", "duplicate", "rejected"])
     reason = serializers.CharField(required=False)
 

@@ -12,8 +12,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.api.permissions import OrganizationScopedMixin, get_caller
+from core.api.parsers import BoundedJSONParser, CloudEventBatchParser, CloudEventParser
 from core.errors import NotFound
 from pricing.models import Product
+from usage.api.schema import CLOUDEVENT_BATCH_SCHEMA, CLOUDEVENT_SCHEMA
 from usage.api.serializers import (
     BillableQuerySerializer,
     EventBatchResultSerializer,
@@ -39,11 +41,21 @@ ORG_PARAM = OpenApiParameter("organization", int, description="Platform keys and
 
 class EventsView(APIView):
     """POST a batch of up to 1,000 events. Every event gets its own result; the batch is
-    200 even when some are rejected. Re-sending an event id is safe: it is `duplicate`."""
+    200 even when some are rejected. Re-sending an event id is safe: it is `duplicate`.
+
+    Also CloudEvents 1.0 in the JSON format: one event (`application/cloudevents+json`,
+    structured mode) or an array of up to 1,000 (`application/cloudevents-batch+json`),
+    deduplicated on (source, id); each result also names the event's `source`. Binary
+    mode (`ce-*` headers) is not taken."""
 
     required_scopes = {"POST": "events:write"}
+    parser_classes = [BoundedJSONParser, CloudEventParser, CloudEventBatchParser]
 
-    @extend_schema(request=EventBatchSerializer, responses=EventBatchResultSerializer, examples=[
+    @extend_schema(request={
+        "application/json": EventBatchSerializer,
+        CloudEventParser.media_type: CLOUDEVENT_SCHEMA,
+        CloudEventBatchParser.media_type: CLOUDEVENT_BATCH_SCHEMA,
+    }, responses=EventBatchResultSerializer, examples=[
         OpenApiExample("A server's life", request_only=True, value={"events": [
             {"id": "evt-1", "type": "created", "resource": "srv-42", "timestamp": "2026-03-01T10:00:00Z",
              "organization": 17, "product": "cpu-4-16", "kind": "server", "name": "web-1"},
@@ -62,6 +74,22 @@ class EventsView(APIView):
             ]}),
     ])
     def post(self, request):
+        media_type = (request.content_type or "").split(";", 1)[0].strip().lower()
+        if media_type == CloudEventParser.media_type:
+            event = request.data
+            if not isinstance(event, dict):
+                raise ValidationError({"non_field_errors": ["Send one CloudEvent as a JSON object "
+                                                            "(a batch is application/cloudevents-batch+json)."]})
+            return Response(events_ingest(items=[event], cloudevents=True).as_dict())
+        if media_type == CloudEventBatchParser.media_type:
+            batch = request.data
+            if not isinstance(batch, list) or len(batch) > MAX_BATCH:
+                raise ValidationError({"non_field_errors": [f"Send a JSON array of 0 to {MAX_BATCH} CloudEvents."]})
+            return Response(events_ingest(items=batch, cloudevents=True).as_dict())
+        if "ce-specversion" in request.headers:
+            raise ValidationError({"non_field_errors": [
+                "CloudEvents binary mode is not taken: send the event structured "
+                "(Content-Type: application/cloudevents+json)."]})
         # The envelope is checked by hand: EventBatchSerializer documents it, but running it
         # would re-serialise every event (DRF's JSONField), a third of the cost of a batch.
         data = request.data

@@ -77,6 +77,9 @@ class UsageEvent(models.Model):
     the window is `usage_eventkey`'s."""
 
     event_id = models.CharField(max_length=200)
+    # A CloudEvent's source (with `event_id`, its dedup key: usage.cloudevents); "" for an
+    # event sent in the native format.
+    source = models.CharField(max_length=500, blank=True, db_default="")
     type = models.CharField(max_length=16, choices=EventType.choices)
     # Events arrive 15,000+ a second. No single-column indexes, and no foreign keys in the
     # database: each would be a deferred check per row at every commit. Ingestion reads the

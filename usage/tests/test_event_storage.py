@@ -15,6 +15,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from usage import event_partitions, services, tasks
+from usage.cloudevents import dedup_digest
 from usage.ingest import events_ingest
 from usage.models import Metric, Resource, StateInterval, StateSource, UsageEvent
 from usage.models.events import DEDUP_WINDOW_DAYS, dedup_bucket
@@ -270,7 +271,9 @@ def test_the_known_id_lookup_probes_each_key_never_scans_the_bucket():
     with connection.cursor() as cursor:
         cursor.execute("INSERT INTO usage_eventkey (digest, bucket) SELECT md5('seen-' || g)::uuid, b "
                        "FROM generate_series(1, 5000) AS g, (VALUES (%s), (%s)) AS v(b)", [bucket, bucket + 1])
-        cursor.execute("EXPLAIN (FORMAT JSON) " + _KNOWN_IDS, [[f"seen-{i}" for i in range(1000)], bucket])
+        cursor.execute("EXPLAIN (FORMAT JSON) " + _KNOWN_IDS,  # native ids, and CloudEvents' keys
+                       [[f"seen-{i}" for i in range(1000)],
+                        [None if i % 2 else dedup_digest(f"seen-{i}", "/s") for i in range(1000)], bucket])
         plan = cursor.fetchone()[0][0]["Plan"]
     scans = _key_scans(plan)
     assert scans, plan
