@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('usage', '0008_partition_accruals_by_day'),
+        ('usage', '0009_rollups_minimum_and_cap_saved'),
     ]
 
     operations = [
