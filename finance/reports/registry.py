@@ -9,6 +9,7 @@ from finance.reports.base import ReportSpec
 
 # Each report's module under finance/reports/. Order = the console's menu order.
 REPORT_MODULES: tuple[str, ...] = (
+    "revenue",
 )
 
 REPORTS: dict[str, ReportSpec] = {}
