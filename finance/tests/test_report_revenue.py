@@ -282,3 +282,22 @@ def test_registered_with_its_group_bys_and_baseline(shop):
     assert spec.baseline is not None
     rows = spec.baseline(ReportParams(start=OCT, end=DEC, currency="EUR"))
     assert isinstance(rows, list) and len(rows) == len(run().rows)
+
+
+def test_a_void_takes_the_fee_back_on_its_day_as_the_journal_does(shop, time_machine):
+    """D, postpaid, EUR: an invoice of a 7.00 fee issued 1 Nov and voided 3 Nov is 7.00 of
+    revenue on 1 Nov and −7.00 on 3 Nov (invoiced alike), nothing over the month."""
+    d = OrganizationFactory(name="D", currency="EUR", country="AT", billing_mode=BillingMode.POSTPAID)
+    time_machine.move_to(at(11, 1, 3), tick=False)
+    inv = _invoice(d, "EUR", [Line(kind=LineKind.RECURRING, description="Support plan", amount=D("7.00"),
+                                   product_id=shop["plan"].pk)], issued=at(11, 1, 3))
+    time_machine.move_to(at(11, 3, 9), tick=False)
+    invoice_services.invoice_void(invoice=inv, reason="Billed by mistake")
+    time_machine.move_to(NOW, tick=False)
+    by_day = table(run("customer", start=NOV, end=date(2026, 11, 5), grain="day", organization_id=d.pk))
+    assert by_day == {("2026-11-01", "D"): (D("7.00"), D("7.00"), D("0.00")),
+                      ("2026-11-03", "D"): (D("-7.00"), D("-7.00"), D("0.00"))}
+    assert table(run("customer", organization_id=d.pk)) == {}
+    journal_build(until=date(2026, 11, 30), now=NOW)
+    for start, end in [(NOV, date(2026, 11, 2)), (date(2026, 11, 3), date(2026, 11, 4)), (OCT, DEC)]:
+        assert run(start=start, end=end).totals["recognised"] == _journal_revenue(start, end, "EUR")  # type: ignore[index]
