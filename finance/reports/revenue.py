@@ -155,7 +155,7 @@ def build_sql(params: ReportParams) -> _Sql:
         # Usage consumed on built days: the journal's usage entries (their counter line,
         # the one without an organisation, is the credit to usage revenue).
         f"""u_journal AS (
-            SELECT e.organization_id AS org, e.date AS d, -SUM(l.amount) AS amt
+            SELECT e.organization_id AS org, {period('e.date')} AS p, -SUM(l.amount) AS amt
             FROM {t['jline']} l JOIN {t['entry']} e ON e.id = l.entry_id
             WHERE e.movement = 'usage' AND e.currency = %(cur)s AND e.date >= %(start)s AND e.date < %(journal_until)s
               AND l.organization_id IS NULL {org_entry}
@@ -178,8 +178,9 @@ def build_sql(params: ReportParams) -> _Sql:
             SELECT org, d, {cents.format(x='s_end - u')} - {cents.format(x='s_end')} AS amt
             FROM l_run WHERE u IS NOT NULL)""",  # noqa: S608 - the models' tables, values as placeholders
         f"""usage AS (
-            SELECT org, {period('d')} AS p, SUM(amt) AS amt
-            FROM (SELECT * FROM u_journal UNION ALL SELECT * FROM u_ledger) u GROUP BY 1, 2)""",  # noqa: S608 - the models' tables, values as placeholders
+            SELECT org, p, SUM(amt) AS amt FROM (
+                SELECT * FROM u_journal UNION ALL SELECT org, {period('d')}, amt FROM u_ledger) u
+            GROUP BY 1, 2)""",  # noqa: S608 - the models' tables, values as placeholders
         # Documents: invoice lines on issue, their mirror on void, credit note lines.
         f"""docs AS (
             SELECT i.organization_id AS org, {period(utc_day('i.issued_at'))} AS p, l.product_id, l.kind,
