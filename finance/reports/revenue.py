@@ -24,7 +24,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 
 from core.money import minor_unit_exponent
 from finance.reports.base import (
@@ -277,7 +277,10 @@ def build_sql(params: ReportParams) -> _Sql:
 
 def _fetch(params: ReportParams) -> list[tuple[Any, ...]]:
     q = build_sql(params)
-    with connection.cursor() as cur:
+    # JIT-compiling this statement's ~150 expressions cost more than it saved (one run: 12.5 s
+    # against 7.4 s at 10,000 organisations × 12 months): off for this statement only.
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("SET LOCAL jit = off")
         cur.execute(q.sql, q.args)
         return cur.fetchall()
 
