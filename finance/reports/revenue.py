@@ -298,7 +298,7 @@ def compute(params: ReportParams) -> Report:
         name = SPECIAL_LABELS.get(special or "", label)
         when = period_label(p, params.grain)
         rec, inv, coll = (Decimal(v).quantize(quantum) for v in (rec, inv, coll))
-        rows.append({"period": when, "group": name, "recognised": rec, "invoiced": inv,
+        rows.append({"period": p, "group": name, "recognised": rec, "invoiced": inv,
                      "collected": coll})
         totals["recognised"] += rec
         totals["invoiced"] += inv
