@@ -9,10 +9,11 @@ from finance.reports.base import ReportSpec
 
 # Each report's module under finance/reports/. Order = the console's menu order.
 REPORT_MODULES: tuple[str, ...] = (
-    "recurring",
-    "collections",
+    "revenue",
     "credit_held",
+    "recurring",
     "receivables",
+    "collections",
     "usage",
 )
 
