@@ -516,6 +516,7 @@ SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update({
 # Deduct every metering run's rated usage right after it commits (credits/sync.py).
 USAGE_AFTER_METERING += ["credits.sync.after_metering"]
 PORTAL_DASHBOARD_CARDS += ["credits.cards.credit_card"]
+PORTAL_DASHBOARD_CARDS.insert(0, "credits.cards.ladder_banner")  # across the top while resources are hibernated
 BENCHMARKS["credit-sync"] = "credits.benchmarks.credit_sync"
 METRICS_STATE_SOURCES += ["credits.metrics.state"]
 # Opening credit goes in before usage's demo history is metered (and deducted by the

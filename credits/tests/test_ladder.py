@@ -246,3 +246,63 @@ def test_a_crash_in_the_step_loses_nothing_and_the_rerun_sends_it_once(
     run_ladder(day(1, hours=1), django_capture_on_commit_callbacks)
     run_ladder(day(1, hours=2), django_capture_on_commit_callbacks)
     assert notices(org) == [1] and len(mail.outbox) == 1
+
+
+# --- what the customer and staff see ----------------------------------------------------
+
+
+@pytest.fixture
+def member_client(client, org, make_member):
+    def _client(role="owner"):
+        client.force_login(make_member(org, role).user)
+        return client
+
+    return _client
+
+
+def test_the_dashboard_banner_names_the_dates_for_every_member_and_offers_a_top_up_to_billing(
+        org, hibernated, member_client, django_capture_on_commit_callbacks):
+    run_ladder(day(1), django_capture_on_commit_callbacks)
+    with time_machine.travel(day(2), tick=False):
+        html = member_client("viewer").get("/").content.decode()
+        assert "Resources hibernated: credit ran out" in html
+        assert "Hibernated since</dt><dd>2030-03-01 10:00 UTC" in html
+        assert "Next notice</dt><dd>2030-03-08 10:00 UTC" in html
+        assert "Deletion scheduled on</dt><dd><strong>2030-03-15 10:00 UTC" in html
+        assert 'class="btn small" href="/payments/top-up"' not in html.split("ladder-banner")[1].split("</section>")[0]
+        billing = member_client("billing").get("/").content.decode().split("ladder-banner")[1].split("</section>")[0]
+        assert 'href="/payments/top-up"' in billing
+        credits_page = member_client("viewer").get("/credits/").content.decode()
+        assert "Deletion scheduled on" in credits_page
+
+
+def test_the_banner_after_the_deletion_and_none_without_a_hibernation(
+        org, other_org, hibernated, member_client, make_member, client, django_capture_on_commit_callbacks):
+    run_ladder(day(14), django_capture_on_commit_callbacks)
+    html = member_client("viewer").get("/").content.decode()
+    assert "Disks deleted for lack of credit" in html and "Disks deletion requested</dt><dd>2030-03-15 10:00 UTC" in html
+    client.force_login(make_member(other_org, "owner").user)
+    assert "ladder-banner" not in client.get("/").content.decode()
+
+
+def test_the_console_shows_the_organisations_ladder_and_refuses_a_policy_that_deletes_before_its_notices(
+        client, org, hibernated, django_capture_on_commit_callbacks):
+    from accounts.staff import BILLING_ADMIN
+
+    from .test_admin import _staff
+
+    run_ladder(day(1), django_capture_on_commit_callbacks)
+    with time_machine.travel(day(2), tick=False):
+        client.force_login(_staff(BILLING_ADMIN))
+        answer = client.get(f"/console/accounts/organization/{org.pk}/change/")
+        assert answer.status_code == 200
+        page = answer.content.decode()
+    assert "Zero-balance ladder" in page and "Notices under way" in page and "2030-03-08 10:00 UTC" in page
+    answer = client.post("/console/credits/ladderpolicy/add/", {
+        "organization": org.pk, "notice_days": "[1, 20]", "delete_after_days": "14", "note": "x"})
+    assert answer.status_code == 200 and "Every notice must come before the deletion day." in answer.content.decode()
+    assert not LadderPolicy.objects.exists()
+    answer = client.post("/console/credits/ladderpolicy/add/", {
+        "organization": org.pk, "notice_days": "[3, 10]", "delete_after_days": "30", "note": "enterprise trial"})
+    assert answer.status_code == 302
+    assert ladder.policy_for(org.pk) == ladder.Policy([3, 10], 30)
