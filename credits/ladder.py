@@ -109,7 +109,7 @@ def adopt_orphans(*, now: datetime) -> int:
                        .values_list("id", flat=True)):
         with transaction.atomic():
             balance = Balance.objects.select_for_update().filter(pk=balance_id, hibernated_at__isnull=False).first()
-            if balance is None or HibernationLadder.objects.filter(
+            if balance is None or balance.hibernated_at is None or HibernationLadder.objects.filter(
                     balance=balance, hibernated_at=balance.hibernated_at).exists():
                 continue  # resumed meanwhile, or its ladder ended (deletion requested)
             try:
@@ -242,7 +242,7 @@ def current(*, organization: Organization) -> LadderView | None:
     """The organisation's ladder while its balance is hibernated for lack of credit."""
     balance = Balance.objects.filter(organization=organization, currency=organization.currency,
                                      hibernated_at__isnull=False).first()
-    if balance is None:
+    if balance is None or balance.hibernated_at is None:
         return None
     ladder = HibernationLadder.objects.filter(balance=balance, hibernated_at=balance.hibernated_at).first()
     if ladder is None:

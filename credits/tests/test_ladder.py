@@ -40,17 +40,17 @@ def defaults(settings):
     settings.CREDITS_RESUME_MODE = "automatic"
 
 
-def out_of_credit(organization, external_id="srv-1"):
+def out_of_credit(organization, external_id="srv-1", at=T0):
     """A prepaid organisation with one running server and a balance of exactly zero."""
     organization.billing_email = f"billing-{external_id}@example.test"
     organization.save(update_fields=["billing_email"])
     product = ProductFactory()
-    with time_machine.travel(T0 - timedelta(hours=1), tick=False):
+    before = at - timedelta(hours=1)
+    with time_machine.travel(before, tick=False):
         resource = usage_services.resource_create(organization=organization, external_id=external_id,
-                                                  product=product, at=T0 - timedelta(hours=1),
-                                                  source=StateSource.EVENT)
+                                                  product=product, at=before, source=StateSource.EVENT)
         usage_services.resource_change_state(resource=resource, state=ResourceState.RUNNING,
-                                             at=T0 - timedelta(hours=1), source=StateSource.EVENT)
+                                             at=before, source=StateSource.EVENT)
         services.credit_adjust(organization=organization, amount=Decimal("5"), reason="opening")
         services.credit_adjust(organization=organization, amount=Decimal("-5"), reason="spent")
     return resource
