@@ -306,3 +306,25 @@ def test_the_console_shows_the_organisations_ladder_and_refuses_a_policy_that_de
         "organization": org.pk, "notice_days": "[3, 10]", "delete_after_days": "30", "note": "enterprise trial"})
     assert answer.status_code == 302
     assert ladder.policy_for(org.pk) == ladder.Policy([3, 10], 30)
+
+
+def test_resources_hibernated_otherwise_than_for_credit_never_enter_the_ladder(
+        org, django_capture_on_commit_callbacks):
+    """A budget's hard cap (another engineer's branch) hibernates without Balance.hibernated_at:
+    no ladder; and when credit later runs out, only what credits hibernated is deleted."""
+    capped = out_of_credit(org, external_id="srv-capped")
+    services.credit_adjust(organization=org, amount=Decimal("10"), reason="funded")
+    with time_machine.travel(T0 - timedelta(minutes=30), tick=False):
+        usage_services.resource_change_state(resource=capped, state=ResourceState.HIBERNATED,
+                                             at=T0 - timedelta(minutes=30), source=StateSource.SERVICE,
+                                             reason="Budget hard cap reached")
+    run_ladder(day(20), django_capture_on_commit_callbacks)
+    assert not HibernationLadder.objects.exists()
+
+    running = out_of_credit(org, external_id="srv-running")  # balance back to zero, one server running
+    services.credit_adjust(organization=org, amount=Decimal("-10"), reason="spent")
+    with time_machine.travel(T0, tick=False), django_capture_on_commit_callbacks(execute=True):
+        assert hibernation.hibernate_due(now=T0) == 1
+    run_ladder(day(14), django_capture_on_commit_callbacks)
+    [request] = deletions(org)
+    assert request.payload["resource_ids"] == [running.pk]
