@@ -66,6 +66,9 @@ CONSOLE_ACCESS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "credits.autotopupsettings": (("view", "change"), ("view",)),
     "credits.creditevent": (("view",), ("view",)),
     "credits.provisioningrequest": (("view",), ("view",)),
+    # The zero-balance ladder: its per-organisation policy is edited (audited); ladders only read.
+    "credits.ladderpolicy": (_EDIT, ("view",)),
+    "credits.hibernationladder": (("view",), ("view",)),
     # Invoices change only through their actions, each with its permission and a reason.
     "invoices.invoice": (("view", "finalize_invoice", "void_invoice", "credit_invoice"), ("view",)),
     "invoices.invoiceline": (("view",), ("view",)),

@@ -24,6 +24,6 @@ QUEUES_BY_KIND: dict[str, tuple[str, ...]] = {
     # waits on customers' servers (up to WEBHOOKS_TIMEOUT each): never in front of payments
     "webhooks": ("webhooks.dispatch", "webhooks.deliver", "webhooks.deliver_due", "webhooks.endpoint_disabled_email"),
     "maintenance": ("core.purge_idempotency_records", "core.outbox_relay", "usage.retention", "credits.runway",
-                    "credits.promo_expiry", "finance.build_journal", "gnocchi_export.export",
+                    "credits.promo_expiry", "credits.ladder_due", "finance.build_journal", "gnocchi_export.export",
                     "invoices.overdue_webhooks"),
 }

@@ -13,12 +13,15 @@ from django.utils.html import format_html
 from accounts.admin_base import AuditedModelAdmin, ReadOnlyAdmin, ReadOnlyInline
 from accounts.models import Organization
 from core.errors import DomainError
+from core.formatting import format_datetime
 from credits import admin_adjustment, hibernation, services
 from credits.models import (
     AdmissionPolicy,
     AutoTopUpSettings,
     Balance,
     CreditEvent,
+    HibernationLadder,
+    LadderPolicy,
     LedgerEntry,
     PromoGrant,
     ProvisioningRequest,
@@ -53,6 +56,26 @@ class BalanceInline(ReadOnlyInline):
     model = Balance
     fields = ["currency", "amount", "promo_amount", "burn_rate_per_hour", "hibernated_at", "warnings_sent"]
     readonly_fields = fields
+
+
+class LadderInline(ReadOnlyInline):
+    """The organisation's zero-balance ladders (credits.ladder), newest first."""
+
+    model = HibernationLadder
+    fk_name = "organization"
+    verbose_name_plural = "Zero-balance ladder (hibernations for lack of credit)"
+    fields = ["status", "reason", "hibernated_at", "started_at", "notice_days", "notices_done", "next_notice",
+              "deletion_due_at", "deletion_request", "ended_at"]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).order_by("-started_at", "-id")
+
+    @admin.display(description="Next notice")
+    def next_notice(self, obj):
+        from credits import ladder
+
+        return format_datetime(ladder.next_notice_at(obj)) if obj.status == "active" else "—"
 
 
 def _adjust(modeladmin, request, organizations, back_to_action: str):
@@ -161,6 +184,30 @@ class AdmissionPolicyAdmin(AuditedModelAdmin):
         return ["organization"] if obj is not None else []
 
 
+@admin.register(LadderPolicy)
+class LadderPolicyAdmin(AuditedModelAdmin):
+    """The zero-balance ladder per organisation (credits.ladder); without a row the defaults
+    CREDITS_LADDER_NOTICE_DAYS and CREDITS_LADDER_DELETE_AFTER_DAYS apply. Read when a
+    hibernation starts its ladder: a ladder under way keeps the dates it announced."""
+
+    list_display = ["organization", "notice_days", "delete_after_days", "note", "updated_at"]
+    search_fields = ["organization__name", "organization__slug"]
+    autocomplete_fields = ["organization"]
+    fields = ["organization", "notice_days", "delete_after_days", "note"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["organization"] if obj is not None else []
+
+
+@admin.register(HibernationLadder)
+class HibernationLadderAdmin(ReadOnlyAdmin):
+    list_display = ["organization", "status", "reason", "hibernated_at", "notices_done", "deletion_due_at",
+                    "deletion_request", "ended_at"]
+    list_filter = ["status", "reason"]
+    search_fields = ["organization__name", "organization__slug"]
+    list_select_related = ["organization", "deletion_request"]
+
+
 @admin.register(CreditEvent)
 class CreditEventAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "organization", "kind", "message"]
@@ -200,7 +247,7 @@ def extend_organization_admin() -> None:
     org_admin = admin.site._registry.get(Organization)
     if org_admin is None or LedgerEntryInline in org_admin.inlines:
         return
-    org_admin.inlines = [*org_admin.inlines, BalanceInline, LedgerEntryInline]
+    org_admin.inlines = [*org_admin.inlines, BalanceInline, LadderInline, LedgerEntryInline]
     org_admin.actions = [*(org_admin.actions or []), adjust_organization_credit]
     org_admin.has_adjust_permission = _has_adjust_permission
 

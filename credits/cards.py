@@ -17,3 +17,15 @@ def credit_card(request, organization) -> dict | None:
                 "mtd": month_to_date_for_request(request, organization)}
     return {"template": "credits/cards/credit.html", "summary": summary, "topup_page": settings.CREDITS_TOPUP_PAGE,
             "can_topup": "billing:write" in ROLE_SCOPES[request.membership.role]}
+
+
+def ladder_banner(request, organization) -> dict | None:
+    """Across the top of the dashboard, for every member: the zero-balance ladder's dates
+    (hibernated since, next notice, deletion scheduled on) while credit has run out."""
+    from credits import ladder
+
+    view = ladder.current(organization=organization)
+    if view is None:
+        return None
+    return {"template": "credits/cards/ladder.html", "ladder": view, "topup_page": settings.CREDITS_TOPUP_PAGE,
+            "can_topup": "billing:write" in ROLE_SCOPES[request.membership.role]}

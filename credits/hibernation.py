@@ -130,6 +130,9 @@ def hibernate(*, balance_id: int, now: datetime | None = None) -> ProvisioningRe
     balance.hibernated_at = now
     balance.hibernated_resources = ids
     balance.save(update_fields=["hibernated_at", "hibernated_resources"])
+    from credits import ladder
+
+    ladder.start(balance=balance, started_at=now)
     request = _outbox(org, ProvisioningAction.HIBERNATE, ids, reason, now)
     event = CreditEvent.objects.create(
         organization=org, kind=EventKind.HIBERNATED, created_at=now,
@@ -173,6 +176,9 @@ def resume(*, organization_id: int, actor: User | None = None, now: datetime | N
     balance.hibernated_at = None
     balance.hibernated_resources = []
     balance.save(update_fields=["hibernated_at", "hibernated_resources"])
+    from credits import ladder
+
+    ladder.cancel(balance=balance, now=now)
     request = _outbox(org, ProvisioningAction.RESUME, ids, reason, now)
     CreditEvent.objects.create(
         organization=org, kind=EventKind.RESUMED, created_at=now,

@@ -267,6 +267,8 @@ class EventKind(models.TextChoices):
     AUTO_TOPUP_CAPPED = "credits.auto_topup_capped", "Auto top-up skipped (monthly cap)"
     HIBERNATED = "credits.hibernated", "Resources hibernated"
     RESUMED = "credits.resumed", "Resources resumed"
+    DELETION_NOTICE = "credits.deletion_notice", "Disk deletion scheduled"
+    DELETION_REQUESTED = "credits.deletion_requested", "Disk deletion requested"
 
 
 class CreditEvent(models.Model):
@@ -290,6 +292,7 @@ class CreditEvent(models.Model):
 class ProvisioningAction(models.TextChoices):
     HIBERNATE = "hibernate", "Hibernate"
     RESUME = "resume", "Resume"
+    DELETE_DISKS = "delete_disks", "Delete disks"
 
 
 class RequestStatus(models.TextChoices):
@@ -303,7 +306,7 @@ class ProvisioningRequest(models.Model):
     until acknowledged. Staff see attempts and the last error."""
 
     organization = models.ForeignKey("accounts.Organization", on_delete=models.PROTECT, related_name="provisioning_requests")
-    action = models.CharField(max_length=10, choices=ProvisioningAction.choices)
+    action = models.CharField(max_length=20, choices=ProvisioningAction.choices)
     payload = models.JSONField()
     status = models.CharField(max_length=15, choices=RequestStatus.choices, default=RequestStatus.PENDING)
     attempts = models.PositiveIntegerField(default=0)
@@ -354,3 +357,88 @@ class AdmissionPolicy(models.Model):
 
     def __str__(self) -> str:
         return f"{self.organization_id}: {self.min_runway_hours} h{'' if self.enforce else ' (off)'}"
+
+
+class LadderReason(models.TextChoices):
+    """Why the resources were hibernated. Only credits' own hibernation for lack of credit
+    (`hibernation.hibernate`, which sets `Balance.hibernated_at`) starts a ladder; a
+    budget's hard cap hibernates without one and never leads to deletion."""
+
+    CREDIT_EXHAUSTED = "credit_exhausted", "Credit exhausted"
+
+
+class LadderStatus(models.TextChoices):
+    ACTIVE = "active", "Notices under way"
+    CANCELLED = "cancelled", "Cancelled (resumed)"
+    DELETION_REQUESTED = "deletion_requested", "Disk deletion requested"
+
+
+class LadderPolicy(models.Model):
+    """An organisation's zero-balance ladder, when it differs from the defaults
+    `CREDITS_LADDER_NOTICE_DAYS` and `CREDITS_LADDER_DELETE_AFTER_DAYS` (there are no
+    plans: this row is the per-customer override). Read when a hibernation starts its
+    ladder: a ladder under way keeps the dates its notices named."""
+
+    organization = models.OneToOneField("accounts.Organization", on_delete=models.CASCADE, related_name="ladder_policy")
+    notice_days = models.JSONField(default=list, blank=True,
+                                   help_text="Days after hibernation to send a notice, e.g. [1, 7, 12].")
+    delete_after_days = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Days hibernated before the disks are deleted; empty: never delete.")
+    note = models.CharField(max_length=200, blank=True, help_text="Why this organisation differs from the default.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "ladder policies"
+        constraints = [models.CheckConstraint(condition=Q(delete_after_days__isnull=True) | Q(delete_after_days__gte=1),
+                                              name="credits_ladder_policy_days_gte_1")]
+
+    def __str__(self) -> str:
+        return f"{self.organization_id}: notices {self.notice_days}, delete after {self.delete_after_days}"
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        days = self.notice_days
+        if not isinstance(days, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                                 for d in days):
+            raise ValidationError({"notice_days": "A list of whole days, e.g. [1, 7, 12]."})
+        if len(set(days)) != len(days):
+            raise ValidationError({"notice_days": "Each day once."})
+        if self.delete_after_days is not None and any(d >= self.delete_after_days for d in days):
+            raise ValidationError({"notice_days": "Every notice must come before the deletion day."})
+
+
+class HibernationLadder(models.Model):
+    """One hibernation for lack of credit and what follows it (credits.ladder): notices on
+    `notice_days`, then at `deletion_due_at` a `delete_disks` request in the provisioning
+    outbox. Made in the transaction that hibernates; cancelled in the one that resumes.
+    `notices_done` holds the days sent or passed over (a late run sends only the latest
+    due notice), so each notice goes out once."""
+
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.PROTECT, related_name="ladders")
+    balance = models.ForeignKey(Balance, on_delete=models.PROTECT, related_name="ladders")
+    reason = models.CharField(max_length=20, choices=LadderReason.choices, default=LadderReason.CREDIT_EXHAUSTED)
+    status = models.CharField(max_length=20, choices=LadderStatus.choices, default=LadderStatus.ACTIVE)
+    hibernated_at = models.DateTimeField(help_text="The balance's hibernation this ladder follows.")
+    started_at = models.DateTimeField(help_text="Day 0 of the notices and the deletion: the hibernation, "
+                                                "or later for a hibernation older than the ladder.")
+    resource_ids = models.JSONField(default=list, blank=True)
+    notice_days = models.JSONField(default=list, blank=True)
+    notices_done = models.JSONField(default=list, blank=True)
+    last_notice_at = models.DateTimeField(null=True, blank=True)
+    deletion_due_at = models.DateTimeField(null=True, blank=True, help_text="Empty: never deleted.")
+    deletion_request = models.OneToOneField(ProvisioningRequest, null=True, blank=True, on_delete=models.PROTECT,
+                                            related_name="ladder")
+    ended_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["balance", "hibernated_at"], name="credits_ladder_one_per_hibernation"),
+            models.UniqueConstraint(fields=["balance"], condition=Q(status="active"), name="credits_ladder_one_active"),
+        ]
+        indexes = [models.Index(fields=["started_at"], condition=Q(status="active"), name="credits_ladder_active")]
+
+    def __str__(self) -> str:
+        return f"ladder {self.organization_id} since {format_datetime(self.hibernated_at)} ({self.status})"

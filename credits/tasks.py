@@ -70,6 +70,13 @@ def credits_hibernate_task() -> int:
     return hibernation.hibernate_due()
 
 
+@shared_task(name="credits.ladder_due", soft_time_limit=300, time_limit=360)
+def credits_ladder_task() -> int:
+    from credits import ladder
+
+    return ladder.advance_due()
+
+
 @shared_task(name="credits.resume", soft_time_limit=120, time_limit=180)
 def credits_resume_task(organization_id: int) -> None:
     try:

@@ -66,8 +66,11 @@ def _index(request, *, auto_form: AutoTopUpForm | None = None, status: int = 200
             "enabled": cfg.enabled if cfg else False,
             **{name: _plain(getattr(cfg, name) if cfg else None) for name in ("threshold", "amount", "monthly_cap")},
         })
+    from credits import ladder
+
     return render(request, "credits/index.html", {
         "summary": summary,
+        "ladder": ladder.current(organization=org) if summary.hibernated else None,
         "mtd": None if summary.prepaid else month_to_date_for_request(request, org),
         "page": page,
         "filters": filters,

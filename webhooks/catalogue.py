@@ -95,6 +95,22 @@ _TYPES = [
         "resource_ids": "The resources resumed.",
         "reason": "Why, in words.",
     }, {"resource_ids": [11, 12], "reason": "Credit restored: balance €50.00"}),
+    EventType("resource.deletion_scheduled", 1, "A notice of the zero-balance ladder: resources hibernated for lack "
+              "of credit will have their disks deleted on the date named unless a top-up comes first.", {
+                  "resource_ids": "The resources still hibernated.",
+                  "hibernated_at": "When they were hibernated for lack of credit.",
+                  "notice_day": "Which notice (days after the hibernation).",
+                  "deletion_scheduled_at": "When their disks will be deleted; null when this organisation's "
+                                           "resources are never deleted.",
+              }, {"resource_ids": [11, 12], "hibernated_at": "2026-12-01T10:00:00+00:00", "notice_day": 7,
+                  "deletion_scheduled_at": "2026-12-15T10:00:00+00:00"}),
+    EventType("resource.deletion_requested", 1, "The platform was asked (signed provisioning request "
+              "delete_disks) to delete the disks of resources hibernated for lack of credit.", {
+                  "resource_ids": "The resources whose disks are deleted.",
+                  "hibernated_at": "When they were hibernated for lack of credit.",
+                  "provisioning_request_id": "The provisioning request (provreq_<id> at the platform).",
+              }, {"resource_ids": [11, 12], "hibernated_at": "2026-12-01T10:00:00+00:00",
+                  "provisioning_request_id": 77}),
     EventType("dunning.step", 1, "An automatic invoice payment failed: a retry is scheduled, or the final action "
               "was taken.", {
                   "invoice_id": "The invoice being collected.",

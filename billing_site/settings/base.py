@@ -492,6 +492,11 @@ CREDITS_HIBERNATE_GRACE_AMOUNT = Decimal(env("CREDITS_HIBERNATE_GRACE_AMOUNT", d
 CREDITS_HIBERNATE_GRACE_PERIOD = timedelta(minutes=env.int("CREDITS_HIBERNATE_GRACE_MINUTES", default=0))
 # "automatic": resume as soon as a credit lifts the balance above zero; "manual": a person clicks Resume.
 CREDITS_RESUME_MODE = env("CREDITS_RESUME_MODE", default="automatic")
+# The zero-balance ladder after a hibernation for lack of credit (credits/ladder.py): notices
+# on these days, then the hibernated resources' disks are deleted on day N. Per organisation
+# a LadderPolicy row overrides both (there are no plans). 0 days: never delete by default.
+CREDITS_LADDER_NOTICE_DAYS = [int(d) for d in env.list("CREDITS_LADDER_NOTICE_DAYS", default=["1", "7", "12"])]
+CREDITS_LADDER_DELETE_AFTER_DAYS = env.int("CREDITS_LADDER_DELETE_AFTER_DAYS", default=14)
 # Hibernate/resume requests to the provisioning platform. Without a URL the demo's
 # logging backend only logs them (credits/provisioning.py documents the signature).
 PROVISIONING_URL = env("PROVISIONING_URL", default="")
@@ -511,6 +516,7 @@ SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update({
 # Deduct every metering run's rated usage right after it commits (credits/sync.py).
 USAGE_AFTER_METERING += ["credits.sync.after_metering"]
 PORTAL_DASHBOARD_CARDS += ["credits.cards.credit_card"]
+PORTAL_DASHBOARD_CARDS.insert(0, "credits.cards.ladder_banner")  # across the top while resources are hibernated
 BENCHMARKS["credit-sync"] = "credits.benchmarks.credit_sync"
 METRICS_STATE_SOURCES += ["credits.metrics.state"]
 # Opening credit goes in before usage's demo history is metered (and deducted by the
@@ -522,6 +528,7 @@ CELERY_BEAT_SCHEDULE["credits-runway"] = {"task": "credits.runway", "schedule": 
 CELERY_BEAT_SCHEDULE["credits-promo-expiry"] = {"task": "credits.promo_expiry", "schedule": timedelta(minutes=5)}
 CELERY_BEAT_SCHEDULE["credits-topup-retry"] = {"task": "credits.topup_retry", "schedule": timedelta(minutes=1)}
 CELERY_BEAT_SCHEDULE["credits-hibernate"] = {"task": "credits.hibernate_due", "schedule": timedelta(minutes=1)}
+CELERY_BEAT_SCHEDULE["credits-ladder"] = {"task": "credits.ladder_due", "schedule": timedelta(minutes=15)}
 CELERY_BEAT_SCHEDULE["credits-provisioning-retry"] = {
     "task": "credits.provisioning_retry", "schedule": timedelta(seconds=30),
 }
