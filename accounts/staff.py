@@ -66,6 +66,8 @@ CONSOLE_ACCESS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "credits.autotopupsettings": (("view", "change"), ("view",)),
     "credits.creditevent": (("view",), ("view",)),
     "credits.provisioningrequest": (("view",), ("view",)),
+    # Runway admission: a per-organisation policy (deleting one returns to the default).
+    "credits.admissionpolicy": (_ALL, ("view",)),
     # The zero-balance ladder: its per-organisation policy is edited (audited); ladders only read.
     "credits.ladderpolicy": (_EDIT, ("view",)),
     "credits.hibernationladder": (("view",), ("view",)),
