@@ -212,7 +212,8 @@ def json_chart(report: Report) -> dict[str, Any] | None:
     if chart is None:
         return None
     return {"kind": chart.kind, "labels": list(chart.labels), "unit": chart.unit,
-            "series": [{"label": s.label, "values": [str(v) for v in s.values]} for s in chart.series]}
+            "series": [{"label": s.label, "values": [str(v) for v in s.values], "kind": s.kind}
+                       for s in chart.series]}
 
 
 def csv_filename(report: Report) -> str:
