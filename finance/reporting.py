@@ -143,7 +143,8 @@ def display_cell(value: Any, column: Column, currency: str) -> str:
     if kind == "rate":
         return format_rate(value, currency)
     if kind == "date":
-        return format_when(value, "date")
+        # A report may key its days as ISO strings (credit held by day): written as they are.
+        return format_when(value, "date") if isinstance(value, date) else str(value)
     if kind == "month":
         return format_when(value, "month") if isinstance(value, date) else str(value)
     if kind == "count":
