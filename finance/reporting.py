@@ -143,7 +143,8 @@ def display_cell(value: Any, column: Column, currency: str) -> str:
     if kind == "rate":
         return format_rate(value, currency)
     if kind == "date":
-        return format_when(value, "date")
+        # A report may key its days as ISO strings (credit held by day): written as they are.
+        return format_when(value, "date") if isinstance(value, date) else str(value)
     if kind == "month":
         return format_when(value, "month") if isinstance(value, date) else str(value)
     if kind == "count":
@@ -212,7 +213,8 @@ def json_chart(report: Report) -> dict[str, Any] | None:
     if chart is None:
         return None
     return {"kind": chart.kind, "labels": list(chart.labels), "unit": chart.unit,
-            "series": [{"label": s.label, "values": [str(v) for v in s.values]} for s in chart.series]}
+            "series": [{"label": s.label, "values": [str(v) for v in s.values], "kind": s.kind}
+                       for s in chart.series]}
 
 
 def csv_filename(report: Report) -> str:

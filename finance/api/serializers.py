@@ -29,6 +29,9 @@ class ColumnSerializer(serializers.Serializer):
 class SeriesSerializer(serializers.Serializer):
     label = serializers.CharField()
     values = serializers.ListField(child=serializers.CharField(), help_text="Decimal strings, one per label.")
+    kind = serializers.ChoiceField(choices=["bar", "line"], allow_null=True,
+                                   help_text="How this series is drawn when not as the chart's kind (a line over "
+                                             "bars, not stacked with them); null: the chart's kind.")
 
 
 class ChartSerializer(serializers.Serializer):

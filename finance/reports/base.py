@@ -47,10 +47,17 @@ class Column:
     kind: ColumnKind = "money"
 
 
+SeriesKind = Literal["bar", "line"]
+
+
 @dataclass(frozen=True)
 class Series:
     label: str
     values: list[Decimal]  # one per chart label; Decimal("0") where there is nothing
+    # How this series is drawn when it differs from the chart's kind: a line over bars
+    # (e.g. closing MRR over its movements). None: the chart's kind. A line series in a
+    # stacked chart is not stacked with the bars: it shows its own values.
+    kind: SeriesKind | None = None
 
 
 @dataclass(frozen=True)

@@ -236,7 +236,7 @@ def compute(params: ReportParams) -> Report:
     labels = [m.strftime("%Y-%m") for m in months]
     chart = Chart(kind="stacked-bar", labels=labels, unit=params.currency, series=[
         *(Series(col.label, [row[col.key] for row in rows]) for col in COLUMNS if col.key in MOVEMENTS),
-        Series("Closing MRR", [row["mrr"] for row in rows]),
+        Series("Closing MRR", [row["mrr"] for row in rows], kind="line"),
     ])
     return Report(name=NAME, title="Recurring revenue", params=params, columns=list(COLUMNS), rows=rows,
                   chart=chart, totals=totals, notes=notes)

@@ -74,7 +74,7 @@ def test_the_usage_report_with_its_figures_as_strings(platform, rollups):
     ]
     assert body["totals"] == {"hours": "5.0000", "gpu_hours": "28.0000", "amount": "26.69"}
     assert body["chart"] == {"kind": "stacked-bar", "labels": ["2026-11"], "unit": "GPU-hours",
-                             "series": [{"label": "H100 × 8", "values": ["28.0000"]}]}
+                             "series": [{"label": "H100 × 8", "values": ["28.0000"], "kind": None}]}
     assert body["count"] == 2 and body["next"] is None and body["notes"]
 
 

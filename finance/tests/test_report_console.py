@@ -65,7 +65,7 @@ def test_a_report_page_shows_its_table_chart_totals_and_notes(staff, dummy_repor
     data = json.loads(re.search(r'<script id="report-chart-data" type="application/json">(.*?)</script>',
                                 response.content.decode(), re.S).group(1))
     assert data == {"kind": "line", "labels": ["2026-10", "2026-11"], "unit": "EUR",
-                    "series": [{"label": "Amount", "values": ["1234.5", "2469.0"]}]}
+                    "series": [{"label": "Amount", "values": ["1234.5", "2469.0"], "kind": None}]}
     assert '<script src="/static/vendor/chartjs/chart.umd.min.js"></script>' in page
     assert '<script src="/static/js/finance-reports.js"></script>' in page
     assert f'href="/console/finance/reports/{NAME}.csv?from=2026-10-01&amp;to=2026-11-30&amp;currency=EUR' in page

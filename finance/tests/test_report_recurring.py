@@ -187,6 +187,9 @@ def test_chart_stacks_the_movements_and_draws_mrr(story):
     series = {s.label: s.values for s in report.chart.series}
     assert series["Churn"] == [D("-4.00"), D("-8.00")]
     assert series["Closing MRR"] == [D("53.50"), D("49.50")]
+    # The closing MRR is drawn as a line over the stacked movement bars, the movements as the chart's kind.
+    kinds = {s.label: s.kind for s in report.chart.series}
+    assert kinds["Closing MRR"] == "line" and kinds["Churn"] is None and report.chart.kind == "stacked-bar"
 
 
 def test_baseline_reads_the_same_figures(story):
