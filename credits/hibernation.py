@@ -130,7 +130,7 @@ def hibernate(*, balance_id: int, now: datetime | None = None) -> ProvisioningRe
     balance.hibernated_at = now
     balance.hibernated_resources = ids
     balance.save(update_fields=["hibernated_at", "hibernated_resources"])
-    request = _outbox(org, ProvisioningAction.HIBERNATE, ids, reason, now)
+    request = provisioning_outbox(org, ProvisioningAction.HIBERNATE, ids, reason, now)
     event = CreditEvent.objects.create(
         organization=org, kind=EventKind.HIBERNATED, created_at=now,
         message=f"{len(ids)} running resource(s) hibernated: credit exhausted "
@@ -173,7 +173,7 @@ def resume(*, organization_id: int, actor: User | None = None, now: datetime | N
     balance.hibernated_at = None
     balance.hibernated_resources = []
     balance.save(update_fields=["hibernated_at", "hibernated_resources"])
-    request = _outbox(org, ProvisioningAction.RESUME, ids, reason, now)
+    request = provisioning_outbox(org, ProvisioningAction.RESUME, ids, reason, now)
     CreditEvent.objects.create(
         organization=org, kind=EventKind.RESUMED, created_at=now,
         message=f"{len(ids)} resource(s) resumed: credit restored ({format_money(balance.amount, balance.currency)}).",
@@ -187,7 +187,10 @@ def resume(*, organization_id: int, actor: User | None = None, now: datetime | N
     return request
 
 
-def _outbox(org: Organization, action: str, resource_ids: list[int], reason: str, now: datetime) -> ProvisioningRequest:
+def provisioning_outbox(org: Organization, action: str, resource_ids: list[int], reason: str,
+                        now: datetime) -> ProvisioningRequest:
+    """A hibernate or resume request in the signed outbox, sent after commit (budgets'
+    hard caps use it too, with their own reason)."""
     request = ProvisioningRequest.objects.create(
         organization=org, action=action, created_at=now, next_attempt_at=now,
         payload={"resource_ids": resource_ids, "reason": reason, "at": now.isoformat()},
