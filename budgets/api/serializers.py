@@ -1,4 +1,5 @@
 from __future__ import annotations
+from decimal import Decimal
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -8,7 +9,7 @@ from budgets.models import Budget, BudgetAlert
 from core.api.serializers import StrictSerializer
 from core.money import round_money
 
-MONEY = {"max_digits": 17, "decimal_places": 2, "min_value": "0.01", "coerce_to_string": True}
+MONEY = {"max_digits": 17, "decimal_places": 2, "min_value": Decimal("0.01"), "coerce_to_string": True}
 
 
 class AlertSerializer(serializers.ModelSerializer):
