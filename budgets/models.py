@@ -89,6 +89,12 @@ class Budget(models.Model):
         return (self.actual / self.amount * 100).quantize(Decimal("0.1"))
 
     @property
+    def alerts_sent_labels(self) -> list[str]:
+        """["50% actual", "100% forecast"]: the keys sent this month, in words."""
+        keys = sorted((k.partition(":")[0], int(k.partition(":")[2])) for k in self.alerts_sent)
+        return [f"{t}% {kind}" for kind, t in keys]
+
+    @property
     def bar_percent(self) -> int:
         return int(min(self.percent_used, Decimal(100)))
 
@@ -110,6 +116,9 @@ class BudgetAlert(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["organization", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.threshold}% {self.kind} ({self.month:%Y-%m})"
 
     @property
     def key(self) -> str:

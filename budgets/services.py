@@ -29,19 +29,22 @@ import logging
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.audit import audit_record
 from accounts.models import ApiKey, Membership, Organization, User
 from accounts.scopes import Role
+from budgets.models import AlertKind, Budget, BudgetAlert, BudgetScope
 from core.errors import DomainError
 from core.money import ZERO, format_money, minor_unit_exponent, round_money
 from pricing.proration import month_start
 
-from budgets.models import AlertKind, Budget, BudgetAlert, BudgetScope
+if TYPE_CHECKING:
+    from usage.models import Resource
 
 logger = logging.getLogger(__name__)
 SOURCE = "service"  # usage.models.StateSource.SERVICE
@@ -335,7 +338,7 @@ def _apply_cap(b: Budget, org_budgets: list[Budget], *, now: datetime, actor: Us
         _cap(b, now=now, month=month)
 
 
-def _running(b: Budget):
+def _running(b: Budget) -> QuerySet[Resource]:
     from usage.models import Resource
 
     # A project budget (once projects exist) adds .filter(project_id=b.project_id).
@@ -388,16 +391,16 @@ def _uncap(b: Budget, others: list[Budget], *, now: datetime, actor: User | None
     organization = b.organization
     reason = f"Budget cap lifted ({why}): \u201c{b.name}\u201d"
     handed = ""
+    resumed: list[int] = []
     if holder is not None:
         holder.capped_resources = sorted(set(holder.capped_resources) | set(ids))
         holder.save(update_fields=["capped_resources"])
-        handed, resumed = f"budget {holder.pk}", []
+        handed = f"budget {holder.pk}"
     elif balance is not None:
         balance.hibernated_resources = sorted(set(balance.hibernated_resources) | set(ids))
         balance.save(update_fields=["hibernated_resources"])
-        handed, resumed = "credit hibernation", []
+        handed = "credit hibernation"
     else:
-        resumed = []
         for resource in Resource.objects.filter(pk__in=ids).order_by("id"):
             resource_change_state(resource=resource, state="running", at=now, source=SOURCE, reason=reason)
             resumed.append(resource.pk)
