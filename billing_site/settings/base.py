@@ -635,6 +635,7 @@ CELERY_BEAT_SCHEDULE["budgets-evaluate"] = {"task": "budgets.evaluate", "schedul
 PORTAL_NAV.insert(PORTAL_NAV.index(("Payments", "payments:index", "billing:read", "card")) + 1,
                   ("Budgets", "budgets:index", "billing:read", "wallet"))
 PORTAL_DASHBOARD_CARDS += ["budgets.cards.budget_card"]
+DEMO_SEEDERS += ["budgets.demo.seed"]
 # Budgets' recipient roles are the members' roles: one enum in the schema.
 SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update({"RoleEnum": "accounts.scopes.Role"})
 

@@ -110,3 +110,14 @@ def test_a_budget_without_spend_sends_nothing(org, tick):
     budget.refresh_from_db()
     assert (budget.actual, budget.forecast, budget.alerts_sent) == (Decimal("0"), Decimal("0"), [])
     assert not BudgetAlert.objects.exists()
+
+
+def test_the_demo_seed_is_idempotent(db):
+    from accounts.tests.factories import OrganizationFactory
+    from budgets import demo
+
+    org = OrganizationFactory(slug="acme-ai")
+    demo.seed()
+    demo.seed()
+    budget = Budget.objects.get(organization=org)
+    assert (budget.name, budget.amount, budget.actual) == (demo.NAME, Decimal("100"), Decimal("0"))
