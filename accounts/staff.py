@@ -90,6 +90,9 @@ CONSOLE_ACCESS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "payments.paymentmethod": (("view",), ("view",)),
     "payments.dunningcase": (("view",), ("view",)),
     "payments.receipt": (("view",), ("view",)),
+    # Budgets are edited through the services (re-arming, the hard cap; audited); alerts are records.
+    "budgets.budget": (_ALL, ("view",)),
+    "budgets.budgetalert": (("view",), ("view",)),
     # Finance: the chart and the movement mapping are edited (audited; an account with
     # lines is never deleted); the journal is built by its job and only read.
     "finance.account": (_EDIT, ("view",)),

@@ -10,5 +10,6 @@ urlpatterns = [
     path("", include("credits.api.urls")),
     path("", include("invoices.api.urls")),
     path("", include("payments.api.urls")),
+    path("", include("budgets.api.urls")),
     path("", include("finance.api.urls")),
 ]

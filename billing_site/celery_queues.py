@@ -23,6 +23,9 @@ QUEUES_BY_KIND: dict[str, tuple[str, ...]] = {
                  "credits.topup_dispatch", "credits.topup_retry", "credits.auto_topup_check"),
     # waits on customers' servers (up to WEBHOOKS_TIMEOUT each): never in front of payments
     "webhooks": ("webhooks.dispatch", "webhooks.deliver", "webhooks.deliver_due", "webhooks.endpoint_disabled_email"),
+    # budgets' figures (an interim bill per organisation) every few minutes, their alert
+    # emails and hard caps: never in front of the minute's metering
+    "budgets": ("budgets.evaluate", "budgets.alert_email"),
     "maintenance": ("core.purge_idempotency_records", "core.outbox_relay", "usage.retention", "credits.runway",
                     "credits.promo_expiry", "credits.ladder_due", "finance.build_journal", "gnocchi_export.export",
                     "invoices.overdue_webhooks"),

@@ -22,6 +22,7 @@ urlpatterns = [
     path("payments/", include("payments.urls")),
     path("pricing/", include("pricing.urls")),
     path("webhooks/", include("webhooks.urls")),
+    path("budgets/", include("budgets.urls")),
 ]
 
 handler400 = "core.views.bad_request"

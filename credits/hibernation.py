@@ -133,7 +133,7 @@ def hibernate(*, balance_id: int, now: datetime | None = None) -> ProvisioningRe
     from credits import ladder
 
     ladder.start(balance=balance, started_at=now)
-    request = _outbox(org, ProvisioningAction.HIBERNATE, ids, reason, now)
+    request = provisioning_outbox(org, ProvisioningAction.HIBERNATE, ids, reason, now)
     event = CreditEvent.objects.create(
         organization=org, kind=EventKind.HIBERNATED, created_at=now,
         message=f"{len(ids)} running resource(s) hibernated: credit exhausted "
@@ -179,7 +179,7 @@ def resume(*, organization_id: int, actor: User | None = None, now: datetime | N
     from credits import ladder
 
     ladder.cancel(balance=balance, now=now)
-    request = _outbox(org, ProvisioningAction.RESUME, ids, reason, now)
+    request = provisioning_outbox(org, ProvisioningAction.RESUME, ids, reason, now)
     CreditEvent.objects.create(
         organization=org, kind=EventKind.RESUMED, created_at=now,
         message=f"{len(ids)} resource(s) resumed: credit restored ({format_money(balance.amount, balance.currency)}).",
@@ -193,7 +193,10 @@ def resume(*, organization_id: int, actor: User | None = None, now: datetime | N
     return request
 
 
-def _outbox(org: Organization, action: str, resource_ids: list[int], reason: str, now: datetime) -> ProvisioningRequest:
+def provisioning_outbox(org: Organization, action: str, resource_ids: list[int], reason: str,
+                        now: datetime) -> ProvisioningRequest:
+    """A hibernate or resume request in the signed outbox, sent after commit (budgets'
+    hard caps use it too, with their own reason)."""
     request = ProvisioningRequest.objects.create(
         organization=org, action=action, created_at=now, next_attempt_at=now,
         payload={"resource_ids": resource_ids, "reason": reason, "at": now.isoformat()},

@@ -195,13 +195,13 @@ def _notice(ladder: HibernationLadder, balance: Balance, day: int, now: datetime
 
 
 def _request_deletion(ladder: HibernationLadder, balance: Balance, now: datetime) -> None:
-    from credits.hibernation import _outbox
+    from credits.hibernation import provisioning_outbox
 
     org: Organization = balance.organization
     ids = _still_hibernated(balance)
     reason = (f"Hibernated for lack of credit since {format_date(ladder.hibernated_at)}; "
               f"deletion scheduled for {format_date(ladder.deletion_due_at)}")
-    request: ProvisioningRequest = _outbox(org, ProvisioningAction.DELETE_DISKS, ids, reason, now)
+    request: ProvisioningRequest = provisioning_outbox(org, ProvisioningAction.DELETE_DISKS, ids, reason, now)
     ladder.status = LadderStatus.DELETION_REQUESTED
     ladder.deletion_request = request
     ladder.ended_at = now

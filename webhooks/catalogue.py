@@ -87,11 +87,12 @@ _TYPES = [
                   "currency": "ISO 4217 code.",
                   "balance": "The balance now (zero or below).",
               }, {"currency": "EUR", "balance": "-0.42"}),
-    EventType("resource.hibernated", 1, "Resources were hibernated because credit ran out.", {
+    EventType("resource.hibernated", 1, "Resources were hibernated because credit ran out or a budget's hard cap "
+              "was reached (the reason says which).", {
         "resource_ids": "The resources hibernated.",
         "reason": "Why, in words.",
     }, {"resource_ids": [11, 12], "reason": "Credit exhausted: balance €-0.42"}),
-    EventType("resource.resumed", 1, "Resources hibernated for credit were resumed.", {
+    EventType("resource.resumed", 1, "Resources hibernated for credit or by a budget's hard cap were resumed.", {
         "resource_ids": "The resources resumed.",
         "reason": "Why, in words.",
     }, {"resource_ids": [11, 12], "reason": "Credit restored: balance €50.00"}),
@@ -111,6 +112,22 @@ _TYPES = [
                   "provisioning_request_id": "The provisioning request (provreq_<id> at the platform).",
               }, {"resource_ids": [11, 12], "hibernated_at": "2026-12-01T10:00:00+00:00",
                   "provisioning_request_id": 77}),
+    EventType("budget.threshold_crossed", 1, "A budget's alert threshold was crossed, on actual month-to-date spend "
+              "or on the forecast to the month's end (once per crossing; re-armed next month or when the amount "
+              "is raised).", {
+                  "budget_id": "The budget (GET /api/v1/budgets/{id}).",
+                  "name": "The budget's name.",
+                  "scope": "What it covers: organization (project once projects exist).",
+                  "month": "The month, its first day (UTC).",
+                  "kind": "actual (spend so far) or forecast (spend forecast to the month's end).",
+                  "threshold": "The percentage of the amount crossed (the highest when several were at once).",
+                  "currency": "ISO 4217 code.",
+                  "amount": "The budget's monthly amount.",
+                  "spend": "The actual or forecast spend that crossed it.",
+                  "cap_amount": "The hard cap; null when none.",
+              }, {"budget_id": 4, "name": "GPU fleet", "scope": "organization", "month": "2026-12-01",
+                  "kind": "actual", "threshold": 80, "currency": "EUR", "amount": "1000.00", "spend": "812.40",
+                  "cap_amount": "1200.00"}),
     EventType("dunning.step", 1, "An automatic invoice payment failed: a retry is scheduled, or the final action "
               "was taken.", {
                   "invoice_id": "The invoice being collected.",

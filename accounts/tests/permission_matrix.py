@@ -86,6 +86,12 @@ API: dict[tuple[str, str], str] = {
     ("resource-history", "GET"): "usage:read",
     ("resource-billable", "GET"): "usage:read",
     ("admission", "POST"): "admission:check",
+    # budgets
+    ("budget-list", "GET"): "billing:read",
+    ("budget-list", "POST"): "billing:write",
+    ("budget-detail", "GET"): "billing:read",
+    ("budget-detail", "PATCH"): "billing:write",
+    ("budget-detail", "DELETE"): "billing:write",
     # credits
     ("credit-balance", "GET"): "billing:read",
     ("credit-adjustments", "POST"): "credits:write",
@@ -187,6 +193,9 @@ WEB: dict[tuple[str, str], str] = {
     **_page("usage:sandbox_stop", NOBODY, "account:write"),
     **_page("pricing:index", "account:read", "account:read"),
     # Credits.
+    **_page("budgets:index", "billing:read", "billing:write"),
+    **_page("budgets:detail", "billing:read", "billing:write"),
+    **_page("budgets:delete", NOBODY, "billing:write"),
     **_page("credits:index", "billing:read", "billing:read"),
     **_page("credits:auto_topup", NOBODY, "billing:write"),
     **_page("credits:resume", NOBODY, "billing:write"),

@@ -53,6 +53,8 @@ INSTALLED_APPS = [
     "credits",
     "invoices",
     "payments",
+    # Budgets: reads month-to-date spend and the forecast, hibernates through credits' outbox (docs/budgets.md).
+    "budgets",
     # Reads credits, invoices and payments; nothing imports it (docs/finance.md).
     "finance",
     # Reads usage's rated spans and sends them to Gnocchi; nothing imports it (docs/usage.md).
@@ -632,6 +634,17 @@ CSRF_EXEMPT_VIEWS += ["payments:stripe_webhook", "payments:paypal_webhook"]
 CELERY_BEAT_SCHEDULE["payments-reconcile"] = {"task": "payments.reconcile", "schedule": timedelta(minutes=15)}
 CELERY_BEAT_SCHEDULE["payments-autopay"] = {"task": "payments.autopay_due", "schedule": crontab(minute=7)}
 CELERY_BEAT_SCHEDULE["payments-dunning"] = {"task": "payments.dunning_due", "schedule": crontab(minute=37)}
+
+# --- budgets --------------------------------------------------------------
+# Every five minutes: each budget's actual and forecast spend, alerts, hard caps (docs/budgets.md).
+CELERY_BEAT_SCHEDULE["budgets-evaluate"] = {"task": "budgets.evaluate", "schedule": timedelta(minutes=5),
+                                            "options": {"expires": 280}}
+PORTAL_NAV.insert(PORTAL_NAV.index(("Payments", "payments:index", "billing:read", "card")) + 1,
+                  ("Budgets", "budgets:index", "billing:read", "wallet"))
+PORTAL_DASHBOARD_CARDS += ["budgets.cards.budget_card"]
+DEMO_SEEDERS += ["budgets.demo.seed"]
+# Budgets' recipient roles are the members' roles: one enum in the schema.
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update({"RoleEnum": "accounts.scopes.Role"})
 
 # --- Finance -------------------------------------------------------------------
 # The journal of the day before, once it has settled (finance.journal.SETTLE_AFTER, an

@@ -206,7 +206,7 @@ def test_the_documented_events_are_what_ingest_accepts(schema, platform_api):
 def test_operations_are_grouped_by_area(schema):
     declared = [tag["name"] for tag in schema["tags"]]
     assert declared == ["Organisation and keys", "Webhooks", "Pricing", "Usage", "Credits", "Invoices", "Payments",
-                        "Finance",
+                        "Budgets", "Finance",
                         "Platform"]
     used = set()
     for path, method, operation in _operations(schema):

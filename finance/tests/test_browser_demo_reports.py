@@ -26,6 +26,7 @@ RANGE = "from=2026-08-01&to=2026-11-30&grain=month"
 # Each report in the currency where the demo gives it most to say: credit is held by the
 # prepaid USD customers, receivables are the postpaid EUR customer's.
 PAGES = {
+    "revenue": "currency=USD",
     "credit-held": "currency=USD",
     "receivables": "currency=EUR",
     "recurring": "currency=USD",

@@ -116,7 +116,7 @@ def test_an_invoice_past_due_emits_invoice_overdue_once_however_often_the_scan_r
 def test_every_subscribable_type_is_emitted_somewhere_outside_the_webhooks_app():
     """A type in the catalogue that no code emits would be documented and never sent."""
     root = Path(settings.BASE_DIR)
-    source = "\n".join(p.read_text() for app in ("invoices", "payments", "credits")
+    source = "\n".join(p.read_text() for app in ("invoices", "payments", "credits", "budgets")
                        for p in (root / app).rglob("*.py") if "tests" not in p.parts)
     emitted = set(re.findall(r"\"([a-z]+\.[a-z_]+)\"", source)) | {
         f"payment.{s}" for s in ("succeeded", "failed")}  # payments/services/lifecycle.py: f"payment.{to}"

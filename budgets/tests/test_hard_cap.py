@@ -1,0 +1,90 @@
+"""The hard cap: at the cap the organisation's running resources hibernate through credits'
+signed provisioning outbox, once; raising the cap or the month turning resumes them."""
+
+from decimal import Decimal
+
+import pytest
+import time_machine
+
+from budgets import services
+from budgets.models import Budget
+from budgets.tests.factories import make_budget
+from credits.models import Balance, ProvisioningAction, ProvisioningRequest
+from usage.models import Resource
+
+from .conftest import at
+
+pytestmark = pytest.mark.django_db
+
+
+def update(budget, now, **values):
+    with time_machine.travel(now, tick=False):
+        return services.budget_update(budget=budget, now=now, **values)
+
+
+def requests_of(org):
+    return [(r.action, r.payload["resource_ids"], r.payload["reason"])
+            for r in ProvisioningRequest.objects.filter(organization=org).order_by("id")]
+
+
+def test_the_cap_hibernates_once_and_raising_it_resumes(org, gpu, start_server, tick):
+    budget = make_budget(org, cap_amount=Decimal("8.00"))
+    server = start_server(org, gpu, at(0, 0))
+    tick(at(7, 0))
+    assert Resource.objects.get(pk=server.pk).state == "running"  # 7.00 < 8.00
+    tick(at(8, 0))
+    tick(at(8, 0))  # a rerun hibernates nothing more
+    tick(at(9, 0))
+    server.refresh_from_db()
+    assert server.state == "hibernated"
+    reason = "Budget cap reached: $8.00 of $8.00 (\u201cMonthly\u201d)"
+    assert requests_of(org) == [(ProvisioningAction.HIBERNATE, [server.pk], reason)]
+    budget.refresh_from_db()
+    assert (budget.capped_at, budget.capped_resources, budget.actual) == (at(8, 0), [server.pk], Decimal("8.00"))
+    # A server started while capped is hibernated at the next pass.
+    late = start_server(org, gpu, at(9, 10), external_id="srv-2")
+    tick(at(9, 15))
+    assert Resource.objects.get(pk=late.pk).state == "hibernated"
+    update(budget, at(9, 20), cap_amount=Decimal("20.00"))
+    assert Resource.objects.filter(organization=org, state="running").count() == 2
+    assert [r[0] for r in requests_of(org)] == ["hibernate", "hibernate", "resume"]
+    assert requests_of(org)[-1][1] == [server.pk, late.pk]
+    budget.refresh_from_db()
+    assert (budget.capped_at, budget.capped_resources) == (None, [])
+    tick(at(9, 25))  # under the new cap: nothing
+    assert len(requests_of(org)) == 3
+
+
+def test_the_month_turn_resumes(org, gpu, start_server, tick):
+    make_budget(org, cap_amount=Decimal("8.00"))
+    server = start_server(org, gpu, at(12, 0, day=31))
+    tick(at(20, 0, day=31))
+    assert Resource.objects.get(pk=server.pk).state == "hibernated"
+    tick(at(0, 5, day=1, month=4))
+    tick(at(0, 10, day=1, month=4))  # once
+    assert Resource.objects.get(pk=server.pk).state == "running"
+    assert [r[0] for r in requests_of(org)] == ["hibernate", "resume"]
+    assert requests_of(org)[-1][2] == "Budget cap lifted (month turned): \u201cMonthly\u201d"
+
+
+def test_resources_credit_hibernation_holds_are_handed_to_it_not_woken(org, gpu, start_server, tick):
+    budget = make_budget(org, cap_amount=Decimal("8.00"))
+    server = start_server(org, gpu, at(0, 0))
+    tick(at(8, 0))
+    Balance.objects.create(organization=org, currency=org.currency, amount=Decimal("-1"), hibernated_at=at(8, 30))
+    update(budget, at(9, 0), cap_amount=None)
+    assert Resource.objects.get(pk=server.pk).state == "hibernated"
+    assert Balance.objects.get(organization=org).hibernated_resources == [server.pk]
+    assert [r[0] for r in requests_of(org)] == ["hibernate"]
+
+
+def test_another_capped_budget_keeps_them_asleep(org, gpu, start_server, tick):
+    first = make_budget(org, cap_amount=Decimal("8.00"))
+    second = make_budget(org, name="Second", cap_amount=Decimal("6.00"))
+    server = start_server(org, gpu, at(0, 0))
+    tick(at(8, 0))
+    update(first, at(8, 10), cap_amount=None)
+    assert Resource.objects.get(pk=server.pk).state == "hibernated"
+    with time_machine.travel(at(8, 20), tick=False):
+        services.budget_delete(budget=Budget.objects.get(pk=second.pk), now=at(8, 20))
+    assert Resource.objects.get(pk=server.pk).state == "running"
