@@ -8,9 +8,17 @@ from accounts.tests.factories import OrganizationFactory
 from usage.ingest import events_ingest
 from usage.models import Project, Resource
 from usage.tests.conftest import at
-from usage.tests.test_ingest import ev, flavour, statuses  # noqa: F401  (flavour is a fixture)
+from usage.tests.factories import ProductFactory, add_price
+from usage.tests.test_ingest import ev, statuses
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def flavour(db):
+    product = ProductFactory(code="cpu-4")
+    add_price(product, "1.20", valid_from=at(0, 0, day=(2026, 1, 1)))
+    return product
 
 
 def _created(event_id, resource, org, **extra):
