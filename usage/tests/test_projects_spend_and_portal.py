@@ -122,7 +122,7 @@ def test_an_admin_moves_a_resource_and_changes_its_labels_audited(client, org, o
     client.force_login(owner)
     resource = Resource.objects.get(external_id="srv-b")
     page = client.get(f"/usage/resources/{resource.pk}/").content.decode()
-    assert 'action="/usage/resources/%d/tags"' % resource.pk in page and "team=blue" in page
+    assert f'action="/usage/resources/{resource.pk}/tags"' in page and "team=blue" in page
     response = client.post(f"/usage/resources/{resource.pk}/tags",
                            {"project": tagged.pk, "labels": "team=green\nexample.com/cost-centre=cc-42\n"})
     assert response.status_code == 302
