@@ -66,7 +66,7 @@ def source_model(label: str) -> Any:  # a model class; its manager is what the r
         raise SourceMissing(f"Invoices read {label}, which no installed app provides ({exc}).") from exc
 
 
-def resource_projects(resource_ids: Iterable[int]) -> dict[int, str | None]:
+def resource_projects(resource_ids: Iterable[int | None]) -> dict[int, str | None]:
     """{resource id: its project's name now, None for no project}: what the invoice's
     documents group usage lines under (issue 19). One query."""
     ids = {i for i in resource_ids if i is not None}

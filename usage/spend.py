@@ -98,7 +98,7 @@ def _project_of(ids: set[int], _label_key: str) -> dict[int, Hashable]:
 def _project_groups(ids: Iterable) -> dict:
     from usage.models import Project
 
-    found: dict = {p.pk: Group(key=p.slug, name=p.name, detail=p.slug)
+    found: dict = {p.pk: Group(key=p.slug, name=p.name)
                    for p in Project.objects.filter(pk__in={i for i in ids if i is not None})}
     return {**found, None: NO_PROJECT}
 
