@@ -17,6 +17,7 @@ SCOPES: dict[str, str] = {
     "billing:read": "Read balances, ledgers, invoices and payments.",
     "billing:write": "Top up credit, manage payment methods, pay invoices.",
     "webhooks:write": "Manage webhook endpoints and their secrets, read their deliveries, replay and test them.",
+    "projects:write": "Create and rename projects; move resources between projects and change their labels.",
     # Platform keys and staff hold scopes across every organisation; these ones only they hold.
     "organizations:write": "Create and edit organisations and their members.",
     "events:write": "Send lifecycle events and metered usage.",
@@ -31,7 +32,7 @@ SCOPES: dict[str, str] = {
 
 ORGANIZATION_SCOPES = frozenset(
     {"account:read", "account:write", "members:write", "api_keys:write", "usage:read", "billing:read", "billing:write",
-     "webhooks:write"}
+     "webhooks:write", "projects:write"}
 )
 PLATFORM_SCOPES = frozenset(SCOPES)
 READ_SCOPES = frozenset(s for s in SCOPES if s.endswith(":read"))

@@ -34,6 +34,35 @@ def line_groups(lines: list) -> list[dict]:
     return [{"name": name, "lines": rows, "subtotal": sum((r.amount for r in rows), ZERO)} for name, rows in groups.items()]
 
 
+NO_PROJECT = "No project"
+OTHER_CHARGES = "Other charges"
+
+
+def line_sections(lines: list) -> list[dict]:
+    """The lines under project headings (issue 19): a section per project of the lines'
+    resources, as they are now (the stored PDF: at issue), by name, then "No project"
+    for resources in none, then "Other charges" for lines of no resource (metered
+    quantities without one, minimums, discounts). Each section's lines are grouped as
+    `line_groups` does. When no line's resource is in a project, one section without a
+    heading: the document reads as before."""
+    from invoices.sources import resource_projects
+
+    if not lines:
+        return []
+    projects = resource_projects(getattr(ln, "resource_id", None) for ln in lines)
+    if not any(projects.values()):
+        return [{"name": "", "groups": line_groups(lines), "subtotal": sum((ln.amount for ln in lines), ZERO)}]
+    parts: dict[str, list] = {}
+    for ln in lines:
+        rid = getattr(ln, "resource_id", None)
+        name = OTHER_CHARGES if rid is None or rid not in projects else (projects[rid] or NO_PROJECT)
+        parts.setdefault(name, []).append(ln)
+    order = sorted(n for n in parts if n not in (NO_PROJECT, OTHER_CHARGES)) + [
+        n for n in (NO_PROJECT, OTHER_CHARGES) if n in parts]
+    return [{"name": n, "groups": line_groups(parts[n]), "subtotal": sum((ln.amount for ln in parts[n]), ZERO)}
+            for n in order]
+
+
 def tax_summary(lines: list[InvoiceLine], *, zero_rate_note: str = "") -> list[dict]:
     """Net and tax per rate; a 0 % row carries its reason (reverse charge, exemption,
     outside the scope of EU VAT)."""
@@ -96,6 +125,7 @@ def invoice_context(invoice: Invoice, lines: list[InvoiceLine] | None = None, *,
         "seller": invoice.seller_details or dict(settings.INVOICE_SELLER),
         "buyer": invoice.billing_details,
         "groups": line_groups(lines),
+        "sections": line_sections(lines),
         "taxes": tax_summary(lines, zero_rate_note=zero_rate_reason(invoice)),
         "payment": settings.INVOICE_PAYMENT_INSTRUCTIONS,
     }

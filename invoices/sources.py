@@ -45,7 +45,8 @@ USAGE_DAILY = "usage.UsageDaily"
 USAGE_EVENT = "usage.UsageEvent"
 METRIC = "usage.Metric"
 BALANCE = "credits.Balance"
-SOURCE_MODELS = (PRICE, PRODUCT, CONTRACT, USAGE_HOURLY, USAGE_DAILY, USAGE_EVENT, METRIC, BALANCE)
+RESOURCE = "usage.Resource"
+SOURCE_MODELS = (PRICE, PRODUCT, CONTRACT, USAGE_HOURLY, USAGE_DAILY, USAGE_EVENT, METRIC, BALANCE, RESOURCE)
 
 
 class SourceMissing(ImproperlyConfigured):
@@ -63,6 +64,15 @@ def source_model(label: str) -> Any:  # a model class; its manager is what the r
         return apps.get_model(label)
     except LookupError as exc:
         raise SourceMissing(f"Invoices read {label}, which no installed app provides ({exc}).") from exc
+
+
+def resource_projects(resource_ids: Iterable[int | None]) -> dict[int, str | None]:
+    """{resource id: its project's name now, None for no project}: what the invoice's
+    documents group usage lines under (issue 19). One query."""
+    ids = {i for i in resource_ids if i is not None}
+    if not ids:
+        return {}
+    return dict(source_model(RESOURCE).objects.filter(pk__in=ids).values_list("pk", "project__name"))
 
 
 @dataclass(frozen=True)

@@ -60,4 +60,5 @@ def interim(request):
     mtd = month_to_date(organization=org)  # the figure and cut-off every page shows
     bill = mtd.bill
     return render(request, "invoices/interim.html", {"mtd": mtd, "bill": bill, "org": org,
-                                                      "groups": rendering.line_groups(bill.lines) if bill else []})
+                                                      "groups": rendering.line_groups(bill.lines) if bill else [],
+                                                      "sections": rendering.line_sections(bill.lines) if bill else []})

@@ -6,6 +6,7 @@ from datetime import date, timedelta
 
 from django import forms
 
+from usage.labels import MAX_KEY_LENGTH, LabelError, check_key
 from usage.spend import GROUPINGS, INTERVALS, range_error
 
 
@@ -25,6 +26,8 @@ class SpendForm(forms.Form):
                                  choices=[(i, i.capitalize()) for i in INTERVALS])
     group_by = forms.ChoiceField(label="Group by", required=False, initial="product",
                                  choices=[(k, g.label) for k, g in GROUPINGS.items()])
+    label_key = forms.CharField(label="Label", required=False, max_length=MAX_KEY_LENGTH,
+                                help_text="With Group by Label: the label whose values group the spend.")
 
     def __init__(self, *args, today: date, **kwargs):
         super().__init__(*args, **kwargs)
@@ -36,6 +39,13 @@ class SpendForm(forms.Form):
         to = data.get("to") or (month_end(self.today) if "to" not in self.errors else None)
         data["interval"] = data.get("interval") or "day"
         data["group_by"] = data.get("group_by") or "product"
+        if data["group_by"] == "label":
+            try:
+                check_key(data.get("label_key"))
+            except LabelError as exc:
+                self.add_error("label_key", f"Grouping by label: {exc}")
+        else:
+            data["label_key"] = ""
         if start is None or to is None:
             return data
         if to == date.max:  # its day after, the reads' half-open end, is no date

@@ -34,6 +34,7 @@ from core.money import decimal_places
 from pricing.models import Product
 from usage import cloudevents as ce
 from usage import services
+from usage import tags_ingest as tags
 from usage.models import (
     EVENT_STATE,
     EventType,
@@ -53,7 +54,8 @@ _KINDS = frozenset(ResourceKind.values)
 # documents each type from these tables.
 _COMMON = {"id", "type", "resource", "timestamp"}
 EVENT_FIELDS: dict[str, frozenset[str]] = {
-    EventType.CREATED: frozenset(_COMMON | {"organization", "product", "kind", "name"}),
+    EventType.CREATED: frozenset(_COMMON | {"organization", "product", "kind", "name", "project", "labels"}),
+    EventType.UPDATED: frozenset(_COMMON | {"project", "labels"}),
     EventType.RESIZED: frozenset(_COMMON | {"product"}),
     EventType.ADDON_ATTACHED: frozenset(_COMMON | {"product"}),
     EventType.ADDON_DETACHED: frozenset(_COMMON | {"product"}),
@@ -106,6 +108,9 @@ class Item:
     pk: int | None = None
     digest: str | None = None  # a CloudEvent's dedup key (`cloudevents.dedup_digest`); SQL's md5(id) for native
     source: str | None = None  # a CloudEvent's; None for a native event
+    # Issue 19 (`created` and `updated`): a project slug, None for "no project"; UNSET: unchanged.
+    project: str | None = tags.UNSET
+    labels: dict[str, str] | None = None
 
     @property
     def resolved(self) -> ResourceRow:
@@ -196,7 +201,12 @@ def _parse(index: int, raw: object, window: _Window) -> Item:
             raise Rejected(f"kind: must be one of {', '.join(sorted(_KINDS))}.")
         item.kind = kind
         item.name = _text(raw, "name", required=False) or ""
-    elif type_ == EventType.METERED:
+    if type_ in (EventType.CREATED, EventType.UPDATED):
+        try:
+            item.project, item.labels = tags.parse_tags(raw, type_)
+        except tags.LabelError as exc:
+            raise Rejected(str(exc))
+    if type_ == EventType.METERED:
         item.metric = _text(raw, "metric", max_length=60)
         quantity = raw.get("quantity")
         if isinstance(quantity, bool) or not isinstance(quantity, str | int) or (
@@ -299,7 +309,8 @@ def events_ingest(*, items: list, now: datetime | None = None, cloudevents: bool
             item.pk = pk
             accepted.append(item)
             out[item.index] = _answer(item.event_id, item.source, cloudevents, ACCEPTED)
-    _apply_lifecycle([i for i in accepted if i.type != EventType.METERED])
+    _apply_lifecycle([i for i in accepted if i.type not in (EventType.METERED, EventType.UPDATED)])
+    tags.apply_tags([i for i in accepted if i.type in (EventType.CREATED, EventType.UPDATED)])
 
     result = IngestResult()
     for r in out:

@@ -23,7 +23,7 @@ Periods are half-open, `[start, end)`; a week is an ISO week (Monday to Monday).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import ROUND_FLOOR, Decimal
@@ -67,12 +67,16 @@ class Group:
 @dataclass(frozen=True)
 class Grouping:
     """How spend rows are grouped: `key_of` picks the id a row is grouped by from its
-    (resource id, product id); `groups` names those ids. A grouping by project (issue 19)
-    is one more entry in GROUPINGS: the resource's project id, and the projects' names."""
+    (resource id, product id); `groups` names those ids. A grouping by something the
+    resource carries (its project, a label) sets `by_resource` instead of `key_of`: one
+    query maps the rows' resource ids to their keys (`by_resource(ids, label_key)`).
+    A resource is counted under its project and labels as they are now, not as they were
+    when the spend happened (moving a resource moves its past spend with it)."""
 
     label: str
-    key_of: Callable[[int, int], int]
-    groups: Callable[[Iterable[int]], dict[int, Group]]
+    key_of: Callable[[int, int], Hashable] | None
+    groups: Callable[[Iterable], dict]
+    by_resource: Callable[[set[int], str], dict[int, Hashable]] | None = None
 
 
 def _product_groups(ids: Iterable[int]) -> dict[int, Group]:
@@ -84,9 +88,38 @@ def _resource_groups(ids: Iterable[int]) -> dict[int, Group]:
             for r in Resource.objects.filter(pk__in=set(ids)).select_related("product")}
 
 
+NO_PROJECT = Group(key="", name="No project")
+
+
+def _project_of(ids: set[int], _label_key: str) -> dict[int, Hashable]:
+    return dict(Resource.objects.filter(pk__in=ids).values_list("pk", "project_id"))
+
+
+def _project_groups(ids: Iterable) -> dict:
+    from usage.models import Project
+
+    found: dict = {p.pk: Group(key=p.slug, name=p.name)
+                   for p in Project.objects.filter(pk__in={i for i in ids if i is not None})}
+    return {**found, None: NO_PROJECT}
+
+
+def _label_of(ids: set[int], label_key: str) -> dict[int, Hashable]:
+    return {pk: labels.get(label_key) if isinstance(labels, dict) else None
+            for pk, labels in Resource.objects.filter(pk__in=ids).values_list("pk", "labels")}
+
+
+def _label_groups(ids: Iterable) -> dict:
+    # Not labelled: key "" (no label value is empty *and* unset); an empty value: key '""'.
+    return {v: Group(key="", name="Not labelled") if v is None else Group(key=v or '""', name=v or "(empty value)")
+            for v in ids}
+
+
 GROUPINGS: dict[str, Grouping] = {
     "product": Grouping("Product", lambda resource_id, product_id: product_id, _product_groups),
     "resource": Grouping("Resource", lambda resource_id, product_id: resource_id, _resource_groups),
+    "project": Grouping("Project", None, _project_groups, _project_of),
+    # The value of one label, its key given as `label_key` (`?group_by=label&label_key=team`).
+    "label": Grouping("Label", None, _label_groups, _label_of),
 }
 
 
@@ -223,6 +256,7 @@ class Spend:
     zone: str
     periods: list[tuple[date, date]]
     series: list[SpendSeries] = field(default_factory=list)  # largest total first, then by name
+    label_key: str = ""  # group_by "label": the label's key
 
     @property
     def period_totals(self) -> list[Decimal]:
@@ -234,21 +268,27 @@ class Spend:
 
 
 def spend(*, organization: Organization, start: date, end: date, interval: str, group_by: str, now: datetime,
-          zone: tzinfo = UTC) -> Spend:
-    """Spend over `[start, end)` per period of `interval` and group of `group_by`."""
+          zone: tzinfo = UTC, label_key: str = "") -> Spend:
+    """Spend over `[start, end)` per period of `interval` and group of `group_by`
+    (`label_key`: the label whose values group it, for `group_by="label"`)."""
     grouping = GROUPINGS[group_by]
+    if group_by == "label" and not label_key:
+        raise ValueError("grouping by label needs the label's key")
     spans = periods(start, end, interval)
     index = {p[0]: i for i, p in enumerate(spans)}
-    by_group: dict[int, list[Decimal]] = {}
-    for (day, resource_id, product_id), cents in daily_spend(
-            organization=organization, start=start, end=end, now=now, zone=zone).items():
-        key = grouping.key_of(resource_id, product_id)
+    by_group: dict[Hashable, list[Decimal]] = {}
+    daily = daily_spend(organization=organization, start=start, end=end, now=now, zone=zone)
+    of_resource = (grouping.by_resource({r for _d, r, _p in daily}, label_key)
+                   if grouping.by_resource is not None else {})
+    for (day, resource_id, product_id), cents in daily.items():
+        key = (grouping.key_of(resource_id, product_id) if grouping.key_of is not None
+               else of_resource.get(resource_id))
         amounts = by_group.setdefault(key, [ZERO] * len(spans))
         amounts[index[max(period_of(day, interval), start)]] += cents
     groups = grouping.groups(by_group)
     series = [SpendSeries(group=groups[k], amounts=a, total=sum(a, ZERO)) for k, a in by_group.items()]
     series.sort(key=lambda s: (-s.total, s.group.name, s.group.key))
-    return Spend(start=start, end=end, interval=interval, group_by=group_by, currency=organization.currency,
+    return Spend(label_key=label_key if group_by == "label" else "", start=start, end=end, interval=interval, group_by=group_by, currency=organization.currency,
                  as_of=spend_cutoff(organization=organization, now=now), zone=str(zone), periods=spans,
                  series=series)
 

@@ -7,12 +7,17 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from urllib.parse import urlencode
 
-from django.db.models import Sum
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.db import connection
+from django.db.models import Count, Sum
 from django.http import HttpResponseBadRequest
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.views.decorators.http import require_POST
 
 from accounts.portal import portal_view
+from accounts.scopes import ROLE_SCOPES
 from core.csv_export import csv_download, date_cell, exact_cell, money_cell
 from core.formatting import format_date, format_month
 from core.forms import DayRangeForm, errors_text
@@ -22,7 +27,17 @@ from usage import sandbox
 from usage.billable import MonthError, measured_vs_billable, parse_month
 from usage.charts import Series, fold_series, stacked_bar_chart
 from usage.forms import SpendForm, month_end
-from usage.models import Resource, UsageDaily
+from usage.models import Project, Resource, UsageDaily
+from usage.projects import (
+    ProjectError,
+    ProjectForm,
+    RenameForm,
+    TagsForm,
+    labels_text,
+    project_create,
+    resource_set_tags,
+)
+from usage.projects import project_rename as project_rename_service
 from usage.selectors import daily_cost_by_product, month_to_date, running_costs
 from usage.spend import GROUPINGS, INTERVALS, forecast, projected, spend, spend_zone
 
@@ -194,18 +209,21 @@ def spend_explorer(request):
         return render(request, "usage/spend.html", context, status=400)
     q = form.cleaned_data
     result = spend(organization=org, start=q["start"], end=q["end"], interval=q["interval"],
-                   group_by=q["group_by"], now=now, zone=zone)
+                   group_by=q["group_by"], now=now, zone=zone, label_key=q["label_key"])
     extra = projected(result.periods, hourly_rate=fc.hourly_rate, since=fc.as_of, now=now, currency=cur, zone=zone)
     columns = fold_series([Series(s.group.name, s.amounts) for s in result.series])
     base = {"start": q["start"].isoformat(), "to": q["to"].isoformat(), "interval": q["interval"],
             "group_by": q["group_by"]}
+    if q["label_key"]:
+        base["label_key"] = q["label_key"]
+    grouping_label = (f"label {q['label_key']}" if q["group_by"] == "label" else GROUPINGS[q["group_by"]].label.lower())
     context["money"]["total"] = format_money(result.total, cur)
     context["money"]["forecast_ahead"] = format_money(sum(extra, ZERO), cur)
     context.update({
         "spend": result,
-        "grouping_label": GROUPINGS[q["group_by"]].label.lower(),
+        "grouping_label": grouping_label,
         "chart": stacked_bar_chart(
-            title=f"Spend by {GROUPINGS[q['group_by']].label.lower()}, by {q['interval']}",
+            title=f"Spend by {grouping_label}, by {q['interval']}",
             ticks=[_tick(a, q["interval"]) for a, _ in result.periods],
             tooltips=[_period_label(a, b, q["interval"]) for a, b in result.periods],
             series=columns, currency=cur, forecast=extra),
@@ -219,7 +237,10 @@ def spend_explorer(request):
         "range_label": _period_label(q["start"], q["end"], "range"),
         "csv_query": urlencode(base),
         "interval_links": [(i, i.capitalize(), urlencode({**base, "interval": i})) for i in INTERVALS],
-        "group_links": [(k, g.label, urlencode({**base, "group_by": k})) for k, g in GROUPINGS.items()],
+        "group_links": [(k, g.label, urlencode({**base, "group_by": k})) for k, g in GROUPINGS.items()
+                        if k != "label"],
+        # One link per label key the organisation's resources carry.
+        "label_links": [(k, urlencode({**base, "group_by": "label", "label_key": k})) for k in label_keys(org)],
         # A year by day is 365 bars: the year preset shows months.
         "preset_links": [(k, label, urlencode({"preset": k, "interval": "month" if k == "12-months" else q["interval"],
                                                "group_by": q["group_by"]}))
@@ -240,10 +261,11 @@ def spend_export(request):
         return HttpResponseBadRequest(f"Nothing exported. {errors_text(form)}\n", content_type="text/plain; charset=utf-8")
     q = form.cleaned_data
     result = spend(organization=org, start=q["start"], end=q["end"], interval=q["interval"],
-                   group_by=q["group_by"], now=now, zone=zone)
+                   group_by=q["group_by"], now=now, zone=zone, label_key=q["label_key"])
     return csv_download(
         f'spend-{org.slug}-{q["start"]}-{q["to"]}-{q["group_by"]}-{q["interval"]}.csv',
-        ["period_start", "period_end", q["group_by"], "name", "currency", "amount"],
+        ["period_start", "period_end", f"label:{q['label_key']}" if q["label_key"] else q["group_by"], "name",
+         "currency", "amount"],
         ([date_cell(a), date_cell(b), s.group.key, s.group.name, result.currency,
           money_cell(s.amounts[i], result.currency)]
          for i, (a, b) in enumerate(result.periods) for s in result.series if s.amounts[i]),
@@ -258,7 +280,7 @@ def resource_detail(request, pk):
     """One resource: what it is, its recent history, and measured against billable for a
     month (usage.billable): minutes reported, billed, excluded and why, minimum time, caps."""
     org = request.membership.organization
-    resource = get_object_or_404(Resource.objects.select_related("product"), organization=org, pk=pk)
+    resource = get_object_or_404(Resource.objects.select_related("product", "project"), organization=org, pk=pk)
     now = timezone.now()
     earliest = resource.intervals.order_by("start_minute").values_list("started_at", flat=True).first()
     first = min(resource.created_at, earliest or resource.created_at).date().replace(day=1)
@@ -274,5 +296,97 @@ def resource_detail(request, pk):
     return render(request, "usage/resource.html", {
         "resource": resource, "month": month, "months": [(f"{m:%Y-%m}", m) for m in months or [month]],
         "mb": measured_vs_billable(resource=resource, month=month, now=now),
-        "history": history, "currency": org.currency,
+        "history": history, "currency": org.currency, **_tags_context(request, resource),
     })
+
+
+def label_keys(org, limit: int = 30) -> list[str]:
+    """The label keys the organisation's resources carry, for the explorer's links."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT DISTINCT k FROM usage_resource r, jsonb_object_keys(r.labels) AS k "
+                       "WHERE r.organization_id = %s ORDER BY k LIMIT %s", [org.pk, limit])
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _tags_context(request, resource: Resource, form: TagsForm | None = None) -> dict:
+    can_edit = "projects:write" in ROLE_SCOPES[request.membership.role]
+    if can_edit and form is None:
+        form = TagsForm(organization=resource.organization,
+                        initial={"project": resource.project_id, "labels": labels_text(resource.labels)})
+    return {"can_edit_tags": can_edit, "tags_form": form, "labels": sorted(resource.labels.items())}
+
+
+@portal_view("projects:write", model=Resource)
+@require_POST
+def resource_tags(request, pk):
+    """The resource page's form: its project and labels (audited)."""
+    org = request.membership.organization
+    resource = get_object_or_404(Resource.objects.select_related("product", "project"), organization=org, pk=pk)
+    form = TagsForm(request.POST, organization=org)
+    if form.is_valid():
+        resource_set_tags(resource=resource, project=form.cleaned_data["project"], labels=form.cleaned_data["labels"],
+                          actor=request.user)
+        messages.success(request, f"Project and labels of {resource.name or resource.external_id} saved.")
+        return redirect("usage:resource", pk=resource.pk)
+    now = timezone.now()
+    month = now.date().replace(day=1)
+    history = list(resource.intervals.select_related("eff_product").order_by("-start_minute", "-id")[:20])
+    return render(request, "usage/resource.html", {
+        "resource": resource, "month": month, "months": [(f"{month:%Y-%m}", month)],
+        "mb": measured_vs_billable(resource=resource, month=month, now=now),
+        "history": history, "currency": org.currency, **_tags_context(request, resource, form),
+    }, status=400)
+
+
+@portal_view("usage:read")
+def projects(request):
+    """The organisation's projects, their resources and this month's spend; admins create them."""
+    org = request.membership.organization
+    can_manage = "projects:write" in ROLE_SCOPES[request.membership.role]
+    form = ProjectForm()
+    status = 200
+    if request.method == "POST":
+        if not can_manage:
+            raise PermissionDenied("Your role does not allow managing projects.")
+        form = ProjectForm(request.POST)
+        if form.is_valid():
+            try:
+                project = project_create(organization=org, name=form.cleaned_data["name"],
+                                         slug=form.cleaned_data["slug"], actor=request.user)
+            except ProjectError as exc:
+                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            else:
+                messages.success(request, f"Project “{project.name}” created.")
+                return redirect("usage:projects")
+        status = 400
+    now = timezone.now()
+    first = month_start(now).date()
+    month = spend(organization=org, start=first, end=(first + timedelta(days=32)).replace(day=1), interval="month",
+                  group_by="project", now=now)
+    spent = {s.group.key: s.total for s in month.series}
+    rows = [{"project": p, "resources": p.resource_count, "spent": spent.get(p.slug, ZERO),
+             "rename": RenameForm(initial={"name": p.name}, prefix=f"p{p.pk}")}
+            for p in Project.objects.filter(organization=org).annotate(resource_count=Count("resources"))]
+    unassigned = Resource.objects.filter(organization=org, project__isnull=True).count()
+    return render(request, "usage/projects.html", {
+        "rows": rows, "form": form, "can_manage": can_manage, "currency": org.currency, "month": first,
+        "unassigned": unassigned, "unassigned_spent": spent.get("", ZERO), "month_total": month.total,
+    }, status=status)
+
+
+@portal_view("projects:write", model=Project)
+@require_POST
+def project_rename(request, pk):
+    org = request.membership.organization
+    project = get_object_or_404(Project, organization=org, pk=pk)
+    form = RenameForm(request.POST, prefix=f"p{project.pk}")
+    if not form.is_valid():
+        messages.error(request, f"Not renamed: {errors_text(form)}")
+        return redirect("usage:projects")
+    try:
+        project_rename_service(project=project, name=form.cleaned_data["name"], actor=request.user)
+    except ProjectError as exc:
+        messages.error(request, f"Not renamed: {exc.message}")
+    else:
+        messages.success(request, f"Project renamed “{form.cleaned_data['name'].strip()}”.")
+    return redirect("usage:projects")

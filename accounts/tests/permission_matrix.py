@@ -85,6 +85,8 @@ API: dict[tuple[str, str], str] = {
     ("resource-detail", "GET"): "usage:read",
     ("resource-history", "GET"): "usage:read",
     ("resource-billable", "GET"): "usage:read",
+    ("project-list", "GET"): "usage:read",
+    ("project-detail", "GET"): "usage:read",
     ("admission", "POST"): "admission:check",
     # budgets
     ("budget-list", "GET"): "billing:read",
@@ -189,6 +191,9 @@ WEB: dict[tuple[str, str], str] = {
     **_page("usage:spend", "usage:read", "usage:read"),
     **_page("usage:spend_export", "usage:read", "usage:read"),
     **_page("usage:resource", "usage:read", "usage:read"),
+    **_page("usage:resource_tags", NOBODY, "projects:write"),
+    **_page("usage:projects", "usage:read", "projects:write"),
+    **_page("usage:project_rename", NOBODY, "projects:write"),
     **_page("usage:sandbox_start", NOBODY, "account:write"),
     **_page("usage:sandbox_stop", NOBODY, "account:write"),
     **_page("pricing:index", "account:read", "account:read"),
@@ -247,7 +252,7 @@ WEB: dict[tuple[str, str], str] = {
 # --- Who calls ------------------------------------------------------------------------------
 
 OWNER = frozenset({"account:read", "account:write", "members:write", "api_keys:write", "usage:read",
-                   "billing:read", "billing:write", "webhooks:write"})
+                   "billing:read", "billing:write", "webhooks:write", "projects:write"})
 ADMIN = OWNER  # the owner rules set them apart, in test_grants.py, not their scopes
 BILLING = frozenset({"account:read", "account:write", "usage:read", "billing:read", "billing:write"})
 VIEWER = frozenset({"account:read", "usage:read", "billing:read"})

@@ -223,6 +223,7 @@ def test_another_organisations_id_in_a_query_string_answers_as_an_id_that_exists
 # row; "{product}" is replaced by a product's code. An operation the walk finds without a
 # row here fails with instructions, so a new body id cannot slip past this test.
 BODY_ID_CASES_BODIES: dict[str, dict] = {
+    "POST /api/v1/admission": {"product": "{product}"},
     "POST /api/v1/contracts": {"name": "Isolation", "valid_from": "2026-01-01T00:00:00Z", "prices": []},
     "POST /api/v1/budgets": {"name": "Isolation", "amount": "10.00"},
     "POST /api/v1/credits/adjustments": {"amount": "5.00", "reason": "Isolation test"},

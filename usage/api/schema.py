@@ -19,6 +19,7 @@ from inflection import camelize
 
 from usage import cloudevents as ce
 from usage.ingest import COMMON_FIELDS, EVENT_FIELDS, MAX_BATCH, MAX_ID_LENGTH, NEEDS_PRODUCT
+from usage.labels import MAX_LABELS, MAX_SLUG_LENGTH, MAX_VALUE_LENGTH, SLUG
 from usage.models import EVENT_STATE, EventType, ResourceKind
 
 BATCH_COMPONENT = "EventBatchRequest"
@@ -55,6 +56,19 @@ def _field_schemas() -> dict[str, dict[str, Any]]:
         "kind": {"type": "string", "enum": list(ResourceKind.values), "default": ResourceKind.SERVER},
         "name": _text("A name people see; the resource id when absent.", example="web-1"),
         "metric": _text("The metric's code.", 60, "egress-gb"),
+        "project": {
+            "type": "string", "nullable": True, "pattern": SLUG.pattern, "maxLength": MAX_SLUG_LENGTH,
+            "example": "ml-training",
+            "description": ("The project's slug in the resource's organisation, created on first use; "
+                            "on `updated`, null takes the resource out of its project."),
+        },
+        "labels": {
+            "type": "object", "maxProperties": MAX_LABELS, "example": {"team": "research", "env": "prod"},
+            "additionalProperties": {"type": "string", "maxLength": MAX_VALUE_LENGTH},
+            "description": ("Free-form labels, Kubernetes-style keys (optional `prefix/`, a name of 1 to 63 "
+                            "letters, digits, `-`, `_`, `.`) and values of at most 63 such characters; "
+                            "replaces the resource's whole set."),
+        },
         "quantity": {
             "oneOf": [
                 {"type": "string", "pattern": r"^[0-9]+(\.[0-9]{1,12})?$"},
@@ -67,7 +81,7 @@ def _field_schemas() -> dict[str, dict[str, Any]]:
 
 
 def _required(event_type: str, fields: frozenset[str]) -> list[str]:
-    optional = {"kind", "name"}
+    optional = {"kind", "name", "project", "labels"}
     if event_type not in NEEDS_PRODUCT:
         optional.add("product")
     return sorted(f for f in fields if f not in optional)
@@ -77,6 +91,9 @@ def _description(event_type: EventType) -> str:
     state = EVENT_STATE.get(event_type)
     if event_type == EventType.METERED:
         return "A metered quantity (e.g. GB of egress) of a resource, billed at the metric's price."
+    if event_type == EventType.UPDATED:
+        return ("The resource's project and/or labels change from the timestamp on (an event older than the "
+                "last change changes nothing); its state is unchanged. Carries project, labels or both.")
     if state is None:
         return f"{event_type.label}: the resource's state is unchanged."
     return f"{event_type.label}: the resource is {state} from the timestamp on."

@@ -3,7 +3,8 @@ from rest_framework import serializers
 from core.api.serializers import StrictSerializer
 from core.money import AMOUNT_DECIMAL_PLACES, AMOUNT_MAX_DIGITS
 from usage.ingest import MAX_BATCH
-from usage.models import Resource, StateInterval
+from usage.labels import MAX_KEY_LENGTH, LabelError, check_key
+from usage.models import Project, Resource, StateInterval
 from usage.selectors import GRANULARITIES
 from usage.spend import GROUPINGS, INTERVALS, range_error, spend_zone
 
@@ -40,11 +41,25 @@ class EventBatchResultSerializer(serializers.Serializer):
 
 class ResourceSerializer(serializers.ModelSerializer):
     product = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    project = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True,
+                                           help_text="The project's slug; null: no project.")
+    labels = serializers.DictField(child=serializers.CharField(allow_blank=True), read_only=True,
+                                   help_text="Free-form labels, key → value.")
 
     class Meta:
         model = Resource
-        fields = ["id", "organization", "external_id", "kind", "name", "product", "state", "state_since",
-                  "created_at", "deleted_at"]
+        fields = ["id", "organization", "external_id", "kind", "name", "product", "project", "labels", "state",
+                  "state_since", "created_at", "deleted_at"]
+        read_only_fields = fields
+
+
+class ProjectSerializer(serializers.ModelSerializer):
+    resources = serializers.IntegerField(source="resource_count", read_only=True,
+                                         help_text="How many resources are in it (deleted ones included).")
+
+    class Meta:
+        model = Project
+        fields = ["id", "organization", "slug", "name", "created_at", "resources"]
         read_only_fields = fields
 
 
@@ -123,10 +138,20 @@ class SpendQuerySerializer(StrictSerializer):
     end = serializers.DateField(help_text="Day after the last one: the range is [start, end).")
     group_by = serializers.ChoiceField(choices=list(GROUPINGS), default="product")
     interval = serializers.ChoiceField(choices=INTERVALS, default="day")
+    label_key = serializers.CharField(required=False, max_length=MAX_KEY_LENGTH, help_text=(
+        "With group_by=label: the label whose values group the spend (resources without it: key \"\")."))
     organization = serializers.IntegerField(required=False, min_value=1)
 
     def validate(self, attrs):
         from django.utils import timezone
+
+        if attrs["group_by"] == "label":
+            try:
+                check_key(attrs.get("label_key"))
+            except LabelError as exc:
+                raise serializers.ValidationError({"label_key": [f"Grouping by label: {exc}"]}) from None
+        elif "label_key" in attrs:
+            raise serializers.ValidationError({"label_key": ["Only with group_by=label."]})
 
         problem = range_error(attrs["start"], attrs["end"], today=timezone.now().astimezone(spend_zone()).date())
         if problem:
@@ -135,7 +160,8 @@ class SpendQuerySerializer(StrictSerializer):
 
 
 class SpendGroupSerializer(serializers.Serializer):
-    key = serializers.CharField(help_text="Product code or the resource's external id.")
+    key = serializers.CharField(help_text=("Product code, the resource's external id, the project's slug (\"\": no "
+                                           "project) or the label's value (\"\": not labelled)."))
     name = serializers.CharField()
     total = _money()
 
@@ -160,6 +186,7 @@ class SpendSerializer(serializers.Serializer):
     end = serializers.DateField()
     interval = serializers.ChoiceField(choices=INTERVALS)
     group_by = serializers.ChoiceField(choices=list(GROUPINGS))
+    label_key = serializers.CharField(help_text="With group_by=label: the label's key; otherwise empty.")
     time_zone = serializers.CharField(help_text="The zone days are taken in (UTC).")
     currency = serializers.CharField()
     as_of = serializers.DateTimeField(allow_null=True, help_text="Spend up to this instant (exclusive); null: "

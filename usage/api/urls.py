@@ -5,6 +5,7 @@ from usage.api import views
 
 router = SimpleRouter(trailing_slash=False)
 router.register("resources", views.ResourceViewSet, basename="resource")
+router.register("projects", views.ProjectViewSet, basename="project")
 
 urlpatterns = [
     path("events", views.EventsView.as_view(), name="events"),

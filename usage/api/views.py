@@ -3,6 +3,7 @@ series and month to date for customers."""
 
 from __future__ import annotations
 
+from django.db.models import Count
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import mixins, viewsets
@@ -22,6 +23,7 @@ from usage.api.serializers import (
     EventBatchSerializer,
     MeasuredBillableSerializer,
     MonthToDateSerializer,
+    ProjectSerializer,
     ResourceSerializer,
     SpendForecastSerializer,
     SpendQuerySerializer,
@@ -32,7 +34,8 @@ from usage.api.serializers import (
 )
 from usage.billable import MonthError, measured_vs_billable, parse_month
 from usage.ingest import MAX_BATCH, events_ingest
-from usage.models import Resource
+from usage.labels import SLUG, LabelError, parse_label_filter
+from usage.models import Project, Resource
 from usage.selectors import month_to_date, usage_series
 from usage.spend import forecast, spend, spend_zone
 
@@ -104,13 +107,42 @@ class EventsView(APIView):
         return Response(events_ingest(items=events).as_dict())
 
 
+RESOURCE_FILTERS = [
+    OpenApiParameter("project", str, description="A project's slug; `-` for resources in no project."),
+    OpenApiParameter("label", str, many=True, description=(
+        "`key:value` (that value) or `key` (any value); repeat it for resources carrying every one.")),
+]
+
+
 class ResourceViewSet(OrganizationScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
                       viewsets.GenericViewSet):
-    queryset = Resource.objects.select_related("product").order_by("id")
+    queryset = Resource.objects.select_related("product", "project").order_by("id")
     serializer_class = ResourceSerializer
     required_scopes = {"list": "usage:read", "retrieve": "usage:read", "history": "usage:read",
                        "billable": "usage:read"}
     filterset_fields = ["state", "kind", "external_id"]
+
+    def get_queryset(self):
+        qs = super().get_queryset()
+        if self.action != "list":
+            return qs
+        params = self.request.query_params
+        project = params.get("project")
+        if project is not None:
+            if project != "-" and not SLUG.fullmatch(project):
+                raise ValidationError({"project": ["A project's slug, or - for resources in no project."]})
+            qs = qs.filter(project__isnull=True) if project == "-" else qs.filter(project__slug=project)
+        for text in params.getlist("label"):
+            try:
+                key, value = parse_label_filter(text)
+            except LabelError as exc:
+                raise ValidationError({"label": [f"{text[:80]!r}: {exc} Use key:value or key."]}) from None
+            qs = qs.filter(labels__contains={key: value}) if value is not None else qs.filter(labels__has_key=key)
+        return qs
+
+    @extend_schema(parameters=RESOURCE_FILTERS)
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
 
     @extend_schema(responses=StateIntervalSerializer(many=True))
     @action(detail=True, methods=["get"])
@@ -185,8 +217,8 @@ class MonthToDateView(APIView):
 
 
 class SpendView(APIView):
-    """Spend over `[start, end)` (days, UTC) per day, ISO week or month, by product or
-    resource, in whole minor units that add up to what the invoices say (each invoice
+    """Spend over `[start, end)` (days, UTC) per day, ISO week or month, by product,
+    resource, project or the value of one label (`group_by=label&label_key=team`), in whole minor units that add up to what the invoices say (each invoice
     line's rounded amount split over its days). At most 366 days; from the first month
     whose hourly history is still kept."""
 
@@ -199,9 +231,10 @@ class SpendView(APIView):
         q = query.validated_data
         org = _organization(request, q.get("organization"))
         result = spend(organization=org, start=q["start"], end=q["end"], interval=q["interval"],
-                       group_by=q["group_by"], now=timezone.now(), zone=spend_zone())
+                       group_by=q["group_by"], now=timezone.now(), zone=spend_zone(), label_key=q.get("label_key", ""))
         data = {
             "start": result.start, "end": result.end, "interval": result.interval, "group_by": result.group_by,
+            "label_key": result.label_key,
             "time_zone": result.zone, "currency": result.currency, "as_of": result.as_of, "total": result.total,
             "groups": [{"key": s.group.key, "name": s.group.name, "total": s.total} for s in result.series],
             "periods": [{"start": a, "end": b, "total": t,
@@ -229,3 +262,13 @@ class SpendForecastView(APIView):
                            "hourly_rate": r.hourly_rate, "forecast": r.forecast} for r in fc.resources],
         }
         return Response(SpendForecastSerializer(data).data)
+
+
+class ProjectViewSet(OrganizationScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                     viewsets.GenericViewSet):
+    """The organisation's projects (issue 19): created by the platform's events on first use
+    or in the portal; resources name them by slug."""
+
+    queryset = Project.objects.annotate(resource_count=Count("resources")).order_by("name", "id")
+    serializer_class = ProjectSerializer
+    required_scopes = {"list": "usage:read", "retrieve": "usage:read"}

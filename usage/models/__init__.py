@@ -25,6 +25,7 @@ Invariants (stated in full in each module):
 from pricing.models import ResourceState
 from usage.models.events import EVENT_STATE, Aggregation, EventKey, EventType, Metric, UsageEvent
 from usage.models.metering_state import MeteringChunk, MeteringRun, Recheck, RunKind
+from usage.models.projects import Project
 from usage.models.rated_usage import (
     AccrualRate,
     ImportedUsage,
@@ -55,6 +56,7 @@ __all__ = [
     "ImportedUsage",
     "MeteringChunk",
     "MeteringRun",
+    "Project",
     "Metric",
     "RatedKind",
     "RatedUsage",

@@ -29,6 +29,7 @@ class EventType(models.TextChoices):
     ADDON_ATTACHED = "addon_attached", "Add-on attached"
     ADDON_DETACHED = "addon_detached", "Add-on detached"
     METERED = "metered", "Metered quantity"
+    UPDATED = "updated", "Project or labels changed"
 
 
 # The state each lifecycle event reports (None: the event leaves the state as it was).

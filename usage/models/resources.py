@@ -49,10 +49,17 @@ class Resource(models.Model):
     state_since = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # Issue 19: the project (null: none) and free-form labels (usage.labels checks them).
+    # `tags_at` is the time of the event or portal change that set them last: an older
+    # event arriving later changes nothing.
+    project = models.ForeignKey("usage.Project", null=True, blank=True, on_delete=models.PROTECT,
+                                related_name="resources")
+    labels = models.JSONField(default=dict, blank=True)
+    tags_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["organization_id", "name", "id"]
-        indexes = [models.Index(fields=["organization", "state"])]
+        indexes = [models.Index(fields=["organization", "state"]), models.Index(fields=["organization", "project"])]
 
     def __str__(self) -> str:
         return self.name or self.external_id

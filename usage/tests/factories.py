@@ -14,7 +14,7 @@ from accounts.tests.factories import OrganizationFactory
 from accounts.tests.tenancy import tenant_factory
 from pricing.models import BillingModel, Price, PriceUnit, Product, ResourceState
 from pricing.tests.factories import ProductFactory
-from usage.models import Resource, StateInterval, to_minute
+from usage.models import Project, Resource, StateInterval, to_minute
 
 
 def add_price(product: Product, amount: str, *, valid_from: datetime, valid_to: datetime | None = None,
@@ -56,3 +56,8 @@ class ResourceFactory(factory.django.DjangoModelFactory):
 @tenant_factory(Resource)
 def make_resource(organization):
     return ResourceFactory(organization=organization)
+
+
+@tenant_factory(Project)
+def make_project(organization):
+    return Project.objects.create(organization=organization, slug=f"p-{Project.objects.count() + 1}", name="A project")

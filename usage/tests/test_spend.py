@@ -26,8 +26,9 @@ pytestmark = pytest.mark.django_db
 USAGE_KINDS = {LineKind.USAGE, LineKind.ADDON, LineKind.RECURRING}
 
 
-def _spend(org, interval="day", group_by="product", start=date(2026, 3, 1), end=date(2026, 4, 1)):
-    return spend(organization=org, start=start, end=end, interval=interval, group_by=group_by, now=NOW)
+def _spend(org, interval="day", group_by="product", start=date(2026, 3, 1), end=date(2026, 4, 1), label_key=""):
+    return spend(organization=org, start=start, end=end, interval=interval, group_by=group_by, now=NOW,
+                 label_key=label_key)
 
 
 def test_this_months_spend_is_the_interim_invoices_usage_subtotal_to_the_cent(org, spend_history):
@@ -48,7 +49,8 @@ def test_every_interval_and_grouping_adds_up_to_the_same_cents(org, spend_histor
     totals = set()
     for interval in INTERVALS:
         for group_by in GROUPINGS:
-            explored = _spend(org, interval=interval, group_by=group_by, start=date(2026, 2, 23))
+            extra = {"label_key": "team"} if group_by == "label" else {}  # none labelled: one group
+            explored = _spend(org, interval=interval, group_by=group_by, start=date(2026, 2, 23), **extra)
             cells = [a for s in explored.series for a in s.amounts]
             assert all(a == a.quantize(Decimal("0.01")) for a in cells)
             assert sum(cells, Decimal(0)) == sum(explored.period_totals, Decimal(0)) == explored.total
