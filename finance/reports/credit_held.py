@@ -124,7 +124,7 @@ def compute(params: ReportParams) -> Report:
     rows = []
     paid, promo = opening["customer_credit"], opening["promo_credit"]
     for start in periods(params):
-        row: dict = {"period": start, "opening": paid, "promo_opening": promo}
+        row: dict = {"period": period_label(start, params.grain), "opening": paid, "promo_opening": promo}
         got = moved.get(start, {})
         for key in MOVEMENT_KEYS + PROMO_MOVEMENT_KEYS:
             row[key] = got.get(key, zero)
@@ -151,8 +151,7 @@ def compute(params: ReportParams) -> Report:
     if built is None or built < last_day:
         notes.append(f"The journal is built up to {built.isoformat() if built else 'no day yet'}; "
                      "movements of later days are not in this report yet.")
-    chart = Chart(kind="line", labels=[period_label(r["period"], params.grain) for r in rows], unit=params.currency,
-                  series=[
+    chart = Chart(kind="line", labels=[r["period"] for r in rows], unit=params.currency, series=[
         Series("Paid credit held", [r["closing"] for r in rows]),
         Series("Promotional credit held", [r["promo_closing"] for r in rows]),
     ])
