@@ -33,6 +33,7 @@ from usage.models.rated_usage import (
     ResourceMonthTotal,
     UsageAccrual,
     UsageDaily,
+    UsageDayTotal,
     UsageHourly,
 )
 from usage.models.resources import (
@@ -68,6 +69,7 @@ __all__ = [
     "StateSource",
     "UsageAccrual",
     "UsageDaily",
+    "UsageDayTotal",
     "UsageEvent",
     "UsageHourly",
     "from_minute",
