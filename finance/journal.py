@@ -27,7 +27,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from typing import TYPE_CHECKING, Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Max, Min, Sum
 from django.utils import timezone
 
@@ -149,9 +149,23 @@ def journal_build_day(day: date) -> bool:
         entries, closes = _DayBuilder(day).build()
         _write(day, entries)
         LedgerDayClose.objects.bulk_create(closes)
+        with connection.cursor() as cursor:
+            cursor.execute(DAY_TOTALS_SQL, {"start": day, "end": day + timedelta(days=1)})
         marker.entries = len(entries)
         marker.save(update_fields=["entries"])
     return True
+
+
+# The lines of the built days in [start, end) summed per day, currency, account and
+# movement: run by `journal_build_day` for its day, after its lines, in its transaction
+# (and by `benchmark reports` over its year; migration 0003 backfilled the days before).
+DAY_TOTALS_SQL = """
+INSERT INTO finance_journaldaytotal (date, currency, account_id, movement, amount, lines)
+SELECT e.date, e.currency, l.account_id, e.movement, SUM(l.amount), COUNT(*)
+FROM finance_journalline l JOIN finance_journalentry e ON e.id = l.entry_id
+WHERE e.date >= %(start)s AND e.date < %(end)s
+GROUP BY 1, 2, 3, 4
+"""
 
 
 def _write(day: date, entries: list[_Entry]) -> None:

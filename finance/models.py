@@ -10,6 +10,9 @@ Invariants:
 - `LedgerDayClose` keeps, per organisation, currency and built day, the ledger's running
   sums at 12 places: the carry that turns 12-place ledger amounts into cents (see
   docs/finance.md, "From 12 places to cents").
+- `JournalDayTotal` is, per built day, currency, account and movement, the sum of that
+  day's lines, written with them in the same transaction: what reports read instead of
+  every line (`check_journal` proves it equals the lines).
 - Nothing here is read by the apps it reads from; only the URLconf, the console and the
   beat schedule know this app.
 """
@@ -192,3 +195,24 @@ class LedgerDayClose(models.Model):
 
     def __str__(self) -> str:
         return f"{self.organization_id} {self.currency} {self.date}"
+
+
+class JournalDayTotal(models.Model):
+    """The sum of a built day's journal lines per currency, account and movement (a few
+    dozen rows a day). Written by `journal_build_day` with the lines, in the same
+    transaction; never changed after, as the lines are not."""
+
+    date = models.DateField()
+    currency = currency_field()
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="+", db_index=False)
+    movement = models.CharField(max_length=20, choices=Movement.choices)
+    amount = money_field(help_text="Sum of the lines: debit positive, credit negative; whole minor units.")
+    lines = models.PositiveIntegerField(help_text="How many lines it sums.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["date", "currency", "account", "movement"],
+                                               name="finance_daytotal_uniq")]
+        indexes = [models.Index(fields=["account", "currency", "date"], name="finance_daytotal_account")]
+
+    def __str__(self) -> str:
+        return f"{self.date:%Y-%m-%d} {self.currency} {self.account_id} {self.movement} {self.amount}"

@@ -10,7 +10,9 @@ For every built day it checks, each with a problem line naming the day and the d
 3. the invoices and credit notes: each issued one has its entry, whose revenue, discount
    and tax lines are its subtotal, discounts and tax exactly;
 4. the payments and refunds: what each succeeded payment brought in, and each succeeded
-   refund took out, is on the provider's clearing account exactly.
+   refund took out, is on the provider's clearing account exactly;
+5. the daily totals the reports read (`JournalDayTotal`) equal the lines they sum, per
+   day, currency, account and movement, amount and count.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ def journal_check() -> Report:
     if last is None:
         return Report(0, 0, [])
     _start, end = day_bounds(last)
-    problems = _balances() + _ledger(end) + _documents(end) + _payments(end)
+    problems = _balances() + _ledger(end) + _documents(end) + _payments(end) + _day_totals()
     return Report(JournalDay.objects.count(), JournalEntry.objects.count(), problems)
 
 
@@ -72,6 +74,28 @@ def _balances() -> list[str]:
             problems.append(f"{line.entry.date:%Y-%m-%d}: entry {line.entry.source} has {line.amount:f}, "
                             f"finer than the {line.entry.currency} minor unit")
     return problems
+
+
+_DAY_TOTALS_SQL = """
+SELECT COALESCE(l.date, t.date), COALESCE(l.currency, t.currency), a.number, COALESCE(l.movement, t.movement),
+       COALESCE(l.amount, 0), COALESCE(l.lines, 0), COALESCE(t.amount, 0), COALESCE(t.lines, 0)
+FROM (SELECT e.date, e.currency, jl.account_id, e.movement, SUM(jl.amount) AS amount, COUNT(*) AS lines
+      FROM finance_journalline jl JOIN finance_journalentry e ON e.id = jl.entry_id GROUP BY 1, 2, 3, 4) l
+FULL JOIN finance_journaldaytotal t
+     ON t.date = l.date AND t.currency = l.currency AND t.account_id = l.account_id AND t.movement = l.movement
+JOIN finance_account a ON a.id = COALESCE(l.account_id, t.account_id)
+WHERE l.amount IS DISTINCT FROM t.amount OR l.lines IS DISTINCT FROM t.lines
+ORDER BY 1, 2, 3, 4
+"""
+
+
+def _day_totals() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute(_DAY_TOTALS_SQL)
+        rows = cursor.fetchall()
+    return [f"{day:%Y-%m-%d}: {cur} account {number} {movement}: the lines sum to {_shown(lines, cur)} in {n} "
+            f"line(s), the daily total says {_shown(total, cur)} in {m}"
+            for day, cur, number, movement, lines, n, total, m in rows]
 
 
 def _ledger(end: datetime) -> list[str]:

@@ -4,7 +4,8 @@
 
 Set-up (not timed): the tables the reports read are made again in a schema of their own,
 `bench_reports`, `LIKE … INCLUDING ALL` (same columns, defaults and constraints; not
-the triggers, which refuse the updates and deletes the benchmark never makes), filled
+the triggers that refuse the updates and deletes the benchmark never makes, but those
+that keep `usage_usagedaytotal` from the daily rollup, as in production), filled
 set-based in SQL, each step committed, and given every index the real tables have
 after the load: `--orgs` organisations (a third
 prepaid; four in five in EUR, the rest in USD; in Germany, the Netherlands and the US),
@@ -16,7 +17,8 @@ line per product, tax for Germany; statements for the prepaid; the postpaid's pa
 days after issue, one in ten half paid, one in twenty left open, a few written off and
 credited), their payments and failed attempts, and the journal those movements make
 (in the shape `build_journal` books it, simplified: an entry per ledger movement, usage
-per organisation and day), with a built `JournalDay` for every day. Then ANALYZE.
+per organisation and day), with a built `JournalDay` for every day and the journal's
+daily totals (`JournalDayTotal`, by the statement `journal_build_day` runs). Then ANALYZE.
 
 Timed: each spec of `finance.reports.registry.reports()` computed once for the whole
 range by month (where it has months) with its default grouping, in the currency most
@@ -43,8 +45,12 @@ TABLES = (
     "invoices_invoiceline", "invoices_creditnote", "invoices_creditnoteline", "invoices_invoicepayment",
     "invoices_invoicepaymentreversal", "payments_payment", "payments_refund", "finance_account",
     "finance_movementaccount", "finance_journalday", "finance_journalentry", "finance_journalline",
-    "finance_ledgerdayclose",
+    "finance_ledgerdayclose", "finance_journaldaytotal", "usage_usagedaytotal",
 )
+# Kept on the copies as on the real tables: the rollup's daily totals (usage migration
+# 0010), maintained by these triggers while the set-up inserts the rollup rows.
+INDEXED_FIRST = {"usage_usagedaytotal"}
+TRIGGERS = ("usage_daily_day_totals_insert", "usage_daily_day_totals_update", "usage_daily_day_totals_delete")
 _ZERO_BY_TYPE = {"text": "''", "character varying": "''", "integer": "0", "bigint": "0", "smallint": "0",
                  "numeric": "0", "boolean": "false", "timestamp with time zone": "now()", "date": "current_date",
                  "jsonb": "'{}'::jsonb", "uuid": "gen_random_uuid()", "double precision": "0"}
@@ -53,6 +59,10 @@ _ZERO_BY_TYPE = {"text": "''", "character varying": "''", "integer": "0", "bigin
 def add_arguments(parser):
     parser.add_argument("--orgs", type=int, default=10_000)
     parser.add_argument("--months", type=int, default=12)
+    # For iterating on a report: the set-up of 10,000 organisations takes a quarter of an hour.
+    parser.add_argument("--keep", action="store_true", help="Leave the benchmark's schema for a later --reuse.")
+    parser.add_argument("--reuse", action="store_true",
+                        help="Time the reports on the schema a --keep run left (same --orgs and --months).")
 
 
 def _months_back(first: date, months: int) -> date:
@@ -255,17 +265,23 @@ def _build_money(cur, p: dict, stdout) -> None:
          JOIN (SELECT DISTINCT ON (role) role, id FROM bench_reports.finance_account ORDER BY role, number) a
               ON a.role = x.role"""),
     ]
+    from finance.journal import DAY_TOTALS_SQL
+
+    # The journal's daily totals by the statement `journal_build_day` runs for its day
+    # (unqualified: `search_path` puts this schema first).
+    sqls.append(("journal day totals", DAY_TOTALS_SQL))
     for label, sql in sqls:
         started = time.perf_counter()
         with transaction.atomic():
-            cur.execute(sql, p)
+            cur.execute(sql, {**p, "start": p["d0"], "end": p["d1"]} if sql is DAY_TOTALS_SQL else p)
         stdout.write(f"built {label}: {cur.rowcount} rows in {time.perf_counter() - started:.1f}s\n")
 
 
 def _index(cur) -> int:
     """Every index the real tables have (primary keys and unique constraints included, as
     unique indexes), built on the loaded copies."""
-    cur.execute("SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename = ANY(%s)", [list(TABLES)])
+    cur.execute("SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename = ANY(%s)",
+                [[t for t in TABLES if t not in INDEXED_FIRST]])
     definitions = [row[0] for row in cur.fetchall()]
     for definition in definitions:
         with transaction.atomic():
@@ -279,7 +295,9 @@ def _setup_schema() -> None:
         cur.execute(f"CREATE SCHEMA {SCHEMA}")
         for table in TABLES:
             # Indexes come after the load (`_index`): one sort each instead of 7 million inserts.
-            cur.execute(f'CREATE TABLE {SCHEMA}."{table}" (LIKE public."{table}" INCLUDING ALL EXCLUDING INDEXES)')
+            # The day totals keep theirs: the triggers' upsert needs its unique index.
+            indexes = "" if table in INDEXED_FIRST else " EXCLUDING INDEXES"
+            cur.execute(f'CREATE TABLE {SCHEMA}."{table}" (LIKE public."{table}" INCLUDING ALL{indexes})')
         # Django keeps defaults in Python: a NOT NULL column the set-up does not name gets
         # its type's zero as a column default, on the copies only.
         cur.execute("""SELECT table_name, column_name, data_type FROM information_schema.columns
@@ -288,6 +306,14 @@ def _setup_schema() -> None:
         for table, column, kind in cur.fetchall():
             if kind in _ZERO_BY_TYPE:
                 cur.execute(f'ALTER TABLE {SCHEMA}."{table}" ALTER COLUMN "{column}" SET DEFAULT {_ZERO_BY_TYPE[kind]}')
+        cur.execute("SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = 'public.usage_usagedaily'::regclass"
+                    " AND tgname = ANY(%s)", [list(TRIGGERS)])
+        definitions = [row[0] for row in cur.fetchall()]
+        if len(definitions) != len(TRIGGERS):
+            raise RuntimeError("usage_usagedaily lacks its day-total triggers: run the migrations")
+        for definition in definitions:
+            # The function's table names are unqualified: `search_path` puts this schema first.
+            cur.execute(definition.replace(" ON public.usage_usagedaily ", f" ON {SCHEMA}.usage_usagedaily ", 1))
         # The chart of accounts and the movement mapping as the migrations seeded them.
         cur.execute("INSERT INTO bench_reports.finance_account SELECT * FROM public.finance_account")
         cur.execute("INSERT INTO bench_reports.finance_movementaccount SELECT * FROM public.finance_movementaccount")
@@ -311,12 +337,21 @@ def run(options: dict, stdout) -> str:
     specs = reports()
     try:
         started = time.perf_counter()
-        _setup_schema()
-        with connection.cursor() as cur:
-            cur.execute(f"SET search_path TO {SCHEMA}, public")
-        _build(orgs, months, start, end, stdout)
-        stdout.write(f"set-up: {time.perf_counter() - started:.1f}s for {orgs} organisations × {months} months "
-                     f"[{start}, {end})\n")
+        if options.get("reuse"):
+            with connection.cursor() as cur:
+                cur.execute("SELECT count(*) FROM pg_namespace WHERE nspname = %s", [SCHEMA])
+                if not cur.fetchone()[0]:
+                    raise RuntimeError(f"--reuse: no {SCHEMA} schema (run once with --keep)")
+                cur.execute(f"SET search_path TO {SCHEMA}, public")
+                cur.execute("SELECT count(*) FROM accounts_organization")
+                stdout.write(f"reusing {SCHEMA}: {cur.fetchone()[0]} organisations\n")
+        else:
+            _setup_schema()
+            with connection.cursor() as cur:
+                cur.execute(f"SET search_path TO {SCHEMA}, public")
+            _build(orgs, months, start, end, stdout)
+            stdout.write(f"set-up: {time.perf_counter() - started:.1f}s for {orgs} organisations × {months} months "
+                         f"[{start}, {end})\n")
         total = baseline_total = 0.0
         for name, spec in specs.items():
             # As the console opens it: by month where the report has months, its default grouping.
@@ -336,7 +371,8 @@ def run(options: dict, stdout) -> str:
     finally:
         with connection.cursor() as cur:
             cur.execute("SET search_path TO DEFAULT")
-            cur.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+            if not options.get("keep"):
+                cur.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
     ratio = f"{total / baseline_total:.2f}" if baseline_total else "n/a"
     return (f"reports orgs={orgs} months={months} seconds={total:.3f} baseline_seconds={baseline_total:.3f} "
             f"ratio={ratio}")

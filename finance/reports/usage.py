@@ -9,7 +9,9 @@ customers by spend, from the daily usage rollups (`usage.UsageDaily`, kept for e
   amount over the whole range, largest first (ties by organisation id), with their hours;
   the chart is their spend.
 
-Only usage rated in the report's currency is read. Quantities are quantized to four
+Only usage rated in the report's currency is read. The fleet's product view reads the
+rollup's daily totals (`usage.UsageDayTotal`, the same sums kept with the rows); one
+organisation, and the customer view, read the rollup rows. Quantities are quantized to four
 places half-up (a minute is 0.0167 hours); amounts are summed at 12 places per row and
 rounded once to the currency (core.money.round_money).
 """
@@ -39,7 +41,7 @@ from finance.reports.base import (
 )
 from finance.reports.registry import register
 from pricing.models import Product, ResourceState
-from usage.models import UsageDaily
+from usage.models import UsageDaily, UsageDayTotal
 
 NAME = "usage"
 DEFAULT_LIMIT = 10
@@ -62,7 +64,12 @@ def hours(minutes: int) -> Decimal:
     return (Decimal(minutes) / MINUTES_PER_HOUR).quantize(QUANTITY, rounding=ROUND_HALF_UP)
 
 
-def _rollups(params: ReportParams):
+def _rollups(params: ReportParams, *, per_customer: bool = False):
+    """The rows to sum: for the whole fleet by product, the rollup's daily totals (a few
+    dozen rows a day, kept with the rollup by usage's triggers; the same sums); per
+    organisation or per customer, the rollup rows themselves."""
+    if params.organization_id is None and not per_customer:
+        return UsageDayTotal.objects.filter(currency=params.currency, day__gte=params.start, day__lt=params.end)
     qs = UsageDaily.objects.filter(currency=params.currency, day__gte=params.start, day__lt=params.end)
     if params.organization_id is not None:
         qs = qs.filter(organization_id=params.organization_id)
@@ -114,7 +121,7 @@ def _by_customer(params: ReportParams) -> Report:
     limit = DEFAULT_LIMIT if params.limit is None else params.limit
     if not 1 <= limit <= MAX_LIMIT:
         raise ReportError(f"The limit is a number of customers from 1 to {MAX_LIMIT}.")
-    grouped = list(_rollups(params).values("organization_id").annotate(**_SUMS)
+    grouped = list(_rollups(params, per_customer=True).values("organization_id").annotate(**_SUMS)
                    .order_by(F("amount_sum").desc(nulls_last=True), "organization_id"))
     everyone = round_money(sum((g["amount_sum"] or ZERO for g in grouped), ZERO), params.currency)
     top = grouped[:limit]
@@ -149,7 +156,7 @@ def baseline(params: ReportParams) -> object:
         cursor.execute(
             f"""SELECT {trunc} AS period, d.product_id, SUM(d.minutes),
                        SUM(CASE WHEN d.state = 'running' THEN d.minutes * p.gpu_count ELSE 0 END), SUM(d.amount)
-                FROM usage_usagedaily d JOIN pricing_product p ON p.id = d.product_id
+                FROM usage_usagedaytotal d JOIN pricing_product p ON p.id = d.product_id
                 WHERE d.currency = %s AND d.day >= %s AND d.day < %s
                 GROUP BY 1, 2 ORDER BY 1, 2""",  # noqa: S608 - `trunc` is one of two constants
             [params.currency, params.start, params.end],

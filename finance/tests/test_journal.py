@@ -172,6 +172,9 @@ def test_a_journal_line_changed_is_caught(world):
         "2026-12-02: entry ledger:{} does not balance: difference -0.01 EUR".format(line.entry.source.split(":")[1]),
         "2026-12-02: EUR does not balance to zero: difference -0.01",
         f"2026-12-02: payment {world['paid'].pk}: 20.00 EUR received, journal 19.99, difference 0.01",
+        # The day's stored total was written with the line as it was.
+        "2026-12-02: EUR account 1361 invoice_payment: the lines sum to 19.99 in 1 line(s), the daily total says "
+        "20.00 in 1",
     ]
 
 
@@ -198,3 +201,32 @@ def test_a_payment_staff_recorded_without_a_provider_books_to_the_bank(world, ti
                                                                                   ("1400", D("-1.00"))]
     call_command("check_journal")
     assert "journal agrees" in capsys.readouterr().out
+
+
+def _day_totals() -> dict[tuple[str, str, str], Decimal]:
+    from finance.models import JournalDayTotal
+
+    return {(f"{t.date:%m-%d}", t.account.number, t.movement): t.amount
+            for t in JournalDayTotal.objects.select_related("account")}
+
+
+def test_each_built_day_stores_its_lines_summed_per_account_and_movement(world):
+    journal_build(now=NOW)
+    expected: dict[tuple[str, str, str], Decimal] = {}
+    for day, movement, _org, lines in EXPECTED:
+        for number, amount in lines:
+            expected[(day, number, movement)] = expected.get((day, number, movement), D(0)) + amount
+    assert _day_totals() == expected
+    # 1 Dec: two invoices' 8290 lines in one total, 12.35 + 3.51.
+    assert _day_totals()[("12-01", "8290", "invoice")] == D("15.86")
+
+
+def test_a_day_total_that_disagrees_with_its_lines_is_caught(world):
+    from finance.models import JournalDayTotal
+
+    journal_build(now=NOW)
+    total = JournalDayTotal.objects.get(date=date(2026, 12, 2), account__number="1361")
+    JournalDayTotal.objects.filter(pk=total.pk).update(amount=D("19.99"))
+    assert journal_check().problems == [
+        "2026-12-02: EUR account 1361 invoice_payment: the lines sum to 20.00 in 1 line(s), the daily total says "
+        "19.99 in 1"]

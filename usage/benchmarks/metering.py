@@ -314,6 +314,8 @@ _COPY_OVERRIDES: dict[str, dict[str, str]] = {
     "usage_ratedusage": {"run_id": "0"},
     "usage_usagehourly": {"price_id": "-(id * 100 + {k})"},
     "usage_usagedaily": {"price_id": "-(id * 100 + {k})"},
+    # Below the copied daily rows' own ids (their copies add day totals of their own).
+    "usage_usagedaytotal": {"price_id": "-(id * 100 + {k}) - 1000000000000000"},
     "usage_resourcemonthtotal": {"month": "month + {k} + 1"},
     "credits_ledgerentry": {"reference": "'baseline:{k}:' || id"},
     "credits_settledrun": {"run_id": "-(run_id * 100 + {k})"},
@@ -321,7 +323,7 @@ _COPY_OVERRIDES: dict[str, dict[str, str]] = {
 }
 _UPDATED_COLUMN = {
     "credits_balance": "amount", "credits_promogrant": "remaining", "usage_usagehourly": "amount",
-    "usage_usagedaily": "amount", "usage_resourcemonthtotal": "amount", "usage_meteringchunk": "watermark_minute",
+    "usage_usagedaily": "amount", "usage_usagedaytotal": "amount", "usage_resourcemonthtotal": "amount", "usage_meteringchunk": "watermark_minute",
     "usage_meteringrun": "rolled_up_at",
 }
 _PRIMARY_KEY = {"credits_settledrun": "run_id"}

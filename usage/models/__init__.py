@@ -34,6 +34,7 @@ from usage.models.rated_usage import (
     ResourceMonthTotal,
     UsageAccrual,
     UsageDaily,
+    UsageDayTotal,
     UsageHourly,
 )
 from usage.models.resources import (
@@ -70,6 +71,7 @@ __all__ = [
     "StateSource",
     "UsageAccrual",
     "UsageDaily",
+    "UsageDayTotal",
     "UsageEvent",
     "UsageHourly",
     "from_minute",

@@ -223,6 +223,31 @@ class UsageDaily(_Rollup):
         return f"{self.resource_id} {self.day} {format_rate(self.amount, self.currency)}"
 
 
+class UsageDayTotal(models.Model):
+    """`UsageDaily` summed over organisations and resources: per UTC day, currency,
+    product, state and price (a few dozen rows a day), for the reports over the whole
+    fleet. Kept by statement triggers on `usage_usagedaily` (migration
+    0010_usage_day_totals), in the transaction and statement that change the rollup rows,
+    whoever writes them: it always equals their sums (`test_day_totals`)."""
+
+    day = models.DateField()
+    currency = currency_field()
+    product = models.ForeignKey("pricing.Product", on_delete=models.PROTECT, related_name="+", db_index=False)
+    state = models.CharField(max_length=12, choices=ResourceState.choices)
+    price_id = models.BigIntegerField(default=0, help_text="0: no price row (imported history).")
+    minutes = models.BigIntegerField(default=0)
+    amount = money_field()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["day", "currency", "product", "state", "price_id"],
+                                    name="usage_day_total_uniq")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.currency} {self.product_id} {self.state} {format_rate(self.amount, self.currency)}"
+
+
 class ImportedUsage(models.Model):
     """A legacy usage row already loaded by `import_usage`: its key makes a second run add nothing."""
 
