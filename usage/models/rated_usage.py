@@ -227,7 +227,7 @@ class UsageDayTotal(models.Model):
     """`UsageDaily` summed over organisations and resources: per UTC day, currency,
     product, state and price (a few dozen rows a day), for the reports over the whole
     fleet. Kept by statement triggers on `usage_usagedaily` (migration
-    0010_usage_day_totals), in the transaction and statement that change the rollup rows,
+    0012_usage_day_totals), in the transaction and statement that change the rollup rows,
     whoever writes them: it always equals their sums (`test_day_totals`)."""
 
     day = models.DateField()

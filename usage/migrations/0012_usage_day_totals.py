@@ -67,7 +67,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('pricing', '0006_tiers_up_to_inclusive'),
-        ('usage', '0009_rollups_minimum_and_cap_saved'),
+        ('usage', '0011_projects_and_labels'),
     ]
 
     operations = [
