@@ -95,6 +95,11 @@ def test_every_report_has_something_to_say_over_the_demo_history(db):
     assert {r["product"] for r in usage.rows} >= {"gpu-h100-8x", "cpu-16-64", "gpu-l40s-1x"}
     assert len({r["period"] for r in usage.rows}) == 4
 
+    recognised: dict = {}
+    for r in report("revenue", "USD").rows:
+        recognised[r["period"]] = recognised.get(r["period"], D(0)) + r["recognised"]
+    assert all(recognised[date(2026, m, 1)] > 0 for m in (8, 9, 10, 11)), recognised
+
     credit = {r["period"]: r for r in report("credit-held", "USD").rows}
     assert all(credit[m]["topups"] > 0 for m in ("2026-08", "2026-09", "2026-10"))
     assert credit["2026-11"]["refunds"] == D("-50.00")
