@@ -78,7 +78,7 @@ class Receiver:
             except WebhookVerificationError:
                 continue
         with self._lock:
-            status, delay = self.script.pop(0) if self.script else (200, 0.0)
+            status, delay = self.script.pop(0) if self.script else (200, 0)
         if not verified:
             status = 400
         if delay:
