@@ -18,7 +18,8 @@ a reason code, and the runway the organisation would have after the start:
 
 Reason codes (stable, for the platform's code): `no_credit`, `insufficient_runway`,
 `credit_limit_reached`, `insufficient_credit_limit`, `no_price`, `product_inactive`,
-`organization_inactive`. Reading never writes: an answer is advice at one instant, not a
+`organization_inactive`, `budget_cap_reached` (a budget's hard cap holds this month:
+budgets.admission, through `CREDITS_ADMISSION_CHECKS`). Reading never writes: an answer is advice at one instant, not a
 reservation (two starts asked for at once may both be allowed; the next answer sees
 both once metering has).
 """
@@ -32,6 +33,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from accounts.models import BillingMode, Organization
 from core.money import ZERO, format_money, round_stored
@@ -51,6 +53,7 @@ class Reason:
     NO_PRICE = "no_price"
     PRODUCT_INACTIVE = "product_inactive"
     ORGANIZATION_INACTIVE = "organization_inactive"
+    BUDGET_CAP_REACHED = "budget_cap_reached"
 
 
 REASONS = [v for k, v in vars(Reason).items() if not k.startswith("_")]
@@ -141,6 +144,11 @@ def admit(*, organization: Organization, product: Product, quantity: int = 1,
     if added is None:
         return decide(Reason.NO_PRICE, f"{product.name} has no price for this organisation in {currency}; "
                                        "it could not be billed.")
+    # Checks other apps add (budgets' hard caps), through a setting: credits come first.
+    for check in settings.CREDITS_ADMISSION_CHECKS:
+        refused = import_string(check)(organization=organization, now=now)
+        if refused is not None:
+            return decide(*refused)
     if not enforce:
         return decide(None, "Allowed: the runway check is off for this organisation.")
     money = format_money(funds, currency)

@@ -485,6 +485,8 @@ CREDITS_RUNWAY_WARNING_HOURS = [72, 24, 1]
 # Runway admission (credits.admission): hours of runway an organisation must keep after a
 # start unless its AdmissionPolicy says otherwise.
 CREDITS_ADMISSION_MIN_RUNWAY_HOURS = Decimal(env("CREDITS_ADMISSION_MIN_RUNWAY_HOURS", default="1"))
+# Further refusals other apps add: callables (organization=, now=) -> (reason, message) | None.
+CREDITS_ADMISSION_CHECKS: list[str] = []
 BENCHMARKS["admission"] = "credits.benchmarks.admission"
 CREDITS_LOW_BALANCE_WARNING = Decimal(env("CREDITS_LOW_BALANCE_WARNING", default="10"))
 CREDITS_BURN_WINDOW = timedelta(hours=1)
@@ -642,6 +644,8 @@ CELERY_BEAT_SCHEDULE["budgets-evaluate"] = {"task": "budgets.evaluate", "schedul
 PORTAL_NAV.insert(PORTAL_NAV.index(("Payments", "payments:index", "billing:read", "card")) + 1,
                   ("Budgets", "budgets:index", "billing:read", "wallet"))
 PORTAL_DASHBOARD_CARDS += ["budgets.cards.budget_card"]
+# Runway admission refuses a start while a hard cap holds (budgets/admission.py).
+CREDITS_ADMISSION_CHECKS += ["budgets.admission.cap_reached"]
 DEMO_SEEDERS += ["budgets.demo.seed"]
 # Budgets' recipient roles are the members' roles: one enum in the schema.
 SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update({"RoleEnum": "accounts.scopes.Role"})

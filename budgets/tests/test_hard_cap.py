@@ -88,3 +88,24 @@ def test_another_capped_budget_keeps_them_asleep(org, gpu, start_server, tick):
     with time_machine.travel(at(8, 20), tick=False):
         services.budget_delete(budget=Budget.objects.get(pk=second.pk), now=at(8, 20))
     assert Resource.objects.get(pk=server.pk).state == "running"
+
+
+def test_runway_admission_refuses_a_start_while_the_cap_holds(org, gpu, start_server, tick):
+    """The platform asks POST /api/v1/admission before it starts anything: while a hard
+    cap holds this month the answer is budget_cap_reached (a start would be hibernated at
+    the next evaluation); once the cap is raised the answer is the runway's again."""
+    from credits.admission import admit
+
+    budget = make_budget(org, cap_amount=Decimal("8.00"))
+    start_server(org, gpu, at(0, 0))
+    tick(at(8, 0))
+    with time_machine.travel(at(8, 30), tick=False):
+        d = admit(organization=org, product=gpu)
+    assert (d.allowed, d.reason) == (False, "budget_cap_reached")
+    assert d.message == "The budget \u201cMonthly\u201d reached its hard cap of 8.00 this month."
+    update(budget, at(9, 0), cap_amount=Decimal("20.00"))
+    with time_machine.travel(at(9, 5), tick=False):
+        assert admit(organization=org, product=gpu).reason != "budget_cap_reached"
+    with time_machine.travel(at(0, 5, day=1, month=4), tick=False):  # a cap of March holds no start in April
+        Budget.objects.filter(pk=budget.pk).update(capped_at=at(8, 0), capped_month=at(8, 0).date().replace(day=1))
+        assert admit(organization=org, product=gpu).reason != "budget_cap_reached"

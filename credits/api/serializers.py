@@ -105,7 +105,7 @@ class AdmissionSerializer(serializers.Serializer):
     allowed = serializers.BooleanField()
     reason = serializers.ChoiceField(
         choices=["no_credit", "insufficient_runway", "credit_limit_reached", "insufficient_credit_limit", "no_price",
-                 "product_inactive", "organization_inactive"], allow_null=True,
+                 "product_inactive", "organization_inactive", "budget_cap_reached"], allow_null=True,
         help_text="Why it was refused (stable codes); null when allowed.")
     message = serializers.CharField(help_text="The answer in words, for people.")
     organization = serializers.IntegerField(source="organization_id")
