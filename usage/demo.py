@@ -55,10 +55,39 @@ def seed(stdout=None) -> None:
                 continue
             _build(org, external_id, name, products[code], history, [products[a] for a in addons], products, now)
             created += 1
+    _projects()
     result = metering.meter_pass()
     rollups.rollup_pending()
     if stdout:
         stdout.write(f"usage: {created} new resources, {result.rows} rated rows")
+
+
+# org slug: [(project slug, name, [(external id, labels)])]: the Projects page, the spend
+# explorer's Project and Label groupings and the invoices' project headings have content.
+PROJECTS = {
+    "acme-ai": [
+        ("ml-research", "ML research", [("acme-h100-01", {"team": "research", "env": "prod"}),
+                                        ("acme-a100-02", {"team": "research", "env": "dev"})]),
+        ("platform", "Platform", [("acme-cpu-web", {"team": "web", "env": "prod"}),
+                                  ("acme-cpu-ci", {"team": "web", "env": "ci"})]),
+    ],
+}
+
+
+def _projects() -> None:
+    """Projects and labels on the demo fleet, set once (a resource that has a project or
+    labels already is left as it is)."""
+    from usage.models import Project
+
+    for slug, projects in PROJECTS.items():
+        org = Organization.objects.filter(slug=slug).first()
+        if org is None:
+            continue
+        for project_slug, name, members in projects:
+            project, _ = Project.objects.get_or_create(organization=org, slug=project_slug, defaults={"name": name})
+            for external_id, labels in members:
+                Resource.objects.filter(organization=org, external_id=external_id, project__isnull=True,
+                                        labels={}).update(project=project, labels=labels, tags_at=timezone.now())
 
 
 @transaction.atomic
