@@ -24,10 +24,11 @@ run: install
 	@$(BIN)/python -m core.launcher --port $(PORT)
 
 # Type errors fail the build before the suite starts (CI runs `make test`). The suite runs on
-# TEST_WORKERS processes (pytest-xdist; 0 = one process), each with its own database and Redis DB.
+# TEST_WORKERS processes (pytest-xdist; 0 = one process), each with its own database and Redis DB;
+# --dist loadgroup keeps a module marked xdist_group on one worker (the Gnocchi peer starts once).
 TEST_WORKERS ?= 2
 test: typecheck
-	DJANGO_SETTINGS_MODULE=billing_site.settings.test $(BIN)/pytest --create-db -q -p no:randomly -n $(TEST_WORKERS)
+	DJANGO_SETTINGS_MODULE=billing_site.settings.test $(BIN)/pytest --create-db -q -p no:randomly -n $(TEST_WORKERS) --dist loadgroup
 
 # mypy over the modules listed in pyproject.toml ([tool.mypy] files); incremental, cached in .mypy_cache.
 typecheck: install

@@ -25,7 +25,8 @@ from usage.models import MeteringRun, RatedUsage, Resource, from_minute
 from usage.tests.conftest import at, clock  # noqa: F401  (the frozen clock fixture)
 from usage.tests.factories import ProductFactory, add_price
 
-pytestmark = pytest.mark.django_db
+# One worker runs these, so one Gnocchi peer starts per run (make test: --dist loadgroup).
+pytestmark = [pytest.mark.django_db, pytest.mark.xdist_group("gnocchi")]
 
 NOW = at(23, 0) + timedelta(minutes=11)  # every run of the history has settled (GNOCCHI_EXPORT_SETTLE)
 CPU_RATE = Decimal("1.234567")

@@ -17,8 +17,18 @@ def test_seed_demo_issues_last_months_invoices_once(time_machine):
     call_command("seed_demo", stdout=open("/dev/null", "w"))
     first = sorted(october.values_list("organization__slug", "number", "status"))
     all_invoices = Invoice.objects.count()
+    from usage.models import Resource
+
+    tagged = list(Resource.objects.order_by("id").values_list("id", "project_id", "labels", "tags_at"))
     call_command("seed_demo", stdout=open("/dev/null", "w"))
     assert sorted(october.values_list("organization__slug", "number", "status")) == first
+    # usage.demo.PROJECTS: Acme's servers in two projects with labels, set once.
+    assert list(Resource.objects.order_by("id").values_list("id", "project_id", "labels", "tags_at")) == tagged
+    placed = dict(Resource.objects.filter(organization__slug="acme-ai", project__isnull=False)
+                  .values_list("external_id", "project__slug"))
+    assert placed == {"acme-h100-01": "ml-research", "acme-a100-02": "ml-research", "acme-cpu-web": "platform",
+                      "acme-cpu-ci": "platform"}
+    assert Resource.objects.get(external_id="acme-cpu-ci").labels == {"team": "web", "env": "ci"}
     assert Invoice.objects.count() == all_invoices
     assert [slug for slug, _, _ in first] == ["acme-ai", "nordlicht"]
     acme = october.get(organization__slug="acme-ai")
