@@ -120,7 +120,12 @@ def portal_world() -> World:
     from webhooks.tests.factories import make_attempted_delivery
 
     delivery = make_attempted_delivery(org)
+    from budgets.models import Budget
+    from budgets.tests.factories import make_budget
+
+    budget = make_budget(org, name="Monthly cloud budget", amount=Decimal("1000.00"))
     return World(org=org, owner=owner, objects={
+        Budget: budget,
         WebhookEndpoint: delivery.endpoint, WebhookDelivery: delivery,
         Invoice: invoice, CreditNote: credit_note, Payment: paid, Receipt: receipt, Resource: servers[0],
         PaymentMethod: PaymentMethod.objects.filter(organization=org, provider=Provider.SANDBOX).first(),

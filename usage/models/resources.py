@@ -54,7 +54,8 @@ class Resource(models.Model):
     # event arriving later changes nothing.
     project = models.ForeignKey("usage.Project", null=True, blank=True, on_delete=models.PROTECT,
                                 related_name="resources")
-    labels = models.JSONField(default=dict, blank=True)
+    # The database default too, so writers in bare SQL (the benchmarks' fleets) need not name it.
+    labels = models.JSONField(default=dict, blank=True, db_default={})
     tags_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
