@@ -28,7 +28,7 @@ run: install
 # --dist loadgroup keeps a module marked xdist_group on one worker (the Gnocchi peer starts once).
 TEST_WORKERS ?= 2
 test: typecheck
-	DJANGO_SETTINGS_MODULE=billing_site.settings.test $(BIN)/pytest --create-db -q -p no:randomly -n $(TEST_WORKERS) --dist loadgroup
+	DJANGO_SETTINGS_MODULE=billing_site.settings.test $(BIN)/pytest --create-db -q -p no:randomly -n $(TEST_WORKERS) --dist loadgroup --durations=25
 
 # mypy over the modules listed in pyproject.toml ([tool.mypy] files); incremental, cached in .mypy_cache.
 typecheck: install

@@ -27,6 +27,15 @@ def test_the_detector_finds_card_numbers_and_ignores_other_digits():
     assert card_numbers_in("pi_000123 amount 5000 order 1234567890123") == []
 
 
+def test_no_fake_provider_id_can_pass_for_a_card_number():
+    """A fake's id once held 16 digits in a row that passed Luhn (`cus_0001320250369494`), and
+    the debug-log scan below failed one CI run in a few hundred."""
+    from payments.tests.fakes import _id
+
+    ids = " ".join(_id("cus") for _ in range(5000))
+    assert not re.search(r"\d{13}", ids)
+
+
 def test_no_payments_model_has_a_field_for_a_card_number():
     for model in apps.get_app_config("payments").get_models():
         names = [f.name for f in model._meta.get_fields()]
