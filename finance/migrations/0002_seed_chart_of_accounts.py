@@ -45,14 +45,15 @@ def seed(apps, schema_editor):
     Account = apps.get_model("finance", "Account")
     MovementAccount = apps.get_model("finance", "MovementAccount")
     ProductGroup = apps.get_model("pricing", "ProductGroup")
+    db = schema_editor.connection.alias  # the database being migrated, not always the default
     by_number = {}
     for number, name, type_, role, qualifiers in ACCOUNTS:
-        by_number[number] = Account.objects.create(number=number, name=name, type=type_, role=role, **qualifiers)
-    for i, group in enumerate(ProductGroup.objects.order_by("position", "name")[:89], start=1):
-        Account.objects.create(number=f"82{i:02d}", name=f"Revenue {group.name}"[:100], type="income", role="revenue",
+        by_number[number] = Account.objects.using(db).create(number=number, name=name, type=type_, role=role, **qualifiers)
+    for i, group in enumerate(ProductGroup.objects.using(db).order_by("position", "name")[:89], start=1):
+        Account.objects.using(db).create(number=f"82{i:02d}", name=f"Revenue {group.name}"[:100], type="income", role="revenue",
                                product_group=group)
     for movement, number in MOVEMENTS.items():
-        MovementAccount.objects.create(movement=movement, account=by_number[number])
+        MovementAccount.objects.using(db).create(movement=movement, account=by_number[number])
 
 
 class Migration(migrations.Migration):

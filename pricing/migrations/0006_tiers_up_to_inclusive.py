@@ -35,22 +35,24 @@ def upper_for(pricing_model: str, up_to: Decimal | None) -> Decimal | None:
 
 def forwards(apps, schema_editor):
     PriceTier = apps.get_model("pricing", "PriceTier")  # noqa: N806
-    tiers = list(PriceTier.objects.select_related("price").filter(upper__isnull=False))
+    db = schema_editor.connection.alias  # the database being migrated, not always the default
+    tiers = list(PriceTier.objects.using(db).select_related("price").filter(upper__isnull=False))
     for t in tiers:
         t.up_to = up_to_for(t.price.pricing_model, t.upper)
-    PriceTier.objects.bulk_update(tiers, ["up_to"], batch_size=1000)
+    PriceTier.objects.using(db).bulk_update(tiers, ["up_to"], batch_size=1000)
 
 
 def backwards(apps, schema_editor):
     PriceTier = apps.get_model("pricing", "PriceTier")  # noqa: N806
-    tiers = list(PriceTier.objects.select_related("price").order_by("price_id", models.F("up_to").asc(nulls_last=True)))
+    db = schema_editor.connection.alias
+    tiers = list(PriceTier.objects.using(db).select_related("price").order_by("price_id", models.F("up_to").asc(nulls_last=True)))
     previous: dict[int, Decimal] = {}
     for t in tiers:
         t.upper = upper_for(t.price.pricing_model, t.up_to)
         t.lower = previous.get(t.price_id, Decimal("0"))
         if t.upper is not None:
             previous[t.price_id] = t.upper
-    PriceTier.objects.bulk_update(tiers, ["lower", "upper"], batch_size=1000)
+    PriceTier.objects.using(db).bulk_update(tiers, ["lower", "upper"], batch_size=1000)
 
 
 class Migration(migrations.Migration):

@@ -1,14 +1,14 @@
 """Migration 0006 rewrites `[lower, upper)` tiers as inclusive `up_to` without moving any
 quantity to another band: every amount on a grid of quantities (integers, halves, the
-6-decimal neighbours of each bound) is what the old tiers charged."""
+6-decimal neighbours of each bound) is what the old tiers charged. On a scratch database
+migrated forward only as far as pricing 0005 needs (core/tests/scratch_db.py)."""
 
 from datetime import UTC, datetime
 from decimal import Decimal as D
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 
+from core.tests.scratch_db import ALIAS, scratch_database
 from pricing.quantity_pricing import PriceTerms, Tier, price_quantity
 
 BEFORE = [("pricing", "0005_flatter_effective_rate_view")]
@@ -43,33 +43,31 @@ def grid() -> list[D]:
     return points
 
 
-def migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
+@pytest.fixture
+def scratch(db):
+    with scratch_database() as database:
+        yield database
 
 
-@pytest.mark.django_db(transaction=True)
-def test_existing_tiers_migrate_to_up_to_with_every_amount_unchanged():
-    old = migrate(BEFORE)
-    group = old.get_model("pricing", "ProductGroup").objects.create(slug="net", name="Network")
-    product = old.get_model("pricing", "Product").objects.create(code="egress", name="Egress", group=group,
+def test_existing_tiers_migrate_to_up_to_with_every_amount_unchanged(scratch):
+    old = scratch.migrate(BEFORE)
+    group = old.get_model("pricing", "ProductGroup").objects.db_manager(ALIAS).create(slug="net", name="Network")
+    product = old.get_model("pricing", "Product").objects.db_manager(ALIAS).create(code="egress", name="Egress", group=group,
                                                                  kind="bandwidth", billing_model="overage")
     Price, PriceTier = old.get_model("pricing", "Price"), old.get_model("pricing", "PriceTier")  # noqa: N806
     ids = {}
     for model, start in (("graduated", 1), ("volume", 2)):
-        price = Price.objects.create(product=product, currency="USD", state="running", unit="gb",
+        price = Price.objects.db_manager(ALIAS).create(product=product, currency="USD", state="running", unit="gb",
                                      pricing_model=model, valid_from=datetime(2026, start, 1, tzinfo=UTC),
                                      valid_to=datetime(2026, start + 1, 1, tzinfo=UTC))
         for lower, upper, unit, flat in OLD_TIERS:
-            PriceTier.objects.create(price=price, lower=lower, upper=upper, unit_amount=unit, flat_amount=flat)
+            PriceTier.objects.db_manager(ALIAS).create(price=price, lower=lower, upper=upper, unit_amount=unit, flat_amount=flat)
         ids[model] = price.pk
 
-    new = migrate(AFTER)
+    new = scratch.migrate(AFTER)
     NewTier = new.get_model("pricing", "PriceTier")  # noqa: N806
     for model, price_id in ids.items():
-        rows = sorted(NewTier.objects.filter(price_id=price_id).values_list("up_to", "unit_amount", "flat_amount"),
+        rows = sorted(NewTier.objects.using(ALIAS).filter(price_id=price_id).values_list("up_to", "unit_amount", "flat_amount"),
                       key=lambda r: (r[0] is None, r[0] or 0))
         tiers = tuple(Tier(*r) for r in rows)
         expected_bounds = [D("10000"), D("50000.5"), None] if model == "graduated" else [
@@ -79,8 +77,7 @@ def test_existing_tiers_migrate_to_up_to_with_every_amount_unchanged():
             assert price_quantity(PriceTerms(model, tiers=tiers), quantity).amount == old_amount(model, quantity), (
                 model, quantity)
 
-    back = migrate(BEFORE)  # and back: the old rows come back as they were
-    rows = list(back.get_model("pricing", "PriceTier").objects.filter(price_id=ids["volume"]).order_by("lower")
+    back = scratch.migrate(BEFORE)  # and back: the old rows come back as they were
+    rows = list(back.get_model("pricing", "PriceTier").objects.using(ALIAS).filter(price_id=ids["volume"]).order_by("lower")
                 .values_list("lower", "upper", "unit_amount", "flat_amount"))
     assert rows == OLD_TIERS
-    migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())

@@ -9,7 +9,7 @@ from django.db import migrations, models
 def rated_up_to_the_watermark(apps, schema_editor):
     """Before spans, every minute below a chunk's watermark was stored as rated rows."""
     chunk = apps.get_model("usage", "MeteringChunk")
-    chunk.objects.update(rated_minute=models.F("watermark_minute"))
+    chunk.objects.using(schema_editor.connection.alias).update(rated_minute=models.F("watermark_minute"))
 
 
 class Migration(migrations.Migration):
