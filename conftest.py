@@ -20,6 +20,15 @@ hypothesis_settings.load_profile("cloudbill")
 pytest_plugins = ["core.tests.browser"]
 
 
+def pytest_configure(config):
+    """Transactional tests end with the test database emptied (Django's flush: TRUNCATE of
+    every table, then post_migrate); core.tests.flush empties only the tables that hold
+    rows, the same end state in a tenth of the time."""
+    from core.tests import flush
+
+    flush.install()
+
+
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     """Each test starts with an empty cache (login counters, throttles live there)."""
