@@ -1,9 +1,8 @@
 from __future__ import annotations
 
-import importlib
-
 import pytest
 
+from finance.tests.chart_seed import ensure_chart_of_accounts
 from finance.tests.dummy_report import dummy_report  # noqa: F401 - the shared fixture
 from finance.tests.usage_world import rollups  # noqa: F401 - the shared fixture
 from finance.tests.world import world  # noqa: F401 - the shared fixture
@@ -18,12 +17,7 @@ def chart_of_accounts(request):
             and not request.node.get_closest_marker("django_db"):
         return
     request.getfixturevalue("transactional_db" if _transactional(request) else "db")
-    from django.apps import apps
-
-    from finance.models import Account
-
-    if not Account.objects.exists():
-        importlib.import_module("finance.migrations.0002_seed_chart_of_accounts").seed(apps, None)
+    ensure_chart_of_accounts()
 
 
 def _transactional(request) -> bool:
