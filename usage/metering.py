@@ -54,6 +54,7 @@ from django.db.models import F, Min, QuerySet
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from core import prepared
 from core.money import round_stored
 from usage import rating_sql
 from usage.models import (
@@ -145,12 +146,16 @@ def _rate(*, run_id: int, chunk: int, kind: str, lo: int = 0, hi: int = 0,
     if windows is not None and not windows:
         return 0
     params = _sql_params(chunk, run_id, kind)
-    fmt = rating_sql.resource_windows_sql() if windows is not None else rating_sql.chunk_window_sql(lo, hi)
+    if windows is not None:
+        fmt = rating_sql.resource_windows_sql()
+    else:  # the window's bounds as parameters: one prepared statement for every hour
+        fmt = rating_sql.chunk_window_sql_params()
+        params.update(lo=int(lo), hi=int(hi))
     win = rating_sql.win_cte(windows, params)
     with connection.cursor() as cursor:
-        cursor.execute(rating_sql.build(rating_sql.RATE, fmt, win), params)
+        prepared.execute(cursor, rating_sql.build(rating_sql.RATE, fmt, win), params)
         rows = cursor.fetchone()[0]
-        cursor.execute(rating_sql.build(rating_sql.MINIMUMS, fmt, win), params)
+        prepared.execute(cursor, rating_sql.build(rating_sql.MINIMUMS, fmt, win), params)
         minimums = cursor.fetchall()
     return rows + _insert_minimums(minimums, run_id=run_id)
 

@@ -267,6 +267,12 @@ def chunk_window_sql(lo: int, hi: int) -> dict[str, str]:
     }
 
 
+def chunk_window_sql_params() -> dict[str, str]:
+    """`chunk_window_sql` with the bounds as the parameters `lo` and `hi` (the same text
+    for every window: core.prepared plans it once per session)."""
+    return {**chunk_window_sql(0, 0), "lo": "%(lo)s::bigint", "hi": "%(hi)s::bigint"}
+
+
 def resource_windows_sql() -> dict[str, str]:
     return {
         **_MINUTE_SQL, "view": EFFECTIVE_RATE_VIEW, "lo": "w.lo", "hi": "w.hi",
