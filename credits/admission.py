@@ -38,9 +38,8 @@ from django.utils.module_loading import import_string
 from accounts.models import BillingMode, Organization
 from core.money import ZERO, format_money, round_stored
 from credits.runway import describe_runway, runway_hours
-from pricing.models import Product, ResourceState
+from pricing.models import Product
 from pricing.proration import minutes_in_month
-from pricing.resolver import NoPrice, resolve_price
 
 MAX_QUANTITY = 10_000
 
@@ -78,41 +77,58 @@ class Decision:
     checked: bool  # False: the organisation's policy turns the check off
 
 
-# The organisation's side of a decision in one round trip: its policy, its burn rate now
-# and its balance (the ORM's three queries cost a third of a request).
+# The organisation's side of a decision in one round trip: its policy, its burn rate now,
+# its balance and the product's running price for it (the ORM's six queries cost most of
+# a request). The price is the row of `pricing_effective_rate` (the list price with the
+# contract's override, as metering rates it; it agrees with `pricing.resolver.resolve_price`,
+# pricing/tests/test_resolver.py) in force now in the organisation's currency: the first
+# by unit, as the resolver picks, and for an add-on its hourly price (a start has no parent).
 _STATE_SQL = """
 SELECT (SELECT min_runway_hours FROM credits_admissionpolicy WHERE organization_id = %(org)s),
        (SELECT enforce FROM credits_admissionpolicy WHERE organization_id = %(org)s),
        (SELECT COALESCE(SUM(rate_per_hour), 0) FROM usage_accrualrate
         WHERE organization_id = %(org)s AND currency = %(cur)s),
-       (SELECT amount FROM credits_balance WHERE organization_id = %(org)s AND currency = %(cur)s)
+       (SELECT amount FROM credits_balance WHERE organization_id = %(org)s AND currency = %(cur)s),
+       price.rate, price.unit
+FROM (SELECT 1) one
+LEFT JOIN LATERAL (
+    SELECT er.rate, er.unit FROM pricing_effective_rate er
+    WHERE er.organization_id = %(org)s AND er.product_id = %(product)s AND er.state = 'running'
+      AND er.currency = %(cur)s AND er.valid_from <= %(now)s AND (er.valid_to IS NULL OR er.valid_to > %(now)s)
+      AND (%(billing_model)s <> 'addon' OR er.unit = 'hour')
+    ORDER BY er.unit LIMIT 1
+) price ON TRUE
 """
 
 
-def organization_state(organization: Organization) -> tuple[Decimal, bool, Decimal, Decimal]:
-    """(min runway hours, enforce, burn rate per hour now, balance)."""
+@dataclass(frozen=True)
+class _State:
+    min_runway_hours: Decimal
+    enforce: bool
+    burn: Decimal
+    balance: Decimal
+    rate: Decimal | None  # the product's running price for the organisation now; None: no price
+    unit: str | None
+
+
+def _state(organization: Organization, product: Product, now: datetime) -> _State:
     with connection.cursor() as cursor:
-        cursor.execute(_STATE_SQL, {"org": organization.pk, "cur": organization.currency})
-        hours, enforce, burn, balance = cursor.fetchone()
+        cursor.execute(_STATE_SQL, {"org": organization.pk, "cur": organization.currency, "product": product.pk,
+                                    "now": now, "billing_model": product.billing_model})
+        hours, enforce, burn, balance, rate, unit = cursor.fetchone()
     if hours is None:
         hours, enforce = settings.CREDITS_ADMISSION_MIN_RUNWAY_HOURS, True
-    return hours, enforce, burn, balance if balance is not None else ZERO
+    return _State(hours, enforce, burn, balance if balance is not None else ZERO, rate, unit)
 
 
-def added_rate(organization: Organization, product: Product, quantity: int, now: datetime) -> Decimal | None:
-    """Per hour, what `quantity` of `product` running costs now; None: it has no price."""
-    try:
-        # One product: its own prices and the organisation's contract, not the whole
-        # price index (resolve_many loads every price in force).
-        price = resolve_price(organization=organization, product=product, state=ResourceState.RUNNING, at=now)
-    except NoPrice:
+def _hourly(rate: Decimal | None, unit: str | None, quantity: int, now: datetime) -> Decimal | None:
+    """Per hour, what `quantity` at `rate` per `unit` costs now; None: no hourly meaning."""
+    if rate is None:
         return None
-    if price.currency != organization.currency:
-        return None
-    if price.unit == "hour":
-        hourly = price.amount
-    elif price.unit == "month":
-        hourly = price.amount * 60 / minutes_in_month(now)
+    if unit == "hour":
+        hourly = rate
+    elif unit == "month":
+        hourly = rate * 60 / minutes_in_month(now)
     else:
         return None
     return round_stored(hourly * quantity)
@@ -122,11 +138,12 @@ def admit(*, organization: Organization, product: Product, quantity: int = 1,
           now: datetime | None = None) -> Decision:
     now = now or timezone.now()
     currency = organization.currency
-    hours, enforce, burn, balance = organization_state(organization)
+    state = _state(organization, product, now)
+    hours, enforce, burn, balance = state.min_runway_hours, state.enforce, state.burn, state.balance
     postpaid = organization.billing_mode == BillingMode.POSTPAID
     limited = postpaid and organization.credit_limit > 0
     funds = organization.credit_limit - max(-balance, ZERO) if limited else balance
-    added = added_rate(organization, product, quantity, now) if product.is_active else None
+    added = _hourly(state.rate, state.unit, quantity, now) if product.is_active else None
     after = burn + (added or ZERO)
     runway = runway_hours(funds, after) if (limited or not postpaid) else None
 

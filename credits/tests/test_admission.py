@@ -149,3 +149,26 @@ def test_the_api_answers_as_documented_for_platform_keys_only(products, make_key
     customer = api(make_key(org))
     assert customer.post("/api/v1/admission", {"organization": org.pk, "product": "gpu"},
                          format="json").status_code == 403
+
+
+def test_a_contract_s_price_is_the_one_added_and_an_add_on_counts_its_hourly_price(products):
+    """The price is the organisation's as metering rates it: the contract's override of the
+    list price while the contract holds (25 % off 6.00 = 4.50 per GPU), and an add-on's
+    hourly price beside its monthly one."""
+    from pricing import services as pricing_services
+    from pricing.services import OverrideSpec
+
+    org = funded("100.00")
+    pricing_services.contract_create(
+        organization=org, name="Deal", valid_from=LONG_AGO, valid_to=None, note="Signed 2024-12-20, copy in the CRM", now=LONG_AGO,
+        committed_monthly_minimum=Decimal("0"),
+        prices=[OverrideSpec(product=products["gpu"], kind="discount", discount_percent=Decimal("25"))])
+    d = admit(organization=org, product=products["gpu"], quantity=2)
+    assert d.allowed and d.added_per_hour == Decimal("9.000000000000")
+    other = funded("100.00")
+    assert admit(organization=other, product=products["gpu"], quantity=2).added_per_hour == Decimal("12.000000000000")
+
+    ssd = ProductFactory(code="ssd", name="SSD", kind="addon", billing_model=BillingModel.ADDON, vcpus=None)
+    add_price(ssd, "0.02", valid_from=LONG_AGO)
+    add_price(ssd, "12.00", unit="month", valid_from=LONG_AGO)
+    assert admit(organization=other, product=ssd).added_per_hour == Decimal("0.020000000000")
