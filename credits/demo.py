@@ -70,8 +70,8 @@ def seed_ladder(stdout=None) -> None:
 
     Called by usage.demo.seed in its transaction once the demo history's change points are
     written and before they are metered (`USAGE_DEMO_BEFORE_METERING`). The clock moves
-    through the real code, as the tests' clocks do: metering up to each clock hour, each
-    run settled at once (`credits.sync.settle_run`; the after-commit hook then finds it
+    through the real code, as the tests' clocks do: metering TinyML's chunk up to each
+    clock hour (whole hours at a time while its credit lasts longer), each run settled at once (`credits.sync.settle_run`; the after-commit hook then finds it
     settled) with every organisation's follow-up but TinyML's; in the hour its $90.00
     runs out at its fleet's rate (usage.demo.FLEET, unchanged since before), metering up
     to the minute after, where `hibernation.hibernate(now=…)` finds the balance at or
@@ -99,8 +99,10 @@ def seed_ladder(stdout=None) -> None:
     if not live or rate <= 0 or any(r.state != "running" for r in live):
         return  # nothing runs, or a fleet that changes: nothing to show
 
+    chunk = org.pk % metering.chunk_count()  # TinyML's chunk only: the others in one pass, later
+
     def meter_to(until):
-        metering.meter_pass(until=until)
+        metering.meter_pass(until=until, chunks=[chunk])
         for run_id in (MeteringRun.objects.filter(kind="meter").exclude(
                 pk__in=SettledRun.objects.values("run_id")).order_by("id").values_list("id", flat=True)):
             result = sync.settle_run(run_id=run_id)
@@ -123,6 +125,9 @@ def seed_ladder(stdout=None) -> None:
                 if balance.amount <= 0:
                     break
                 ran_out += timedelta(minutes=1)
+        else:  # whole hours left at this rate: to the hour before the one it runs out in
+            t += hour * max(1, int(balance.amount / rate) - 1)
+            continue
         t += hour
     if ran_out is None or ran_out > end or balance.amount > 0:
         return  # credit left at the end of the history
