@@ -14,7 +14,7 @@ def budget_card(request: Any, organization: Organization) -> dict | None:
     if "billing:read" not in ROLE_SCOPES[request.membership.role]:
         return None
     month = month_start(timezone.now()).date()
-    crossed = [b for b in Budget.objects.filter(organization=organization, armed_month=month).order_by("id")
+    crossed = [b for b in Budget.objects.filter(organization=organization, armed_month=month).select_related("project").order_by("id")
                if b.alerts_sent or b.capped_at]
     if not crossed:
         return None

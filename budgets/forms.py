@@ -31,6 +31,23 @@ class BudgetForm(forms.Form):
                                     help_text="Optional: at this month-to-date spend, running resources are "
                                               "hibernated until the cap is raised or the month turns.")
 
+    def __init__(self, *args, projects=None, **kwargs):
+        """`projects`: the organisation's projects, offered on a new budget (a budget's
+        scope is set once); none: no chooser (editing, or no projects)."""
+        super().__init__(*args, **kwargs)
+        projects = list(projects or [])
+        if projects:
+            self.projects = {str(p.pk): p for p in projects}
+            choices = [("", "Whole organisation"), *((k, f"Project: {p.name}") for k, p in self.projects.items())]
+            self.fields = {"project": forms.ChoiceField(
+                label="Covers", choices=choices, required=False,
+                help_text="A project budget counts that project's spend only, and its hard cap hibernates "
+                          "that project's resources only."), **self.fields}
+
+    def clean_project(self):
+        # A choice among this organisation's projects only: another's id is not a choice.
+        return self.projects.get(self.cleaned_data.get("project") or "")
+
     def clean_actual_thresholds(self) -> list[int]:
         return _percent_list(self.cleaned_data["actual_thresholds"])
 

@@ -1,9 +1,9 @@
 """A monthly budget and the alerts it sent.
 
-Scope: today every budget covers its whole organisation (`scope = "organization"`). When
-projects land (issue 19, item 1, branch `projects`), a `project` foreign key (nullable)
-is added beside `scope = "project"`; the evaluation's spend and the hard cap's resources
-are then filtered by that project (see docs/budgets.md, "Projects").
+Scope: a budget covers its whole organisation (`scope = "organization"`, no project) or
+one of its projects (`scope = "project"` and `project`, of the same organisation); the
+evaluation's spend and the hard cap's resources are then that project's (see
+docs/budgets.md, "Project budgets").
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from accounts.models import Organization
 
 class BudgetScope(models.TextChoices):
     ORGANIZATION = "organization", "Whole organisation"
+    PROJECT = "project", "One project"
 
 
 class AlertKind(models.TextChoices):
@@ -45,6 +46,10 @@ def _default_roles() -> list[str]:
 class Budget(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="budgets")
     scope = models.CharField(max_length=20, choices=BudgetScope.choices, default=BudgetScope.ORGANIZATION)
+    # Scope "project": the project (of the same organisation, budgets.services checks it),
+    # set at creation and never changed; null for the whole organisation.
+    project = models.ForeignKey("usage.Project", null=True, blank=True, on_delete=models.PROTECT,
+                                related_name="budgets")
     name = models.CharField(max_length=100)
     # A monthly amount in the organisation's currency (copied, so a row says what it means).
     currency = models.CharField(max_length=3)
@@ -77,10 +82,21 @@ class Budget(models.Model):
             models.CheckConstraint(condition=models.Q(amount__gt=0), name="budgets_budget_amount_positive"),
             models.CheckConstraint(condition=models.Q(cap_amount__isnull=True) | models.Q(cap_amount__gt=0),
                                    name="budgets_budget_cap_positive"),
+            models.CheckConstraint(
+                condition=(models.Q(scope=BudgetScope.ORGANIZATION, project__isnull=True)
+                           | models.Q(scope=BudgetScope.PROJECT, project__isnull=False)),
+                name="budgets_budget_scope_project"),
         ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.organization_id})"
+
+    @property
+    def scope_label(self) -> str:
+        """Whole organisation, or Project “Training”: for pages and the console."""
+        if self.project is None:
+            return "Whole organisation"
+        return f"Project \u201c{self.project.name}\u201d"
 
     @property
     def percent_used(self) -> Decimal:

@@ -25,9 +25,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +46,7 @@ from core.money import ZERO, format_money, minor_unit_exponent, round_money
 from pricing.proration import month_start
 
 if TYPE_CHECKING:
-    from usage.models import Resource
+    from usage.models import Project, Resource
 
 logger = logging.getLogger(__name__)
 SOURCE = "service"  # usage.models.StateSource.SERVICE
@@ -58,16 +60,48 @@ class Figures:
     actual: Decimal
     forecast: Decimal
     as_of: datetime | None
+    # Project budgets: {project id: (actual, forecast)}, only for the projects asked for.
+    projects: dict[int, tuple[Decimal, Decimal]] = dataclasses.field(default_factory=dict)
 
 
-def figures(*, organization: Organization, now: datetime) -> Figures:
+def figures(*, organization: Organization, now: datetime, projects: Iterable[int] = ()) -> Figures:
+    """The organisation's figures and, for each of `projects` (ids), that project's: its
+    share of the month in the spend explorer's per-project breakdown (`usage.spend.spend`,
+    grouped by project: the invoice lines' cents of its resources) and, for the forecast,
+    what `usage.spend.forecast` adds to the month's end for its resources."""
+    from usage.models import Project, Resource
     from usage.selectors import month_to_date
-    from usage.spend import forecast
+    from usage.spend import forecast, spend
 
     mtd = month_to_date(organization=organization, now=now)
     fc = forecast(organization=organization, now=now)
     actual = Decimal(mtd.total)
-    return Figures(actual=actual, forecast=actual + max(ZERO, fc.forecast - fc.month_to_date), as_of=mtd.as_of)
+    wanted = set(projects)
+    by_project: dict[int, tuple[Decimal, Decimal]] = {}
+    if wanted:
+        month = month_start(now)
+        current = spend(organization=organization, start=month.date(), end=_month_end(month), interval="month",
+                        group_by="project", now=now)
+        slugs = dict(Project.objects.filter(organization=organization, pk__in=wanted).values_list("slug", "pk"))
+        spent = {slugs[s.group.key]: s.total for s in current.series if s.group.key in slugs}
+        # forecast()'s rows are per resource, keyed by external id (unique).
+        project_of = dict(Resource.objects.filter(organization=organization, project_id__in=wanted,
+                                                  external_id__in=[r.group.key for r in fc.resources])
+                          .values_list("external_id", "project_id"))
+        ahead: dict[int, Decimal] = {pk: ZERO for pk in wanted}
+        for row in fc.resources:
+            pid = project_of.get(row.group.key)
+            if pid is not None:
+                ahead[pid] += max(ZERO, row.forecast - row.month_to_date)
+        for pk in wanted:
+            got = spent.get(pk, ZERO)
+            by_project[pk] = (got, got + ahead[pk])
+    return Figures(actual=actual, forecast=actual + max(ZERO, fc.forecast - fc.month_to_date), as_of=mtd.as_of,
+                   projects=by_project)
+
+
+def _month_end(first: datetime) -> date:
+    return (first.replace(day=28) + timedelta(days=4)).replace(day=1).date()
 
 
 # --- validation -----------------------------------------------------------------------------
@@ -133,22 +167,45 @@ def _clean(values: dict, currency: str) -> dict:
 
 
 def _lock_org(organization_id: int) -> list[Budget]:
-    return list(Budget.objects.select_for_update().filter(organization_id=organization_id).order_by("id"))
+    return list(Budget.objects.select_for_update(of=("self",)).select_related("project")
+                .filter(organization_id=organization_id).order_by("id"))
+
+
+def project_of(organization: Organization, value: Project | str | None) -> Project | None:
+    """The budget's project: a `Project` or a slug, of `organization`; None: the whole
+    organisation. Another organisation's project is "No such project", as one that does
+    not exist (the answer says nothing about other organisations)."""
+    from usage.models import Project
+
+    if value is None or value == "":
+        return None
+    if isinstance(value, Project):
+        found = value if value.organization_id == organization.pk else None
+    else:
+        found = Project.objects.filter(organization=organization, slug=str(value)).first()
+    if found is None:
+        raise DomainError("No such project.", field="project")
+    return found
 
 
 @transaction.atomic
 def budget_create(*, organization: Organization, actor: User | None = None, api_key: ApiKey | None = None,
-                  now: datetime | None = None, **values: Any) -> Budget:
+                  now: datetime | None = None, project: Project | str | None = None, **values: Any) -> Budget:
+    """A budget of the whole organisation, or of one of its `project`s (a `Project` or its
+    slug; set here once, never changed)."""
     now = now or timezone.now()
     unknown = set(values) - set(EDITABLE)
     if unknown:
         raise TypeError(f"budget_create: unknown fields {sorted(unknown)}")
     clean = _clean({"name": values.get("name"), "amount": values.get("amount"), **values}, organization.currency)
+    chosen = project_of(organization, project)
     _lock_org(organization.pk)
-    budget = Budget.objects.create(organization=organization, scope=BudgetScope.ORGANIZATION,
+    budget = Budget.objects.create(organization=organization, project=chosen,
+                                   scope=BudgetScope.ORGANIZATION if chosen is None else BudgetScope.PROJECT,
                                    currency=organization.currency, created_at=now, updated_at=now, **clean)
     audit_record("budgets.created", actor=actor, api_key=api_key, organization=organization, obj=budget,
-                 changes={k: getattr(budget, k) for k in EDITABLE})
+                 changes={**{k: getattr(budget, k) for k in EDITABLE}, "scope": budget.scope,
+                          "project_id": budget.project_id})
     return budget
 
 
@@ -233,7 +290,10 @@ def evaluate_all(*, now: datetime | None = None) -> int:
 def evaluate_organization(*, organization: Organization, now: datetime | None = None,
                           fig: Figures | None = None) -> int:
     now = now or timezone.now()
-    fig = fig or figures(organization=organization, now=now)
+    projects = set(Budget.objects.filter(organization=organization, project__isnull=False)
+                   .values_list("project_id", flat=True))
+    if fig is None or not projects <= set(fig.projects):
+        fig = figures(organization=organization, now=now, projects=projects)
     return _evaluate_locked(organization, fig, now)
 
 
@@ -249,7 +309,13 @@ def _evaluate_locked(organization: Organization, fig: Figures, now: datetime) ->
             continue
         if b.armed_month != month:
             b.armed_month, b.alerts_sent = month, []
-        b.actual, b.forecast, b.as_of, b.evaluated_at = fig.actual, fig.forecast, fig.as_of, now
+        if b.project_id is None:
+            b.actual, b.forecast = fig.actual, fig.forecast
+        elif b.project_id in fig.projects:
+            b.actual, b.forecast = fig.projects[b.project_id]
+        else:
+            continue  # created after the figures were taken: the next pass
+        b.as_of, b.evaluated_at = fig.as_of, now
         alerts = _new_alerts(b, organization, month, now)
         b.save(update_fields=["armed_month", "alerts_sent", "actual", "forecast", "as_of", "evaluated_at"])
         sent += len(alerts)
@@ -300,8 +366,11 @@ def alert_payload(alert: BudgetAlert, b: Budget) -> dict:
     }
 
 
-def alert_message(alert: BudgetAlert, name: str) -> str:
+def alert_message(alert: BudgetAlert, name: str, project: str | None = None) -> str:
+    """The alert in words; `project`: the project budget's project name."""
     what = "Spend this month" if alert.kind == AlertKind.ACTUAL else "Spend forecast to the end of this month"
+    if project is not None:
+        what += f" in the project \u201c{project}\u201d"
     return (f"{what} is {format_money(alert.spend, alert.currency)}: {alert.threshold}% of the budget "
             f"\u201c{name}\u201d ({format_money(alert.amount, alert.currency)}) reached.")
 
@@ -310,13 +379,14 @@ def alert_email(alert_id: int) -> int:
     from django.conf import settings
     from django.core.mail import send_mail
 
-    alert = BudgetAlert.objects.select_related("budget", "organization").filter(pk=alert_id).first()
+    alert = BudgetAlert.objects.select_related("budget__project", "organization").filter(pk=alert_id).first()
     if alert is None or not alert.recipients:
         return 0
+    project = alert.budget.project
     return send_mail(
         subject=f"[{settings.PORTAL_BRAND}] Budget {alert.threshold}% ({alert.get_kind_display().lower()}): "
-                f"{alert.organization.name}",
-        message=f"{alert_message(alert, alert.budget.name)}\n\nSee your budgets: "
+                f"{alert.organization.name}" + (f", project {project.name}" if project else ""),
+        message=f"{alert_message(alert, alert.budget.name, project.name if project else None)}\n\nSee your budgets: "
                 f"{settings.PORTAL_BASE_URL.rstrip('/')}/budgets/\n",
         from_email=None, recipient_list=alert.recipients,
     )
@@ -341,8 +411,21 @@ def _apply_cap(b: Budget, org_budgets: list[Budget], *, now: datetime, actor: Us
 def _running(b: Budget) -> QuerySet[Resource]:
     from usage.models import Resource
 
-    # A project budget (once projects exist) adds .filter(project_id=b.project_id).
-    return Resource.objects.filter(organization_id=b.organization_id, state="running").order_by("id")
+    running = Resource.objects.filter(organization_id=b.organization_id, state="running")
+    if b.project_id is not None:
+        running = running.filter(project_id=b.project_id)
+    return running.order_by("id")
+
+
+def _covers(b: Budget, project_id: int | None) -> bool:
+    """Does `b`'s scope cover a resource of `project_id` (None: in no project)?"""
+    return b.project_id is None or b.project_id == project_id
+
+
+def _describe(b: Budget) -> str:
+    """\u201cMonthly\u201d, or \u201cMonthly\u201d, project \u201cTraining\u201d."""
+    name = f"\u201c{b.name}\u201d"
+    return name if b.project is None else f"{name}, project \u201c{b.project.name}\u201d"
 
 
 def _cap(b: Budget, *, now: datetime, month: date) -> None:
@@ -353,7 +436,7 @@ def _cap(b: Budget, *, now: datetime, month: date) -> None:
 
     assert b.cap_amount is not None and b.actual is not None
     reason = (f"Budget cap reached: {format_money(b.actual, b.currency)} of "
-              f"{format_money(b.cap_amount, b.currency)} (\u201c{b.name}\u201d)")
+              f"{format_money(b.cap_amount, b.currency)} ({_describe(b)})")
     ids = []
     for resource in _running(b):
         resource_change_state(resource=resource, state="hibernated", at=now, source=SOURCE, reason=reason)
@@ -382,28 +465,37 @@ def _uncap(b: Budget, others: list[Budget], *, now: datetime, actor: User | None
     from webhooks.services import emit
 
     month = month_start(now).date()
-    ids = list(Resource.objects.filter(pk__in=b.capped_resources, state="hibernated").order_by("id")
-               .values_list("pk", flat=True))
-    holder = next((x for x in others if x.capped_at is not None and x.capped_month == month and _cap_due(x, month)),
-                  None)
+    held = dict(Resource.objects.filter(pk__in=b.capped_resources, state="hibernated").order_by("id")
+                .values_list("pk", "project_id"))
+    holders = [x for x in others if x.capped_at is not None and x.capped_month == month and _cap_due(x, month)]
     balance = (Balance.objects.select_for_update(of=("self",))
                .filter(organization_id=b.organization_id, hibernated_at__isnull=False).first())
     organization = b.organization
-    reason = f"Budget cap lifted ({why}): \u201c{b.name}\u201d"
-    handed = ""
-    resumed: list[int] = []
-    if holder is not None:
-        holder.capped_resources = sorted(set(holder.capped_resources) | set(ids))
-        holder.save(update_fields=["capped_resources"])
-        handed = f"budget {holder.pk}"
-    elif balance is not None:
-        balance.hibernated_resources = sorted(set(balance.hibernated_resources) | set(ids))
+    reason = f"Budget cap lifted ({why}): {_describe(b)}"
+    # Each resource goes to the first other capped budget whose scope covers it (the
+    # organisation's, or its project's), else to credit hibernation, else back to running.
+    handed_to: dict[str, list[int]] = {}
+    wake: list[int] = []
+    for pk, project_id in held.items():
+        holder = next((x for x in holders if _covers(x, project_id)), None)
+        if holder is not None:
+            holder.capped_resources = sorted({*holder.capped_resources, pk})
+            handed_to.setdefault(f"budget {holder.pk}", []).append(pk)
+        elif balance is not None:
+            handed_to.setdefault("credit hibernation", []).append(pk)
+        else:
+            wake.append(pk)
+    for holder in holders:
+        if f"budget {holder.pk}" in handed_to:
+            holder.save(update_fields=["capped_resources"])
+    if balance is not None and "credit hibernation" in handed_to:
+        balance.hibernated_resources = sorted(set(balance.hibernated_resources) | set(handed_to["credit hibernation"]))
         balance.save(update_fields=["hibernated_resources"])
-        handed = "credit hibernation"
-    else:
-        for resource in Resource.objects.filter(pk__in=ids).order_by("id"):
-            resource_change_state(resource=resource, state="running", at=now, source=SOURCE, reason=reason)
-            resumed.append(resource.pk)
+    handed = ", ".join(handed_to)
+    resumed: list[int] = []
+    for resource in Resource.objects.filter(pk__in=wake).order_by("id"):
+        resource_change_state(resource=resource, state="running", at=now, source=SOURCE, reason=reason)
+        resumed.append(resource.pk)
     b.capped_at, b.capped_month, b.capped_resources = None, None, []
     b.save(update_fields=["capped_at", "capped_month", "capped_resources"])
     request = None
@@ -412,5 +504,6 @@ def _uncap(b: Budget, others: list[Budget], *, now: datetime, actor: User | None
         emit(type="resource.resumed", organization=organization, occurred_at=now,
              data={"resource_ids": resumed, "reason": reason})
     audit_record("budgets.uncapped", actor=actor, organization=organization, obj=b, reason=reason,
-                 changes={"resource_ids": resumed, "handed_to": handed, "held": ids if handed else [],
+                 changes={"resource_ids": resumed, "handed_to": handed,
+                          "held": sorted(pk for pks in handed_to.values() for pk in pks),
                           "provisioning_request_id": request.pk if request else None})

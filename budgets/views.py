@@ -44,14 +44,16 @@ def _save(request, form: BudgetForm, budget: Budget | None):
 def index(request):
     _require_write(request)
     org = request.membership.organization
-    form = BudgetForm(request.POST or None)
+    from usage.models import Project
+
+    form = BudgetForm(request.POST or None, projects=Project.objects.filter(organization=org).order_by("name", "id"))
     if request.method == "POST":
         budget = _save(request, form, None)
         if budget is not None:
             messages.success(request, f"Budget \u201c{budget.name}\u201d created.")
             return redirect("budgets:index")
-    budgets = list(Budget.objects.filter(organization=org).order_by("id"))
-    alerts = BudgetAlert.objects.filter(organization=org).select_related("budget")[:20]
+    budgets = list(Budget.objects.filter(organization=org).select_related("project").order_by("id"))
+    alerts = BudgetAlert.objects.filter(organization=org).select_related("budget__project")[:20]
     return render(request, "budgets/index.html", {"budgets": budgets, "form": form, "alerts": alerts,
                                                   "can_write": _can_write(request), "currency": org.currency},
                   status=400 if request.method == "POST" else 200)
@@ -60,7 +62,8 @@ def index(request):
 @portal_view("billing:read", model=Budget)
 def detail(request, pk: int):
     _require_write(request)
-    budget = get_object_or_404(Budget, pk=pk, organization=request.membership.organization)
+    budget = get_object_or_404(Budget.objects.select_related("project"), pk=pk,
+                               organization=request.membership.organization)
     form = BudgetForm(request.POST or None, initial=BudgetForm.initial_for(budget))
     if request.method == "POST":
         saved = _save(request, form, budget)

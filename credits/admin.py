@@ -64,9 +64,15 @@ class LadderInline(ReadOnlyInline):
     model = HibernationLadder
     fk_name = "organization"
     verbose_name_plural = "Zero-balance ladder (hibernations for lack of credit)"
-    fields = ["status", "reason", "hibernated_at", "started_at", "notice_days", "notices_done", "next_notice",
-              "deletion_due_at", "deletion_request", "ended_at"]
+    fields = ["status", "step", "reason", "hibernated_at", "started_at", "notice_days", "notices_done",
+              "next_notice", "deletion_due_at", "deletion_request", "ended_at"]
     readonly_fields = fields
+
+    @admin.display(description="Step")
+    def step(self, obj):
+        from credits import ladder
+
+        return ladder.step_label(obj, timezone.now())
 
     def get_queryset(self, request):
         return super().get_queryset(request).order_by("-started_at", "-id")
@@ -201,11 +207,17 @@ class LadderPolicyAdmin(AuditedModelAdmin):
 
 @admin.register(HibernationLadder)
 class HibernationLadderAdmin(ReadOnlyAdmin):
-    list_display = ["organization", "status", "reason", "hibernated_at", "notices_done", "deletion_due_at",
+    list_display = ["organization", "status", "step", "reason", "hibernated_at", "notices_done", "deletion_due_at",
                     "deletion_request", "ended_at"]
     list_filter = ["status", "reason"]
     search_fields = ["organization__name", "organization__slug"]
     list_select_related = ["organization", "deletion_request"]
+
+    @admin.display(description="Step")
+    def step(self, obj):
+        from credits import ladder
+
+        return ladder.step_label(obj, timezone.now())
 
 
 @admin.register(CreditEvent)

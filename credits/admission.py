@@ -19,7 +19,9 @@ a reason code, and the runway the organisation would have after the start:
 Reason codes (stable, for the platform's code): `no_credit`, `insufficient_runway`,
 `credit_limit_reached`, `insufficient_credit_limit`, `no_price`, `product_inactive`,
 `organization_inactive`, `budget_cap_reached` (a budget's hard cap holds this month:
-budgets.admission, through `CREDITS_ADMISSION_CHECKS`). Reading never writes: an answer is advice at one instant, not a
+budgets.admission, through `CREDITS_ADMISSION_CHECKS`; each check takes `organization`,
+`now` and `project`, the optional slug of the project the start would be in, so a
+project budget's cap refuses only starts in its project). Reading never writes: an answer is advice at one instant, not a
 reservation (two starts asked for at once may both be allowed; the next answer sees
 both once metering has).
 """
@@ -135,7 +137,9 @@ def _hourly(rate: Decimal | None, unit: str | None, quantity: int, now: datetime
 
 
 def admit(*, organization: Organization, product: Product, quantity: int = 1,
-          now: datetime | None = None) -> Decision:
+          now: datetime | None = None, project: str | None = None) -> Decision:
+    """`project`: the slug of the project the start would be in (None: none said), for
+    the checks that depend on it (a project budget's hard cap)."""
     now = now or timezone.now()
     currency = organization.currency
     state = _state(organization, product, now)
@@ -163,7 +167,7 @@ def admit(*, organization: Organization, product: Product, quantity: int = 1,
                                        "it could not be billed.")
     # Checks other apps add (budgets' hard caps), through a setting: credits come first.
     for check in settings.CREDITS_ADMISSION_CHECKS:
-        refused = import_string(check)(organization=organization, now=now)
+        refused = import_string(check)(organization=organization, now=now, project=project)
         if refused is not None:
             return decide(*refused)
     if not enforce:

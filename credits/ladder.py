@@ -95,6 +95,25 @@ def next_notice_at(ladder: HibernationLadder) -> datetime | None:
     return ladder.started_at + timedelta(days=min(later)) if later else None
 
 
+def step_label(ladder: HibernationLadder, now: datetime) -> str:
+    """Where the ladder stands, for staff: "Day 3: day-1 notice sent; next: day-7 notice on
+    2026-11-24 06:52 UTC; deletion on 2026-12-01 06:52 UTC"."""
+    if ladder.status == LadderStatus.DELETION_REQUESTED:
+        return f"Deletion requested {format_datetime(ladder.ended_at)}"
+    if ladder.status != LadderStatus.ACTIVE:
+        return f"Ended ({ladder.get_status_display().lower()}) {format_datetime(ladder.ended_at)}"
+    day = max(0, (now - ladder.started_at).days)
+    done = ", ".join(f"day-{d}" for d in sorted(ladder.notices_done))
+    parts = [f"Day {day}: " + (f"{done} notice{'s' if len(ladder.notices_done) > 1 else ''} sent" if done
+                               else "no notice yet")]
+    later = [d for d in ladder.notice_days if d not in ladder.notices_done]
+    if later:
+        parts.append(f"next: day-{min(later)} notice on {format_datetime(next_notice_at(ladder))}")
+    parts.append(f"deletion on {format_datetime(ladder.deletion_due_at)}" if ladder.deletion_due_at
+                 else "never deleted")
+    return "; ".join(parts)
+
+
 def _due_notice_days(ladder: HibernationLadder, now: datetime) -> list[int]:
     return [d for d in ladder.notice_days
             if d not in ladder.notices_done and ladder.started_at + timedelta(days=d) <= now]

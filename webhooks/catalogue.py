@@ -117,7 +117,7 @@ _TYPES = [
               "is raised).", {
                   "budget_id": "The budget (GET /api/v1/budgets/{id}).",
                   "name": "The budget's name.",
-                  "scope": "What it covers: organization (project once projects exist).",
+                  "scope": "What it covers: organization, or project (the budget's `project` in the API).",
                   "month": "The month, its first day (UTC).",
                   "kind": "actual (spend so far) or forecast (spend forecast to the month's end).",
                   "threshold": "The percentage of the amount crossed (the highest when several were at once).",

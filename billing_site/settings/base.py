@@ -442,6 +442,9 @@ USAGE_SANDBOX_PROVISIONING = env.bool("USAGE_SANDBOX_PROVISIONING", default=Fals
 # POST /api/v1/admission (credits come after usage, so through a setting).
 USAGE_ADMISSION = "credits.admission.admit_sandbox"
 DEMO_SEEDERS += ["usage.demo.seed"]
+# Called by usage.demo.seed in its transaction once the demo history is written, before
+# it is metered (credits' demo ladder meters up to the minute TinyML's credit ran out).
+USAGE_DEMO_BEFORE_METERING: list[str] = []
 PORTAL_DASHBOARD_CARDS += ["usage.cards.month_to_date_card"]
 BENCHMARKS["metering"] = "usage.benchmarks.metering"
 BENCHMARKS["ingest"] = "usage.benchmarks.ingest"
@@ -527,6 +530,8 @@ METRICS_STATE_SOURCES += ["credits.metrics.state"]
 # sync); runway and warnings are computed once that history is in.
 DEMO_SEEDERS.insert(DEMO_SEEDERS.index("usage.demo.seed"), "credits.demo.seed")
 DEMO_SEEDERS += ["credits.demo.seed_runway"]
+# TinyML hibernated at the minute its credit ran out, days ago, and its ladder since.
+USAGE_DEMO_BEFORE_METERING += ["credits.demo.seed_ladder"]
 CELERY_BEAT_SCHEDULE["credits-sync-pending"] = {"task": "credits.sync_pending", "schedule": timedelta(minutes=5)}
 CELERY_BEAT_SCHEDULE["credits-runway"] = {"task": "credits.runway", "schedule": timedelta(minutes=5)}
 CELERY_BEAT_SCHEDULE["credits-promo-expiry"] = {"task": "credits.promo_expiry", "schedule": timedelta(minutes=5)}

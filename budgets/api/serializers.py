@@ -9,6 +9,7 @@ from accounts.scopes import Role
 from budgets.models import Budget, BudgetAlert
 from core.api.serializers import StrictSerializer
 from core.money import round_money
+from usage.labels import MAX_SLUG_LENGTH, SLUG
 
 MONEY = {"max_digits": 17, "decimal_places": 2, "min_value": Decimal("0.01"), "coerce_to_string": True}
 
@@ -31,10 +32,13 @@ class BudgetSerializer(serializers.ModelSerializer):
     percent_used = serializers.DecimalField(max_digits=8, decimal_places=1, read_only=True, coerce_to_string=True)
     capped = serializers.SerializerMethodField(help_text="True while the hard cap holds resources hibernated.")
     alerts = serializers.SerializerMethodField(help_text="The newest alerts sent (at most 20).")
+    project = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True,
+                                           help_text="Scope \"project\": the project's slug; null for the whole "
+                                                     "organisation.")
 
     class Meta:
         model = Budget
-        fields = ["id", "organization", "scope", "name", "currency", "amount", "actual_thresholds",
+        fields = ["id", "organization", "scope", "project", "name", "currency", "amount", "actual_thresholds",
                   "forecast_thresholds", "recipient_roles", "recipient_emails", "cap_amount", "actual", "forecast",
                   "percent_used", "as_of", "evaluated_at", "armed_month", "alerts_sent", "capped", "capped_at",
                   "capped_resources", "alerts", "created_at", "updated_at"]
@@ -74,6 +78,10 @@ class _Fields(StrictSerializer):
 class BudgetCreateSerializer(_Fields):
     organization = serializers.IntegerField(required=False, allow_null=True, min_value=1,
                                             help_text="Platform keys and staff: the organisation. Others: their own.")
+    project = serializers.RegexField(SLUG, max_length=MAX_SLUG_LENGTH, required=False, allow_null=True,
+                                     help_text="A project budget: the slug of one of the organisation's projects "
+                                               "(set once; scope becomes \"project\"). Omitted or null: the "
+                                               "whole organisation.")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -15,7 +15,7 @@ from budgets.models import Budget
 
 class BudgetViewSet(OrganizationScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
                     mixins.DestroyModelMixin, viewsets.GenericViewSet):
-    queryset = Budget.objects.prefetch_related("alerts").order_by("id")
+    queryset = Budget.objects.select_related("project").prefetch_related("alerts").order_by("id")
     serializer_class = BudgetSerializer
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     required_scopes = {"list": "billing:read", "retrieve": "billing:read", "create": "billing:write",
@@ -23,7 +23,8 @@ class BudgetViewSet(OrganizationScopedMixin, mixins.ListModelMixin, mixins.Retri
 
     @extend_schema(request=BudgetCreateSerializer, responses={201: BudgetSerializer})
     def create(self, request, *args, **kwargs):
-        """A budget for the caller's organisation (platform callers name one), in its currency."""
+        """A budget for the caller's organisation (platform callers name one), in its currency:
+        of the whole organisation, or of one of its projects (`project`, a slug)."""
         body = BudgetCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         values = dict(body.validated_data)

@@ -5,6 +5,8 @@ in its own transaction rolled back, the browser test last (it reads through a li
 and ends by emptying the database, as the module's teardown does after it).
 
 - invoices: last month is billed once for the demo organisations (a second seed bills nothing);
+- credits: TinyML ran out of credit about three days before, and is on the zero-balance ladder
+  (its banner and the console show the next notice and the deletion date);
 - finance: three closed months of history before last month (finance/demo.py) and the journal
   built up to the last settled day; `check_journal` agrees with the ledger and the invoices
   and names the day when a ledger row is tampered with; the DATEV batch of the last complete
@@ -82,7 +84,7 @@ def demo_staff(demo_world, transactional_db):
     return user
 
 
-def test_seed_demo_bills_last_month_once_and_places_acme_s_servers_in_projects(demo):
+def test_seed_demo_bills_last_month_once_and_places_acme_s_servers_in_projects(demo, client):
     november = Invoice.objects.filter(period_start=NOVEMBER)
     first = sorted(november.values_list("organization__slug", "number", "status"))
     all_invoices = Invoice.objects.count()
@@ -103,6 +105,52 @@ def test_seed_demo_bills_last_month_once_and_places_acme_s_servers_in_projects(d
     # seeded one's metered), hibernated hours apart, and the backup add-on.
     assert acme.is_statement and acme.lines.count() == 13
     assert acme.amount_due == acme.total - acme.credit_applied  # what the prepaid balance lacked
+
+    with time_machine.travel(NOW, tick=False):
+        _tinyml_ladder_is_shown(client)
+
+
+def _tinyml_ladder_is_shown(client):
+    """credits.demo.seed_ladder: TinyML Studio's $90.00 ran out about three days before
+    the demo's now; metering with a moving clock hibernated it at the minute after (its
+    balance then at or just below zero), the day-1 notice went out a day later, and the
+    dashboard banner and the console show the next notice (day 7) and the deletion
+    (day 14). Checked after the second seed_demo: once only."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts.models import User
+    from accounts.staff import BILLING_ADMIN, sync_staff_groups
+    from accounts.tests.factories import UserFactory
+    from core.formatting import format_datetime
+    from credits.models import CreditEvent, EventKind, HibernationLadder
+
+    ladder = HibernationLadder.objects.get(organization__slug="tinyml")  # one, whatever the reruns
+    since = ladder.hibernated_at
+    assert timedelta(days=2) < timezone.now() - since < timedelta(days=4)
+    assert (ladder.status, ladder.started_at, ladder.notices_done) == ("active", since, [1])
+    assert ladder.deletion_due_at == since + timedelta(days=14)
+    events = list(CreditEvent.objects.filter(organization=ladder.organization,
+                                             kind__in=[EventKind.HIBERNATED, EventKind.DELETION_NOTICE])
+                  .order_by("created_at").values_list("kind", "created_at", "message"))
+    assert [(k, at) for k, at, _ in events] == [(EventKind.HIBERNATED, since),
+                                                (EventKind.DELETION_NOTICE, since + timedelta(days=1))]
+    assert "credit exhausted (-$0.0" in events[0][2]  # hibernated within a minute of running out
+    client.force_login(User.objects.get(email="owner@tinyml.example"))
+    page = client.get("/").content.decode()
+    banner = page[page.index("ladder-banner"):page.index("</section>", page.index("ladder-banner"))]
+    assert "Resources hibernated: credit ran out" in banner
+    for label, at in (("Hibernated since", since), ("Next notice", since + timedelta(days=7)),
+                      ("Deletion scheduled on", since + timedelta(days=14))):
+        assert label in banner and format_datetime(at) in banner, (label, banner)
+    sync_staff_groups()
+    staff = UserFactory(is_staff=True)
+    staff.groups.add(Group.objects.get(name=BILLING_ADMIN))
+    client.force_login(staff)
+    console = client.get("/console/credits/hibernationladder/").content.decode()
+    assert (f"Day 3: day-1 notice sent; next: day-7 notice on {format_datetime(since + timedelta(days=7))}; "
+            f"deletion on {format_datetime(since + timedelta(days=14))}") in console
 
 
 def report(name: str, currency: str, **kwargs):

@@ -4,6 +4,7 @@ from rest_framework import serializers
 
 from core.api.serializers import MoneyField, StrictSerializer
 from credits.models import AutoTopUpSettings, CreditEvent, LedgerEntry, PromoGrant, TopUp
+from usage.labels import MAX_SLUG_LENGTH, SLUG
 
 AMOUNT = {"max_digits": 20, "decimal_places": 6}
 EXACT = {"max_digits": 30, "decimal_places": 12}  # stored amounts, every place kept
@@ -99,6 +100,10 @@ class AdmissionRequestSerializer(StrictSerializer):
     product = serializers.SlugField(max_length=60, help_text="The product's code, e.g. gpu-h100-8x.")
     quantity = serializers.IntegerField(min_value=1, max_value=10_000, default=1,
                                         help_text="How many to start at once (their rates add up).")
+    project = serializers.RegexField(
+        SLUG, max_length=MAX_SLUG_LENGTH, required=False, allow_null=True,
+        help_text="The slug of the project the start would be in (as its `created` event will say); "
+                  "a project budget's hard cap refuses starts in its project only. Omitted: in no project.")
 
 
 class AdmissionSerializer(serializers.Serializer):

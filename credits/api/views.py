@@ -205,5 +205,6 @@ class AdmissionView(APIView):
         product = Product.objects.filter(code=body.validated_data["product"]).first()
         if product is None:
             raise DomainError("No such product.", field="product")
-        decision = admit(organization=org, product=product, quantity=body.validated_data["quantity"])
+        decision = admit(organization=org, product=product, quantity=body.validated_data["quantity"],
+                         project=body.validated_data.get("project"))
         return Response(AdmissionSerializer(decision).data)
