@@ -13,6 +13,10 @@ Invariants:
 - `JournalDayTotal` is, per built day, currency, account and movement, the sum of that
   day's lines, written with them in the same transaction: what reports read instead of
   every line (`check_journal` proves it equals the lines).
+- `JournalOrgMonth` is, per organisation, currency and month, the usage recognised (the
+  usage entries' counter lines) and the ledger's top-ups of the month's built days,
+  added to by `journal_build_day` in the same transaction: what the revenue report reads
+  for whole months instead of the rows.
 - Nothing here is read by the apps it reads from; only the URLconf, the console and the
   beat schedule know this app.
 """
