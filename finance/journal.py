@@ -151,6 +151,7 @@ def journal_build_day(day: date) -> bool:
         LedgerDayClose.objects.bulk_create(closes)
         with connection.cursor() as cursor:
             cursor.execute(DAY_TOTALS_SQL, {"start": day, "end": day + timedelta(days=1)})
+            cursor.execute(ORG_MONTH_SQL, org_month_args(day, day + timedelta(days=1)))
         marker.entries = len(entries)
         marker.save(update_fields=["entries"])
     return True
@@ -166,6 +167,37 @@ FROM finance_journalline l JOIN finance_journalentry e ON e.id = l.entry_id
 WHERE e.date >= %(start)s AND e.date < %(end)s
 GROUP BY 1, 2, 3, 4
 """
+
+
+# What the revenue report reads of the built days in [start, end) (whole UTC days), per
+# organisation, currency and month, added to `finance_journalorgmonth`: the usage entries'
+# counter lines negated (the report's usage recognised on built days) and the ledger's
+# top-ups. Run by `journal_build_day` for its day, after its lines, in its transaction
+# (and by migration 0004 and `benchmark reports` over the days built). Keys in order, so
+# two writers would lock them in the same order.
+ORG_MONTH_SQL = """
+INSERT INTO finance_journalorgmonth (organization_id, currency, month, usage, topups)
+SELECT org, currency, month, SUM(u), SUM(t) FROM (
+    SELECT e.organization_id AS org, e.currency, date_trunc('month', e.date)::date AS month,
+           -SUM(l.amount) AS u, 0 AS t
+    FROM finance_journalline l JOIN finance_journalentry e ON e.id = l.entry_id
+    WHERE e.movement = 'usage' AND l.organization_id IS NULL AND e.date >= %(start)s AND e.date < %(end)s
+    GROUP BY 1, 2, 3
+    UNION ALL
+    SELECT organization_id, currency, date_trunc('month', created_at AT TIME ZONE 'UTC')::date, 0, SUM(amount)
+    FROM credits_ledgerentry
+    WHERE kind = 'topup' AND created_at >= %(start_ts)s AND created_at < %(end_ts)s
+    GROUP BY 1, 2, 3
+) x
+WHERE org IS NOT NULL
+GROUP BY 1, 2, 3 ORDER BY 3, 2, 1
+ON CONFLICT (month, currency, organization_id) DO UPDATE
+SET usage = finance_journalorgmonth.usage + EXCLUDED.usage, topups = finance_journalorgmonth.topups + EXCLUDED.topups
+"""
+
+
+def org_month_args(start: date, end: date) -> dict[str, Any]:
+    return {"start": start, "end": end, "start_ts": day_bounds(start)[0], "end_ts": day_bounds(end)[0]}
 
 
 def _write(day: date, entries: list[_Entry]) -> None:

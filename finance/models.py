@@ -13,6 +13,10 @@ Invariants:
 - `JournalDayTotal` is, per built day, currency, account and movement, the sum of that
   day's lines, written with them in the same transaction: what reports read instead of
   every line (`check_journal` proves it equals the lines).
+- `JournalOrgMonth` is, per organisation, currency and month, the usage recognised (the
+  usage entries' counter lines) and the ledger's top-ups of the month's built days,
+  added to by `journal_build_day` in the same transaction: what the revenue report reads
+  for whole months instead of the rows.
 - Nothing here is read by the apps it reads from; only the URLconf, the console and the
   beat schedule know this app.
 """
@@ -216,3 +220,26 @@ class JournalDayTotal(models.Model):
 
     def __str__(self) -> str:
         return f"{self.date:%Y-%m-%d} {self.currency} {self.account_id} {self.movement} {self.amount}"
+
+
+class JournalOrgMonth(models.Model):
+    """Per organisation, currency and calendar month, what the revenue report reads of the
+    built days of that month instead of their rows: the usage the journal recognised (its
+    usage entries' counter lines, negated: revenue positive, whole minor units) and the
+    credit ledger's top-ups (12 places). Written by `journal_build_day` with the day's
+    lines, in the same transaction (`ORG_MONTH_SQL`), adding the day to its month; never
+    changed otherwise, as the days it sums are not (`test_journal_org_month`)."""
+
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.PROTECT, related_name="+",
+                                     db_index=False)
+    currency = currency_field()
+    month = models.DateField(help_text="The month's first day.")
+    usage = money_field(help_text="Usage recognised on the month's built days (revenue positive).")
+    topups = money_field(help_text="Top-ups in the credit ledger on the month's built days.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["month", "currency", "organization"],
+                                               name="finance_orgmonth_uniq")]
+
+    def __str__(self) -> str:
+        return f"{self.organization_id} {self.currency} {self.month:%Y-%m}"

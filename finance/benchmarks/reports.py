@@ -45,12 +45,17 @@ TABLES = (
     "invoices_invoiceline", "invoices_creditnote", "invoices_creditnoteline", "invoices_invoicepayment",
     "invoices_invoicepaymentreversal", "payments_payment", "payments_refund", "finance_account",
     "finance_movementaccount", "finance_journalday", "finance_journalentry", "finance_journalline",
-    "finance_ledgerdayclose", "finance_journaldaytotal", "usage_usagedaytotal",
+    "finance_ledgerdayclose", "finance_journaldaytotal", "usage_usagedaytotal", "usage_usageorgmonth",
+    "finance_journalorgmonth",
 )
-# Kept on the copies as on the real tables: the rollup's daily totals (usage migration
-# 0010), maintained by these triggers while the set-up inserts the rollup rows.
-INDEXED_FIRST = {"usage_usagedaytotal"}
-TRIGGERS = ("usage_daily_day_totals_insert", "usage_daily_day_totals_update", "usage_daily_day_totals_delete")
+# Kept on the copies as on the real tables: the rollup's daily totals and its sums per
+# organisation and month (usage migrations 0012 and 0014), maintained by these triggers
+# while the set-up inserts the rollup rows; the journal's sums per organisation and month
+# are upserted by the statement `journal_build_day` runs. Their upserts need their unique
+# indexes from the start.
+INDEXED_FIRST = {"usage_usagedaytotal", "usage_usageorgmonth", "finance_journalorgmonth"}
+TRIGGERS = ("usage_daily_day_totals_insert", "usage_daily_day_totals_update", "usage_daily_day_totals_delete",
+            "usage_daily_org_months_insert", "usage_daily_org_months_update", "usage_daily_org_months_delete")
 _ZERO_BY_TYPE = {"text": "''", "character varying": "''", "integer": "0", "bigint": "0", "smallint": "0",
                  "numeric": "0", "boolean": "false", "timestamp with time zone": "now()", "date": "current_date",
                  "jsonb": "'{}'::jsonb", "uuid": "gen_random_uuid()", "double precision": "0"}
@@ -265,15 +270,21 @@ def _build_money(cur, p: dict, stdout) -> None:
          JOIN (SELECT DISTINCT ON (role) role, id FROM bench_reports.finance_account ORDER BY role, number) a
               ON a.role = x.role"""),
     ]
-    from finance.journal import DAY_TOTALS_SQL
+    from finance.journal import DAY_TOTALS_SQL, ORG_MONTH_SQL, org_month_args
 
-    # The journal's daily totals by the statement `journal_build_day` runs for its day
-    # (unqualified: `search_path` puts this schema first).
+    # The journal's daily totals and its sums per organisation and month by the statements
+    # `journal_build_day` runs for its day (unqualified: `search_path` puts this schema first).
     sqls.append(("journal day totals", DAY_TOTALS_SQL))
+    sqls.append(("journal sums per organisation and month", ORG_MONTH_SQL))
     for label, sql in sqls:
         started = time.perf_counter()
+        args = p
+        if sql is DAY_TOTALS_SQL:
+            args = {**p, "start": p["d0"], "end": p["d1"]}
+        elif sql is ORG_MONTH_SQL:
+            args = org_month_args(p["d0"], p["d1"])
         with transaction.atomic():
-            cur.execute(sql, {**p, "start": p["d0"], "end": p["d1"]} if sql is DAY_TOTALS_SQL else p)
+            cur.execute(sql, args)
         stdout.write(f"built {label}: {cur.rowcount} rows in {time.perf_counter() - started:.1f}s\n")
 
 

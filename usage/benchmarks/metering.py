@@ -317,13 +317,16 @@ _COPY_OVERRIDES: dict[str, dict[str, str]] = {
     # Below the copied daily rows' own ids (their copies add day totals of their own).
     "usage_usagedaytotal": {"price_id": "-(id * 100 + {k}) - 1000000000000000"},
     "usage_resourcemonthtotal": {"month": "month + {k} + 1"},
+    # Not a month's first day, so never a real month (the copied daily rows add to the real ones).
+    "usage_usageorgmonth": {"month": "month + {k} + 1"},
     "credits_ledgerentry": {"reference": "'baseline:{k}:' || id"},
     "credits_settledrun": {"run_id": "-(run_id * 100 + {k})"},
     "credits_balance": {"currency": "'Z' || lpad(({k} + 1)::text, 2, '0')"},
 }
 _UPDATED_COLUMN = {
     "credits_balance": "amount", "credits_promogrant": "remaining", "usage_usagehourly": "amount",
-    "usage_usagedaily": "amount", "usage_usagedaytotal": "amount", "usage_resourcemonthtotal": "amount", "usage_meteringchunk": "watermark_minute",
+    "usage_usagedaily": "amount", "usage_usagedaytotal": "amount", "usage_resourcemonthtotal": "amount",
+    "usage_usageorgmonth": "amount", "usage_meteringchunk": "watermark_minute",
     "usage_meteringrun": "rolled_up_at",
 }
 _PRIMARY_KEY = {"credits_settledrun": "run_id"}

@@ -36,6 +36,7 @@ from usage.models.rated_usage import (
     UsageDaily,
     UsageDayTotal,
     UsageHourly,
+    UsageOrgMonth,
 )
 from usage.models.resources import (
     AddonAttachment,
@@ -74,6 +75,7 @@ __all__ = [
     "UsageDayTotal",
     "UsageEvent",
     "UsageHourly",
+    "UsageOrgMonth",
     "from_minute",
     "to_minute",
 ]

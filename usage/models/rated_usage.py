@@ -248,6 +248,33 @@ class UsageDayTotal(models.Model):
         return f"{self.day} {self.currency} {self.product_id} {self.state} {format_rate(self.amount, self.currency)}"
 
 
+class UsageOrgMonth(models.Model):
+    """`UsageDaily` summed over resources, states and prices: per organisation, currency,
+    product and calendar month (a few rows per organisation a month), for the finance
+    reports' split of a month's usage over products. Kept by statement triggers on
+    `usage_usagedaily` (migration 0014_usage_org_months), in the transaction and
+    statement that change the rollup rows, whoever writes them: it always equals their
+    sums (`test_org_months`)."""
+
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.PROTECT, related_name="+",
+                                     db_index=False)
+    currency = currency_field()
+    product = models.ForeignKey("pricing.Product", on_delete=models.PROTECT, related_name="+", db_index=False)
+    month = models.DateField(help_text="The month's first day.")
+    rows = models.BigIntegerField(default=0, help_text="How many rollup rows it sums (0: none left).")
+    minutes = models.BigIntegerField(default=0)
+    amount = money_field()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["month", "currency", "organization", "product"],
+                                    name="usage_org_month_uniq")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization_id} {self.month:%Y-%m} {self.product_id} {format_rate(self.amount, self.currency)}"
+
+
 class ImportedUsage(models.Model):
     """A legacy usage row already loaded by `import_usage`: its key makes a second run add nothing."""
 
