@@ -20,6 +20,15 @@ hypothesis_settings.load_profile("cloudbill")
 pytest_plugins = ["core.tests.browser"]
 
 
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadgroup`, with the groups read from the modules (core/tests/xdist_groups.py)."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from core.tests.xdist_groups import ModuleGroupScheduling
+
+    return ModuleGroupScheduling(config, log)
+
+
 def pytest_configure(config):
     """Transactional tests end with the test database emptied (Django's flush: TRUNCATE of
     every table, then post_migrate); core.tests.flush empties only the tables that hold
