@@ -106,6 +106,15 @@ def test_seed_demo_bills_last_month_once_and_places_acme_s_servers_in_projects(d
     assert acme.is_statement and acme.lines.count() == 13
     assert acme.amount_due == acme.total - acme.credit_applied  # what the prepaid balance lacked
 
+    # budgets.demo: Acme's organisation budget and its "ML research" project's, each past an alert.
+    from budgets.models import Budget
+
+    org_budget = Budget.objects.get(organization__slug="acme-ai", name="Monthly cloud budget")
+    project_budget = Budget.objects.get(organization__slug="acme-ai", name="ML research GPUs")
+    assert org_budget.project is None and {"actual:50", "actual:80"} <= set(org_budget.alerts_sent)
+    assert project_budget.project.slug == "ml-research" and "actual:50" in project_budget.alerts_sent
+    assert "actual:80" not in project_budget.alerts_sent
+
     with time_machine.travel(NOW, tick=False):
         _tinyml_ladder_is_shown(client)
 
