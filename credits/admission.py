@@ -33,11 +33,12 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from accounts.models import BillingMode, Organization
+from core import prepared
 from core.money import ZERO, format_money, round_stored
 from credits.runway import describe_runway, runway_hours
 from pricing.models import Product
@@ -114,9 +115,12 @@ class _State:
 
 
 def _state(organization: Organization, product: Product, now: datetime) -> _State:
-    with connection.cursor() as cursor:
-        cursor.execute(_STATE_SQL, {"org": organization.pk, "cur": organization.currency, "product": product.pk,
-                                    "now": now, "billing_model": product.billing_model})
+    # Prepared once per database session (core.prepared): planning the effective-rate
+    # view took ~6 ms of a ~8 ms statement.
+    with transaction.atomic(), connection.cursor() as cursor:
+        prepared.execute(cursor, _STATE_SQL, {"org": organization.pk, "cur": organization.currency,
+                                              "product": product.pk, "now": now,
+                                              "billing_model": product.billing_model})
         hours, enforce, burn, balance, rate, unit = cursor.fetchone()
     if hours is None:
         hours, enforce = settings.CREDITS_ADMISSION_MIN_RUNWAY_HOURS, True
