@@ -6,7 +6,9 @@ chunk's hour. psycopg2 sends every statement as text, so each run is planned aga
 `execute` prepares a statement once per database session (`PREPARE`, named after a hash
 of its text, the `%(name)s` parameters turned into `$n`), then runs `EXECUTE` with the
 values, under `plan_cache_mode = force_generic_plan` for that statement's transaction so
-PostgreSQL plans it once per session, not once per run. A statement's text must not hold
+PostgreSQL plans it once per session, not once per run (the SET LOCAL and the EXECUTE go
+in one message: one round trip, and outside a transaction the message's own implicit
+transaction bounds the SET). A statement's text must not hold
 values that change between runs (they go in `params`), or each would be prepared anew.
 
 Sessions are tracked by the psycopg2 connection object: a reconnect starts a new list. A
@@ -76,7 +78,7 @@ def statement(sql: str, params: dict[str, Any]) -> tuple[str, str, list[str], li
 
 def execute(cursor: Any, sql: str, params: dict[str, Any]) -> None:
     """Run `sql` (named `%(…)s` parameters) as a prepared statement of this session; the
-    cursor then holds its result as after `cursor.execute`. Inside a transaction."""
+    cursor then holds its result as after `cursor.execute`. In a transaction or not."""
     name, text, order, types = statement(sql, params)
     raw = connection.connection
     done = _prepared.setdefault(raw, set())
@@ -84,6 +86,9 @@ def execute(cursor: Any, sql: str, params: dict[str, Any]) -> None:
         declared = f" ({', '.join(types)})" if types else ""
         cursor.execute(f"PREPARE {name}{declared} AS {text}")  # no parameters: no % escaping
         done.add(name)
-    cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
     placeholders = ", ".join(f"%({p})s" for p in order)
-    cursor.execute(f"EXECUTE {name} ({placeholders})" if order else f"EXECUTE {name}", params)
+    run = f"EXECUTE {name} ({placeholders})" if order else f"EXECUTE {name}"
+    # One round trip: the two statements of one message run as one transaction (an
+    # implicit one outside a transaction), so SET LOCAL holds for the EXECUTE and the
+    # cursor holds the EXECUTE's rows.
+    cursor.execute(f"SET LOCAL plan_cache_mode = force_generic_plan; {run}", params)

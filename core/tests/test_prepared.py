@@ -35,3 +35,24 @@ def test_prepared_once_planned_once_and_again_after_a_reconnect():
         prepared.execute(cursor, SQL, params)
         assert cursor.fetchone() == (6, "y%", [], Decimal("5"))
     assert _plans(params) == (1, 1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_one_round_trip_still_runs_the_generic_plan_and_sets_nothing_after():
+    """Admission runs its one statement in autocommit: the SET LOCAL and the EXECUTE go
+    in one message, whose implicit transaction the SET holds for, and no longer."""
+    from django.test.utils import CaptureQueriesContext
+
+    params = {"a": 11, "b": "z", "ids": [1], "amount": Decimal("2")}
+    with connection.cursor() as cursor:
+        prepared.execute(cursor, SQL, params)  # prepares
+    with CaptureQueriesContext(connection) as sent:
+        for _ in range(3):
+            with connection.cursor() as cursor:
+                prepared.execute(cursor, SQL, params)
+                assert cursor.fetchone() == (12, "z%", [1], Decimal("22"))
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW plan_cache_mode")
+        assert cursor.fetchone() == ("auto",)
+    assert len(sent.captured_queries) == 3
+    assert _plans(params) == (1, 4)
