@@ -33,7 +33,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -116,8 +116,8 @@ class _State:
 
 def _state(organization: Organization, product: Product, now: datetime) -> _State:
     # Prepared once per database session (core.prepared): planning the effective-rate
-    # view took ~6 ms of a ~8 ms statement.
-    with transaction.atomic(), connection.cursor() as cursor:
+    # view took ~6 ms of a ~8 ms statement. One statement: one snapshot, no transaction.
+    with connection.cursor() as cursor:
         prepared.execute(cursor, _STATE_SQL, {"org": organization.pk, "cur": organization.currency,
                                               "product": product.pk, "now": now,
                                               "billing_model": product.billing_model})

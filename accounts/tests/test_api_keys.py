@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts import keys, services
-from accounts.models import ApiKey, ApiKeyKind, AuditLog
+from accounts.models import ApiKey, ApiKeyKind, AuditLog, Membership
 from accounts.scopes import ORGANIZATION_SCOPES, PLATFORM_SCOPES
 from accounts.tests.factories import make_api_key
 from core.errors import DomainError
@@ -193,3 +193,51 @@ class TestInThePortal:
         client.force_login(owner)
         client.post(reverse("portal:api_key_revoke", args=[key.pk]))
         assert api(raw).get("/api/v1/organization").status_code == 401
+
+
+def test_the_bare_key_lookup_reads_what_the_orm_reads(org, other_org, make_member):
+    """api_key_authenticate reads the key, its organisation, its maker and the maker's
+    role in one bare statement (core.sqlrows); the ORM's select_related query with
+    tenancy.key_maker_membership's subquery is the reference it must agree with."""
+    from django.db.models import OuterRef, Subquery
+
+    from accounts.tenancy import key_maker_membership, person_caller
+
+    owner = make_member(org, "owner").user
+    admin = make_member(org, "admin").user
+    made = {
+        "platform": make_api_key(None)[0],
+        "no maker": make_api_key(org)[0],
+        "owner's": services.api_key_create(name="o", scopes=["account:read"], organization=org,
+                                           by=person_caller(owner, org))[0],
+        "admin's": services.api_key_create(name="a", scopes=["account:read"], organization=org,
+                                           by=person_caller(admin, org))[0],
+    }
+    leaver = make_member(org, "admin").user
+    made["left and came back"] = services.api_key_create(name="l", scopes=["account:read"], organization=org,
+                                                         by=person_caller(leaver, org))[0]
+    leaver.memberships.all().delete()
+    with time_machine.travel(timezone.now() + timedelta(minutes=5)):
+        make_member(org, "owner", email=leaver.email + ".other")
+        Membership.objects.create(user=leaver, organization=org, role="owner")  # begun after the key
+        Membership.objects.create(user=owner, organization=other_org, role="viewer")  # elsewhere
+    admin.memberships.update(role="viewer")  # the role now counts, not the one the key was made with
+    role = key_maker_membership(maker=OuterRef("created_by_id"), organization=OuterRef("organization_id"),
+                                made_at=OuterRef("created_at")).values("role")[:1]
+    seen = set()
+    for label, key in made.items():
+        reference = (ApiKey.objects.select_related("organization", "created_by")
+                     .annotate(maker_role=Subquery(role)).get(pk=key.pk))
+        found, maker_role = services._key_by_prefix(key.prefix)
+        assert maker_role == reference.maker_role, label
+        seen.add(maker_role)
+        for mine, theirs in ((found, reference), (found.organization, reference.organization),
+                             (found.created_by, reference.created_by)):
+            if theirs is None:
+                assert mine is None, label
+                continue
+            for f in type(theirs)._meta.concrete_fields:
+                assert getattr(mine, f.attname) == getattr(theirs, f.attname), (label, f.name)
+        assert found.scopes == ["account:read"] or label in ("platform", "no maker"), label
+    assert seen == {None, "owner", "viewer"}
+    assert services._key_by_prefix("nosuchprefix") is None

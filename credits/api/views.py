@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.api.permissions import OrganizationScopedMixin, get_caller
+from core import sqlrows
 from core.api.idempotency import idempotent
 from core.api.pagination import NewestFirstCursorPagination
 from core.errors import Conflict, DomainError
@@ -187,9 +188,6 @@ class ResumeView(APIView):
         return Response(CreditEventSerializer(event).data)
 
 
-_PRODUCT_SQL = "SELECT * FROM pricing_product WHERE code = %s"
-
-
 class AdmissionView(APIView):
     """May this organisation start this product now? For the provisioning platform, before
     it starts anything: allowed, or refused with a stable reason code, and the runway the
@@ -205,9 +203,9 @@ class AdmissionView(APIView):
         body = AdmissionRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         org = get_caller(request).target_organization(body.validated_data["organization"])
-        # Bare SQL by the unique code (asked on every start: the ORM's compiling cost more
-        # than the query); RawQuerySet still converts the columns as the ORM does.
-        product = next(iter(Product.objects.raw(_PRODUCT_SQL, [body.validated_data["product"]])), None)
+        # Bare SQL by the unique code (core.sqlrows: asked on every start, and the ORM's
+        # compiling cost more than the query).
+        product = sqlrows.get(Product, "t.code = %s", [body.validated_data["product"]])
         if product is None:
             raise DomainError("No such product.", field="product")
         decision = admit(organization=org, product=product, quantity=body.validated_data["quantity"],
