@@ -333,3 +333,22 @@ def test_staggered_hour_closes_store_what_a_catch_up_stores(org, other_org, flav
     metering.meter_pass(until=at(11, 0))
     assert ledger() == staggered
     assert billed(resource=a) == (Decimal("0.02") * 110, 110)  # 9:00-10:50
+
+
+@pytest.mark.parametrize("bound, expect_prepared", [(32, True), (0, False)])
+def test_the_rating_statements_are_prepared_only_for_small_chunks_and_rate_alike(
+        org, flavour, clock, monkeypatch, bound, expect_prepared):
+    """A generic plan assumes about ten ids in the chunk's array: prepared for chunks
+    of up to PREPARED_MAX_ORGS organisations, planned for their ids above (the benchmark's
+    100k-resource hour close took twice as long on the generic plan)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    monkeypatch.setattr(metering, "PREPARED_MAX_ORGS", bound)
+    server = start_server(org, flavour, created=at(10, 15), started=at(10, 17, 40))
+    stop(server, at(13, 42, 5))
+    with CaptureQueriesContext(connection) as sent:
+        metering.meter_pass(until=at(14, 0))
+    assert billed(resource=server) == (Decimal("4.10"), 205)
+    executed = [q["sql"] for q in sent.captured_queries if "EXECUTE cb_" in q["sql"]]
+    assert bool(executed) is expect_prepared
