@@ -46,6 +46,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -149,7 +150,7 @@ def _sql_params(chunk: int, run_id: int, kind: str, orgs: list[int] | None = Non
 PREPARED_MAX_ORGS = 32
 
 
-def _unprepared(cursor, sql: str, params: dict) -> None:
+def _unprepared(cursor: Any, sql: str, params: dict) -> None:
     cursor.execute(sql, params)
 
 
