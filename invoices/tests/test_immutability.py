@@ -43,6 +43,27 @@ def test_the_database_refuses_new_changed_or_deleted_lines_on_an_issued_invoice(
         InvoiceLine.objects.create(invoice=issued, position=99, kind="usage", description="sneaky", amount=Decimal("1"))
 
 
+def test_a_line_moved_onto_an_issued_invoice_or_one_among_many_new_ones_is_refused_whole(issued):
+    """Both sides of an UPDATE are checked (migration 0005): 0002's trigger looked only at
+    where a line came from, so a draft's line could be moved onto an issued invoice."""
+    draft = make_invoice(issued.organization, amounts=("5.00", "6.00"), month=10, finalize=False)
+    line = draft.lines.first()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        InvoiceLine.objects.filter(pk=line.pk).update(invoice=issued, position=77)  # no clash of positions
+    with pytest.raises(IntegrityError), transaction.atomic():
+        InvoiceLine.objects.bulk_create(
+            [InvoiceLine(invoice=draft, position=50 + i, kind="usage", description="fine", amount=Decimal("1"))
+             for i in range(5)]
+            + [InvoiceLine(invoice=issued, position=99, kind="usage", description="sneaky", amount=Decimal("1"))])
+    assert draft.lines.count() == 2 and issued.lines.count() == 2
+    # A draft's lines still move freely, in bulk.
+    InvoiceLine.objects.filter(invoice=draft).update(description="changed")
+    InvoiceLine.objects.bulk_create([InvoiceLine(invoice=draft, position=7, kind="usage", description="more",
+                                                 amount=Decimal("1"))])
+    InvoiceLine.objects.filter(invoice=draft, position=7).delete()
+    assert set(draft.lines.values_list("description", flat=True)) == {"changed"}
+
+
 def test_the_database_refuses_to_delete_an_issued_invoice(issued):
     with pytest.raises(IntegrityError), transaction.atomic():
         issued.delete()
