@@ -46,8 +46,9 @@ def bill_chunk(org_ids=None):
 
 
 def statements(queries, *, verb, table):
-    start = f'INSERT INTO "{table}"' if verb == "INSERT" else f'UPDATE "{table}"'
-    return [q["sql"] for q in queries if q["sql"].startswith(start)]
+    """The statements writing `table`: an INSERT is an `INSERT INTO` or a `COPY` (core.copyrows)."""
+    starts = (f'INSERT INTO "{table}"', f'COPY "{table}"') if verb == "INSERT" else (f'UPDATE "{table}"',)
+    return [q["sql"] for q in queries if q["sql"].startswith(starts)]
 
 
 @pytest.mark.django_db

@@ -97,3 +97,13 @@ def test_the_console_shows_an_issued_invoice_read_only(issued, client):
     assert client.post(url, {"total": "1.00"}).status_code == 403
     issued.refresh_from_db()
     assert issued.total == Decimal("42.50")
+
+
+def test_lines_written_by_copy_meet_the_same_guard(issued):
+    """The monthly run writes lines with COPY (core.copyrows): the row trigger fires for it."""
+    from core.copyrows import copy_rows
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        copy_rows(InvoiceLine._meta.db_table, ["invoice_id", "position", "kind", "group", "description", "amount"],
+                  [(issued.pk, 99, "usage", "", "sneaky", Decimal("1"))])
+    assert issued.lines.count() == 2
