@@ -93,14 +93,19 @@ def export(request):
         return HttpResponseBadRequest(f"To: must be on or after From, and the range at most {UsageExportForm.max_days} days.",
                                       content_type="text/plain; charset=utf-8")
     rows = (UsageDaily.objects.filter(organization=org, day__gte=start, day__lte=end)
-            .values("day", "resource__external_id", "resource__name", "product__code", "state", "currency")
+            .values("day", "resource__external_id", "resource__name", "resource__project__name", "resource__labels",
+                    "product__code", "state", "currency")
             .annotate(minutes=Sum("minutes"), amount=Sum("amount"))
             .order_by("day", "resource__external_id", "product__code", "state"))
+    # A resource's project and labels as they are now, as the spend explorer groups them;
+    # labels as `key=value; key=value` (usage.labels allows neither ";" nor spaces in them).
     return csv_download(
         f"usage-{org.slug}-{start}-{end}.csv",
-        ["day", "resource", "resource_name", "product", "state", "minutes", "currency", "amount", "amount_exact"],
-        ([date_cell(r["day"]), r["resource__external_id"], r["resource__name"], r["product__code"], r["state"],
-          r["minutes"], r["currency"], money_cell(r["amount"], r["currency"]), exact_cell(r["amount"])]
+        ["day", "resource", "resource_name", "project", "labels", "product", "state", "minutes", "currency", "amount",
+         "amount_exact"],
+        ([date_cell(r["day"]), r["resource__external_id"], r["resource__name"], r["resource__project__name"] or "",
+          "; ".join(f"{k}={v}" for k, v in sorted((r["resource__labels"] or {}).items())), r["product__code"], r["state"], r["minutes"], r["currency"],
+          money_cell(r["amount"], r["currency"]), exact_cell(r["amount"])]
          for r in rows.iterator()),
     )
 

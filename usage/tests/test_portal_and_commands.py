@@ -58,9 +58,23 @@ def test_usage_csv_export_has_one_row_per_day_resource_product_and_state(org, ow
     client.force_login(owner)
     response = client.get("/usage/export.csv", {"start": "2026-03-01", "end": "2026-03-31"})
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
-    assert rows[0] == ["day", "resource", "resource_name", "product", "state", "minutes", "currency", "amount",
-                       "amount_exact"]
-    assert rows[1:] == [["2026-03-10", "srv-1", "web-1", "cpu-4", "running", "103", "USD", "2.06", "2.060000000000"]]
+    assert rows[0] == ["day", "resource", "resource_name", "project", "labels", "product", "state", "minutes",
+                       "currency", "amount", "amount_exact"]
+    assert rows[1:] == [["2026-03-10", "srv-1", "web-1", "", "", "cpu-4", "running", "103", "USD", "2.06",
+                         "2.060000000000"]]
+
+
+def test_usage_csv_export_names_each_resources_project_and_labels(org, owner, client, running):
+    """Issue 19, item 1: the daily usage CSV breaks spend down by project and label too."""
+    from usage.models import Project
+
+    research = Project.objects.create(organization=org, name="ML research", slug="ml-research")
+    Resource.objects.filter(external_id="srv-1").update(project=research, labels={"team": "vision", "env": "prod"})
+    client.force_login(owner)
+    response = client.get("/usage/export.csv", {"start": "2026-03-01", "end": "2026-03-31"})
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert [(r["resource"], r["project"], r["labels"], r["amount"]) for r in rows] == [
+        ("srv-1", "ML research", "env=prod; team=vision", "2.06")]
 
 
 def test_a_resource_named_like_a_formula_is_exported_as_text(org, owner, client, running):
@@ -70,7 +84,7 @@ def test_a_resource_named_like_a_formula_is_exported_as_text(org, owner, client,
     response = client.get("/usage/export.csv", {"start": "2026-03-01", "end": "2026-03-31"})
     row = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))[1]
     assert row[2] == "'=cmd|' /C calc'!A0"
-    assert row[7:] == ["2.06", "2.060000000000"]  # numbers, negative ones included, stay numbers
+    assert row[9:] == ["2.06", "2.060000000000"]  # numbers, negative ones included, stay numbers
 
 
 @pytest.mark.parametrize(("query", "says"), [
