@@ -114,6 +114,17 @@ def test_seed_demo_bills_last_month_once_and_places_acme_s_servers_in_projects(d
     assert org_budget.project is None and {"actual:50", "actual:80"} <= set(org_budget.alerts_sent)
     assert project_budget.project.slug == "ml-research" and "actual:50" in project_budget.alerts_sent
     assert "actual:80" not in project_budget.alerts_sent
+    # ... and the "Platform" project's, capped: its running server hibernated through the
+    # signed provisioning outbox, once (the second seed above added nothing).
+    from credits.models import ProvisioningRequest
+
+    capped = Budget.objects.get(organization__slug="acme-ai", name="Platform (hard cap)")
+    web = Resource.objects.get(external_id="acme-cpu-web")
+    assert capped.project.slug == "platform" and capped.capped_at is not None and capped.actual >= capped.cap_amount
+    assert capped.capped_resources == [web.pk] and web.state == "hibernated"
+    assert Resource.objects.get(external_id="acme-h100-01").state == "running"  # another project: untouched
+    (request,) = ProvisioningRequest.objects.filter(organization__slug="acme-ai", action="hibernate")
+    assert request.payload["resource_ids"] == [web.pk] and request.payload["reason"].startswith("Budget cap reached")
 
     with time_machine.travel(NOW, tick=False):
         _tinyml_ladder_is_shown(client)
