@@ -22,8 +22,9 @@ wait for the past):
 then `seed` builds the journal up to the last settled day, so Customer credit held has
 its figures. Deterministic (every amount follows from the calendar and the price book)
 and idempotent: a second run finds its payments (`provider_payment_id` starting with
-MARKER) and adds nothing. November's fees are missing: the months before last month are
-this module's, last month is invoices' demo (imported usage, no monthly fees)."""
+MARKER) and adds nothing. The months before last month are this module's; last month is
+invoices' demo, whose fee lines come from the IPv4 addresses usage's demo fleet holds from
+the start of last month (the last history month's count, so MRR runs on)."""
 
 from __future__ import annotations
 
@@ -45,11 +46,13 @@ SERVERS = [
     ("nordlicht", "fin-nl-a100", "gpu-a100-8x", "running", 2, 6, 200),
     ("nordlicht", "fin-nl-l40s", "gpu-l40s-1x", "running", 12, 0, 300),
 ]
-# Monthly fee (IPv4 block) per organisation for each history month, oldest first.
+# Monthly fee (IPv4 addresses, 3.00 USD / 2.76 EUR each) per organisation for each history
+# month, oldest first; the last month's count is what usage.demo's fleet holds from the
+# start of last month (Acme 2, Nordlicht 1, TinyML none), so MRR runs on into last month.
 FEES = {
-    "acme-ai": [Decimal("24.00"), Decimal("24.00"), Decimal("48.00")],
-    "tinyml": [Decimal("0"), Decimal("12.00"), Decimal("0")],
-    "nordlicht": [Decimal("220.80"), Decimal("220.80"), Decimal("110.40")],
+    "acme-ai": [Decimal("3.00"), Decimal("3.00"), Decimal("6.00")],
+    "tinyml": [Decimal("0"), Decimal("3.00"), Decimal("0")],
+    "nordlicht": [Decimal("5.52"), Decimal("5.52"), Decimal("2.76")],
 }
 VAT = {"nordlicht": Decimal("19")}
 
@@ -233,7 +236,7 @@ def _invoice(org, n: int, start: datetime, end: datetime):
     fee = FEES[org.slug][n]
     ipv4 = Product.objects.filter(code="ipv4").first()
     if fee:
-        bill.add(Line(kind=LineKind.RECURRING, description="IPv4 address block monthly fee", amount=fee,
+        bill.add(Line(kind=LineKind.RECURRING, description="IPv4 address monthly fee", amount=fee,
                       quantity=Decimal(1), unit="month", unit_price=fee, product_code="ipv4",
                       product_id=ipv4.pk if ipv4 else None, service_start=start, service_end=end, tax_rate=rate,
                       tax_amount=round_money(fee * rate / 100, org.currency)))

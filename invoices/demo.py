@@ -54,21 +54,44 @@ def _history(start: datetime, end: datetime) -> list[dict]:
 
 def _draw_history(history: list[dict], start: datetime) -> None:
     """Imported history is not metered, so credits' sync never draws it: draw it from the
-    ledger here, as the sync would have (idempotent on the reference)."""
+    ledger here, as the sync would have: per organisation and UTC day, dated at the end of
+    that day (the last minute), so the revenue report and the journal recognise last
+    month's usage in last month, on the days it was consumed. A prepaid customer's top-up
+    for the month is dated its first day. Idempotent: a month with any draw (this one's
+    per day, or an older demo's one for the month) is left alone."""
     from accounts.models import Organization
+    from credits.models import LedgerEntry
     from credits.services import ledger_post
 
-    totals: dict[str, Decimal] = {}
+    month = f"demo-history:{start:%Y-%m}"
+    per_day: dict[str, dict[date, Decimal]] = {}
     for row in history:
-        totals[row["organization"]] = totals.get(row["organization"], Decimal(0)) + Decimal(row["amount"])
-    for org in Organization.objects.filter(pk__in=[int(k) for k in totals]):
+        t0, t1, amount = datetime.fromisoformat(row["start"]), datetime.fromisoformat(row["end"]), Decimal(row["amount"])
+        minutes = int((t1 - t0).total_seconds()) // 60
+        days = per_day.setdefault(row["organization"], {})
+        left, t = amount, t0
+        while t < t1:  # each UTC day's share by minutes; the last day takes what rounding left
+            day_end = datetime.combine(t.date() + timedelta(days=1), datetime.min.time(), tzinfo=t.tzinfo)
+            upto = min(day_end, t1)
+            share = left if upto == t1 else (amount * (int((upto - t).total_seconds()) // 60) / minutes).quantize(
+                Decimal("1e-12"))
+            days[t.date()] = days.get(t.date(), Decimal(0)) + share
+            left -= share
+            t = upto
+    for org in Organization.objects.filter(pk__in=[int(k) for k in per_day]):
+        if LedgerEntry.objects.filter(organization=org, reference__startswith=month).exists():
+            continue
+        days = per_day[str(org.pk)]
         if org.billing_mode == "prepaid":
             # A prepaid customer bought that month's credit in that month: the history
             # leaves today's demo balance as credits' demo set it.
-            ledger_post(organization=org, amount=totals[str(org.pk)], kind="topup",
-                        reason=f"Top-ups of {start:%B %Y} (demo data)", reference=f"demo-history-topup:{start:%Y-%m}")
-        ledger_post(organization=org, amount=-totals[str(org.pk)], kind="usage", reason="Demo usage history",
-                    reference=f"demo-history:{start:%Y-%m}")
+            ledger_post(organization=org, amount=sum(days.values(), Decimal(0)), kind="topup",
+                        reason=f"Top-ups of {start:%B %Y} (demo data)", reference=f"demo-history-topup:{start:%Y-%m}",
+                        at=start + timedelta(hours=1))
+        for day, amount in sorted(days.items()):
+            ledger_post(organization=org, amount=-amount, kind="usage", reason="Demo usage history",
+                        reference=f"{month}:{day:%d}",
+                        at=datetime.combine(day, datetime.min.time(), tzinfo=start.tzinfo) + timedelta(hours=23, minutes=59))
 
 
 def seed(stdout=None) -> None:

@@ -19,6 +19,11 @@ from usage import metering, rollups, services
 from usage.models import Aggregation, Metric, Resource, StateSource, UsageEvent, to_minute
 
 R, S, H = ResourceState.RUNNING, ResourceState.STOPPED, ResourceState.HIBERNATED
+# In a history, "since the start of last month" (a calendar month, whenever the demo is
+# seeded): the IPv4 addresses, monthly fees held all of last month, so last month's
+# invoices (invoices.demo) carry fee lines and the recurring report's MRR goes on from
+# finance.demo's history months instead of churning to zero.
+LAST_MONTH = "last-month"
 # org slug: [(external id, name, product, [(hours ago, state or product code)], add-ons)]
 FLEET = {
     "acme-ai": [
@@ -26,10 +31,13 @@ FLEET = {
         ("acme-a100-02", "finetune-a100", "gpu-a100-1x", [(130, R), (80, H), (30, R)], []),
         ("acme-cpu-web", "web-frontend", "cpu-4-16", [(143, R), (60, "cpu-16-64")], ["addon-dedicated-ip"]),
         ("acme-cpu-ci", "ci-runner", "cpu-2-4", [(120, R), (20, S)], []),
+        ("acme-ipv4-1", "ipv4-gateway-1", "ipv4", [(LAST_MONTH, R)], []),
+        ("acme-ipv4-2", "ipv4-gateway-2", "ipv4", [(LAST_MONTH, R)], []),
     ],
     "nordlicht": [
         ("nl-render-01", "render-a100-node", "gpu-a100-8x", [(110, R)], ["addon-ssd-upgrade"]),
         ("nl-l40s-01", "preview-l40s", "gpu-l40s-1x", [(100, R), (48, S), (24, R)], []),
+        ("nl-ipv4-1", "ipv4-render", "ipv4", [(LAST_MONTH, R)], []),
     ],
     # Unchanged since before its $90.00 ran out (about three days ago at $1.22 an hour):
     # credits.demo.seed_ladder hibernates it at that minute.
@@ -57,7 +65,8 @@ def seed(stdout=None) -> None:
         for external_id, name, code, history, addons in fleet:
             if Resource.objects.filter(external_id=external_id).exists():
                 continue
-            _build(org, external_id, name, products[code], history, [products[a] for a in addons], products, now)
+            _build(org, external_id, name, products[code], _hours(history, now), [products[a] for a in addons],
+                   products, now)
             created += 1
     _projects()
     # The history written, before it is metered (credits' demo: TinyML hibernated at the
@@ -98,6 +107,14 @@ def _projects() -> None:
                                         labels={}).update(project=project, labels=labels, tags_at=timezone.now())
 
 
+def _hours(history, now):
+    """The history with LAST_MONTH as the hours since the start of last month."""
+    first = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    last_month = (first - timedelta(days=1)).replace(day=1)
+    since = (now - last_month).total_seconds() / 3600
+    return [(since if hours == LAST_MONTH else hours, change) for hours, change in history]
+
+
 @transaction.atomic
 def _build(org, external_id, name, product, history, addons, products, now) -> None:
     born = now - timedelta(hours=history[0][0], minutes=7)
@@ -120,10 +137,10 @@ def _build(org, external_id, name, product, history, addons, products, now) -> N
     for addon in addons:
         services.addon_attach_points(resource_id=resource.pk, organization_id=org.pk, product_id=addon.pk,
                                      at=now - timedelta(hours=history[0][0] - 1))
-    if Metric.objects.filter(code="bandwidth_gb").exists():
+    if product.billing_model != "monthly" and Metric.objects.filter(code="bandwidth_gb").exists():
         UsageEvent.objects.bulk_create([
             UsageEvent(event_id=f"demo-{external_id}-bw-{h}", type="metered", organization=org, resource=resource,
                        occurred_at=now - timedelta(hours=h), minute=to_minute(now - timedelta(hours=h)),
                        received_at=now, metric="bandwidth_gb", quantity=Decimal(17 + (h * 7) % 23))
-            for h in range(1, history[0][0], 6)
+            for h in range(1, int(history[0][0]), 6)
         ], ignore_conflicts=True)

@@ -102,8 +102,8 @@ def test_seed_demo_bills_last_month_once_and_places_acme_s_servers_in_projects(d
     assert [slug for slug, _, _ in first] == ["acme-ai", "nordlicht", "tinyml"]
     acme = november.get(organization__slug="acme-ai")
     # A prepaid statement: November's usage of each server (the legacy fleet's imported, the
-    # seeded one's metered), hibernated hours apart, and the backup add-on.
-    assert acme.is_statement and acme.lines.count() == 13
+    # seeded one's metered), hibernated hours apart, the backup add-on and two IPv4 addresses' fees.
+    assert acme.is_statement and acme.lines.count() == 15
     assert acme.amount_due == acme.total - acme.credit_applied  # what the prepaid balance lacked
 
     # budgets.demo: Acme's organisation budget and its "ML research" project's, each past an alert.
@@ -238,12 +238,15 @@ def test_every_report_has_something_to_say_over_the_demo_history(demo):
                == r["closing"] for r in credit.values())
 
     recurring = {r["month"]: r for r in report("recurring", "USD").rows}
-    assert recurring[date(2026, 8, 1)]["new"] == D("24.00")
-    assert recurring[date(2026, 9, 1)]["new"] == D("12.00")  # TinyML's fee starts…
-    assert recurring[date(2026, 10, 1)]["churn"] == D("-12.00")  # …and ends
-    assert recurring[date(2026, 10, 1)]["expansion"] == D("24.00")  # Acme's second block
+    assert recurring[date(2026, 8, 1)]["new"] == D("3.00")
+    assert recurring[date(2026, 9, 1)]["new"] == D("3.00")  # TinyML's fee starts…
+    assert recurring[date(2026, 10, 1)]["churn"] == D("-3.00")  # …and ends
+    assert recurring[date(2026, 10, 1)]["expansion"] == D("3.00")  # Acme's second address
+    # November, billed by the engine from usage.demo's fleet: the same two addresses, no churn.
+    assert (recurring[date(2026, 11, 1)]["churn"], recurring[date(2026, 11, 1)]["mrr"]) == (D("0"), D("6.00"))
     eur_mrr = {r["month"]: r for r in report("recurring", "EUR").rows}
-    assert eur_mrr[date(2026, 10, 1)]["contraction"] == D("-110.40")
+    assert eur_mrr[date(2026, 10, 1)]["contraction"] == D("-2.76")
+    assert (eur_mrr[date(2026, 11, 1)]["churn"], eur_mrr[date(2026, 11, 1)]["mrr"]) == (D("0"), D("2.76"))
 
     receivables = report("receivables", "EUR").rows
     assert [r["customer"] for r in receivables] == ["Nordlicht Render"]
