@@ -109,3 +109,22 @@ def test_runway_admission_refuses_a_start_while_the_cap_holds(org, gpu, start_se
     with time_machine.travel(at(0, 5, day=1, month=4), tick=False):  # a cap of March holds no start in April
         Budget.objects.filter(pk=budget.pk).update(capped_at=at(8, 0), capped_month=at(8, 0).date().replace(day=1))
         assert admit(organization=org, product=gpu).reason != "budget_cap_reached"
+
+
+def test_the_cap_tells_the_webhook_endpoints_what_it_hibernated_and_resumed(org, gpu, start_server, tick):
+    """Issue 18's catalogue: resource.hibernated and resource.resumed come from the cap too,
+    with the same resource ids and reason as the provisioning requests, each once."""
+    from webhooks.models import WebhookMessage
+    from webhooks.tests.factories import make_endpoint
+
+    make_endpoint(org, event_types=["resource.hibernated", "resource.resumed"])
+    budget = make_budget(org, cap_amount=Decimal("8.00"))
+    server = start_server(org, gpu, at(0, 0))
+    tick(at(9, 0))
+    tick(at(9, 5))  # a rerun: nothing more
+    update(budget, at(9, 20), cap_amount=Decimal("20.00"))
+    sent = [(m.event_type, m.data["resource_ids"], m.data["reason"])
+            for m in WebhookMessage.objects.filter(organization=org).order_by("id")]
+    event_of = {ProvisioningAction.HIBERNATE: "resource.hibernated", ProvisioningAction.RESUME: "resource.resumed"}
+    assert sent == [(event_of[action], ids, reason) for action, ids, reason in requests_of(org)]
+    assert [s[0] for s in sent] == ["resource.hibernated", "resource.resumed"] and sent[0][1] == [server.pk]

@@ -145,3 +145,23 @@ def test_hibernation_emits_credit_exhausted_and_resource_hibernated_and_resume_r
     hibernation.resume(organization_id=org.pk)
     [resumed] = _messages("resource.resumed")
     assert "Credit restored" in resumed.data["reason"]
+
+
+def test_a_declined_payment_emits_payment_failed_once(org, listening):
+    """The provider's news that a payment failed (webhook or poll: payment_apply_snapshot)
+    emits payment.failed with the failure code; the same news again emits nothing."""
+    from payments.gateways.base import PaymentSnapshot
+    from payments.models import PaymentStatus
+    from payments.services import payment_apply_snapshot
+    from payments.tests.factories import PaymentFactory
+
+    payment = PaymentFactory(organization=org, status=PaymentStatus.REQUIRES_ACTION, amount=Decimal("50.00"))
+    news = PaymentSnapshot(status=PaymentStatus.FAILED, failure_code="card_declined",
+                           failure_message="Your card was declined.")
+    payment_apply_snapshot(payment_id=payment.pk, snapshot=news)
+    payment_apply_snapshot(payment_id=payment.pk, snapshot=news)
+    [m] = _messages("payment.failed")
+    assert m.organization_id == org.pk
+    assert m.data == {"payment_id": payment.pk, "purpose": payment.purpose, "provider": payment.provider,
+                      "currency": org.currency, "amount": "50.00", "invoice_id": None, "failure_code": "card_declined"}
+    assert set(m.data) == set(EVENT_TYPES["payment.failed"].fields)
