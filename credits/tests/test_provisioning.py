@@ -102,3 +102,17 @@ def test_an_unreachable_platform_is_recorded_as_the_last_error(org, settings):
 
 def test_backoff_grows_and_is_capped():
     assert [hibernation.delivery_delay(n).total_seconds() for n in (1, 2, 3, 10, 30)] == [30, 60, 120, 1800, 1800]
+
+
+@pytest.mark.parametrize("action", ["hibernate", "resume", "delete_disks"])
+def test_every_action_reaches_the_platform_signed_through_the_one_outbox(org, platform, action):
+    """Credits' hibernation and resume, budgets' hard cap and the ladder's disk deletion all
+    write their request with `provisioning_outbox`: each action arrives signed and verified."""
+    now = datetime(2030, 7, 1, 9, 0, tzinfo=UTC)
+    request = hibernation.provisioning_outbox(org, action, [3, 4], f"why {action}", now)
+    with time_machine.travel(now, tick=False):
+        assert hibernation.deliver(request_id=request.pk) is True
+    body, valid = platform.received[-1]
+    assert valid and body["action"] == action and body["resource_ids"] == [3, 4] and body["reason"] == f"why {action}"
+    request.refresh_from_db()
+    assert request.status == "acknowledged"
