@@ -31,6 +31,11 @@ FLEET = {
         ("acme-a100-02", "finetune-a100", "gpu-a100-1x", [(130, R), (80, H), (30, R)], []),
         ("acme-cpu-web", "web-frontend", "cpu-4-16", [(143, R), (60, "cpu-16-64")], ["addon-dedicated-ip"]),
         ("acme-cpu-ci", "ci-runner", "cpu-2-4", [(120, R), (20, S)], []),
+        # Measured vs billable has something to say: a bastion running since the start of
+        # last month reaches its product's monthly cap ($19.99 < 720 h × $0.0298), and a
+        # three-minute A100 test run pays its product's ten-minute minimum.
+        ("acme-cpu-bastion", "bastion", "cpu-2-4", [(LAST_MONTH, R)], []),
+        ("acme-a100-try", "quick-test-a100", "gpu-a100-1x", [(30, R), (29.95, S)], []),
         ("acme-ipv4-1", "ipv4-gateway-1", "ipv4", [(LAST_MONTH, R)], []),
         ("acme-ipv4-2", "ipv4-gateway-2", "ipv4", [(LAST_MONTH, R)], []),
     ],

@@ -102,9 +102,10 @@ def test_seed_demo_bills_last_month_once_and_places_acme_s_servers_in_projects(d
     assert [slug for slug, _, _ in first] == ["acme-ai", "nordlicht", "tinyml"]
     acme = november.get(organization__slug="acme-ai")
     # A prepaid statement: November's usage of each server (the legacy fleet's imported, the
-    # seeded one's metered), hibernated hours apart, the backup add-on and two IPv4 addresses' fees.
-    assert acme.is_statement and acme.lines.count() == 15
+    # seeded one's metered), hibernated hours apart, the backup add-on, the bastion (at its cap) and two IPv4 addresses' fees.
+    assert acme.is_statement and acme.lines.count() == 16
     assert acme.amount_due == acme.total - acme.credit_applied  # what the prepaid balance lacked
+    _measured_vs_billable_has_figures()
 
     # budgets.demo: Acme's organisation budget and its "ML research" project's, each past an alert.
     from budgets.models import Budget
@@ -128,6 +129,25 @@ def test_seed_demo_bills_last_month_once_and_places_acme_s_servers_in_projects(d
 
     with time_machine.travel(NOW, tick=False):
         _tinyml_ladder_is_shown(client)
+
+
+def _measured_vs_billable_has_figures():
+    """usage.demo's bastion hit its product's monthly cap in November, and the three-minute
+    A100 test run pays the ten-minute minimum (issue 19, item 5, in the demo)."""
+    from usage.billable import measured_vs_billable
+
+    bastion = Resource.objects.get(external_id="acme-cpu-bastion")
+    november = measured_vs_billable(resource=bastion, month=date(2026, 11, 1), now=NOW)
+    [running] = november.states
+    assert (running.measured_minutes, running.billable_minutes) == (720 * 60, 720 * 60)
+    assert running.amount == D("19.99") and november.cap_saved == 720 * D("0.0298") - D("19.99") == D("1.466")
+    trial = Resource.objects.get(external_id="acme-a100-try")
+    december = measured_vs_billable(resource=trial, month=date(2026, 12, 1), now=NOW)
+    by_state = {line.state: line for line in december.states}
+    assert by_state["running"].measured_minutes == 3 and by_state["provisioning"].billable_minutes == 0
+    assert by_state["provisioning"].reason == "Transitional state: not billed."
+    assert december.minimum_minutes == 7 and december.minimum_amount == (D("1.79") * 7 / 60).quantize(D("1e-12"))
+    assert by_state["running"].amount == (D("1.79") * 10 / 60).quantize(D("1e-12"))  # the ten-minute minimum
 
 
 def _tinyml_ladder_is_shown(client):
