@@ -321,3 +321,28 @@ def test_every_attempt_is_counted_by_outcome_in_the_metrics(
     assert moved(before, after, "cloudbill_webhook_deliveries_total", outcome="failed") == 2
     assert moved(before, after, "cloudbill_webhook_deliveries_total", outcome="delivered") == 1
     assert moved(before, after, "cloudbill_webhook_deliveries_total", outcome="gave_up") == 0
+
+
+def test_a_sender_that_died_mid_request_is_replaced_once_its_claim_runs_out(org, receiver, django_capture_on_commit_callbacks):
+    """At least once: a worker killed after claiming (no attempt recorded) leaves the claim to
+    run out (LEASE); until then nobody sends, after it deliver_due sends it, same webhook-id."""
+    import time_machine
+
+    _endpoint(org, receiver)
+    receiver.script = [(500, 0)]  # the first POST fails: the delivery is pending again
+    _emit(org, django_capture_on_commit_callbacks)
+    d = WebhookDelivery.objects.get()
+    first_id = receiver.received[0].webhook_id
+    died_at = d.next_attempt_at
+    # A worker claims the retry and dies before the request: the claim stays, nothing recorded.
+    with time_machine.travel(died_at, tick=False):
+        assert delivery._claim(d.pk, died_at)
+        assert delivery.deliver_due() == [] and delivery.deliver(d.pk) is None
+    with time_machine.travel(died_at + delivery.LEASE - timedelta(seconds=1), tick=False):
+        assert delivery.deliver_due() == []  # still held
+    with time_machine.travel(died_at + delivery.LEASE + timedelta(seconds=1), tick=False):
+        assert delivery.deliver_due() == [d.pk]
+        assert delivery.deliver(d.pk) == DeliveryStatus.SUCCEEDED
+    assert [r.webhook_id for r in receiver.received] == [first_id, first_id]
+    assert [r.verified for r in receiver.received] == [True, True]
+    assert WebhookDelivery.objects.get().attempts == 1  # the lost claim is no attempt
