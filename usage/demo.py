@@ -35,7 +35,7 @@ FLEET = {
         # last month reaches its product's monthly cap ($19.99 < 720 h × $0.0298), and a
         # three-minute A100 test run pays its product's ten-minute minimum.
         ("acme-cpu-bastion", "bastion", "cpu-2-4", [(LAST_MONTH, R)], []),
-        ("acme-a100-try", "quick-test-a100", "gpu-a100-1x", [(30, R), (29.95, S)], []),
+        ("acme-a100-try", "quick-test-a100", "gpu-a100-1x", [(30, R), (timedelta(hours=29, minutes=57), S)], []),
         ("acme-ipv4-1", "ipv4-gateway-1", "ipv4", [(LAST_MONTH, R)], []),
         ("acme-ipv4-2", "ipv4-gateway-2", "ipv4", [(LAST_MONTH, R)], []),
     ],
@@ -70,7 +70,7 @@ def seed(stdout=None) -> None:
         for external_id, name, code, history, addons in fleet:
             if Resource.objects.filter(external_id=external_id).exists():
                 continue
-            _build(org, external_id, name, products[code], _hours(history, now), [products[a] for a in addons],
+            _build(org, external_id, name, products[code], _offsets(history, now), [products[a] for a in addons],
                    products, now)
             created += 1
     _projects()
@@ -112,24 +112,25 @@ def _projects() -> None:
                                         labels={}).update(project=project, labels=labels, tags_at=timezone.now())
 
 
-def _hours(history, now):
-    """The history with LAST_MONTH as the hours since the start of last month."""
+def _offsets(history, now):
+    """The history with each offset as a timedelta before `now` (hours, a timedelta, or
+    LAST_MONTH: since the start of last month)."""
     first = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     last_month = (first - timedelta(days=1)).replace(day=1)
-    since = (now - last_month).total_seconds() / 3600
-    return [(since if hours == LAST_MONTH else hours, change) for hours, change in history]
+    return [(now - last_month if ago == LAST_MONTH else ago if isinstance(ago, timedelta) else timedelta(hours=ago),
+             change) for ago, change in history]
 
 
 @transaction.atomic
 def _build(org, external_id, name, product, history, addons, products, now) -> None:
-    born = now - timedelta(hours=history[0][0], minutes=7)
+    born = now - history[0][0] - timedelta(minutes=7)
     resource = Resource.objects.create(organization=org, external_id=external_id, name=name, product=product,
                                        state=ResourceState.PROVISIONING, state_since=born)
     points = [services.ChangePoint(resource_id=resource.pk, organization_id=org.pk, at=born,
                                    state=ResourceState.PROVISIONING, product_id=product.pk,
                                    current_product_id=product.pk, source=StateSource.EVENT)]
-    for hours_ago, change in history:
-        at = now - timedelta(hours=hours_ago)
+    for ago, change in history:
+        at = now - ago
         if change in products:
             points.append(services.ChangePoint(resource_id=resource.pk, organization_id=org.pk, at=at,
                                                product_id=products[change].pk, current_product_id=product.pk))
@@ -141,11 +142,11 @@ def _build(org, external_id, name, product, history, addons, products, now) -> N
     services.record_change_points(points)
     for addon in addons:
         services.addon_attach_points(resource_id=resource.pk, organization_id=org.pk, product_id=addon.pk,
-                                     at=now - timedelta(hours=history[0][0] - 1))
+                                     at=now - history[0][0] + timedelta(hours=1))
     if product.billing_model != "monthly" and Metric.objects.filter(code="bandwidth_gb").exists():
         UsageEvent.objects.bulk_create([
             UsageEvent(event_id=f"demo-{external_id}-bw-{h}", type="metered", organization=org, resource=resource,
                        occurred_at=now - timedelta(hours=h), minute=to_minute(now - timedelta(hours=h)),
                        received_at=now, metric="bandwidth_gb", quantity=Decimal(17 + (h * 7) % 23))
-            for h in range(1, int(history[0][0]), 6)
+            for h in range(1, int(history[0][0] / timedelta(hours=1)), 6)
         ], ignore_conflicts=True)
