@@ -10,6 +10,25 @@ from django.db import models
 from accounts.models import ApiKey, AuditLog, Organization, User
 
 
+def _fields(action: str, *, actor: User | None = None, api_key: ApiKey | None = None,
+            organization: Organization | None = None, obj: models.Model | None = None, reason: str = "",
+            changes: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One entry's column values (by attname), the rules of both writers below: someone
+    not signed in is no actor, the object is named by its model label and primary key."""
+    if actor is not None and not getattr(actor, "is_authenticated", False):
+        actor = None
+    return {
+        "actor_id": actor.pk if actor is not None else None,
+        "actor_api_key_id": api_key.pk if api_key is not None else None,
+        "organization_id": organization.pk if organization is not None else None,
+        "action": action,
+        "object_type": obj._meta.label if obj is not None else "",
+        "object_id": str(obj.pk) if obj is not None else "",
+        "reason": reason,
+        "changes": _jsonable(changes or {}),
+    }
+
+
 def audit_record(
     action: str,
     *,
@@ -20,25 +39,15 @@ def audit_record(
     reason: str = "",
     changes: dict[str, Any] | None = None,
 ) -> AuditLog:
-    if actor is not None and not getattr(actor, "is_authenticated", False):
-        actor = None
-    return AuditLog.objects.create(
-        action=action,
-        actor=actor,
-        actor_api_key=api_key,
-        organization=organization,
-        object_type=obj._meta.label if obj is not None else "",
-        object_id=str(obj.pk) if obj is not None else "",
-        reason=reason,
-        changes=_jsonable(changes or {}),
-    )
+    return AuditLog.objects.create(**_fields(action, actor=actor, api_key=api_key, organization=organization, obj=obj,
+                                             reason=reason, changes=changes))
 
 
 def audit_record_many(action: str, entries: list[dict[str, Any]]) -> int:
     """`audit_record` for many objects in one `COPY` (`core.copyrows`; a monthly run's chunk
-    writes one per invoice, under the invoice counter's lock): each entry holds its keyword
-    arguments (actor, api_key, organization, obj, reason, changes). The rows are what
-    `audit_record` would write, one `created_at` for the statement; returns how many."""
+    writes one per invoice, under the invoice counter's lock): each entry holds
+    `audit_record`'s keyword arguments. The rows are what `audit_record` would write, one
+    `created_at` for the statement; returns how many."""
     from django.utils import timezone
 
     from core.copyrows import copy_rows
@@ -46,14 +55,9 @@ def audit_record_many(action: str, entries: list[dict[str, Any]]) -> int:
     now = timezone.now()
     rows = []
     for e in entries:
-        actor, obj, api_key, org = e.get("actor"), e.get("obj"), e.get("api_key"), e.get("organization")
-        if actor is not None and not getattr(actor, "is_authenticated", False):
-            actor = None
-        rows.append((
-            now, actor.pk if actor is not None else None, api_key.pk if api_key is not None else None,
-            org.pk if org is not None else None, action, obj._meta.label if obj is not None else "",
-            str(obj.pk) if obj is not None else "", e.get("reason", ""), json.dumps(_jsonable(e.get("changes") or {})),
-        ))
+        fields = _fields(action, **e)
+        fields["changes"] = json.dumps(fields["changes"])
+        rows.append((now, *(fields[c] for c in AUDIT_COLUMNS[1:])))
     return copy_rows(AuditLog._meta.db_table, AUDIT_COLUMNS, rows)
 
 
