@@ -117,8 +117,13 @@ def _offsets(history, now):
     LAST_MONTH: since the start of last month)."""
     first = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     last_month = (first - timedelta(days=1)).replace(day=1)
-    return [(now - last_month if ago == LAST_MONTH else ago if isinstance(ago, timedelta) else timedelta(hours=ago),
-             change) for ago, change in history]
+
+    def offset(ago):
+        if ago == LAST_MONTH:
+            return now - last_month
+        return ago if isinstance(ago, timedelta) else timedelta(hours=ago)
+
+    return [(offset(ago), change) for ago, change in history]
 
 
 @transaction.atomic

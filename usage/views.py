@@ -104,8 +104,8 @@ def export(request):
         ["day", "resource", "resource_name", "project", "labels", "product", "state", "minutes", "currency", "amount",
          "amount_exact"],
         ([date_cell(r["day"]), r["resource__external_id"], r["resource__name"], r["resource__project__name"] or "",
-          "; ".join(f"{k}={v}" for k, v in sorted((r["resource__labels"] or {}).items())), r["product__code"], r["state"], r["minutes"], r["currency"],
-          money_cell(r["amount"], r["currency"]), exact_cell(r["amount"])]
+          "; ".join(f"{k}={v}" for k, v in sorted((r["resource__labels"] or {}).items())), r["product__code"],
+          r["state"], r["minutes"], r["currency"], money_cell(r["amount"], r["currency"]), exact_cell(r["amount"])]
          for r in rows.iterator()),
     )
 

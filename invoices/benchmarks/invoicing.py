@@ -55,6 +55,9 @@ RESOURCES = 10
 COUPON = "bench-invoicing-10"
 # Tax set-up: (country, VAT id or "", rate kept for the country or None).
 CUSTOMERS = [("US", "", None), ("DE", "", Decimal("19")), ("NL", "", Decimal("21")), ("FR", "FR40303265045", None)]  # a VAT id that passes its check digits: reverse charge
+# The tables whose rows the baseline copies from what the engine wrote (the first one's
+# row count is the chunk's invoices), and all it writes to.
+COPIED_ROWS = ("invoices_invoice", "invoices_invoiceline", "credits_ledgerentry", "accounts_auditlog")
 COPIED = ("invoices_invoice", "invoices_invoiceline", "credits_ledgerentry", "accounts_auditlog", "credits_balance",
           "invoices_invoicerunitem")
 
@@ -235,7 +238,7 @@ def _baseline(run_id: int, chunks: list[list[int]], period: tuple[datetime, date
     # it made the baseline slower than the engine it is the floor of).
     with connection.cursor() as cur:
         for k, chunk in enumerate(chunks):
-            picks = {
+            picks = {  # for each of COPIED_ROWS, the query finding a chunk's rows
                 "invoices_invoice": "SELECT i.* FROM invoices_invoice i",
                 "invoices_invoiceline": "SELECT l.* FROM invoices_invoiceline l JOIN invoices_invoice i"
                                         " ON i.id = l.invoice_id",
@@ -245,16 +248,16 @@ def _baseline(run_id: int, chunks: list[list[int]], period: tuple[datetime, date
                                      " ON a.object_type = 'invoices.Invoice' AND a.object_id = i.id::text"
                                      " AND a.action = 'invoice.finalized'",
             }
-            for table, select in picks.items():
+            for table in COPIED_ROWS:
                 cur.execute(f"DROP TABLE IF EXISTS bsrc_{table}_{k}")
-                cur.execute(f"CREATE TEMP TABLE bsrc_{table}_{k} AS {select}"  # noqa: S608 - our own tables
+                cur.execute(f"CREATE TEMP TABLE bsrc_{table}_{k} AS {picks[table]}"  # noqa: S608 - our own tables
                             " WHERE i.organization_id = ANY(%s) AND i.period_start = %s", [chunk, start])
     t0 = time.perf_counter()
     for k, chunk in enumerate(chunks):
         with transaction.atomic(), connection.cursor() as cur:
             cur.execute(_BASELINE_READ, [chunk, start.date(), end.date()])
             cur.fetchall()
-            for table in ("invoices_invoice", "invoices_invoiceline", "credits_ledgerentry", "accounts_auditlog"):
+            for table in COPIED_ROWS:
                 cur.execute(f"INSERT INTO bench_{table} SELECT * FROM bsrc_{table}_{k}")  # noqa: S608
                 if table == "invoices_invoice":
                     n = cur.rowcount
@@ -269,7 +272,7 @@ def _baseline(run_id: int, chunks: list[list[int]], period: tuple[datetime, date
         for table in (*COPIED, "invoices_numbersequence"):
             cur.execute(f"DROP TABLE IF EXISTS bench_{table}")
         for k in range(len(chunks)):
-            for table in ("invoices_invoice", "invoices_invoiceline", "credits_ledgerentry", "accounts_auditlog"):
+            for table in COPIED_ROWS:
                 cur.execute(f"DROP TABLE IF EXISTS bsrc_{table}_{k}")
     return seconds
 
